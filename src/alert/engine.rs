@@ -1,0 +1,412 @@
+//! The alert engine: turns detector findings into alert lifecycle events.
+//!
+//! Pure: fed events and operator commands with the time passed in, it
+//! returns `Event::AlertChanged` for every alert whose state (or figures, at
+//! most every `update_every`) changed. The state an operator sees is derived,
+//! in this order: resolved; silenced by a maintenance window; silenced by a
+//! silence; inhibited by an exchange-wide outage; acknowledged; firing.
+//!
+//! ```text
+//! events ──▶ Detectors ──findings──▶ Engine ──AlertChanged──▶ journal, reducer, notifier
+//! commands (ack, silence) ─────────▶ Engine
+//! ```
+
+use super::model::{Alert, AlertState};
+use super::{AlertSettings, Matcher};
+use crate::detect::breaker::{BREAKER_OPEN, OUTAGE};
+use crate::detect::staleness::NO_DATA;
+use crate::detect::{Detectors, Finding, Firing, Health};
+use crate::monitor::Command;
+use crate::state::Event;
+use std::collections::BTreeMap;
+
+/// An operator's silence, live until `until_ms`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Silence {
+    pub id: u64,
+    pub matcher: Matcher,
+    pub by: String,
+    pub created_ms: i64,
+    pub until_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+struct Tracked {
+    alert: Alert,
+    acked: Option<(String, i64)>,
+    last_emit_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+struct Window {
+    name: String,
+    matcher: Matcher,
+    start_ms: i64,
+    end_ms: i64,
+}
+
+pub struct Engine {
+    s: AlertSettings,
+    detectors: Detectors,
+    alerts: BTreeMap<String, Tracked>,
+    silences: Vec<Silence>,
+    windows: Vec<Window>,
+    next_silence: u64,
+}
+
+impl Engine {
+    pub fn new(settings: AlertSettings) -> Self {
+        let windows = settings
+            .maintenance
+            .iter()
+            .filter_map(|w| {
+                let (start_ms, end_ms) = w.span_ms()?;
+                Some(Window {
+                    name: w.name.clone(),
+                    matcher: w.matcher.clone(),
+                    start_ms,
+                    end_ms,
+                })
+            })
+            .collect();
+        Engine {
+            detectors: Detectors::new(settings.detect.clone()),
+            s: settings,
+            alerts: BTreeMap::new(),
+            silences: Vec::new(),
+            windows,
+            next_silence: 1,
+        }
+    }
+
+    /// Feed one event from the stream. Alert events (the engine's own output)
+    /// only update delivery state so later `AlertChanged` events carry it.
+    pub fn on_event(&mut self, ev: &Event, now_ms: i64) -> Vec<Event> {
+        match ev {
+            Event::AlertChanged { .. } => Vec::new(),
+            Event::AlertDelivery {
+                fingerprint,
+                sink,
+                delivery,
+            } => {
+                if let Some(t) = self.alerts.get_mut(fingerprint) {
+                    t.alert.delivery.insert(sink.clone(), delivery.clone());
+                }
+                Vec::new()
+            }
+            _ => {
+                let findings = self.detectors.on_event(ev, now_ms);
+                self.apply(findings, now_ms)
+            }
+        }
+    }
+
+    /// Time-driven work: no-data detection, silence expiry, auto-resolve of
+    /// alerts nothing confirms any more. Call about once a second.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Event> {
+        self.silences.retain(|s| s.until_ms > now_ms);
+        let mut changed = Vec::new();
+        let stale_before = now_ms - crate::detect::ms(self.s.resolve_after);
+        for (fp, t) in self.alerts.iter_mut() {
+            if t.alert.state.is_open() && t.alert.last_seen_ms < stale_before {
+                resolve(
+                    &mut t.alert,
+                    now_ms,
+                    format!("auto (not seen for {}s)", self.s.resolve_after.as_secs()),
+                );
+                changed.push(fp.clone());
+            }
+        }
+        let findings = self.detectors.tick(now_ms);
+        let mut out = self.apply(findings, now_ms);
+        for fp in changed {
+            if let Some(t) = self.alerts.get_mut(&fp) {
+                if !out
+                    .iter()
+                    .any(|e| matches!(e, Event::AlertChanged { alert } if alert.fingerprint == fp))
+                {
+                    t.last_emit_ms = now_ms;
+                    out.push(Event::AlertChanged {
+                        alert: t.alert.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Operator commands: acknowledge and silence. Others are not the engine's.
+    pub fn on_command(&mut self, cmd: &Command, now_ms: i64) -> Vec<Event> {
+        match cmd {
+            Command::Acknowledge { fingerprint, by } => {
+                match self.alerts.get_mut(fingerprint) {
+                    Some(t) if t.alert.state.is_open() => {
+                        t.acked = Some((by.clone(), now_ms));
+                    }
+                    _ => return Vec::new(),
+                }
+                self.apply(Vec::new(), now_ms)
+            }
+            Command::Silence {
+                exchange,
+                endpoint,
+                kind,
+                duration,
+                by,
+            } => {
+                let id = self.next_silence;
+                self.next_silence += 1;
+                self.silences.push(Silence {
+                    id,
+                    matcher: Matcher {
+                        exchange: exchange.clone(),
+                        endpoint: endpoint.clone(),
+                        kind: kind.clone(),
+                    },
+                    by: by.clone(),
+                    created_ms: now_ms,
+                    until_ms: now_ms.saturating_add(crate::detect::ms(*duration)),
+                });
+                self.apply(Vec::new(), now_ms)
+            }
+            Command::Triage { .. } | Command::ForceOpen { .. } | Command::ResetBreaker { .. } => {
+                Vec::new()
+            }
+        }
+    }
+
+    /// Resume alerts from the journal after a restart (the newest state of
+    /// each fingerprint). Emits nothing: they are already in the journal.
+    pub fn restore(&mut self, alerts: Vec<Alert>) {
+        for a in alerts {
+            let acked = (a.state == AlertState::Acknowledged)
+                .then(|| (a.state_by.clone().unwrap_or_default(), a.state_at_ms));
+            self.alerts.insert(
+                a.fingerprint.clone(),
+                Tracked {
+                    last_emit_ms: a.state_at_ms.max(a.last_seen_ms),
+                    alert: a,
+                    acked,
+                },
+            );
+        }
+    }
+
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values().map(|t| &t.alert)
+    }
+
+    pub fn alert(&self, fingerprint: &str) -> Option<&Alert> {
+        self.alerts.get(fingerprint).map(|t| &t.alert)
+    }
+
+    pub fn silences(&self) -> &[Silence] {
+        &self.silences
+    }
+
+    pub fn health(&self, exchange: &str, endpoint: &str) -> Health {
+        self.detectors.health(exchange, endpoint)
+    }
+
+    fn apply(&mut self, findings: Vec<Finding>, now_ms: i64) -> Vec<Event> {
+        let mut dirty: Vec<String> = Vec::new();
+        for f in findings {
+            let fp = f.fingerprint();
+            match f {
+                Finding::Firing(x) => {
+                    if self.fire(&fp, x, now_ms) {
+                        dirty.push(fp);
+                    }
+                }
+                Finding::Cleared { .. } => {
+                    if let Some(t) = self.alerts.get_mut(&fp) {
+                        if t.alert.state.is_open() {
+                            resolve(&mut t.alert, now_ms, "auto".into());
+                            t.acked = None;
+                            dirty.push(fp);
+                        }
+                    }
+                }
+            }
+        }
+        // Derived states can change for any alert (an outage began or ended,
+        // a silence was added): recompute all, they are few.
+        let outages: Vec<(String, String)> = self
+            .alerts
+            .values()
+            .filter(|t| t.alert.kind == OUTAGE && t.alert.state.is_open())
+            .map(|t| (t.alert.exchange.clone(), t.alert.fingerprint.clone()))
+            .collect();
+        // A paused endpoint has no data because we stopped asking: the
+        // breaker alert says so already.
+        let paused: Vec<(String, Option<String>, String)> = self
+            .alerts
+            .values()
+            .filter(|t| t.alert.kind == BREAKER_OPEN && t.alert.state.is_open())
+            .map(|t| {
+                (
+                    t.alert.exchange.clone(),
+                    t.alert.endpoint.clone(),
+                    t.alert.fingerprint.clone(),
+                )
+            })
+            .collect();
+        for (fp, t) in self.alerts.iter_mut() {
+            if !t.alert.state.is_open() {
+                continue;
+            }
+            let (state, by) = derive(
+                &t.alert,
+                t.acked.as_ref(),
+                &self.windows,
+                &self.silences,
+                &Inhibitors {
+                    outages: &outages,
+                    paused: &paused,
+                    kinds: &self.s.inhibit_kinds,
+                },
+                now_ms,
+            );
+            if state != t.alert.state || by != t.alert.state_by {
+                t.alert.state = state;
+                t.alert.state_by = by;
+                t.alert.state_at_ms = now_ms;
+                if !dirty.contains(fp) {
+                    dirty.push(fp.clone());
+                }
+            }
+        }
+        dirty
+            .into_iter()
+            .filter_map(|fp| {
+                let t = self.alerts.get_mut(&fp)?;
+                t.last_emit_ms = now_ms;
+                Some(Event::AlertChanged {
+                    alert: t.alert.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Returns whether the alert must be re-emitted now.
+    fn fire(&mut self, fp: &str, x: Firing, now_ms: i64) -> bool {
+        let update_ms = crate::detect::ms(self.s.update_every);
+        match self.alerts.get_mut(fp) {
+            Some(t) => {
+                let a = &mut t.alert;
+                let mut emit = false;
+                if !a.state.is_open() {
+                    // Re-fired: the same alert counts one more occurrence.
+                    a.occurrences += 1;
+                    a.resolved_at_ms = None;
+                    a.state = AlertState::Firing;
+                    a.state_by = Some("auto".into());
+                    a.state_at_ms = now_ms;
+                    a.delivery.clear();
+                    t.acked = None;
+                    emit = true;
+                }
+                if a.severity != x.severity {
+                    emit = true;
+                }
+                a.severity = x.severity;
+                a.title = x.title;
+                a.description = x.description;
+                a.metrics = x.metrics;
+                a.last_seen_ms = now_ms;
+                emit || now_ms - t.last_emit_ms >= update_ms
+            }
+            None => {
+                let alert = Alert {
+                    fingerprint: fp.to_string(),
+                    exchange: x.exchange,
+                    endpoint: x.endpoint,
+                    kind: x.kind,
+                    severity: x.severity,
+                    title: x.title,
+                    description: x.description,
+                    metrics: x.metrics,
+                    first_seen_ms: now_ms,
+                    last_seen_ms: now_ms,
+                    occurrences: 1,
+                    state: AlertState::Firing,
+                    state_by: Some("auto".into()),
+                    state_at_ms: now_ms,
+                    resolved_at_ms: None,
+                    delivery: BTreeMap::new(),
+                    triage: None,
+                };
+                self.alerts.insert(
+                    fp.to_string(),
+                    Tracked {
+                        alert,
+                        acked: None,
+                        last_emit_ms: now_ms,
+                    },
+                );
+                true
+            }
+        }
+    }
+}
+
+fn resolve(a: &mut Alert, now_ms: i64, by: String) {
+    a.state = AlertState::Resolved;
+    a.state_by = Some(by);
+    a.state_at_ms = now_ms;
+    a.resolved_at_ms = Some(now_ms);
+}
+
+struct Inhibitors<'a> {
+    /// (exchange, outage fingerprint)
+    outages: &'a [(String, String)],
+    /// (exchange, endpoint, breaker_open fingerprint)
+    paused: &'a [(String, Option<String>, String)],
+    kinds: &'a [String],
+}
+
+fn derive(
+    a: &Alert,
+    acked: Option<&(String, i64)>,
+    windows: &[Window],
+    silences: &[Silence],
+    inh: &Inhibitors<'_>,
+    now_ms: i64,
+) -> (AlertState, Option<String>) {
+    if let Some(w) = windows
+        .iter()
+        .find(|w| w.start_ms <= now_ms && now_ms < w.end_ms && w.matcher.matches(a))
+    {
+        return (
+            AlertState::Silenced,
+            Some(format!("maintenance: {}", w.name)),
+        );
+    }
+    if let Some(s) = silences
+        .iter()
+        .find(|s| s.until_ms > now_ms && s.matcher.matches(a))
+    {
+        return (
+            AlertState::Silenced,
+            Some(format!("silence #{} by {}", s.id, s.by)),
+        );
+    }
+    if a.kind != OUTAGE && inh.kinds.contains(&a.kind) {
+        if let Some((_, fp)) = inh.outages.iter().find(|(ex, _)| *ex == a.exchange) {
+            return (AlertState::Silenced, Some(format!("inhibited by {fp}")));
+        }
+    }
+    if a.kind == NO_DATA {
+        if let Some((_, _, fp)) = inh
+            .paused
+            .iter()
+            .find(|(ex, ep, _)| *ex == a.exchange && *ep == a.endpoint)
+        {
+            return (AlertState::Silenced, Some(format!("inhibited by {fp}")));
+        }
+    }
+    if let Some((by, _)) = acked {
+        return (AlertState::Acknowledged, Some(by.clone()));
+    }
+    (AlertState::Firing, Some("auto".into()))
+}

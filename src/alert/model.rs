@@ -1,0 +1,128 @@
+//! The alert model. An alert is identified by a stable fingerprint
+//! (exchange, endpoint, kind); re-firing updates it instead of making a new one.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+    Emergency,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+            Severity::Emergency => "emergency",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    Firing,
+    Acknowledged,
+    Silenced,
+    Resolved,
+}
+
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Firing => "firing",
+            AlertState::Acknowledged => "acknowledged",
+            AlertState::Silenced => "silenced",
+            AlertState::Resolved => "resolved",
+        }
+    }
+
+    pub fn is_open(self) -> bool {
+        self != AlertState::Resolved
+    }
+}
+
+/// Delivery of an alert's notification to one sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "delivery", rename_all = "snake_case")]
+pub enum Delivery {
+    Pending,
+    Sent {
+        at_ms: i64,
+    },
+    Retrying {
+        attempts: u32,
+        last_error: String,
+    },
+    /// A permanent error (400, 403, 404, 410): shown, not retried.
+    Failed {
+        error: String,
+    },
+    /// Not sent on purpose: grouped into another notification, deduplicated by another instance, silenced.
+    Suppressed {
+        reason: String,
+    },
+}
+
+/// Where an alert's triage came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TriageSource {
+    Model,
+    Rules,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Triage {
+    pub source: TriageSource,
+    /// 1 (informational) .. 5 (wake everyone up).
+    pub escalation: u8,
+    pub requires_human: bool,
+    pub summary: String,
+    pub likely_cause: String,
+    pub suggested_actions: Vec<String>,
+    pub auto_resolve: bool,
+    /// Which rule decided, or why the model's answer was not used.
+    pub note: String,
+    pub latency_ms: u64,
+    pub cost_usd: f64,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// `exchange/endpoint/kind` (endpoint `*` for exchange-wide alerts).
+    pub fingerprint: String,
+    pub exchange: String,
+    pub endpoint: Option<String>,
+    /// `latency`, `error_rate`, `stale`, `frozen`, `payload:<reason>`, `rate_limit`, `ban`, `breaker_open`, ...
+    pub kind: String,
+    pub severity: Severity,
+    pub title: String,
+    pub description: String,
+    /// The figures behind it (e.g. `p50_ms`, `z_score`, `error_rate`).
+    pub metrics: BTreeMap<String, f64>,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub occurrences: u64,
+    pub state: AlertState,
+    /// Who changed the state last (an operator name, or `auto`).
+    pub state_by: Option<String>,
+    pub state_at_ms: i64,
+    pub resolved_at_ms: Option<i64>,
+    /// Delivery per sink name.
+    pub delivery: BTreeMap<String, Delivery>,
+    pub triage: Option<Triage>,
+}
+
+impl Alert {
+    pub fn fingerprint_of(exchange: &str, endpoint: Option<&str>, kind: &str) -> String {
+        format!("{exchange}/{}/{kind}", endpoint.unwrap_or("*"))
+    }
+}

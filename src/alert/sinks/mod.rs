@@ -1,0 +1,612 @@
+//! Sinks: where notifications go (Slack, PagerDuty, a generic webhook).
+//!
+//! Each sink has a bounded queue and one delivery task that sends in order,
+//! retrying with exponential backoff on 429 (honouring `Retry-After`), 5xx and
+//! network errors only. Other 4xx answers (400, 403, 404, 410, ...) are
+//! permanent: shown as `Delivery::Failed`, not retried. A full queue is
+//! reported as `Delivery::Failed` too: nothing is dropped silently. Delivery
+//! state flows back as `Event::AlertDelivery`.
+
+pub mod pagerduty;
+pub mod slack;
+pub mod webhook;
+
+use super::model::{AlertState, Delivery, Severity};
+use super::notify::Notification;
+use crate::config::{Problems, is_env_name};
+use crate::state::Event;
+use rand::Rng;
+use serde::Deserialize;
+use std::fmt;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    Slack,
+    Pagerduty,
+    Webhook,
+}
+
+impl SinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::Slack => "slack",
+            SinkKind::Pagerduty => "pagerduty",
+            SinkKind::Webhook => "webhook",
+        }
+    }
+}
+
+/// One `[[alerts.sinks]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    pub name: String,
+    pub kind: SinkKind,
+    /// Environment variable holding the URL (Slack incoming webhook, the
+    /// webhook endpoint, or for PagerDuty an Events API URL other than the default).
+    pub url_env: Option<String>,
+    /// PagerDuty: environment variable holding the integration's routing key.
+    pub routing_key_env: Option<String>,
+    /// Notifications of groups below this severity are not sent here.
+    #[serde(default = "default_min_severity")]
+    pub min_severity: Severity,
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "default_retry_initial", with = "humantime_serde")]
+    pub retry_initial: Duration,
+    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// Retrying stops (and the delivery shows as failed) after this long.
+    #[serde(default = "default_give_up", with = "humantime_serde")]
+    pub give_up_after: Duration,
+}
+
+fn default_min_severity() -> Severity {
+    Severity::Warning
+}
+fn default_queue() -> usize {
+    256
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_retry_initial() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_give_up() -> Duration {
+    Duration::from_secs(3600)
+}
+
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+impl SinkConfig {
+    pub fn validate(&self, at: &str, p: &mut Problems) {
+        if self.name.is_empty() {
+            p.push(format!("{at}.name"), "must not be empty");
+        }
+        for (field, v) in [
+            ("url_env", &self.url_env),
+            ("routing_key_env", &self.routing_key_env),
+        ] {
+            if let Some(v) = v {
+                if !is_env_name(v) {
+                    p.push(
+                        format!("{at}.{field}"),
+                        "must be the NAME of an environment variable (A-Z, 0-9, _), not the secret itself",
+                    );
+                }
+            }
+        }
+        match self.kind {
+            SinkKind::Slack | SinkKind::Webhook if self.url_env.is_none() => p.push(
+                format!("{at}.url_env"),
+                "required: the environment variable that holds the URL",
+            ),
+            SinkKind::Pagerduty if self.routing_key_env.is_none() => p.push(
+                format!("{at}.routing_key_env"),
+                "required: the environment variable that holds the routing key",
+            ),
+            _ => {}
+        }
+        if self.queue == 0 || self.queue > 100_000 {
+            p.push(format!("{at}.queue"), "must be between 1 and 100000");
+        }
+        if self.timeout.is_zero() {
+            p.push(format!("{at}.timeout"), "must be greater than zero");
+        }
+        if self.retry_initial.is_zero() || self.retry_max < self.retry_initial {
+            p.push(
+                format!("{at}.retry_max"),
+                "retry_initial must be > 0 and retry_max >= retry_initial",
+            );
+        }
+    }
+
+    /// Read the URL and routing key from the environment.
+    pub fn resolve(&self) -> Result<Sink, SinkError> {
+        let read = |var: &str| {
+            std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| SinkError::MissingEnv {
+                    sink: self.name.clone(),
+                    var: var.to_string(),
+                })
+        };
+        let url = match (&self.url_env, self.kind) {
+            (Some(v), _) => read(v)?,
+            (None, SinkKind::Pagerduty) => PAGERDUTY_EVENTS_URL.to_string(),
+            (None, _) => {
+                return Err(SinkError::MissingEnv {
+                    sink: self.name.clone(),
+                    var: "url_env".into(),
+                });
+            }
+        };
+        let routing_key = match &self.routing_key_env {
+            Some(v) => Some(Secret::new(read(v)?)),
+            None => None,
+        };
+        Ok(Sink {
+            config: self.clone(),
+            url: Secret::new(url),
+            routing_key,
+        })
+    }
+
+    /// A config with every default, for building sinks in code.
+    pub fn new(name: &str, kind: SinkKind) -> Self {
+        SinkConfig {
+            name: name.into(),
+            kind,
+            url_env: None,
+            routing_key_env: None,
+            min_severity: default_min_severity(),
+            queue: default_queue(),
+            timeout: default_timeout(),
+            retry_initial: default_retry_initial(),
+            retry_max: default_retry_max(),
+            give_up_after: default_give_up(),
+        }
+    }
+}
+
+/// A value that must never be printed: its `Debug` and `Display` hide it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("sink {sink}: environment variable {var} is not set")]
+    MissingEnv { sink: String, var: String },
+    #[error("sink {sink}: cannot build the HTTP client: {detail}")]
+    Client { sink: String, detail: String },
+}
+
+/// A sink ready to send: config plus its secrets.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    pub config: SinkConfig,
+    pub url: Secret,
+    pub routing_key: Option<Secret>,
+}
+
+impl Sink {
+    pub fn new(config: SinkConfig, url: Secret, routing_key: Option<Secret>) -> Self {
+        Sink {
+            config,
+            url,
+            routing_key,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+}
+
+/// One HTTP request a sink must deliver, and the alerts whose delivery it decides.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub body: serde_json::Value,
+    pub fingerprints: Vec<String>,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempt {
+    Sent,
+    /// Try again, after at least this long when the receiver said so.
+    Retry {
+        error: String,
+        after: Option<Duration>,
+    },
+    Permanent {
+        error: String,
+    },
+}
+
+/// Classify an HTTP answer: 2xx sent; 429, 5xx retried; other 4xx permanent.
+/// `retry_after` is the answer's `Retry-After`, already parsed.
+pub fn classify(status: u16, retry_after: Option<Duration>, body: &str) -> Attempt {
+    let snippet: String = body.chars().take(200).collect();
+    match status {
+        200..=299 => Attempt::Sent,
+        429 => Attempt::Retry {
+            error: format!("429 rate limited: {snippet}"),
+            after: retry_after,
+        },
+        // A 503 may say when to come back too.
+        500..=599 => Attempt::Retry {
+            error: format!("{status}: {snippet}"),
+            after: retry_after,
+        },
+        // 408 is the receiver giving up on us, not a verdict on the request.
+        408 => Attempt::Retry {
+            error: format!("{status}: {snippet}"),
+            after: None,
+        },
+        _ => Attempt::Permanent {
+            error: format!("{status}: {snippet}"),
+        },
+    }
+}
+
+/// What a sink's queue holds.
+#[derive(Debug)]
+enum Job {
+    Notify(Box<Notification>),
+}
+
+/// The sending side of a running sink.
+#[derive(Clone)]
+pub struct SinkHandle {
+    name: String,
+    kind: SinkKind,
+    min_severity: Severity,
+    capacity: usize,
+    tx: mpsc::Sender<Job>,
+    events: mpsc::Sender<Event>,
+}
+
+impl SinkHandle {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn wants(&self, n: &Notification) -> bool {
+        n.group.severity >= self.min_severity
+            && !(self.kind == SinkKind::Pagerduty && pagerduty::events(n, "", "").is_empty())
+    }
+
+    /// Queue a notification. A full queue is reported on every alert it
+    /// carried (Delivery::Failed) and logged: never a silent drop.
+    pub async fn enqueue(&self, n: Notification) {
+        let fps = n.fingerprints();
+        match self.tx.try_send(Job::Notify(Box::new(n))) {
+            Ok(()) => {
+                for fp in fps {
+                    self.report(&fp, Delivery::Pending).await;
+                }
+            }
+            Err(e) => {
+                let error = match e {
+                    mpsc::error::TrySendError::Full(_) => format!(
+                        "not sent: the {} queue is full ({} waiting)",
+                        self.name, self.capacity
+                    ),
+                    mpsc::error::TrySendError::Closed(_) => {
+                        format!("not sent: the {} sink has stopped", self.name)
+                    }
+                };
+                tracing::error!(sink = %self.name, %error, "notification dropped");
+                for fp in fps {
+                    self.report(
+                        &fp,
+                        Delivery::Failed {
+                            error: error.clone(),
+                        },
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+
+    async fn report(&self, fp: &str, delivery: Delivery) {
+        emit(
+            &self.events,
+            Event::AlertDelivery {
+                fingerprint: fp.to_string(),
+                sink: self.name.clone(),
+                delivery,
+            },
+        );
+    }
+}
+
+/// Hand a delivery event back without blocking on a full event queue: the
+/// monitor's reducer feeds the notifier, so waiting here could close a cycle.
+/// When the queue is full the event is sent from a task of its own — nothing
+/// is dropped; only under that pressure may delivery events arrive reordered.
+pub fn emit(events: &mpsc::Sender<Event>, ev: Event) {
+    match events.try_send(ev) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(mpsc::error::TrySendError::Full(ev)) => {
+            let tx = events.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(ev).await;
+            });
+        }
+    }
+}
+
+/// Start a sink's delivery task. `instance` names this exwatch in messages.
+pub fn spawn(
+    sink: Sink,
+    instance: String,
+    events: mpsc::Sender<Event>,
+    shutdown: CancellationToken,
+) -> Result<(SinkHandle, tokio::task::JoinHandle<()>), SinkError> {
+    let client = reqwest::Client::builder()
+        .timeout(sink.config.timeout)
+        .connect_timeout(sink.config.timeout)
+        .user_agent(concat!("exwatch/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| SinkError::Client {
+            sink: sink.config.name.clone(),
+            detail: e.to_string(),
+        })?;
+    let (tx, rx) = mpsc::channel(sink.config.queue.max(1));
+    let handle = SinkHandle {
+        name: sink.config.name.clone(),
+        kind: sink.config.kind,
+        min_severity: sink.config.min_severity,
+        capacity: sink.config.queue,
+        tx,
+        events: events.clone(),
+    };
+    let worker = Worker {
+        sink,
+        instance,
+        client,
+        events,
+        shutdown,
+    };
+    let task = tokio::spawn(worker.run(rx));
+    Ok((handle, task))
+}
+
+struct Worker {
+    sink: Sink,
+    instance: String,
+    client: reqwest::Client,
+    events: mpsc::Sender<Event>,
+    shutdown: CancellationToken,
+}
+
+impl Worker {
+    async fn run(self, mut rx: mpsc::Receiver<Job>) {
+        loop {
+            let job = tokio::select! {
+                j = rx.recv() => match j { Some(j) => j, None => return },
+                _ = self.shutdown.cancelled() => return,
+            };
+            let Job::Notify(n) = job;
+            for req in self.render(&n) {
+                if !self.deliver(&req).await {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn render(&self, n: &Notification) -> Vec<Request> {
+        match self.sink.config.kind {
+            SinkKind::Slack => vec![Request {
+                body: slack::render(n, &self.instance),
+                fingerprints: n.fingerprints(),
+            }],
+            SinkKind::Webhook => vec![Request {
+                body: webhook::render(n, &self.instance),
+                fingerprints: n.fingerprints(),
+            }],
+            SinkKind::Pagerduty => {
+                let key = self
+                    .sink
+                    .routing_key
+                    .as_ref()
+                    .map(|k| k.expose())
+                    .unwrap_or("");
+                pagerduty::events(n, key, &self.instance)
+            }
+        }
+    }
+
+    /// Send one request until it is sent, fails for good, or we shut down
+    /// (returns false only on shutdown).
+    async fn deliver(&self, req: &Request) -> bool {
+        let c = &self.sink.config;
+        let started = tokio::time::Instant::now();
+        let mut attempts: u32 = 0;
+        loop {
+            attempts += 1;
+            let result = self
+                .client
+                .post(self.sink.url.expose())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(req.body.to_string())
+                .send()
+                .await;
+            let attempt = match result {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let retry_after = crate::http::retry_after_of(&resp);
+                    let body = resp.text().await.unwrap_or_default();
+                    classify(status, retry_after, &body)
+                }
+                // reqwest errors can carry the URL, which is a secret here.
+                Err(e) => Attempt::Retry {
+                    error: network_error(e),
+                    after: None,
+                },
+            };
+            let delivery = match attempt {
+                Attempt::Sent => Delivery::Sent {
+                    at_ms: crate::clock::wall_ms(),
+                },
+                Attempt::Permanent { error } => {
+                    tracing::warn!(sink = %c.name, %error, "permanent delivery failure");
+                    Delivery::Failed { error }
+                }
+                Attempt::Retry { error, after } => {
+                    if started.elapsed() >= c.give_up_after {
+                        Delivery::Failed {
+                            error: format!("gave up after {attempts} attempts: {error}"),
+                        }
+                    } else {
+                        tracing::info!(sink = %c.name, attempts, %error, "delivery failed, will retry");
+                        self.report(
+                            req,
+                            Delivery::Retrying {
+                                attempts,
+                                last_error: error,
+                            },
+                        )
+                        .await;
+                        let wait = after
+                            .unwrap_or_else(|| backoff(c.retry_initial, c.retry_max, attempts))
+                            .min(c.give_up_after);
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = self.shutdown.cancelled() => return false,
+                        }
+                        continue;
+                    }
+                }
+            };
+            self.report(req, delivery).await;
+            return true;
+        }
+    }
+
+    async fn report(&self, req: &Request, delivery: Delivery) {
+        for fp in &req.fingerprints {
+            emit(
+                &self.events,
+                Event::AlertDelivery {
+                    fingerprint: fp.clone(),
+                    sink: self.sink.config.name.clone(),
+                    delivery: delivery.clone(),
+                },
+            );
+        }
+    }
+}
+
+fn network_error(e: reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_request() {
+        "request error"
+    } else {
+        "network error"
+    };
+    // Without the URL: it holds the webhook's token.
+    format!("{what}: {}", e.without_url())
+}
+
+/// Exponential backoff with ±20% jitter: initial × 2^(attempt-1), capped.
+pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
+    let exp = initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let base = exp.min(max);
+    let jitter = rand::rng().random_range(0.8..1.2);
+    base.mul_f64(jitter).min(max)
+}
+
+/// `firing`, `acknowledged`, `resolved` for messages.
+pub fn state_word(s: AlertState) -> &'static str {
+    s.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_of_answers() {
+        assert_eq!(classify(202, None, ""), Attempt::Sent);
+        assert_eq!(
+            classify(429, Some(Duration::from_secs(3)), "slow down"),
+            Attempt::Retry {
+                error: "429 rate limited: slow down".into(),
+                after: Some(Duration::from_secs(3))
+            }
+        );
+        assert!(matches!(
+            classify(503, None, ""),
+            Attempt::Retry { after: None, .. }
+        ));
+        for s in [400, 403, 404, 410] {
+            assert!(
+                matches!(classify(s, None, ""), Attempt::Permanent { .. }),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let i = Duration::from_secs(1);
+        let m = Duration::from_secs(60);
+        assert!(backoff(i, m, 1) <= Duration::from_millis(1200));
+        assert!(backoff(i, m, 4) >= Duration::from_millis(6400));
+        assert!(backoff(i, m, 30) <= m);
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let s = Sink::new(
+            SinkConfig::new("pd", SinkKind::Pagerduty),
+            Secret::new("https://hooks.example/T000/SECRET"),
+            Some(Secret::new("R0UT1NGKEY")),
+        );
+        let dbg = format!("{s:?}");
+        assert!(
+            !dbg.contains("SECRET") && !dbg.contains("R0UT1NGKEY"),
+            "{dbg}"
+        );
+    }
+}

@@ -1,0 +1,351 @@
+//! Rule-based triage: deterministic, always available, and the answer used
+//! whenever the model is not configured, not reachable or not trusted.
+//!
+//! Rules are tried in order and the first that matches decides; the note says
+//! which one and why, so an engineer can tell a rule's guess from a model's.
+//! One modifier runs after: when several other alerts are open on the same
+//! exchange, the incident is probably exchange-wide and escalation goes up one.
+
+use super::context::AlertContext;
+use crate::alert::model::{AlertState, Severity, Triage, TriageSource};
+use crate::breaker::BreakerState;
+
+/// Other open alerts on the exchange from which an incident counts as exchange-wide.
+pub const EXCHANGE_WIDE_AT: usize = 3;
+/// A recent error rate from which an endpoint counts as down rather than flaky.
+pub const DOWN_ERROR_RATE: f64 = 0.5;
+
+/// The decision of one rule, before it becomes a [`Triage`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Stable rule name: `ban`, `breaker_open`, `latency_spike`...
+    pub rule: &'static str,
+    /// Why this rule matched, in one line.
+    pub why: String,
+    pub escalation: u8,
+    pub requires_human: bool,
+    pub summary: String,
+    pub likely_cause: String,
+    pub suggested_actions: Vec<String>,
+    pub auto_resolve: bool,
+}
+
+/// Triage `ctx` by rules. `fallback_reason` says why the model was not used
+/// (`None` when rules are the configured source).
+pub fn triage(ctx: &AlertContext, now_ms: i64, fallback_reason: Option<&str>) -> Triage {
+    let d = decide(ctx);
+    let mut note = format!("rule {}: {}", d.rule, d.why);
+    if let Some(reason) = fallback_reason {
+        note = format!("model not used ({reason}); {note}");
+    }
+    Triage {
+        source: TriageSource::Rules,
+        escalation: d.escalation,
+        requires_human: d.requires_human,
+        summary: d.summary,
+        likely_cause: d.likely_cause,
+        suggested_actions: d.suggested_actions,
+        auto_resolve: d.auto_resolve,
+        note,
+        latency_ms: 0,
+        cost_usd: 0.0,
+        at_ms: now_ms,
+    }
+}
+
+/// The first matching rule's decision, with the exchange-wide modifier applied.
+pub fn decide(ctx: &AlertContext) -> Decision {
+    let mut d = base(ctx);
+    let others = ctx.related_open_alerts.len();
+    if others >= EXCHANGE_WIDE_AT && d.escalation < 5 && ctx.alert.state.is_open() {
+        d.escalation += 1;
+        d.why = format!(
+            "{}; +1 because {others} other alerts are open on {} (exchange-wide incident)",
+            d.why, ctx.alert.exchange
+        );
+        d.suggested_actions.push(format!(
+            "Check {}'s status page: several endpoints fail at once",
+            ctx.alert.exchange
+        ));
+        if d.escalation >= 4 {
+            d.requires_human = true;
+            d.auto_resolve = false;
+        }
+    }
+    d
+}
+
+fn base(ctx: &AlertContext) -> Decision {
+    let a = &ctx.alert;
+    let where_ = match &a.endpoint {
+        Some(ep) => format!("{}/{}", a.exchange, ep),
+        None => a.exchange.clone(),
+    };
+    let breaker = ctx.breaker_state();
+    let error_rate = ctx.endpoint.as_ref().map(|e| e.recent_error_rate);
+
+    if a.state == AlertState::Resolved {
+        return Decision {
+            rule: "resolved",
+            why: "the alert is already resolved".into(),
+            escalation: 1,
+            requires_human: false,
+            summary: format!("{where_}: {} has recovered", a.kind),
+            likely_cause: "A transient condition that has cleared".into(),
+            suggested_actions: vec!["None; review in the incident log if it recurs".into()],
+            auto_resolve: true,
+        };
+    }
+
+    if a.kind == "ban" {
+        return Decision {
+            rule: "ban",
+            why:
+                "the exchange banned this IP (HTTP 418 or a ban code): every client on it is blind"
+                    .into(),
+            escalation: 5,
+            requires_human: true,
+            summary: format!("{where_}: this IP is banned by {}", a.exchange),
+            likely_cause:
+                "Rate limits were ignored after 429 warnings, by this monitor or by another \
+                           client sharing the egress IP"
+                    .into(),
+            suggested_actions: vec![
+                "Stop every client polling this exchange from this IP until the ban lifts".into(),
+                "Find which process kept sending after the 429s (shared IP, other instances)"
+                    .into(),
+                "Lower request rates or add the account/IP tiers before resuming".into(),
+            ],
+            auto_resolve: false,
+        };
+    }
+
+    if a.kind == "breaker_open" || breaker == Some(BreakerState::Open) {
+        let why = if a.kind == "breaker_open" {
+            "the circuit breaker opened: the endpoint failed repeatedly".to_string()
+        } else {
+            format!(
+                "the endpoint's circuit breaker is open while {} fires",
+                a.kind
+            )
+        };
+        return Decision {
+            rule: "breaker_open",
+            why,
+            escalation: 4,
+            requires_human: true,
+            summary: format!("{where_}: endpoint down, polling suspended by the breaker"),
+            likely_cause:
+                "Outage, maintenance or network trouble between this host and the exchange".into(),
+            suggested_actions: vec![
+                "Check the exchange's status page and announcements".into(),
+                "Check whether trading systems using this endpoint see the same errors".into(),
+                "Compare with other exchanges to rule out a local network problem".into(),
+            ],
+            auto_resolve: false,
+        };
+    }
+
+    if a.kind == "rate_limit" {
+        let hard = a.severity >= Severity::Critical;
+        return Decision {
+            rule: "rate_limit",
+            why: if hard {
+                "the exchange is rejecting requests for rate limits (critical): a ban may follow"
+                    .into()
+            } else {
+                "rate-limit pressure: the budget is nearly used up".into()
+            },
+            escalation: if hard { 4 } else { 2 },
+            requires_human: hard,
+            summary: format!("{where_}: rate limit pressure"),
+            likely_cause:
+                "Request weight above the exchange's budget, possibly from other clients \
+                           sharing the IP or account"
+                    .into(),
+            suggested_actions: vec![
+                "Reduce polling frequency or weight for this exchange".into(),
+                "Check other clients sharing the IP or API key".into(),
+            ],
+            auto_resolve: false,
+        };
+    }
+
+    if let Some(reason) = a.kind.strip_prefix("payload:") {
+        if matches!(reason, "stale" | "frozen") {
+            return stale(ctx, &where_, reason);
+        }
+        // One bad payload among good ones is noise; repeated garbage misleads trading systems.
+        let repeated = a.occurrences > 1;
+        return Decision {
+            rule: "payload",
+            why: if repeated {
+                format!(
+                    "the exchange sent an invalid payload ({reason}) {} times",
+                    a.occurrences
+                )
+            } else {
+                format!("the exchange sent one invalid payload ({reason})")
+            },
+            escalation: if repeated { 3 } else { 2 },
+            requires_human: repeated,
+            summary: format!("{where_}: invalid market data ({reason})"),
+            likely_cause: "The exchange is serving corrupt or inconsistent data (a bug, a partial \
+                           outage or a changed format)"
+                .into(),
+            suggested_actions: vec![
+                "Tell the trading desk not to trust this feed until it recovers".into(),
+                "Compare with another exchange's price for the same instrument".into(),
+                "If the format changed, update the adapter or the generic spec".into(),
+            ],
+            auto_resolve: !repeated,
+        };
+    }
+
+    if a.kind == "stale" || a.kind == "frozen" {
+        return stale(ctx, &where_, &a.kind);
+    }
+
+    if a.kind == "error_rate" || a.kind == "errors" {
+        let rate = error_rate.or_else(|| a.metrics.get("error_rate").copied());
+        let down = rate.is_some_and(|r| r >= DOWN_ERROR_RATE);
+        return Decision {
+            rule: "error_rate",
+            why: match rate {
+                Some(r) => format!(
+                    "{:.0}% of recent polls failed ({} {:.0}%)",
+                    r * 100.0,
+                    if down { "at or above" } else { "below" },
+                    DOWN_ERROR_RATE * 100.0
+                ),
+                None => "errors above the threshold".into(),
+            },
+            escalation: if down { 4 } else { 2 },
+            requires_human: down,
+            summary: format!("{where_}: elevated error rate"),
+            likely_cause: if down {
+                "The endpoint is mostly failing: partial outage or maintenance".into()
+            } else {
+                "Intermittent errors: overloaded exchange or flaky network".into()
+            },
+            suggested_actions: vec![
+                "Look at the endpoint's last outcomes in the detail pane".into(),
+                "Check the exchange's status page".into(),
+            ],
+            auto_resolve: !down,
+        };
+    }
+
+    if a.kind == "hung" {
+        // The error rate (and its own rule) takes over if the requests then
+        // time out; on its own a stall that cleared is a blip.
+        let repeated = a.occurrences > 1;
+        return Decision {
+            rule: "hung",
+            why: format!(
+                "a request was still unanswered after {} ms{}",
+                a.metrics.get("in_flight_ms").copied().unwrap_or(0.0),
+                if repeated {
+                    format!(", {} times", a.occurrences)
+                } else {
+                    String::new()
+                }
+            ),
+            escalation: if repeated { 3 } else { 2 },
+            requires_human: repeated,
+            summary: format!("{where_}: requests hang"),
+            likely_cause: "The exchange accepts connections but does not answer: overload, \
+                           a stuck backend, or packet loss on the path"
+                .into(),
+            suggested_actions: vec![
+                "Watch whether the requests time out next (the error-rate alert)".into(),
+                "Compare with the exchange's other endpoints: one hung or all?".into(),
+            ],
+            auto_resolve: !repeated,
+        };
+    }
+
+    if a.kind == "latency" {
+        let single = a.occurrences <= 1;
+        let closed = breaker.is_none_or(|b| b == BreakerState::Closed);
+        if single && closed {
+            return Decision {
+                rule: "latency_spike",
+                why: "a single latency spike with the breaker closed".into(),
+                escalation: 1,
+                requires_human: false,
+                summary: format!("{where_}: one slow response"),
+                likely_cause: "A transient slowdown at the exchange or on the network path".into(),
+                suggested_actions: vec!["None unless it repeats".into()],
+                auto_resolve: true,
+            };
+        }
+        let sustained = a.occurrences >= 5 || a.severity >= Severity::Critical;
+        return Decision {
+            rule: "latency_repeated",
+            why: format!(
+                "latency anomaly fired {} times{}",
+                a.occurrences,
+                if closed {
+                    ""
+                } else {
+                    " and the breaker is not closed"
+                }
+            ),
+            escalation: if sustained { 3 } else { 2 },
+            requires_human: sustained,
+            summary: format!("{where_}: sustained high latency"),
+            likely_cause: "The exchange is under load (volatility) or the network path degraded"
+                .into(),
+            suggested_actions: vec![
+                "Compare with other endpoints of the exchange: one slow endpoint or all?".into(),
+                "Warn trading systems that quotes may arrive late".into(),
+            ],
+            auto_resolve: false,
+        };
+    }
+
+    let (escalation, requires_human) = match a.severity {
+        Severity::Info => (1, false),
+        Severity::Warning => (2, false),
+        Severity::Critical => (4, true),
+        Severity::Emergency => (5, true),
+    };
+    Decision {
+        rule: "severity",
+        why: format!(
+            "no rule for kind {:?}; escalation follows severity {}",
+            a.kind,
+            a.severity.as_str()
+        ),
+        escalation,
+        requires_human,
+        summary: format!("{where_}: {}", a.title),
+        likely_cause: "Unknown; see the alert's description and metrics".into(),
+        suggested_actions: vec!["Read the alert's description and the endpoint's detail".into()],
+        auto_resolve: false,
+    }
+}
+
+fn stale(ctx: &AlertContext, where_: &str, what: &str) -> Decision {
+    let a = &ctx.alert;
+    let critical = a.severity >= Severity::Critical;
+    Decision {
+        rule: "stale_data",
+        why: format!(
+            "market data is {what}{}",
+            if critical { " (critical)" } else { "" }
+        ),
+        escalation: if critical { 4 } else { 3 },
+        requires_human: true,
+        summary: format!("{where_}: market data is {what}"),
+        likely_cause: "The exchange's matching engine or market-data service stopped updating, \
+                       or its clock drifted"
+            .into(),
+        suggested_actions: vec![
+            "Tell the trading desk: prices from this feed may be old".into(),
+            "Compare the exchange timestamp with the clock offset in the detail pane".into(),
+        ],
+        auto_resolve: false,
+    }
+}

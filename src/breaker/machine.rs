@@ -1,0 +1,1397 @@
+//! The breaker state machine: pure, with time (unix ms) passed in.
+//!
+//! ```text
+//!            failure rate / slow-call rate ≥ threshold over the window,
+//!            N consecutive failures, or a ban
+//!   Closed ─────────────────────────────────────────────▶ Open
+//!     ▲                                                   │  ▲
+//!     │ close_after probe successes    wait over          │  │ one probe fails
+//!     └──────────────────────────── HalfOpen ◀────────────┘  │
+//!                                      └─────────────────────┘
+//! ```
+//!
+//! Both stores drive this one machine: the memory store keeps it in a map,
+//! the Redis store reads it from a hash, runs it and writes it back with a
+//! compare-and-set. Only the half-open probe leases differ: the memory store
+//! keeps them here ([`Machine::leases`]), the Redis store keeps them as
+//! `SET NX PX` keys, so both reach [`Machine::apply`] with a [`ProbeStatus`].
+
+use super::{
+    BreakerSettings, BreakerState, BreakerView, CallResult, OutcomeClass, Transition, WindowKind,
+};
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+/// A denied half-open caller re-asks at least this often, so it notices a
+/// freed slot or a close without waiting for a whole lease.
+const HALF_OPEN_RECHECK: Duration = Duration::from_secs(1);
+/// A forced-open breaker has no end; callers re-ask this often to notice a reset.
+const FORCED_RECHECK: Duration = Duration::from_secs(1);
+
+/// One half-open probe slot held by an in-flight call (memory store only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub token: u64,
+    pub expires_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Machine {
+    pub state: BreakerState,
+    /// Bumped on every transition, so late results from an older state are ignored.
+    pub generation: u64,
+    pub consecutive_failures: u32,
+    /// Trips since the breaker last closed; drives the exponential wait.
+    pub trips: u32,
+    pub open_until_ms: i64,
+    /// The latest "stay away until" an exchange gave us (Retry-After, ban),
+    /// kept so a trip caused by a later call still honours it.
+    pub hold_until_ms: i64,
+    pub half_open_successes: u32,
+    /// Forced open by an operator: stays open until reset.
+    pub forced: bool,
+    pub window: Window,
+    /// Half-open probes out (memory store only; Redis keeps them as keys).
+    pub leases: Vec<Lease>,
+    pub next_token: u64,
+}
+
+impl Default for Machine {
+    fn default() -> Self {
+        Machine {
+            state: BreakerState::Closed,
+            generation: 0,
+            consecutive_failures: 0,
+            trips: 0,
+            open_until_ms: 0,
+            hold_until_ms: 0,
+            half_open_successes: 0,
+            forced: false,
+            window: Window::default(),
+            leases: Vec::new(),
+            next_token: 1,
+        }
+    }
+}
+
+/// What the machine decided about a call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Admit {
+    /// Call. `probe` is the lease token when half-open.
+    Yes {
+        state: BreakerState,
+        generation: u64,
+        probe: Option<u64>,
+    },
+    No {
+        state: BreakerState,
+        retry_in: Duration,
+    },
+}
+
+/// Whether the reporting call held a half-open probe slot when it reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeStatus {
+    /// Not a half-open probe (granted while closed).
+    None,
+    /// Its lease is still held: the result counts toward closing.
+    Held,
+    /// Its lease expired and the slot may have gone to another probe.
+    Expired,
+}
+
+/// Sliding window of recent outcomes, with running totals.
+///
+/// Count-based: one slot per call, the last `window_size` calls.
+/// Time-based: one slot per second, the last `window` (rounded up to seconds).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Window {
+    pub kind: WindowKind,
+    slots: VecDeque<Slot>,
+    calls: u32,
+    failures: u32,
+    slow: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    sec: i64,
+    calls: u32,
+    failures: u32,
+    slow: u32,
+}
+
+/// Totals of the window at some instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Figures {
+    pub calls: u32,
+    pub failures: u32,
+    pub slow: u32,
+}
+
+impl Window {
+    fn window_secs(s: &BreakerSettings) -> i64 {
+        (s.window.as_millis().div_ceil(1000) as i64).max(1)
+    }
+
+    fn clear(&mut self, kind: WindowKind) {
+        *self = Window {
+            kind,
+            ..Window::default()
+        };
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(old) = self.slots.pop_front() {
+            self.calls -= old.calls;
+            self.failures -= old.failures;
+            self.slow -= old.slow;
+        }
+    }
+
+    /// Drop what fell out of the window at `now_ms` (and everything if the
+    /// settings changed kind since the window was filled).
+    fn evict(&mut self, s: &BreakerSettings, now_ms: i64) {
+        if self.kind != s.window_kind {
+            self.clear(s.window_kind);
+        }
+        match self.kind {
+            WindowKind::Count => {
+                while self.slots.len() > s.window_size.max(1) as usize {
+                    self.pop_front();
+                }
+            }
+            WindowKind::Time => {
+                let oldest = now_ms.div_euclid(1000) - Self::window_secs(s) + 1;
+                while self.slots.front().is_some_and(|f| f.sec < oldest) {
+                    self.pop_front();
+                }
+            }
+        }
+    }
+
+    pub fn push(&mut self, s: &BreakerSettings, now_ms: i64, failed: bool, slow: bool) {
+        self.evict(s, now_ms);
+        let (f, sl) = (u32::from(failed), u32::from(slow));
+        let sec = now_ms.div_euclid(1000);
+        match self.slots.back_mut() {
+            Some(b) if self.kind == WindowKind::Time && b.sec == sec => {
+                b.calls += 1;
+                b.failures += f;
+                b.slow += sl;
+            }
+            _ => self.slots.push_back(Slot {
+                sec: if self.kind == WindowKind::Time {
+                    sec
+                } else {
+                    0
+                },
+                calls: 1,
+                failures: f,
+                slow: sl,
+            }),
+        }
+        self.calls += 1;
+        self.failures += f;
+        self.slow += sl;
+        self.evict(s, now_ms);
+    }
+
+    pub fn figures(&mut self, s: &BreakerSettings, now_ms: i64) -> Figures {
+        self.evict(s, now_ms);
+        self.figures_unevicted()
+    }
+
+    /// Totals as last computed (for views that must not mutate).
+    pub fn figures_unevicted(&self) -> Figures {
+        Figures {
+            calls: self.calls,
+            failures: self.failures,
+            slow: self.slow,
+        }
+    }
+
+    /// Compact text form for the Redis hash: `c:` then one digit per call
+    /// (bit 0 failure, bit 1 slow), or `t:` then `sec.calls.failures.slow`
+    /// slots joined by commas.
+    pub fn encode(&self) -> String {
+        match self.kind {
+            WindowKind::Count => {
+                let mut out = String::with_capacity(2 + self.slots.len());
+                out.push_str("c:");
+                for sl in &self.slots {
+                    let code = u8::from(sl.failures > 0) | (u8::from(sl.slow > 0) << 1);
+                    out.push(char::from(b'0' + code));
+                }
+                out
+            }
+            WindowKind::Time => {
+                let slots: Vec<String> = self
+                    .slots
+                    .iter()
+                    .map(|sl| format!("{}.{}.{}.{}", sl.sec, sl.calls, sl.failures, sl.slow))
+                    .collect();
+                format!("t:{}", slots.join(","))
+            }
+        }
+    }
+
+    /// Parse [`Window::encode`]'s output; `None` if it is not that.
+    pub fn decode(text: &str) -> Option<Window> {
+        let mut w = Window::default();
+        if let Some(codes) = text.strip_prefix("c:") {
+            w.kind = WindowKind::Count;
+            for c in codes.bytes() {
+                let code = c.checked_sub(b'0').filter(|c| *c <= 3)?;
+                w.slots.push_back(Slot {
+                    sec: 0,
+                    calls: 1,
+                    failures: u32::from(code & 1),
+                    slow: u32::from(code >> 1),
+                });
+            }
+        } else if let Some(slots) = text.strip_prefix("t:") {
+            w.kind = WindowKind::Time;
+            for part in slots.split(',').filter(|p| !p.is_empty()) {
+                let mut it = part.split('.');
+                let mut next = || it.next().and_then(|v| v.parse::<i64>().ok());
+                let (sec, calls, failures, slow) = (next()?, next()?, next()?, next()?);
+                let small = |v: i64| u32::try_from(v).ok();
+                let slot = Slot {
+                    sec,
+                    calls: small(calls)?,
+                    failures: small(failures)?,
+                    slow: small(slow)?,
+                };
+                if slot.failures > slot.calls || slot.slow > slot.calls {
+                    return None;
+                }
+                w.slots.push_back(slot);
+            }
+        } else {
+            return None;
+        }
+        for sl in &w.slots {
+            w.calls = w.calls.checked_add(sl.calls)?;
+            w.failures += sl.failures;
+            w.slow += sl.slow;
+        }
+        Some(w)
+    }
+}
+
+fn pct(part: u32, whole: u32) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        f64::from(part) * 100.0 / f64::from(whole)
+    }
+}
+
+fn human(d: Duration) -> String {
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
+}
+
+impl Machine {
+    /// Whether `class` counts as a failure; `None` when it is ignored
+    /// altogether (a 429 is the limiter's business unless configured).
+    pub fn classify(s: &BreakerSettings, class: OutcomeClass) -> Option<bool> {
+        if s.failure_on.contains(&class) {
+            Some(true)
+        } else if class == OutcomeClass::RateLimited {
+            None
+        } else {
+            Some(false)
+        }
+    }
+
+    /// The wait before half-open for the next trip, before any hold-off.
+    pub fn backoff_wait(&self, s: &BreakerSettings) -> Duration {
+        let factor = s.backoff.max(1.0).powi(self.trips.min(64) as i32);
+        let secs = (s.open_for.as_secs_f64() * factor).min(s.max_open_for.as_secs_f64());
+        Duration::try_from_secs_f64(secs).unwrap_or(s.max_open_for)
+    }
+
+    /// Open → half-open once the wait is over. Both stores call this first.
+    pub fn advance(&mut self, now_ms: i64) -> Option<Transition> {
+        if self.state == BreakerState::Open && !self.forced && now_ms >= self.open_until_ms {
+            let late = now_ms - self.open_until_ms;
+            let reason = if late > 1000 {
+                format!(
+                    "open wait over ({} ago, after trip {})",
+                    human(Duration::from_millis(late as u64)),
+                    self.trips
+                )
+            } else {
+                format!("open wait over (after trip {})", self.trips)
+            };
+            return Some(self.move_to(BreakerState::HalfOpen, reason));
+        }
+        None
+    }
+
+    /// How long a denied caller should wait before asking again, if the
+    /// state alone decides (closed and half-open return `None`).
+    pub fn denied_for(&self, now_ms: i64) -> Option<Duration> {
+        match self.state {
+            BreakerState::Open if self.forced => Some(FORCED_RECHECK),
+            BreakerState::Open => Some(Duration::from_millis(
+                (self.open_until_ms - now_ms).max(1) as u64
+            )),
+            _ => None,
+        }
+    }
+
+    /// Ask to make a call at `now_ms`, with the probe leases kept here
+    /// (memory store). May move open → half-open.
+    pub fn admit(&mut self, s: &BreakerSettings, now_ms: i64) -> (Admit, Option<Transition>) {
+        let transition = self.advance(now_ms);
+        let admit = match self.state {
+            BreakerState::Closed => Admit::Yes {
+                state: self.state,
+                generation: self.generation,
+                probe: None,
+            },
+            BreakerState::Open => Admit::No {
+                state: self.state,
+                retry_in: self.denied_for(now_ms).unwrap_or(FORCED_RECHECK),
+            },
+            BreakerState::HalfOpen => {
+                self.leases.retain(|l| l.expires_ms > now_ms);
+                if self.leases.len() < s.half_open_probes as usize {
+                    let token = self.next_token;
+                    self.next_token += 1;
+                    let lease_ms = s.probe_lease.as_millis().min(i64::MAX as u128) as i64;
+                    self.leases.push(Lease {
+                        token,
+                        expires_ms: now_ms.saturating_add(lease_ms.max(1)),
+                    });
+                    Admit::Yes {
+                        state: self.state,
+                        generation: self.generation,
+                        probe: Some(token),
+                    }
+                } else {
+                    let first_free = self
+                        .leases
+                        .iter()
+                        .map(|l| l.expires_ms)
+                        .min()
+                        .unwrap_or(now_ms);
+                    let wait = Duration::from_millis((first_free - now_ms).max(1) as u64);
+                    Admit::No {
+                        state: self.state,
+                        retry_in: wait.min(HALF_OPEN_RECHECK),
+                    }
+                }
+            }
+        };
+        (admit, transition)
+    }
+
+    /// Feed back a result with the probe leases kept here (memory store).
+    pub fn record(
+        &mut self,
+        s: &BreakerSettings,
+        generation: u64,
+        probe: Option<u64>,
+        r: CallResult,
+        now_ms: i64,
+    ) -> Option<Transition> {
+        let status = match probe {
+            Some(token)
+                if generation == self.generation && self.state == BreakerState::HalfOpen =>
+            {
+                self.leases.retain(|l| l.expires_ms > now_ms);
+                let before = self.leases.len();
+                self.leases.retain(|l| l.token != token);
+                if self.leases.len() < before {
+                    ProbeStatus::Held
+                } else {
+                    ProbeStatus::Expired
+                }
+            }
+            Some(_) => ProbeStatus::Expired,
+            None => ProbeStatus::None,
+        };
+        self.apply(s, generation, status, r, now_ms)
+    }
+
+    /// Feed back the result of a call admitted in `generation`.
+    pub fn apply(
+        &mut self,
+        s: &BreakerSettings,
+        generation: u64,
+        probe: ProbeStatus,
+        r: CallResult,
+        now_ms: i64,
+    ) -> Option<Transition> {
+        let failed = Self::classify(s, r.class);
+        if let Some(h) = r.hold_off {
+            let until = now_ms.saturating_add(h.as_millis().min(i64::MAX as u128) as i64);
+            self.hold_until_ms = self.hold_until_ms.max(until);
+        }
+        let banned = r.class == OutcomeClass::Banned && failed == Some(true);
+        if generation != self.generation {
+            // A result from before the last transition says nothing about the
+            // endpoint now, except that the exchange asked us to stay away.
+            return if banned { self.ban(s, r, now_ms) } else { None };
+        }
+        match self.state {
+            BreakerState::Closed => {
+                let failed = failed?;
+                let slow = r.latency > s.slow_call;
+                self.window.push(s, now_ms, failed, slow);
+                if !failed {
+                    self.consecutive_failures = 0;
+                    return self.check_rates(s, r, now_ms);
+                }
+                self.consecutive_failures += 1;
+                if banned {
+                    return self.ban(s, r, now_ms);
+                }
+                if self.consecutive_failures >= s.consecutive_failures {
+                    let reason = format!(
+                        "{} consecutive failures ≥ {} (last: {})",
+                        self.consecutive_failures,
+                        s.consecutive_failures,
+                        r.class.as_str()
+                    );
+                    return Some(self.trip(s, now_ms, reason));
+                }
+                self.check_rates(s, r, now_ms)
+            }
+            BreakerState::HalfOpen => match (failed, probe) {
+                (Some(true), _) if banned => self.ban(s, r, now_ms),
+                // A late failure is still evidence the endpoint is sick.
+                (Some(true), _) => {
+                    let late = if probe == ProbeStatus::Expired {
+                        ", after its lease expired"
+                    } else {
+                        ""
+                    };
+                    let reason = format!("half-open probe failed ({}{late})", r.class.as_str());
+                    Some(self.trip(s, now_ms, reason))
+                }
+                // Its slot may have gone to another probe: counting it could
+                // close on more successes than probes allowed at once.
+                (Some(false), ProbeStatus::Held) => {
+                    self.half_open_successes += 1;
+                    if self.half_open_successes >= s.close_after {
+                        let reason = format!(
+                            "{} of {} half-open probes succeeded",
+                            self.half_open_successes, s.close_after
+                        );
+                        Some(self.move_to(BreakerState::Closed, reason))
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            },
+            BreakerState::Open => {
+                if banned {
+                    self.ban(s, r, now_ms)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    fn check_rates(
+        &mut self,
+        s: &BreakerSettings,
+        r: CallResult,
+        now_ms: i64,
+    ) -> Option<Transition> {
+        let f = self.window.figures(s, now_ms);
+        if f.calls < s.min_calls.max(1) {
+            return None;
+        }
+        let failure_rate = f64::from(f.failures) / f64::from(f.calls);
+        let slow_rate = f64::from(f.slow) / f64::from(f.calls);
+        let over = match s.window_kind {
+            WindowKind::Count => format!("{} calls", f.calls),
+            WindowKind::Time => format!("{} calls in {}", f.calls, human(s.window)),
+        };
+        // A tiny epsilon so 10 of 20 reaches 50% despite float rounding.
+        let reason = if failure_rate + 1e-9 >= s.failure_rate {
+            format!(
+                "failure rate {:.0}% over {over} ≥ {:.0}% (last: {})",
+                pct(f.failures, f.calls),
+                s.failure_rate * 100.0,
+                r.class.as_str()
+            )
+        } else if slow_rate + 1e-9 >= s.slow_call_rate {
+            format!(
+                "slow-call rate {:.0}% (> {}) over {over} ≥ {:.0}%",
+                pct(f.slow, f.calls),
+                human(s.slow_call),
+                s.slow_call_rate * 100.0
+            )
+        } else {
+            return None;
+        };
+        Some(self.trip(s, now_ms, reason))
+    }
+
+    fn ban(&mut self, s: &BreakerSettings, r: CallResult, now_ms: i64) -> Option<Transition> {
+        let for_ = r
+            .hold_off
+            .map(|h| format!(" for {}", human(h)))
+            .unwrap_or_default();
+        if self.state == BreakerState::Open {
+            // Already open: a longer ban still pushes the end out.
+            if !self.forced && self.hold_until_ms > self.open_until_ms {
+                self.open_until_ms = self.hold_until_ms;
+                return Some(Transition {
+                    from: BreakerState::Open,
+                    to: BreakerState::Open,
+                    reason: format!("banned by the exchange{for_}: open wait extended"),
+                    open_until_ms: Some(self.open_until_ms),
+                });
+            }
+            return None;
+        }
+        Some(self.trip(s, now_ms, format!("banned by the exchange{for_}")))
+    }
+
+    fn trip(&mut self, s: &BreakerSettings, now_ms: i64, reason: String) -> Transition {
+        let wait = self.backoff_wait(s);
+        let by_backoff = now_ms.saturating_add(wait.as_millis() as i64);
+        self.open_until_ms = by_backoff.max(self.hold_until_ms);
+        self.trips = self.trips.saturating_add(1);
+        let waiting = if self.open_until_ms > by_backoff {
+            format!(
+                "; open {} as the exchange asked (backoff alone: {})",
+                human(Duration::from_millis((self.open_until_ms - now_ms) as u64)),
+                human(wait)
+            )
+        } else {
+            format!("; open {} (trip {})", human(wait), self.trips)
+        };
+        self.move_to(BreakerState::Open, format!("{reason}{waiting}"))
+    }
+
+    fn move_to(&mut self, to: BreakerState, reason: String) -> Transition {
+        let from = self.state;
+        self.state = to;
+        self.generation += 1;
+        self.leases.clear();
+        self.half_open_successes = 0;
+        self.consecutive_failures = 0;
+        if to != BreakerState::Open {
+            self.forced = false;
+        }
+        if to == BreakerState::Closed {
+            self.trips = 0;
+            self.hold_until_ms = 0;
+            self.window.clear(self.window.kind);
+        }
+        Transition {
+            from,
+            to,
+            reason,
+            open_until_ms: (to == BreakerState::Open && !self.forced).then_some(self.open_until_ms),
+        }
+    }
+
+    /// Operator: stop calling until reset.
+    pub fn force_open(&mut self) -> Option<Transition> {
+        if self.state == BreakerState::Open && self.forced {
+            return None;
+        }
+        self.forced = true;
+        self.open_until_ms = i64::MAX;
+        Some(self.move_to(BreakerState::Open, "forced open by operator".into()))
+    }
+
+    /// Operator: close and forget the history.
+    pub fn reset(&mut self) -> Option<Transition> {
+        let was_closed = self.state == BreakerState::Closed;
+        self.trips = 0;
+        self.open_until_ms = 0;
+        self.hold_until_ms = 0;
+        self.consecutive_failures = 0;
+        self.window.clear(self.window.kind);
+        if was_closed {
+            return None;
+        }
+        Some(self.move_to(BreakerState::Closed, "reset by operator".into()))
+    }
+
+    /// What the UI shows. A forced-open breaker is open with no end
+    /// (`open_until_ms: None`).
+    pub fn view(&self) -> BreakerView {
+        BreakerView {
+            state: self.state,
+            open_until_ms: (self.state == BreakerState::Open && !self.forced)
+                .then_some(self.open_until_ms),
+            consecutive_failures: self.consecutive_failures,
+            trips: self.trips,
+        }
+    }
+
+    /// The fields of the Redis hash (leases excluded: they are keys there).
+    pub fn to_fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("state", self.state.as_str().to_string()),
+            ("generation", self.generation.to_string()),
+            (
+                "consecutive_failures",
+                self.consecutive_failures.to_string(),
+            ),
+            ("trips", self.trips.to_string()),
+            ("open_until", self.open_until_ms.to_string()),
+            ("hold_until", self.hold_until_ms.to_string()),
+            ("half_open_successes", self.half_open_successes.to_string()),
+            ("forced", u8::from(self.forced).to_string()),
+            ("window", self.window.encode()),
+        ]
+    }
+
+    /// Rebuild from the Redis hash; an empty hash is a fresh breaker.
+    pub fn from_fields(fields: &HashMap<String, String>) -> Result<Machine, String> {
+        let mut m = Machine::default();
+        if !fields.contains_key("state") {
+            return Ok(m);
+        }
+        fn num<T: std::str::FromStr>(f: &HashMap<String, String>, k: &str) -> Result<T, String> {
+            let v = f.get(k).ok_or_else(|| format!("field {k} missing"))?;
+            v.parse()
+                .map_err(|_| format!("field {k} is not a number: {v:?}"))
+        }
+        m.state = match fields.get("state").map(String::as_str) {
+            Some("closed") => BreakerState::Closed,
+            Some("open") => BreakerState::Open,
+            Some("half_open") => BreakerState::HalfOpen,
+            other => return Err(format!("field state is {other:?}")),
+        };
+        m.generation = num(fields, "generation")?;
+        m.consecutive_failures = num(fields, "consecutive_failures")?;
+        m.trips = num(fields, "trips")?;
+        m.open_until_ms = num(fields, "open_until")?;
+        m.hold_until_ms = num(fields, "hold_until")?;
+        m.half_open_successes = num(fields, "half_open_successes")?;
+        m.forced = num::<u8>(fields, "forced")? == 1;
+        let w = fields.get("window").map(String::as_str).unwrap_or("c:");
+        m.window =
+            Window::decode(w).ok_or_else(|| format!("field window is not a window: {w:?}"))?;
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn settings() -> BreakerSettings {
+        BreakerSettings {
+            consecutive_failures: 3,
+            window_size: 10,
+            min_calls: 5,
+            failure_rate: 0.5,
+            slow_call_rate: 0.8,
+            slow_call: Duration::from_secs(2),
+            open_for: Duration::from_secs(10),
+            backoff: 2.0,
+            max_open_for: Duration::from_secs(60),
+            half_open_probes: 1,
+            close_after: 2,
+            probe_lease: Duration::from_secs(5),
+            ..BreakerSettings::default()
+        }
+    }
+
+    fn res(class: OutcomeClass) -> CallResult {
+        CallResult {
+            class,
+            latency: Duration::from_millis(100),
+            hold_off: None,
+        }
+    }
+
+    fn ok() -> CallResult {
+        res(OutcomeClass::Ok)
+    }
+
+    fn fail() -> CallResult {
+        res(OutcomeClass::ServerError)
+    }
+
+    /// Admit then record; panics if the call is not admitted.
+    fn call(m: &mut Machine, s: &BreakerSettings, r: CallResult, now: i64) -> Option<Transition> {
+        match m.admit(s, now).0 {
+            Admit::Yes {
+                generation, probe, ..
+            } => m.record(s, generation, probe, r, now),
+            Admit::No { state, .. } => panic!("denied while {state:?}"),
+        }
+    }
+
+    fn tripped(m: &mut Machine, s: &BreakerSettings, now: i64) -> Transition {
+        let mut last = None;
+        for _ in 0..s.consecutive_failures {
+            last = call(m, s, fail(), now);
+        }
+        last.expect("consecutive failures trip it")
+    }
+
+    #[test]
+    fn consecutive_failures_open_it() {
+        let s = settings();
+        let mut m = Machine::default();
+        assert_eq!(call(&mut m, &s, fail(), T0), None);
+        assert_eq!(call(&mut m, &s, fail(), T0), None);
+        let t = call(&mut m, &s, fail(), T0).expect("third failure trips");
+        assert_eq!((t.from, t.to), (BreakerState::Closed, BreakerState::Open));
+        assert!(
+            t.reason
+                .starts_with("3 consecutive failures ≥ 3 (last: server_error)"),
+            "{}",
+            t.reason
+        );
+        assert_eq!(t.open_until_ms, Some(T0 + 10_000));
+        assert!(
+            matches!(m.admit(&s, T0 + 9_999).0, Admit::No { state: BreakerState::Open, retry_in } if retry_in == Duration::from_millis(1))
+        );
+    }
+
+    #[test]
+    fn a_success_resets_the_consecutive_count() {
+        let s = BreakerSettings {
+            failure_rate: 1.0,
+            ..settings()
+        };
+        let mut m = Machine::default();
+        for _ in 0..4 {
+            assert_eq!(call(&mut m, &s, fail(), T0), None);
+            assert_eq!(call(&mut m, &s, fail(), T0), None);
+            assert_eq!(call(&mut m, &s, ok(), T0), None);
+            assert_eq!(call(&mut m, &s, ok(), T0), None);
+        }
+        assert_eq!(m.state, BreakerState::Closed);
+    }
+
+    #[test]
+    fn failure_rate_over_the_count_window_opens_it() {
+        let s = BreakerSettings {
+            consecutive_failures: 100,
+            ..settings()
+        };
+        let mut m = Machine::default();
+        // ok, fail alternating: 50% once min_calls (5) is reached... but the
+        // fourth call is only 2 of 4: min_calls holds it back.
+        assert_eq!(call(&mut m, &s, ok(), T0), None);
+        assert_eq!(call(&mut m, &s, fail(), T0), None);
+        assert_eq!(call(&mut m, &s, ok(), T0), None);
+        assert_eq!(call(&mut m, &s, fail(), T0), None);
+        assert_eq!(call(&mut m, &s, ok(), T0), None, "2 of 5 is 40%");
+        let t = call(&mut m, &s, fail(), T0).expect("3 of 6 is 50%");
+        assert!(
+            t.reason.starts_with("failure rate 50% over 6 calls ≥ 50%"),
+            "{}",
+            t.reason
+        );
+    }
+
+    #[test]
+    fn min_calls_holds_back_the_rate_trip() {
+        let s = BreakerSettings {
+            consecutive_failures: 100,
+            ..settings()
+        };
+        let mut m = Machine::default();
+        for _ in 0..4 {
+            assert_eq!(call(&mut m, &s, fail(), T0), None, "below min_calls");
+        }
+        let t = call(&mut m, &s, ok(), T0).expect("4 of 5 trips");
+        assert!(
+            t.reason
+                .starts_with("failure rate 80% over 5 calls ≥ 50% (last: ok)"),
+            "{}",
+            t.reason
+        );
+    }
+
+    #[test]
+    fn the_count_window_slides() {
+        let s = BreakerSettings {
+            consecutive_failures: 100,
+            min_calls: 10,
+            ..settings()
+        };
+        let mut m = Machine::default();
+        for _ in 0..4 {
+            call(&mut m, &s, fail(), T0);
+        }
+        for _ in 0..10 {
+            assert_eq!(call(&mut m, &s, ok(), T0), None);
+        }
+        let f = m.window.figures(&s, T0);
+        assert_eq!((f.calls, f.failures), (10, 0), "the failures slid out");
+        for _ in 0..4 {
+            assert_eq!(call(&mut m, &s, fail(), T0), None, "4 of 10 < 50%");
+        }
+        assert!(call(&mut m, &s, fail(), T0).is_some(), "5 of 10 = 50%");
+    }
+
+    #[test]
+    fn time_window_counts_only_recent_calls() {
+        let s = BreakerSettings {
+            consecutive_failures: 100,
+            window_kind: WindowKind::Time,
+            window: Duration::from_secs(10),
+            min_calls: 4,
+            ..settings()
+        };
+        let mut m = Machine::default();
+        for i in 0..3 {
+            assert_eq!(
+                call(&mut m, &s, fail(), T0 + i * 100),
+                None,
+                "below min_calls"
+            );
+        }
+        // 20 s later those three failures are out of the window.
+        let later = T0 + 20_000;
+        for i in 0..3 {
+            assert_eq!(call(&mut m, &s, ok(), later + i), None);
+        }
+        assert_eq!(m.window.figures(&s, later + 3).calls, 3);
+        assert_eq!(call(&mut m, &s, fail(), later + 5_000), None, "1 of 4");
+        assert_eq!(
+            call(&mut m, &s, fail(), later + 6_000),
+            None,
+            "2 of 5 = 40%"
+        );
+        let t = call(&mut m, &s, fail(), later + 7_000).expect("3 of 6 = 50%");
+        assert!(
+            t.reason
+                .starts_with("failure rate 50% over 6 calls in 10s ≥ 50%"),
+            "{}",
+            t.reason
+        );
+    }
+
+    #[test]
+    fn slow_calls_open_it() {
+        let s = settings();
+        let mut m = Machine::default();
+        let slow = CallResult {
+            latency: Duration::from_secs(3),
+            ..ok()
+        };
+        assert_eq!(call(&mut m, &s, ok(), T0), None);
+        for _ in 0..3 {
+            assert_eq!(call(&mut m, &s, slow, T0), None, "below min_calls");
+        }
+        let t = call(&mut m, &s, slow, T0).expect("4 of 5 slow = 80%");
+        assert!(
+            t.reason
+                .starts_with("slow-call rate 80% (> 2s) over 5 calls ≥ 80%"),
+            "{}",
+            t.reason
+        );
+        // Exactly the threshold latency is not slow.
+        let mut m = Machine::default();
+        let edge = CallResult {
+            latency: s.slow_call,
+            ..ok()
+        };
+        for _ in 0..20 {
+            assert_eq!(call(&mut m, &s, edge, T0), None);
+        }
+    }
+
+    #[test]
+    fn open_becomes_half_open_after_the_wait() {
+        let s = settings();
+        let mut m = Machine::default();
+        tripped(&mut m, &s, T0);
+        let (a, t) = m.admit(&s, T0 + 5_000);
+        assert!(
+            matches!(a, Admit::No { state: BreakerState::Open, retry_in } if retry_in == Duration::from_secs(5))
+        );
+        assert_eq!(t, None);
+        let (a, t) = m.admit(&s, T0 + 10_000);
+        let t = t.expect("wait over");
+        assert_eq!((t.from, t.to), (BreakerState::Open, BreakerState::HalfOpen));
+        assert!(matches!(
+            a,
+            Admit::Yes {
+                state: BreakerState::HalfOpen,
+                probe: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn half_open_admits_only_the_allowed_probes() {
+        let s = BreakerSettings {
+            half_open_probes: 2,
+            ..settings()
+        };
+        let mut m = Machine::default();
+        tripped(&mut m, &s, T0);
+        let now = T0 + 10_000;
+        assert!(matches!(m.admit(&s, now).0, Admit::Yes { .. }));
+        assert!(matches!(m.admit(&s, now).0, Admit::Yes { .. }));
+        assert!(matches!(
+            m.admit(&s, now).0,
+            Admit::No {
+                state: BreakerState::HalfOpen,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn close_after_successes_closes_it() {
+        let s = settings();
+        let mut m = Machine::default();
+        tripped(&mut m, &s, T0);
+        let now = T0 + 10_000;
+        assert_eq!(call(&mut m, &s, ok(), now), None, "1 of 2");
+        let t = call(&mut m, &s, ok(), now).expect("2 of 2 close it");
+        assert_eq!(
+            (t.from, t.to),
+            (BreakerState::HalfOpen, BreakerState::Closed)
+        );
+        assert_eq!(t.reason, "2 of 2 half-open probes succeeded");
+        assert_eq!((m.trips, m.consecutive_failures), (0, 0));
+        assert_eq!(
+            m.window.figures(&s, now).calls,
+            0,
+            "a closed breaker starts a fresh window"
+        );
+    }
+
+    #[test]
+    fn one_half_open_failure_reopens_with_a_longer_wait() {
+        let s = settings();
+        let mut m = Machine::default();
+        tripped(&mut m, &s, T0);
+        let mut now = T0 + 10_000;
+        let t = call(&mut m, &s, fail(), now).expect("probe failure reopens");
+        assert_eq!((t.from, t.to), (BreakerState::HalfOpen, BreakerState::Open));
+        assert!(
+            t.reason
+                .starts_with("half-open probe failed (server_error); open 20s (trip 2)"),
+            "{}",
+            t.reason
+        );
+        assert_eq!(t.open_until_ms, Some(now + 20_000));
+        // 40 s, then capped at 60 s.
+        for want in [40_000, 60_000, 60_000] {
+            now = m.open_until_ms;
+            let t = call(&mut m, &s, fail(), now).expect("reopens");
+            assert_eq!(t.open_until_ms, Some(now + want));
+        }
+    }
+
+    #[test]
+    fn closing_resets_the_backoff() {
+        let s = settings();
+        let mut m = Machine::default();
+        tripped(&mut m, &s, T0);
+        let now = T0 + 10_000;
+        call(&mut m, &s, fail(), now);
+        let now = m.open_until_ms;
+        call(&mut m, &s, ok(), now);
+        call(&mut m, &s, ok(), now);
+        assert_eq!(m.state, BreakerState::Closed);
+        let t = tripped(&mut m, &s, now);
+        assert_eq!(
+            t.open_until_ms,
+            Some(now + 10_000),
+            "back to the first wait"
+        );
+    }
+
+    #[test]
+    fn retry_after_longer_than_the_wait_wins() {
+        let s = settings();
+        let mut m = Machine::default();
+        call(&mut m, &s, fail(), T0);
+        call(&mut m, &s, fail(), T0);
+        let r = CallResult {
+            hold_off: Some(Duration::from_secs(120)),
+            ..res(OutcomeClass::ServerError)
+        };
+        let t = call(&mut m, &s, r, T0).expect("trips");
+        assert_eq!(t.open_until_ms, Some(T0 + 120_000));
+        assert!(
+            t.reason
+                .contains("open 2m as the exchange asked (backoff alone: 10s)"),
+            "{}",
+            t.reason
+        );
+        // A shorter Retry-After does not shorten the backoff wait.
+        let mut m = Machine::default();
+        call(&mut m, &s, fail(), T0);
+        call(&mut m, &s, fail(), T0);
+        let r = CallResult {
+            hold_off: Some(Duration::from_secs(1)),
+            ..res(OutcomeClass::ServerError)
+        };
+        assert_eq!(
+            call(&mut m, &s, r, T0).and_then(|t| t.open_until_ms),
+            Some(T0 + 10_000)
+        );
+    }
+
+    #[test]
+    fn an_earlier_retry_after_still_holds_when_a_later_call_trips() {
+        let s = settings();
+        let mut m = Machine::default();
+        let r = CallResult {
+            hold_off: Some(Duration::from_secs(90)),
+            ..res(OutcomeClass::ServerError)
+        };
+        call(&mut m, &s, r, T0);
+        call(&mut m, &s, fail(), T0 + 1_000);
+        let t = call(&mut m, &s, fail(), T0 + 2_000).expect("trips");
+        assert_eq!(t.open_until_ms, Some(T0 + 90_000));
+    }
+
+    #[test]
+    fn rate_limited_does_not_trip_by_default() {
+        let s = settings();
+        let mut m = Machine::default();
+        let r = CallResult {
+            hold_off: Some(Duration::from_secs(30)),
+            ..res(OutcomeClass::RateLimited)
+        };
+        for _ in 0..50 {
+            assert_eq!(call(&mut m, &s, r, T0), None);
+        }
+        assert_eq!(
+            m.window.figures(&s, T0).calls,
+            0,
+            "ignored, not counted as success either"
+        );
+        // Configured as a failure, it trips like any other.
+        let s = BreakerSettings {
+            failure_on: vec![OutcomeClass::RateLimited],
+            ..settings()
+        };
+        let mut m = Machine::default();
+        assert!(tripped_with(&mut m, &s, res(OutcomeClass::RateLimited), T0).is_some());
+    }
+
+    fn tripped_with(
+        m: &mut Machine,
+        s: &BreakerSettings,
+        r: CallResult,
+        now: i64,
+    ) -> Option<Transition> {
+        (0..s.consecutive_failures)
+            .filter_map(|_| call(m, s, r, now))
+            .last()
+    }
+
+    #[test]
+    fn a_ban_opens_at_once_for_the_ban_time() {
+        let s = settings();
+        let mut m = Machine::default();
+        let r = CallResult {
+            hold_off: Some(Duration::from_secs(600)),
+            ..res(OutcomeClass::Banned)
+        };
+        let t = call(&mut m, &s, r, T0).expect("one ban opens it");
+        assert_eq!(t.open_until_ms, Some(T0 + 600_000));
+        assert!(
+            t.reason.starts_with("banned by the exchange for 10m"),
+            "{}",
+            t.reason
+        );
+    }
+
+    #[test]
+    fn a_late_ban_still_opens_or_extends() {
+        let s = settings();
+        let mut m = Machine::default();
+        let g = match m.admit(&s, T0).0 {
+            Admit::Yes { generation, .. } => generation,
+            Admit::No { .. } => panic!("closed admits"),
+        };
+        tripped(&mut m, &s, T0);
+        let ban = CallResult {
+            hold_off: Some(Duration::from_secs(300)),
+            ..res(OutcomeClass::Banned)
+        };
+        let t = m
+            .record(&s, g, None, ban, T0 + 1)
+            .expect("the ban extends the open wait");
+        assert_eq!(
+            (t.from, t.to, t.open_until_ms),
+            (BreakerState::Open, BreakerState::Open, Some(T0 + 300_001))
+        );
+        // A stale non-ban result changes nothing.
+        assert_eq!(m.record(&s, g, None, fail(), T0 + 2), None);
+    }
+
+    #[test]
+    fn a_late_result_from_before_a_transition_is_ignored() {
+        let s = settings();
+        let mut m = Machine::default();
+        tripped(&mut m, &s, T0);
+        let now = T0 + 10_000;
+        let (a, _) = m.admit(&s, now);
+        let Admit::Yes {
+            generation, probe, ..
+        } = a
+        else {
+            panic!("probe admitted")
+        };
+        m.force_open();
+        assert_eq!(m.record(&s, generation, probe, fail(), now), None);
+        assert_eq!(m.record(&s, generation, probe, ok(), now), None);
+        assert!(m.forced);
+    }
+
+    #[test]
+    fn a_hung_probe_lease_expires_and_another_probe_goes() {
+        let s = settings();
+        let mut m = Machine::default();
+        tripped(&mut m, &s, T0);
+        let now = T0 + 10_000;
+        let Admit::Yes {
+            generation,
+            probe: hung,
+            ..
+        } = m.admit(&s, now).0
+        else {
+            panic!("first probe")
+        };
+        assert!(
+            matches!(m.admit(&s, now + 4_999).0, Admit::No { state: BreakerState::HalfOpen, retry_in } if retry_in == Duration::from_millis(1))
+        );
+        let Admit::Yes { probe: second, .. } = m.admit(&s, now + 5_000).0 else {
+            panic!("lease over: second probe")
+        };
+        assert_ne!(hung, second);
+        // The hung probe's late success does not count; the live one does.
+        assert_eq!(m.record(&s, generation, hung, ok(), now + 5_001), None);
+        assert_eq!(m.half_open_successes, 0);
+        assert_eq!(m.record(&s, generation, second, ok(), now + 5_002), None);
+        assert_eq!(m.half_open_successes, 1);
+        // A late failure, though, is still a failure.
+        let Admit::Yes { probe: third, .. } = m.admit(&s, now + 6_000).0 else {
+            panic!("third probe")
+        };
+        let t = m
+            .record(&s, generation, hung, fail(), now + 6_001)
+            .expect("late failure reopens");
+        assert!(t.reason.contains("after its lease expired"), "{}", t.reason);
+        assert_eq!(
+            m.record(&s, generation, third, ok(), now + 6_002),
+            None,
+            "third's generation is gone"
+        );
+    }
+
+    #[test]
+    fn a_rate_limited_probe_frees_its_slot_without_counting() {
+        let s = settings();
+        let mut m = Machine::default();
+        tripped(&mut m, &s, T0);
+        let now = T0 + 10_000;
+        assert_eq!(call(&mut m, &s, res(OutcomeClass::RateLimited), now), None);
+        assert_eq!(
+            (m.state, m.half_open_successes),
+            (BreakerState::HalfOpen, 0)
+        );
+        assert!(
+            matches!(m.admit(&s, now).0, Admit::Yes { .. }),
+            "slot freed"
+        );
+    }
+
+    #[test]
+    fn force_open_stays_open_until_reset() {
+        let s = settings();
+        let mut m = Machine::default();
+        let t = m.force_open().expect("closed → open");
+        assert_eq!(
+            (t.from, t.to, t.open_until_ms),
+            (BreakerState::Closed, BreakerState::Open, None)
+        );
+        assert_eq!(m.force_open(), None, "already forced");
+        let (a, t) = m.admit(&s, i64::MAX - 1);
+        assert_eq!(t, None);
+        assert!(
+            matches!(a, Admit::No { state: BreakerState::Open, retry_in } if retry_in == FORCED_RECHECK)
+        );
+        let t = m.reset().expect("reset closes");
+        assert_eq!(
+            (t.from, t.to, t.reason.as_str()),
+            (
+                BreakerState::Open,
+                BreakerState::Closed,
+                "reset by operator"
+            )
+        );
+        assert!(!m.forced);
+        assert!(matches!(
+            m.admit(&s, T0).0,
+            Admit::Yes {
+                state: BreakerState::Closed,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn force_open_from_half_open_and_reset_from_open() {
+        let s = settings();
+        let mut m = Machine::default();
+        tripped(&mut m, &s, T0);
+        m.admit(&s, T0 + 10_000);
+        assert_eq!(m.state, BreakerState::HalfOpen);
+        let t = m.force_open().expect("half-open → forced open");
+        assert_eq!(t.from, BreakerState::HalfOpen);
+        m.reset();
+        tripped(&mut m, &s, T0);
+        let t = m.reset().expect("open → closed");
+        assert_eq!(t.from, BreakerState::Open);
+        assert_eq!(m.trips, 0);
+        // Reset while closed forgets the counts without an event.
+        call(&mut m, &s, fail(), T0);
+        assert_eq!(m.reset(), None);
+        assert_eq!(
+            (m.consecutive_failures, m.window.figures(&s, T0).calls),
+            (0, 0)
+        );
+    }
+
+    #[test]
+    fn fields_round_trip() {
+        for kind in [WindowKind::Count, WindowKind::Time] {
+            let s = BreakerSettings {
+                window_kind: kind,
+                consecutive_failures: 100,
+                min_calls: 100,
+                ..settings()
+            };
+            let mut m = Machine::default();
+            for i in 0..7 {
+                let r = if i % 3 == 0 { fail() } else { ok() };
+                call(&mut m, &s, r, T0 + i * 700);
+            }
+            m.force_open();
+            let fields: HashMap<String, String> = m
+                .to_fields()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            let back = Machine::from_fields(&fields).expect("decodes");
+            assert_eq!(
+                back,
+                Machine {
+                    leases: vec![],
+                    next_token: 1,
+                    ..m.clone()
+                }
+            );
+        }
+        assert_eq!(
+            Machine::from_fields(&HashMap::new()),
+            Ok(Machine::default())
+        );
+        let bad: HashMap<String, String> = [("state", "ajar")]
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        assert!(Machine::from_fields(&bad).is_err());
+        assert_eq!(
+            Window::decode("c:0123"),
+            Some(Window::decode("c:0123").expect("valid"))
+        );
+        assert_eq!(Window::decode("c:4"), None);
+        assert_eq!(
+            Window::decode("t:1.2.3.0"),
+            None,
+            "more failures than calls"
+        );
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Permit,
+        Record(usize, bool),
+        Wait(u32),
+        ForceOpen,
+        Reset,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => Just(Op::Permit),
+            4 => (any::<usize>(), any::<bool>()).prop_map(|(i, ok)| Op::Record(i, ok)),
+            3 => (0u32..8_000).prop_map(Op::Wait),
+            1 => Just(Op::ForceOpen),
+            1 => Just(Op::Reset),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Whatever the interleaving of permits, results and lease expiries,
+        /// half-open never has more live probes out than allowed.
+        #[test]
+        fn half_open_never_admits_more_probes_than_allowed(
+            probes in 1u32..4,
+            close_after in 1u32..4,
+            ops in proptest::collection::vec(op(), 1..200),
+        ) {
+            let s = BreakerSettings {
+                consecutive_failures: 2,
+                open_for: Duration::from_secs(1),
+                max_open_for: Duration::from_secs(4),
+                half_open_probes: probes,
+                close_after,
+                probe_lease: Duration::from_secs(3),
+                ..settings()
+            };
+            let mut m = Machine::default();
+            let mut now = T0;
+            // Calls out: (generation, probe, granted at, in half-open).
+            let mut out: Vec<(u64, Option<u64>, i64, bool)> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Permit => {
+                        if let (Admit::Yes { generation, probe, state }, _) = m.admit(&s, now) {
+                            prop_assert_eq!(state == BreakerState::HalfOpen, probe.is_some());
+                            out.push((generation, probe, now, state == BreakerState::HalfOpen));
+                        }
+                    }
+                    Op::Record(i, success) if !out.is_empty() => {
+                        let (g, p, _, _) = out.remove(i % out.len());
+                        m.record(&s, g, p, if success { ok() } else { fail() }, now);
+                    }
+                    Op::Record(..) => {}
+                    Op::Wait(ms) => now += i64::from(ms),
+                    Op::ForceOpen => { m.force_open(); }
+                    Op::Reset => { m.reset(); }
+                }
+                if m.state == BreakerState::HalfOpen {
+                    let lease = s.probe_lease.as_millis() as i64;
+                    let live = out
+                        .iter()
+                        .filter(|(g, _, at, half)| *half && *g == m.generation && now < at + lease)
+                        .count();
+                    prop_assert!(live <= probes as usize, "{live} live probes > {probes}");
+                    prop_assert!(m.half_open_successes < close_after);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Circuit breaker per (exchange, endpoint): a pure state machine and stores
+//! (memory; Redis for several instances) behind [`BreakerStore`].
+
+pub mod machine;
+pub mod memory;
+
+pub mod redis;
+
+pub use redis::{BreakerHealth, build};
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Identifies the breaker of one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BreakerId {
+    pub exchange: String,
+    pub endpoint: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl BreakerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// How a call ended, as the breaker classifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeClass {
+    Ok,
+    /// HTTP 4xx other than 429/418, or an exchange error body.
+    ClientError,
+    ServerError,
+    RateLimited,
+    Banned,
+    Timeout,
+    Connect,
+    InvalidPayload,
+}
+
+impl OutcomeClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeClass::Ok => "ok",
+            OutcomeClass::ClientError => "client_error",
+            OutcomeClass::ServerError => "server_error",
+            OutcomeClass::RateLimited => "rate_limited",
+            OutcomeClass::Banned => "banned",
+            OutcomeClass::Timeout => "timeout",
+            OutcomeClass::Connect => "connect",
+            OutcomeClass::InvalidPayload => "invalid_payload",
+        }
+    }
+}
+
+/// The result of one call, fed back to the breaker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallResult {
+    pub class: OutcomeClass,
+    pub latency: Duration,
+    /// The exchange asked us to stay away at least this long (Retry-After, ban).
+    pub hold_off: Option<Duration>,
+}
+
+/// Permission to make one call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Permit {
+    /// Call, then report with [`BreakerStore::record`] passing this permit.
+    Granted(Grant),
+    /// Do not call; try again after `retry_in`.
+    Denied {
+        state: BreakerState,
+        retry_in: Duration,
+    },
+}
+
+/// Carries what the store needs to attribute the result (e.g. the half-open
+/// probe lease and the generation it was granted in).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    pub state: BreakerState,
+    pub generation: u64,
+    /// The half-open probe lease this call holds (`None` outside half-open).
+    pub lease: Option<String>,
+    /// Which store granted it, so the result goes back to the same one even if
+    /// Redis failed or recovered in between.
+    pub backend: StoreKind,
+}
+
+/// A state change, with the reason and the figures behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub from: BreakerState,
+    pub to: BreakerState,
+    pub reason: String,
+    /// Unix ms until which the breaker stays open (when `to` is Open).
+    pub open_until_ms: Option<i64>,
+}
+
+/// What the UI shows of a breaker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakerView {
+    pub state: BreakerState,
+    /// `None` unless open on a timer (a forced-open breaker has no end).
+    pub open_until_ms: Option<i64>,
+    pub consecutive_failures: u32,
+    /// Trips since the breaker last closed; drives the growing wait.
+    pub trips: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BreakerError {
+    #[error("redis: {0}")]
+    Redis(String),
+    #[error("timed out talking to the breaker store")]
+    Timeout,
+    #[error("breaker {0} is changing too fast to update (compare-and-set kept failing)")]
+    Contended(String),
+}
+
+pub trait BreakerStore: Send + Sync {
+    /// Ask to make one call. Also returns the transition the asking caused
+    /// (open → half-open once the wait is over), for the event stream.
+    fn permit<'a>(
+        &'a self,
+        id: &'a BreakerId,
+    ) -> BoxFuture<'a, Result<(Permit, Option<Transition>), BreakerError>>;
+    fn record<'a>(
+        &'a self,
+        id: &'a BreakerId,
+        grant: &'a Grant,
+        result: CallResult,
+    ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>>;
+    /// Manual control: stop calling the endpoint until reset.
+    fn force_open<'a>(
+        &'a self,
+        id: &'a BreakerId,
+    ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>>;
+    /// Manual control: close the breaker and forget its history.
+    fn reset<'a>(
+        &'a self,
+        id: &'a BreakerId,
+    ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>>;
+    fn view<'a>(&'a self, id: &'a BreakerId) -> BoxFuture<'a, Result<BreakerView, BreakerError>>;
+}
+
+/// Breaker settings; every field has a default, and an exchange may override
+/// the whole table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSettings {
+    /// Open after this many failures in a row.
+    pub consecutive_failures: u32,
+    /// Sliding window: `count` (last `window_size` calls) or `time` (last `window`).
+    pub window_kind: WindowKind,
+    pub window_size: u32,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// No rate-based trip before this many calls are in the window.
+    pub min_calls: u32,
+    /// Open when the failure rate over the window reaches this (0..=1).
+    pub failure_rate: f64,
+    /// Open when the share of slow calls reaches this (0..=1).
+    pub slow_call_rate: f64,
+    /// A call slower than this counts as slow.
+    #[serde(with = "humantime_serde")]
+    pub slow_call: Duration,
+    /// First wait before half-open.
+    #[serde(with = "humantime_serde")]
+    pub open_for: Duration,
+    /// The wait grows by this factor on every trip in a row...
+    pub backoff: f64,
+    /// ...up to this cap.
+    #[serde(with = "humantime_serde")]
+    pub max_open_for: Duration,
+    /// Probes admitted at once while half-open.
+    pub half_open_probes: u32,
+    /// Successes in half-open that close the breaker.
+    pub close_after: u32,
+    /// A probe that has not reported after this long frees its slot.
+    #[serde(with = "humantime_serde")]
+    pub probe_lease: Duration,
+    /// Which outcome classes count as failures. A class not listed counts as
+    /// a success, except `rate_limited`, which is then ignored (neither).
+    pub failure_on: Vec<OutcomeClass>,
+    /// Where breaker state lives: `memory` (this process) or `redis` (shared
+    /// by every instance, kept across restarts; needs a [redis] table). Only
+    /// the top-level `[breaker]` value is used; per-exchange tables ignore it.
+    pub store: StoreKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    #[default]
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowKind {
+    #[default]
+    Count,
+    Time,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        BreakerSettings {
+            consecutive_failures: 5,
+            window_kind: WindowKind::Count,
+            window_size: 20,
+            window: Duration::from_secs(60),
+            min_calls: 10,
+            failure_rate: 0.5,
+            slow_call_rate: 1.0,
+            slow_call: Duration::from_secs(5),
+            open_for: Duration::from_secs(10),
+            backoff: 2.0,
+            max_open_for: Duration::from_secs(300),
+            half_open_probes: 1,
+            close_after: 2,
+            probe_lease: Duration::from_secs(30),
+            failure_on: vec![
+                OutcomeClass::ServerError,
+                OutcomeClass::Timeout,
+                OutcomeClass::Connect,
+                OutcomeClass::InvalidPayload,
+                OutcomeClass::Banned,
+            ],
+            store: StoreKind::Memory,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_parse_with_defaults_and_refuse_unknown_fields() {
+        let s: BreakerSettings = toml::from_str(
+            "store = \"redis\"\nwindow_kind = \"time\"\nwindow = \"30s\"\nfailure_on = [\"timeout\", \"rate_limited\"]",
+        )
+        .expect("valid table");
+        assert_eq!(s.store, StoreKind::Redis);
+        assert_eq!(
+            (s.window_kind, s.window),
+            (WindowKind::Time, Duration::from_secs(30))
+        );
+        assert_eq!(
+            s.failure_on,
+            vec![OutcomeClass::Timeout, OutcomeClass::RateLimited]
+        );
+        assert_eq!(s.open_for, BreakerSettings::default().open_for);
+        let empty: BreakerSettings = toml::from_str("").expect("every field defaulted");
+        assert_eq!(empty, BreakerSettings::default());
+        let err =
+            toml::from_str::<BreakerSettings>("open_four = \"1s\"").expect_err("typo refused");
+        assert!(err.to_string().contains("open_four"), "{err}");
+    }
+}

@@ -1,0 +1,350 @@
+//! Error rate over a time window, by outcome class. Hard failures fire fast
+//! (a few consecutive failures are enough), a steady trickle fires through
+//! the rate; clearing needs a run of good polls that lasts `clear_for`, and
+//! the window restarts after a clear so old failures cannot re-fire it.
+
+use super::{Finding, Firing, Gate, Step, check_pair, check_ratio, ms};
+use crate::alert::model::Severity;
+use crate::breaker::OutcomeClass;
+use crate::config::Problems;
+use crate::state::Sample;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+pub const KIND: &str = "error_rate";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ErrorRateSettings {
+    pub enabled: bool,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Warm-up: polls in the window before the rate may fire.
+    pub min_samples: usize,
+    pub fire_rate: f64,
+    pub clear_rate: f64,
+    /// This many failures in a row fire at once, whatever the rate.
+    pub consecutive: u32,
+    /// Good polls in a row needed to clear...
+    pub clear_ok: u32,
+    /// ...spanning at least this long.
+    #[serde(with = "humantime_serde")]
+    pub clear_for: Duration,
+    /// Outcome classes that count as errors here (rate limits, bans and bad
+    /// payloads have detectors of their own).
+    pub classes: Vec<String>,
+}
+
+impl Default for ErrorRateSettings {
+    fn default() -> Self {
+        ErrorRateSettings {
+            enabled: true,
+            window: Duration::from_secs(60),
+            min_samples: 4,
+            fire_rate: 0.5,
+            clear_rate: 0.1,
+            consecutive: 2,
+            clear_ok: 3,
+            clear_for: Duration::from_secs(10),
+            classes: ["server_error", "client_error", "timeout", "connect"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+const CLASSES: [OutcomeClass; 7] = [
+    OutcomeClass::ClientError,
+    OutcomeClass::ServerError,
+    OutcomeClass::RateLimited,
+    OutcomeClass::Banned,
+    OutcomeClass::Timeout,
+    OutcomeClass::Connect,
+    OutcomeClass::InvalidPayload,
+];
+
+impl ErrorRateSettings {
+    pub fn validate(&self, at: &str, p: &mut Problems) {
+        check_ratio(p, &format!("{at}.fire_rate"), self.fire_rate);
+        check_ratio(p, &format!("{at}.clear_rate"), self.clear_rate);
+        check_pair(
+            p,
+            &format!("{at}.clear_rate"),
+            self.fire_rate,
+            self.clear_rate,
+        );
+        if self.window.is_zero() {
+            p.push(format!("{at}.window"), "must be greater than zero");
+        }
+        if self.consecutive == 0 {
+            p.push(format!("{at}.consecutive"), "must be at least 1");
+        }
+        for (i, c) in self.classes.iter().enumerate() {
+            if !CLASSES.iter().any(|k| k.as_str() == c) {
+                let valid: Vec<&str> = CLASSES.iter().map(|k| k.as_str()).collect();
+                p.push(
+                    format!("{at}.classes[{i}]"),
+                    format!("unknown outcome class {c:?}; valid: {}", valid.join(", ")),
+                );
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ErrorRateDetector {
+    exchange: String,
+    endpoint: String,
+    s: ErrorRateSettings,
+    /// (at_ms, failed class or None when ok)
+    window: VecDeque<(i64, Option<OutcomeClass>)>,
+    fail_streak: u32,
+    ok_streak: u32,
+    gate: Gate,
+}
+
+impl ErrorRateDetector {
+    pub fn new(exchange: &str, endpoint: &str, s: ErrorRateSettings) -> Self {
+        ErrorRateDetector {
+            exchange: exchange.into(),
+            endpoint: endpoint.into(),
+            s,
+            window: VecDeque::new(),
+            fail_streak: 0,
+            ok_streak: 0,
+            gate: Gate::default(),
+        }
+    }
+
+    pub fn is_firing(&self) -> bool {
+        self.gate.is_firing()
+    }
+
+    /// Failures in a row right now.
+    pub fn fail_streak(&self) -> u32 {
+        self.fail_streak
+    }
+
+    pub fn on_sample(&mut self, smp: &Sample) -> Option<Finding> {
+        if !self.s.enabled {
+            return None;
+        }
+        let class = smp.outcome.class();
+        let counted = self.s.classes.iter().any(|c| c == class.as_str());
+        let failed = if class == OutcomeClass::Ok {
+            None
+        } else if counted {
+            Some(class)
+        } else {
+            // Another detector's business: neither good nor bad here.
+            return self.still_firing(smp);
+        };
+        if failed.is_some() {
+            self.fail_streak += 1;
+            self.ok_streak = 0;
+        } else {
+            self.ok_streak += 1;
+            self.fail_streak = 0;
+        }
+        self.window.push_back((smp.at_ms, failed));
+        let horizon = smp.at_ms - ms(self.s.window);
+        while self.window.front().is_some_and(|(t, _)| *t < horizon) {
+            self.window.pop_front();
+        }
+        let total = self.window.len();
+        let failures = self.window.iter().filter(|(_, f)| f.is_some()).count();
+        let rate = failures as f64 / total.max(1) as f64;
+        let bad = self.fail_streak >= self.s.consecutive
+            || (total >= self.s.min_samples && rate >= self.s.fire_rate && failed.is_some());
+        let good =
+            self.ok_streak >= self.s.clear_ok || (failed.is_none() && rate <= self.s.clear_rate);
+        match self
+            .gate
+            .step(bad, good, smp.at_ms, 0, ms(self.s.clear_for))
+        {
+            Step::Quiet => None,
+            Step::Cleared => {
+                // Start afresh so the outage's failures cannot fire it again.
+                self.window.clear();
+                Some(Finding::Cleared {
+                    exchange: self.exchange.clone(),
+                    endpoint: Some(self.endpoint.clone()),
+                    kind: KIND.into(),
+                })
+            }
+            Step::Fired | Step::Firing => Some(self.firing(smp, rate, failures, total)),
+        }
+    }
+
+    fn still_firing(&self, smp: &Sample) -> Option<Finding> {
+        if !self.gate.is_firing() {
+            return None;
+        }
+        let total = self.window.len();
+        let failures = self.window.iter().filter(|(_, f)| f.is_some()).count();
+        Some(self.firing(smp, failures as f64 / total.max(1) as f64, failures, total))
+    }
+
+    fn firing(&self, smp: &Sample, rate: f64, failures: usize, total: usize) -> Finding {
+        let mut by_class: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for (_, f) in &self.window {
+            if let Some(c) = f {
+                *by_class.entry(c.as_str()).or_default() += 1;
+            }
+        }
+        let mut metrics = BTreeMap::from([
+            ("error_rate".to_string(), rate),
+            ("failures".to_string(), failures as f64),
+            ("polls".to_string(), total as f64),
+            ("consecutive_failures".to_string(), self.fail_streak as f64),
+        ]);
+        for (c, n) in &by_class {
+            metrics.insert(format!("class_{c}"), *n as f64);
+        }
+        let dominant = by_class
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(c, _)| *c)
+            .unwrap_or("error");
+        Finding::Firing(Firing {
+            exchange: self.exchange.clone(),
+            endpoint: Some(self.endpoint.clone()),
+            kind: KIND.into(),
+            severity: Severity::Critical,
+            title: format!(
+                "{}/{} failing: {:.0}% errors ({dominant})",
+                self.exchange,
+                self.endpoint,
+                rate * 100.0
+            ),
+            description: format!(
+                "{failures} of the last {total} polls failed in {}s ({}); last: {}.",
+                self.s.window.as_secs(),
+                by_class
+                    .iter()
+                    .map(|(c, n)| format!("{c} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                smp.outcome.label()
+            ),
+            metrics,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::testutil::{cleared, fired, sample};
+    use crate::state::Outcome;
+
+    fn http(status: u16) -> Outcome {
+        Outcome::Http {
+            status,
+            detail: "x".into(),
+        }
+    }
+
+    fn run(d: &mut ErrorRateDetector, t: &mut i64, o: Outcome) -> Vec<Finding> {
+        *t += 1000;
+        d.on_sample(&sample(*t, 10, o)).into_iter().collect()
+    }
+
+    #[test]
+    fn two_hard_failures_fire_at_once() {
+        let mut d = ErrorRateDetector::new("bin", "ticker", ErrorRateSettings::default());
+        let mut t = 0;
+        for _ in 0..10 {
+            assert!(run(&mut d, &mut t, Outcome::Ok).is_empty());
+        }
+        assert!(run(&mut d, &mut t, http(503)).is_empty());
+        let f = run(&mut d, &mut t, Outcome::Timeout);
+        assert!(fired(&f, KIND));
+        let Finding::Firing(x) = &f[0] else { panic!() };
+        assert_eq!(x.metrics["class_server_error"], 1.0);
+        assert_eq!(x.metrics["class_timeout"], 1.0);
+    }
+
+    #[test]
+    fn warm_up_before_the_rate_fires() {
+        let s = ErrorRateSettings {
+            consecutive: 100,
+            ..Default::default()
+        };
+        let mut d = ErrorRateDetector::new("bin", "ticker", s);
+        let mut t = 0;
+        // fail, ok, fail: rate 2/3 but only 3 samples.
+        assert!(run(&mut d, &mut t, http(500)).is_empty());
+        assert!(run(&mut d, &mut t, Outcome::Ok).is_empty());
+        assert!(run(&mut d, &mut t, http(500)).is_empty());
+        assert!(run(&mut d, &mut t, Outcome::Ok).is_empty());
+        assert!(fired(&run(&mut d, &mut t, http(500)), KIND));
+    }
+
+    #[test]
+    fn no_flapping_when_every_other_poll_fails() {
+        let mut d = ErrorRateDetector::new("bin", "ticker", ErrorRateSettings::default());
+        let mut t = 0;
+        let (mut fires, mut clears) = (0, 0);
+        let mut was = false;
+        for i in 0..300 {
+            let f = run(
+                &mut d,
+                &mut t,
+                if i % 2 == 0 { http(502) } else { Outcome::Ok },
+            );
+            if d.is_firing() && !was {
+                fires += 1;
+            }
+            if cleared(&f, KIND) {
+                clears += 1;
+            }
+            was = d.is_firing();
+        }
+        assert_eq!((fires, clears), (1, 0));
+    }
+
+    #[test]
+    fn recovery_clears_after_clear_for_and_does_not_refire() {
+        let mut d = ErrorRateDetector::new("bin", "ticker", ErrorRateSettings::default());
+        let mut t = 0;
+        for _ in 0..20 {
+            run(
+                &mut d,
+                &mut t,
+                Outcome::Connect {
+                    detail: "refused".into(),
+                },
+            );
+        }
+        assert!(d.is_firing());
+        let mut cleared_at = None;
+        for i in 0..30 {
+            if cleared(&run(&mut d, &mut t, Outcome::Ok), KIND) {
+                cleared_at = Some(i);
+            }
+        }
+        // 3 good polls, then that condition holding for 10 s at 1 s polls.
+        assert_eq!(cleared_at, Some(12));
+        // One failure after recovery is not enough to fire again.
+        assert!(!fired(&run(&mut d, &mut t, http(500)), KIND));
+    }
+
+    #[test]
+    fn rate_limits_and_bad_payloads_are_not_counted_here() {
+        let mut d = ErrorRateDetector::new("bin", "ticker", ErrorRateSettings::default());
+        let mut t = 0;
+        for _ in 0..10 {
+            let f = run(
+                &mut d,
+                &mut t,
+                Outcome::RateLimited {
+                    retry_after_ms: None,
+                    detail: "429".into(),
+                },
+            );
+            assert!(f.is_empty());
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! Rate-limit pressure: exchange-reported usage above a threshold, 429s, time
+//! spent waiting for our own limiter (one `rate_limit` alert per endpoint,
+//! firing while any of the three holds), and IP bans (`ban`).
+
+use super::{Finding, Firing, Gate, Step, check_pair, check_ratio, ms};
+use crate::alert::model::Severity;
+use crate::config::Problems;
+use crate::exchange::RateLimitSignal;
+use crate::state::{Outcome, Sample};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+pub const RATE_LIMIT: &str = "rate_limit";
+pub const BAN: &str = "ban";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    pub enabled: bool,
+    /// Reported usage (used / limit) that fires...
+    pub usage_fire: f64,
+    /// ...and below which it clears.
+    pub usage_clear: f64,
+    /// Window for counting 429s and limiter waits.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// 429 answers within the window that fire.
+    pub rate_limited_count: usize,
+    /// Share of the window spent waiting for the limiter that fires...
+    pub wait_fire: f64,
+    /// ...and below which it clears.
+    pub wait_clear: f64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            enabled: true,
+            usage_fire: 0.8,
+            usage_clear: 0.6,
+            window: Duration::from_secs(60),
+            rate_limited_count: 1,
+            wait_fire: 0.25,
+            wait_clear: 0.05,
+        }
+    }
+}
+
+impl LimitSettings {
+    pub fn validate(&self, at: &str, p: &mut Problems) {
+        check_ratio(p, &format!("{at}.usage_fire"), self.usage_fire);
+        check_ratio(p, &format!("{at}.usage_clear"), self.usage_clear);
+        check_pair(
+            p,
+            &format!("{at}.usage_clear"),
+            self.usage_fire,
+            self.usage_clear,
+        );
+        check_ratio(p, &format!("{at}.wait_fire"), self.wait_fire);
+        check_ratio(p, &format!("{at}.wait_clear"), self.wait_clear);
+        check_pair(
+            p,
+            &format!("{at}.wait_clear"),
+            self.wait_fire,
+            self.wait_clear,
+        );
+        if self.window.is_zero() {
+            p.push(format!("{at}.window"), "must be greater than zero");
+        }
+        if self.rate_limited_count == 0 {
+            p.push(format!("{at}.rate_limited_count"), "must be at least 1");
+        }
+    }
+}
+
+/// Share of the window used, from whatever the exchange reported.
+pub fn usage_of(sig: &RateLimitSignal) -> Option<f64> {
+    let limit = sig.limit.filter(|l| *l > 0)? as f64;
+    match (sig.used, sig.remaining) {
+        (Some(u), _) => Some(u as f64 / limit),
+        (None, Some(r)) => Some((limit - r as f64).max(0.0) / limit),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitDetector {
+    exchange: String,
+    endpoint: String,
+    s: LimitSettings,
+    usage: Option<(i64, f64)>,
+    limited: VecDeque<i64>,
+    waits: VecDeque<(i64, u64)>,
+    pressure: Gate,
+    banned_until_ms: Option<i64>,
+    ban_detail: String,
+    ban: Gate,
+}
+
+impl LimitDetector {
+    pub fn new(exchange: &str, endpoint: &str, s: LimitSettings) -> Self {
+        LimitDetector {
+            exchange: exchange.into(),
+            endpoint: endpoint.into(),
+            s,
+            usage: None,
+            limited: VecDeque::new(),
+            waits: VecDeque::new(),
+            pressure: Gate::default(),
+            banned_until_ms: None,
+            ban_detail: String::new(),
+            ban: Gate::default(),
+        }
+    }
+
+    pub fn on_sample(&mut self, smp: &Sample) -> Vec<Finding> {
+        if !self.s.enabled {
+            return Vec::new();
+        }
+        if let Some(u) = smp.signal.as_ref().and_then(usage_of) {
+            self.usage = Some((smp.at_ms, u));
+        }
+        let mut banned = false;
+        match &smp.outcome {
+            Outcome::RateLimited { .. } => self.limited.push_back(smp.at_ms),
+            Outcome::Banned {
+                until_ms,
+                retry_after_ms,
+                detail,
+            } => {
+                banned = true;
+                let until = until_ms
+                    .or(retry_after_ms.map(|r| smp.at_ms + r as i64))
+                    .unwrap_or(smp.at_ms);
+                self.banned_until_ms = Some(self.banned_until_ms.unwrap_or(0).max(until));
+                self.ban_detail = detail.clone();
+            }
+            _ => {}
+        }
+        if let Some(until) = smp.signal.as_ref().and_then(|s| s.banned_until_ms) {
+            if until > smp.at_ms {
+                banned = true;
+                self.banned_until_ms = Some(self.banned_until_ms.unwrap_or(0).max(until));
+            }
+        }
+        let mut out: Vec<Finding> = self.eval_pressure(smp.at_ms).into_iter().collect();
+        // A ban lifts with the first good answer, not with the clock: the
+        // exchange's own word is the only proof.
+        let step = self.ban.step(banned, smp.outcome.is_ok(), smp.at_ms, 0, 0);
+        if step == Step::Cleared {
+            self.banned_until_ms = None;
+        }
+        out.extend(self.ban_finding(step, smp.at_ms));
+        out
+    }
+
+    pub fn on_wait(&mut self, at_ms: i64, waited_ms: u64) -> Vec<Finding> {
+        if !self.s.enabled {
+            return Vec::new();
+        }
+        self.waits.push_back((at_ms, waited_ms));
+        self.eval_pressure(at_ms).into_iter().collect()
+    }
+
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Finding> {
+        if !self.s.enabled {
+            return Vec::new();
+        }
+        let mut out: Vec<Finding> = Vec::new();
+        if self.pressure.is_firing() {
+            out.extend(self.eval_pressure(now_ms));
+        }
+        if self.ban.is_firing() {
+            out.extend(self.ban_finding(Step::Firing, now_ms));
+        }
+        out
+    }
+
+    fn eval_pressure(&mut self, now_ms: i64) -> Option<Finding> {
+        let window = ms(self.s.window);
+        let horizon = now_ms - window;
+        while self.limited.front().is_some_and(|t| *t < horizon) {
+            self.limited.pop_front();
+        }
+        while self.waits.front().is_some_and(|(t, _)| *t < horizon) {
+            self.waits.pop_front();
+        }
+        if self.usage.is_some_and(|(t, _)| t < horizon) {
+            self.usage = None;
+        }
+        let usage = self.usage.map(|(_, u)| u);
+        let waited: u64 = self.waits.iter().map(|(_, w)| *w).sum();
+        let wait_share = waited as f64 / window.max(1) as f64;
+        let n429 = self.limited.len();
+        let bad = usage.is_some_and(|u| u >= self.s.usage_fire)
+            || n429 >= self.s.rate_limited_count
+            || wait_share >= self.s.wait_fire;
+        let good = usage.is_none_or(|u| u < self.s.usage_clear)
+            && n429 == 0
+            && wait_share < self.s.wait_clear;
+        match self.pressure.step(bad, good, now_ms, 0, 0) {
+            Step::Quiet => None,
+            Step::Cleared => Some(Finding::Cleared {
+                exchange: self.exchange.clone(),
+                endpoint: Some(self.endpoint.clone()),
+                kind: RATE_LIMIT.into(),
+            }),
+            Step::Fired | Step::Firing => {
+                let mut reasons = Vec::new();
+                if let Some(u) = usage {
+                    reasons.push(format!("usage {:.0}% of the exchange's limit", u * 100.0));
+                }
+                if n429 > 0 {
+                    reasons.push(format!("{n429} answers 429 in {}s", window / 1000));
+                }
+                if waited > 0 {
+                    reasons.push(format!(
+                        "{:.0}% of the last {}s spent waiting for the limiter",
+                        wait_share * 100.0,
+                        window / 1000
+                    ));
+                }
+                let mut metrics = BTreeMap::from([
+                    ("rate_limited".to_string(), n429 as f64),
+                    ("limiter_wait_share".to_string(), wait_share),
+                ]);
+                if let Some(u) = usage {
+                    metrics.insert("usage".into(), u);
+                }
+                Some(Finding::Firing(Firing {
+                    exchange: self.exchange.clone(),
+                    endpoint: Some(self.endpoint.clone()),
+                    kind: RATE_LIMIT.into(),
+                    severity: if n429 > 0 {
+                        Severity::Critical
+                    } else {
+                        Severity::Warning
+                    },
+                    title: format!("{}/{}: rate-limit pressure", self.exchange, self.endpoint),
+                    description: format!("{}.", reasons.join("; ")),
+                    metrics,
+                }))
+            }
+        }
+    }
+
+    fn ban_finding(&self, step: Step, now_ms: i64) -> Option<Finding> {
+        match step {
+            Step::Quiet => None,
+            Step::Cleared => Some(Finding::Cleared {
+                exchange: self.exchange.clone(),
+                endpoint: Some(self.endpoint.clone()),
+                kind: BAN.into(),
+            }),
+            Step::Fired | Step::Firing => {
+                let left = self.banned_until_ms.map(|u| (u - now_ms).max(0));
+                let mut metrics = BTreeMap::new();
+                if let Some(l) = left {
+                    metrics.insert("ban_left_ms".to_string(), l as f64);
+                }
+                Some(Finding::Firing(Firing {
+                    exchange: self.exchange.clone(),
+                    endpoint: Some(self.endpoint.clone()),
+                    kind: BAN.into(),
+                    severity: Severity::Emergency,
+                    title: format!(
+                        "{}/{}: IP banned by the exchange",
+                        self.exchange, self.endpoint
+                    ),
+                    description: match left {
+                        Some(l) if l > 0 => format!(
+                            "Banned for another {:.0}s: {}",
+                            l as f64 / 1000.0,
+                            self.ban_detail
+                        ),
+                        _ => format!("Banned: {}", self.ban_detail),
+                    },
+                    metrics,
+                }))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::testutil::{cleared, fired, sample};
+
+    fn with_usage(at: i64, used: u64) -> Sample {
+        let mut s = sample(at, 5, Outcome::Ok);
+        s.signal = Some(RateLimitSignal {
+            used: Some(used),
+            limit: Some(1000),
+            ..Default::default()
+        });
+        s
+    }
+
+    #[test]
+    fn usage_hysteresis_does_not_flap() {
+        let mut d = LimitDetector::new("bin", "ticker", LimitSettings::default());
+        assert!(d.on_sample(&with_usage(1_000, 500)).is_empty());
+        assert!(fired(&d.on_sample(&with_usage(2_000, 810)), RATE_LIMIT));
+        // Oscillating 70% .. 85%: stays firing, no clear.
+        for i in 0..50 {
+            let used = if i % 2 == 0 { 700 } else { 850 };
+            let f = d.on_sample(&with_usage(3_000 + i * 1000, used));
+            assert!(fired(&f, RATE_LIMIT) && !cleared(&f, RATE_LIMIT));
+        }
+        assert!(cleared(&d.on_sample(&with_usage(60_000, 590)), RATE_LIMIT));
+    }
+
+    #[test]
+    fn remaining_counts_as_usage() {
+        let sig = RateLimitSignal {
+            remaining: Some(100),
+            limit: Some(1000),
+            ..Default::default()
+        };
+        assert_eq!(usage_of(&sig), Some(0.9));
+        assert_eq!(usage_of(&RateLimitSignal::default()), None);
+    }
+
+    #[test]
+    fn a_429_fires_and_clears_once_out_of_the_window() {
+        let mut d = LimitDetector::new("bin", "ticker", LimitSettings::default());
+        let f = d.on_sample(&sample(
+            1_000,
+            5,
+            Outcome::RateLimited {
+                retry_after_ms: Some(1000),
+                detail: "429".into(),
+            },
+        ));
+        assert!(fired(&f, RATE_LIMIT));
+        assert!(fired(&d.tick(30_000), RATE_LIMIT));
+        assert!(cleared(&d.tick(61_001), RATE_LIMIT));
+        assert!(d.tick(70_000).is_empty());
+    }
+
+    #[test]
+    fn limiter_waits_fire_by_share_of_time() {
+        let mut d = LimitDetector::new("bin", "ticker", LimitSettings::default());
+        let mut fired_at = None;
+        for i in 0..30 {
+            if fired(&d.on_wait(i * 1000, 800), RATE_LIMIT) && fired_at.is_none() {
+                fired_at = Some(i);
+            }
+        }
+        // 25% of 60 s = 15 s of waiting: the 19th wait of 800 ms.
+        assert_eq!(fired_at, Some(18));
+    }
+
+    #[test]
+    fn ban_fires_until_a_good_answer() {
+        let mut d = LimitDetector::new("bin", "ticker", LimitSettings::default());
+        let f = d.on_sample(&sample(
+            1_000,
+            5,
+            Outcome::Banned {
+                until_ms: Some(120_000),
+                retry_after_ms: None,
+                detail: "418".into(),
+            },
+        ));
+        assert!(fired(&f, BAN));
+        let Some(Finding::Firing(x)) = f.iter().find(|f| f.kind() == BAN) else {
+            panic!()
+        };
+        assert_eq!(x.severity, Severity::Emergency);
+        assert_eq!(x.metrics["ban_left_ms"], 119_000.0);
+        assert!(fired(&d.tick(50_000), BAN));
+        assert!(cleared(&d.on_sample(&sample(130_000, 5, Outcome::Ok)), BAN));
+    }
+}

@@ -1,0 +1,450 @@
+//! Detectors: plain structs fed [`Event`]s with the time passed in, returning
+//! [`Finding`]s (a condition fired, still holds, or cleared). No I/O, no clock.
+//!
+//! Every detector has a warm-up (a minimum of samples before it may fire),
+//! separate fire and clear conditions (hysteresis) and a `for` duration the
+//! condition must hold before it counts, so a signal that oscillates around a
+//! threshold produces one alert, not a flapping stream.
+//!
+//! [`Detectors`] runs all of them for every endpoint; the alert engine owns one.
+
+pub mod adaptive;
+pub mod bench;
+pub mod breaker;
+pub mod error_rate;
+pub mod hang;
+pub mod latency;
+pub mod limits;
+pub mod payload;
+pub mod staleness;
+
+use crate::alert::model::{Alert, Severity};
+use crate::config::Problems;
+use crate::state::Event;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// A condition that holds now (emitted on every evaluation while it does).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Firing {
+    pub exchange: String,
+    /// `None` for exchange-wide conditions.
+    pub endpoint: Option<String>,
+    pub kind: String,
+    pub severity: Severity,
+    pub title: String,
+    pub description: String,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// What a detector says about one condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finding {
+    Firing(Firing),
+    /// The clear condition held for long enough.
+    Cleared {
+        exchange: String,
+        endpoint: Option<String>,
+        kind: String,
+    },
+}
+
+impl Finding {
+    pub fn fingerprint(&self) -> String {
+        match self {
+            Finding::Firing(f) => {
+                Alert::fingerprint_of(&f.exchange, f.endpoint.as_deref(), &f.kind)
+            }
+            Finding::Cleared {
+                exchange,
+                endpoint,
+                kind,
+            } => Alert::fingerprint_of(exchange, endpoint.as_deref(), kind),
+        }
+    }
+
+    pub fn kind(&self) -> &str {
+        match self {
+            Finding::Firing(f) => &f.kind,
+            Finding::Cleared { kind, .. } => kind,
+        }
+    }
+
+    pub fn is_firing(&self) -> bool {
+        matches!(self, Finding::Firing(_))
+    }
+}
+
+/// One step of a [`Gate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Not firing.
+    Quiet,
+    /// Just started firing.
+    Fired,
+    /// Still firing.
+    Firing,
+    /// Just cleared.
+    Cleared,
+}
+
+impl Step {
+    pub fn is_firing(self) -> bool {
+        matches!(self, Step::Fired | Step::Firing)
+    }
+}
+
+/// Hysteresis with `for` durations: fires once `bad` has held for
+/// `fire_for_ms`, clears once `good` has held for `clear_for_ms`. Between the
+/// two thresholds (neither bad nor good) it keeps its state, which is what
+/// stops flapping.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Gate {
+    firing: bool,
+    since_ms: Option<i64>,
+}
+
+impl Gate {
+    pub fn step(
+        &mut self,
+        bad: bool,
+        good: bool,
+        now_ms: i64,
+        fire_for_ms: i64,
+        clear_for_ms: i64,
+    ) -> Step {
+        if self.firing {
+            if !good {
+                self.since_ms = None;
+                return Step::Firing;
+            }
+            let since = *self.since_ms.get_or_insert(now_ms);
+            if now_ms - since >= clear_for_ms {
+                self.firing = false;
+                self.since_ms = None;
+                Step::Cleared
+            } else {
+                Step::Firing
+            }
+        } else {
+            if !bad {
+                self.since_ms = None;
+                return Step::Quiet;
+            }
+            let since = *self.since_ms.get_or_insert(now_ms);
+            if now_ms - since >= fire_for_ms {
+                self.firing = true;
+                self.since_ms = None;
+                Step::Fired
+            } else {
+                Step::Quiet
+            }
+        }
+    }
+
+    pub fn is_firing(&self) -> bool {
+        self.firing
+    }
+
+    /// Forget everything (used when an endpoint's history no longer applies).
+    pub fn reset(&mut self) {
+        *self = Gate::default();
+    }
+}
+
+pub(crate) fn ms(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+/// Settings of every detector; each has good defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectSettings {
+    pub latency: latency::LatencySettings,
+    pub error_rate: error_rate::ErrorRateSettings,
+    pub hang: hang::HangSettings,
+    pub staleness: staleness::StalenessSettings,
+    pub payload: payload::PayloadSettings,
+    pub limits: limits::LimitSettings,
+    pub breaker: breaker::BreakerAlertSettings,
+    pub adaptive: adaptive::AdaptiveSettings,
+}
+
+impl DetectSettings {
+    pub fn validate(&self, at: &str, p: &mut Problems) {
+        self.latency.validate(&format!("{at}.latency"), p);
+        self.error_rate.validate(&format!("{at}.error_rate"), p);
+        self.hang.validate(&format!("{at}.hang"), p);
+        self.staleness.validate(&format!("{at}.staleness"), p);
+        self.payload.validate(&format!("{at}.payload"), p);
+        self.limits.validate(&format!("{at}.limits"), p);
+        self.breaker.validate(&format!("{at}.breaker"), p);
+        self.adaptive.validate(&format!("{at}.adaptive"), p);
+    }
+}
+
+pub(crate) fn check_ratio(p: &mut Problems, at: &str, v: f64) {
+    if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+        p.push(at, "must be a fraction between 0.0 and 1.0");
+    }
+}
+
+pub(crate) fn check_positive(p: &mut Problems, at: &str, v: f64) {
+    if !(v.is_finite() && v > 0.0) {
+        p.push(at, "must be a positive number");
+    }
+}
+
+/// The hysteresis pair must leave a gap: clear below fire.
+pub(crate) fn check_pair(p: &mut Problems, at: &str, fire: f64, clear: f64) {
+    if fire.is_finite() && clear.is_finite() && clear > fire {
+        p.push(
+            at,
+            format!("the clear threshold ({clear}) must not be above the fire threshold ({fire})"),
+        );
+    }
+}
+
+/// How an endpoint looks to the detectors, for views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Up,
+    /// Slow but answering.
+    Degraded,
+    Down,
+}
+
+#[derive(Debug, Clone)]
+struct EndpointDetectors {
+    latency: latency::LatencyDetector,
+    errors: error_rate::ErrorRateDetector,
+    hang: hang::HangDetector,
+    stale: staleness::StalenessDetector,
+    payload: payload::PayloadDetector,
+    limits: limits::LimitDetector,
+    breaker: breaker::BreakerDetector,
+}
+
+/// Every detector for every endpoint seen, plus the exchange-wide outage detector.
+#[derive(Debug, Clone)]
+pub struct Detectors {
+    settings: DetectSettings,
+    endpoints: HashMap<(String, String), EndpointDetectors>,
+    outages: breaker::OutageDetector,
+}
+
+impl Detectors {
+    pub fn new(settings: DetectSettings) -> Self {
+        Detectors {
+            outages: breaker::OutageDetector::new(settings.breaker.clone()),
+            settings,
+            endpoints: HashMap::new(),
+        }
+    }
+
+    pub fn settings(&self) -> &DetectSettings {
+        &self.settings
+    }
+
+    fn endpoint(&mut self, exchange: &str, endpoint: &str, now_ms: i64) -> &mut EndpointDetectors {
+        let s = &self.settings;
+        self.endpoints
+            .entry((exchange.to_string(), endpoint.to_string()))
+            .or_insert_with(|| EndpointDetectors {
+                latency: latency::LatencyDetector::new(exchange, endpoint, s.latency.clone()),
+                errors: error_rate::ErrorRateDetector::new(
+                    exchange,
+                    endpoint,
+                    s.error_rate.clone(),
+                ),
+                hang: hang::HangDetector::new(exchange, endpoint, s.hang.clone()),
+                stale: staleness::StalenessDetector::new(
+                    exchange,
+                    endpoint,
+                    s.staleness.clone(),
+                    now_ms,
+                ),
+                payload: payload::PayloadDetector::new(exchange, endpoint, s.payload.clone()),
+                limits: limits::LimitDetector::new(exchange, endpoint, s.limits.clone()),
+                breaker: breaker::BreakerDetector::new(exchange, endpoint, s.breaker.clone()),
+            })
+    }
+
+    /// Feed one event; returns what changed or still holds.
+    pub fn on_event(&mut self, ev: &Event, now_ms: i64) -> Vec<Finding> {
+        let mut out = Vec::new();
+        match ev {
+            Event::Watching {
+                exchange,
+                endpoint,
+                interval_ms,
+                ..
+            } => {
+                let d = self.endpoint(exchange, endpoint, now_ms);
+                d.stale.set_interval(*interval_ms);
+                self.outages.watch(exchange, endpoint);
+            }
+            Event::PollInterval {
+                exchange,
+                endpoint,
+                interval_ms,
+            } => {
+                let d = self.endpoint(exchange, endpoint, now_ms);
+                d.stale.set_interval(*interval_ms);
+            }
+            Event::Sample(s) => {
+                let d = self.endpoint(&s.exchange, &s.endpoint, now_ms);
+                out.extend(d.latency.on_sample(s));
+                out.extend(d.errors.on_sample(s));
+                out.extend(d.hang.on_sample(s));
+                out.extend(d.stale.on_sample(s));
+                out.extend(d.payload.on_sample(s));
+                out.extend(d.limits.on_sample(s));
+                out.extend(self.outages.on_sample(s));
+            }
+            Event::Stalled {
+                exchange,
+                endpoint,
+                in_flight_ms,
+                ..
+            } => {
+                let d = self.endpoint(exchange, endpoint, now_ms);
+                out.extend(d.hang.on_stalled(*in_flight_ms));
+            }
+            Event::LimiterWaited {
+                exchange,
+                endpoint,
+                at_ms,
+                waited_ms,
+                ..
+            } => {
+                let d = self.endpoint(exchange, endpoint, now_ms);
+                out.extend(d.limits.on_wait(*at_ms, *waited_ms));
+            }
+            Event::BreakerChanged {
+                exchange,
+                endpoint,
+                at_ms,
+                transition,
+            } => {
+                let d = self.endpoint(exchange, endpoint, now_ms);
+                out.extend(d.breaker.on_transition(*at_ms, transition));
+                out.extend(
+                    self.outages
+                        .on_breaker(exchange, endpoint, transition.to, *at_ms),
+                );
+            }
+            Event::BreakerRejected {
+                exchange,
+                endpoint,
+                at_ms,
+                state,
+            } => {
+                let d = self.endpoint(exchange, endpoint, now_ms);
+                out.extend(d.breaker.on_rejected(*at_ms));
+                out.extend(self.outages.on_breaker(exchange, endpoint, *state, *at_ms));
+            }
+            Event::LimiterFill { .. }
+            | Event::ClockOffset { .. }
+            | Event::BackendHealth { .. }
+            | Event::AlertChanged { .. }
+            | Event::AlertDelivery { .. }
+            | Event::TriageUsage(_) => {}
+        }
+        out
+    }
+
+    /// Time-driven conditions (no data for too long).
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for d in self.endpoints.values_mut() {
+            out.extend(d.stale.tick(now_ms));
+            out.extend(d.limits.tick(now_ms));
+        }
+        out
+    }
+
+    /// How an endpoint looks right now, for views: down beats degraded.
+    pub fn health(&self, exchange: &str, endpoint: &str) -> Health {
+        match self
+            .endpoints
+            .get(&(exchange.to_string(), endpoint.to_string()))
+        {
+            None => Health::Up,
+            Some(d)
+                if d.errors.is_firing()
+                    || d.hang.is_firing()
+                    || d.breaker.is_firing()
+                    || d.stale.is_firing() =>
+            {
+                Health::Down
+            }
+            Some(d) if d.latency.is_firing() => Health::Degraded,
+            Some(_) => Health::Up,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use crate::state::{Outcome, Sample};
+
+    pub fn sample(at_ms: i64, latency_ms: u64, outcome: Outcome) -> Sample {
+        Sample {
+            exchange: "bin".into(),
+            endpoint: "ticker".into(),
+            at_ms,
+            latency_us: latency_ms * 1000,
+            status: Some(200),
+            outcome,
+            summary: None,
+            price: None,
+            exchange_ts_ms: None,
+            signal: None,
+        }
+    }
+
+    pub fn fired(fs: &[super::Finding], kind: &str) -> bool {
+        fs.iter()
+            .any(|f| matches!(f, super::Finding::Firing(x) if x.kind == kind))
+    }
+
+    pub fn cleared(fs: &[super::Finding], kind: &str) -> bool {
+        fs.iter()
+            .any(|f| matches!(f, super::Finding::Cleared { kind: k, .. } if k == kind))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gate_needs_the_for_duration_and_holds_between_thresholds() {
+        let mut g = Gate::default();
+        assert_eq!(g.step(true, false, 0, 1000, 1000), Step::Quiet);
+        assert_eq!(g.step(true, false, 999, 1000, 1000), Step::Quiet);
+        assert_eq!(g.step(true, false, 1000, 1000, 1000), Step::Fired);
+        // Between thresholds: keeps firing.
+        assert_eq!(g.step(false, false, 5000, 1000, 1000), Step::Firing);
+        assert_eq!(g.step(false, true, 6000, 1000, 1000), Step::Firing);
+        // The good streak was broken: starts over.
+        assert_eq!(g.step(false, false, 6500, 1000, 1000), Step::Firing);
+        assert_eq!(g.step(false, true, 7000, 1000, 1000), Step::Firing);
+        assert_eq!(g.step(false, true, 8000, 1000, 1000), Step::Cleared);
+        assert_eq!(g.step(false, true, 9000, 1000, 1000), Step::Quiet);
+    }
+
+    #[test]
+    fn a_bad_blip_shorter_than_for_does_not_fire() {
+        let mut g = Gate::default();
+        for t in 0..100 {
+            // bad for 500 ms out of every second
+            let bad = t % 2 == 0;
+            let s = g.step(bad, !bad, t * 500, 1000, 0);
+            assert_eq!(s, Step::Quiet, "at {t}");
+        }
+    }
+}

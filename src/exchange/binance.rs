@@ -1,0 +1,219 @@
+//! Binance spot, REST `/api/v3` (market data base `data-api.binance.vision`).
+//!
+//! Errors are `{"code": -1003, "msg": "..."}` with HTTP 429 (rate limit) or
+//! 418 (IP auto-banned after ignoring 429s), both with `Retry-After` in
+//! seconds. Every response carries `X-MBX-USED-WEIGHT-1M`, the IP's used
+//! weight in the current minute, which the limiter follows.
+
+use super::parse::{self, at, opt_num};
+use super::{
+    ApiError, DefaultBudget, EndpointKind, Interpretation, OrderBook, Payload, Preset, Problem,
+    RateLimitSignal, RawResponse, Ticker,
+};
+use serde_json::Value;
+
+/// `REQUEST_WEIGHT` 6000 per minute per IP (enums.md, exchangeInfo).
+pub const DEFAULT_BUDGET: DefaultBudget = DefaultBudget {
+    capacity: 6000.0,
+    refill_per_sec: 100.0,
+};
+
+/// The weight window of `X-MBX-USED-WEIGHT-1M`.
+pub const USED_WEIGHT_WINDOW_MS: u64 = 60_000;
+
+/// `GET /api/v3/depth` weight by `limit` (rest-api.md); 0 means the default of 100.
+pub fn depth_weight(limit: u32) -> u32 {
+    match limit {
+        0..=100 => 5,
+        101..=500 => 25,
+        501..=1000 => 50,
+        _ => 250,
+    }
+}
+
+pub fn preset(endpoint: EndpointKind, symbol: &str, depth: u32) -> Preset {
+    match endpoint {
+        EndpointKind::Time => Preset {
+            path: "/api/v3/time".into(),
+            query: Vec::new(),
+            weight: 1,
+        },
+        // bookTicker rather than ticker/price: it carries the best bid and ask,
+        // which crossed-book and jump checks need, for the same weight.
+        EndpointKind::Ticker => Preset {
+            path: "/api/v3/ticker/bookTicker".into(),
+            query: vec![("symbol".into(), symbol.into())],
+            weight: 2,
+        },
+        EndpointKind::Book => {
+            let mut query = vec![("symbol".into(), symbol.into())];
+            if depth > 0 {
+                query.push(("limit".into(), depth.min(5000).to_string()));
+            }
+            Preset {
+                path: "/api/v3/depth".into(),
+                query,
+                weight: depth_weight(depth),
+            }
+        }
+    }
+}
+
+pub fn interpret(endpoint: EndpointKind, resp: &RawResponse<'_>) -> Interpretation {
+    let mut signal = parse::base_signal(resp);
+    if let Some(used) = parse::header_u64(resp, "x-mbx-used-weight-1m") {
+        signal.used = Some(used);
+        signal.window_ms = Some(USED_WEIGHT_WINDOW_MS);
+        signal.limit = Some(DEFAULT_BUDGET.capacity as u64);
+    }
+    let body = match parse::json_body(resp.body) {
+        Ok(v) => v,
+        Err(reason) => {
+            let problem = match resp.status {
+                418 => banned(
+                    resp,
+                    None,
+                    format!("HTTP 418 {}", parse::excerpt(resp.body)),
+                ),
+                _ => parse::fallback(resp, reason),
+            };
+            return finish_problem(problem, signal);
+        }
+    };
+    if let Some(err) = api_error(&body, resp) {
+        return finish_problem(err, signal);
+    }
+    if !parse::is_success(resp.status) {
+        return finish_problem(
+            parse::fallback(
+                resp,
+                super::InvalidReason::Schema {
+                    detail: String::new(),
+                },
+            ),
+            signal,
+        );
+    }
+    parse::finish(payload(endpoint, &body), signal)
+}
+
+fn finish_problem(p: Problem, mut signal: RateLimitSignal) -> Interpretation {
+    if let Problem::Api(ApiError::IpBanned { until_ms, .. }) = &p {
+        signal.banned_until_ms = *until_ms;
+    }
+    parse::finish(Err(p), signal)
+}
+
+fn banned(resp: &RawResponse<'_>, until_ms: Option<i64>, message: String) -> Problem {
+    let retry_after_ms = parse::retry_after_ms(resp);
+    // The message's ban end is exact; without it, Retry-After counts from arrival.
+    let until_ms = until_ms.or_else(|| {
+        retry_after_ms.map(|r| {
+            resp.received_at_ms
+                .saturating_add(i64::try_from(r).unwrap_or(i64::MAX))
+        })
+    });
+    Problem::Api(ApiError::IpBanned {
+        until_ms,
+        retry_after_ms,
+        message,
+    })
+}
+
+/// `{"code": <negative>, "msg": ...}`: Binance's error envelope.
+fn api_error(body: &Value, resp: &RawResponse<'_>) -> Option<Problem> {
+    let code = body.get("code")?.as_i64()?;
+    let msg = body
+        .get("msg")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if code == 0 && msg.is_empty() {
+        return None;
+    }
+    let until = banned_until_ms(&msg);
+    Some(match code {
+        -1003 if resp.status == 418 || until.is_some() => banned(resp, until, msg),
+        -1003 => Problem::Api(ApiError::RateLimited {
+            retry_after_ms: parse::retry_after_ms(resp),
+            code: Some(code.to_string()),
+            message: msg,
+        }),
+        -1121 => Problem::Api(ApiError::InvalidSymbol {
+            code: Some(code.to_string()),
+            message: msg,
+        }),
+        _ if resp.status == 418 => banned(resp, until, msg),
+        _ if resp.status == 429 => Problem::Api(ApiError::RateLimited {
+            retry_after_ms: parse::retry_after_ms(resp),
+            code: Some(code.to_string()),
+            message: msg,
+        }),
+        _ => Problem::Api(ApiError::Exchange {
+            code: Some(code.to_string()),
+            message: msg,
+        }),
+    })
+}
+
+/// "... IP banned until 1659761931230. ..." → 1659761931230.
+pub fn banned_until_ms(msg: &str) -> Option<i64> {
+    let rest = &msg[msg.find("banned until")? + "banned until".len()..];
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+fn payload(endpoint: EndpointKind, body: &Value) -> Result<Payload, Problem> {
+    if body.is_array() {
+        return Err(parse::schema(
+            "got a list: the request needs a single `symbol`",
+        ));
+    }
+    match endpoint {
+        EndpointKind::Time => {
+            let ms = parse::int(
+                body.get("serverTime")
+                    .ok_or_else(|| parse::schema("missing serverTime"))?,
+                "serverTime",
+            )?;
+            Ok(Payload::Time { server_ms: ms })
+        }
+        EndpointKind::Ticker => {
+            // bookTicker, ticker/price and ticker/24hr all share these names.
+            let last = match body.get("lastPrice") {
+                Some(v) => opt_num(Some(v), "lastPrice")?,
+                None => opt_num(body.get("price"), "price")?,
+            };
+            let bid = opt_num(body.get("bidPrice"), "bidPrice")?;
+            let ask = opt_num(body.get("askPrice"), "askPrice")?;
+            if last.is_none() && bid.is_none() && ask.is_none() {
+                return Err(parse::schema("no bidPrice, askPrice or price"));
+            }
+            Ok(Payload::Ticker(Ticker {
+                symbol: parse::str_field(body, "symbol"),
+                last: last.map(|n| n.value),
+                bid: bid.map(|n| n.value),
+                ask: ask.map(|n| n.value),
+                exchange_ts_ms: parse::opt_int(body.get("closeTime"), "closeTime")?,
+            }))
+        }
+        EndpointKind::Book => {
+            let update_id = parse::opt_u64(body.get("lastUpdateId"), "lastUpdateId")?;
+            if update_id.is_none() && at(body, &["bids"]).is_none() {
+                return Err(parse::schema("missing lastUpdateId, bids and asks"));
+            }
+            Ok(Payload::Book(OrderBook {
+                symbol: parse::str_field(body, "symbol"),
+                bids: parse::levels(body.get("bids"), "bids")?,
+                asks: parse::levels(body.get("asks"), "asks")?,
+                // depth carries no timestamp (rest-api.md).
+                exchange_ts_ms: None,
+                update_id,
+            }))
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Kraken spot REST (`/0/public`).
+//!
+//! Every body is `{"error": [...], "result": {...}}`; errors are strings like
+//! `"EAPI:Rate limit exceeded"` in the array, usually with HTTP 200. Results
+//! are keyed by Kraken's own pair name (`XXBTZUSD` for `XBTUSD`), tickers
+//! carry no timestamp, and depth levels are `[price, volume, unix seconds]`.
+//! No rate-limit header is documented.
+
+use super::parse::{self, opt_num};
+use super::{
+    ApiError, DefaultBudget, EndpointKind, Interpretation, InvalidReason, OrderBook, Payload,
+    Preset, Problem, RawResponse, Ticker,
+};
+use serde_json::Value;
+
+/// "1 per second (or less) would remain within the rate limits" (Kraken
+/// support); the small burst covers the three presets starting together.
+pub const DEFAULT_BUDGET: DefaultBudget = DefaultBudget {
+    capacity: 15.0,
+    refill_per_sec: 1.0,
+};
+
+pub fn preset(endpoint: EndpointKind, symbol: &str, depth: u32) -> Preset {
+    match endpoint {
+        EndpointKind::Time => Preset {
+            path: "/0/public/Time".into(),
+            query: Vec::new(),
+            weight: 1,
+        },
+        EndpointKind::Ticker => Preset {
+            path: "/0/public/Ticker".into(),
+            query: vec![("pair".into(), symbol.into())],
+            weight: 1,
+        },
+        EndpointKind::Book => {
+            let mut query = vec![("pair".into(), symbol.into())];
+            // count 1..=500; 0 asks for the default of 100.
+            if depth > 0 {
+                query.push(("count".into(), depth.min(500).to_string()));
+            }
+            Preset {
+                path: "/0/public/Depth".into(),
+                query,
+                weight: 1,
+            }
+        }
+    }
+}
+
+pub fn interpret(endpoint: EndpointKind, resp: &RawResponse<'_>) -> Interpretation {
+    let mut signal = parse::base_signal(resp);
+    let body = match parse::json_body(resp.body) {
+        Ok(v) => v,
+        Err(reason) => return parse::finish(Err(parse::fallback(resp, reason)), signal),
+    };
+    // Only E-prefixed entries are errors; W-prefixed ones are warnings.
+    let errors: Vec<&str> = body
+        .get("error")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .filter(|e| e.starts_with('E'))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(first) = errors.first() {
+        let problem = classify(first, &errors, endpoint, resp);
+        match &problem {
+            Problem::Api(ApiError::RateLimited { retry_after_ms, .. }) => {
+                signal.retry_after_ms = *retry_after_ms
+            }
+            Problem::Api(ApiError::IpBanned { until_ms, .. }) => signal.banned_until_ms = *until_ms,
+            _ => {}
+        }
+        return parse::finish(Err(problem), signal);
+    }
+    if !parse::is_success(resp.status) {
+        return parse::finish(
+            Err(parse::fallback(
+                resp,
+                InvalidReason::Schema {
+                    detail: "no error".into(),
+                },
+            )),
+            signal,
+        );
+    }
+    parse::finish(payload(endpoint, &body), signal)
+}
+
+fn classify(first: &str, all: &[&str], endpoint: EndpointKind, resp: &RawResponse<'_>) -> Problem {
+    let message = all.join("; ");
+    let (category, text) = first.split_once(':').unwrap_or((first, ""));
+    let code = Some(first.to_string());
+    match (category, text) {
+        (_, "Rate limit exceeded") | ("EGeneral", "Too many requests") => {
+            Problem::Api(ApiError::RateLimited {
+                retry_after_ms: parse::retry_after_ms(resp),
+                code,
+                message,
+            })
+        }
+        ("EGeneral", "Temporary lockout") => {
+            let retry = parse::retry_after_ms(resp);
+            Problem::Api(ApiError::IpBanned {
+                until_ms: retry.map(|r| {
+                    resp.received_at_ms
+                        .saturating_add(i64::try_from(r).unwrap_or(i64::MAX))
+                }),
+                retry_after_ms: retry,
+                message,
+            })
+        }
+        ("EQuery", "Unknown asset pair") if parse::has_symbol(endpoint) => {
+            Problem::Api(ApiError::InvalidSymbol { code, message })
+        }
+        ("EService", _) => Problem::Api(ApiError::Maintenance { message }),
+        _ => Problem::Api(ApiError::Exchange { code, message }),
+    }
+}
+
+fn payload(endpoint: EndpointKind, body: &Value) -> Result<Payload, Problem> {
+    let result = body
+        .get("result")
+        .and_then(Value::as_object)
+        .ok_or_else(|| parse::schema("missing result object"))?;
+    let pair_row = || {
+        result
+            .iter()
+            .next()
+            .ok_or_else(|| parse::schema("result has no pair"))
+    };
+    match endpoint {
+        EndpointKind::Time => {
+            let t = result
+                .get("unixtime")
+                .ok_or_else(|| parse::schema("missing unixtime"))?;
+            let ms = parse::int(t, "unixtime")?
+                .checked_mul(1000)
+                .ok_or_else(|| parse::schema("unixtime out of range"))?;
+            Ok(Payload::Time { server_ms: ms })
+        }
+        EndpointKind::Ticker => {
+            // One pair was asked for; the key is Kraken's name for it.
+            let (pair, row) = pair_row()?;
+            Ok(Payload::Ticker(Ticker {
+                symbol: pair.clone(),
+                last: first_num(row, "c")?,
+                bid: first_num(row, "b")?,
+                ask: first_num(row, "a")?,
+                exchange_ts_ms: None,
+            }))
+        }
+        EndpointKind::Book => {
+            let (pair, row) = pair_row()?;
+            let bids = parse::levels(row.get("bids"), "bids")?;
+            let asks = parse::levels(row.get("asks"), "asks")?;
+            // Each level says when it last changed; the newest change is the
+            // best freshness evidence the book has.
+            let mut newest: Option<i64> = None;
+            for side in ["bids", "asks"] {
+                if let Some(levels) = row.get(side).and_then(Value::as_array) {
+                    for (i, l) in levels.iter().enumerate() {
+                        if let Some(t) = l.get(2) {
+                            let secs =
+                                parse::num_lazy(t, || format!("{side}[{i}].timestamp"))?.value;
+                            let ms = parse::seconds_to_ms(secs);
+                            newest = newest.max(ms);
+                        }
+                    }
+                }
+            }
+            Ok(Payload::Book(OrderBook {
+                symbol: pair.clone(),
+                bids,
+                asks,
+                exchange_ts_ms: newest,
+                update_id: None,
+            }))
+        }
+    }
+}
+
+/// The first element of a `[price, whole lot volume, lot volume]` array.
+fn first_num(row: &Value, key: &str) -> Result<Option<f64>, Problem> {
+    match row.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => Ok(opt_num(a.first(), &format!("{key}[0]"))?.map(|n| n.value)),
+        Some(_) => Err(parse::schema(format!("{key} is not an array"))),
+    }
+}

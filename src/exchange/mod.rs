@@ -1,0 +1,440 @@
+//! Exchange adapters: each exchange's public market-data API, parsed into one
+//! common model and validated before anything downstream trusts it.
+//!
+//! An adapter is a set of pure functions: `interpret` turns an HTTP response
+//! (status, headers, body) into either a normalized [`Payload`] or a
+//! [`Problem`], plus any [`RateLimitSignal`] the exchange reported. No I/O
+//! happens here, so fixtures and fuzzers drive adapters directly.
+
+pub mod binance;
+pub mod bybit;
+pub mod coinbase;
+pub mod generic;
+pub mod kraken;
+pub mod okx;
+pub(crate) mod parse;
+pub mod validate;
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Which API dialect an exchange speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExchangeKind {
+    Binance,
+    Bybit,
+    Okx,
+    Coinbase,
+    Kraken,
+    Generic,
+}
+
+impl ExchangeKind {
+    pub const ALL: [ExchangeKind; 6] = [
+        ExchangeKind::Binance,
+        ExchangeKind::Bybit,
+        ExchangeKind::Okx,
+        ExchangeKind::Coinbase,
+        ExchangeKind::Kraken,
+        ExchangeKind::Generic,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangeKind::Binance => "binance",
+            ExchangeKind::Bybit => "bybit",
+            ExchangeKind::Okx => "okx",
+            ExchangeKind::Coinbase => "coinbase",
+            ExchangeKind::Kraken => "kraken",
+            ExchangeKind::Generic => "generic",
+        }
+    }
+}
+
+impl std::fmt::Display for ExchangeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an endpoint returns, which decides how its body is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointKind {
+    /// Server time, also used to measure the clock offset.
+    Time,
+    /// Last price and/or best bid/ask.
+    Ticker,
+    /// Order book levels.
+    Book,
+}
+
+impl EndpointKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointKind::Time => "time",
+            EndpointKind::Ticker => "ticker",
+            EndpointKind::Book => "book",
+        }
+    }
+}
+
+/// A decimal that arrived as text: the parsed value for arithmetic and the
+/// exact original for checksums and exact comparisons.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Num {
+    pub value: f64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Level {
+    pub price: Num,
+    pub size: Num,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ticker {
+    pub symbol: String,
+    pub last: Option<f64>,
+    pub bid: Option<f64>,
+    pub ask: Option<f64>,
+    /// Exchange-side timestamp in unix milliseconds, where the API gives one.
+    pub exchange_ts_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderBook {
+    pub symbol: String,
+    /// Best first: descending prices.
+    pub bids: Vec<Level>,
+    /// Best first: ascending prices.
+    pub asks: Vec<Level>,
+    pub exchange_ts_ms: Option<i64>,
+    /// Sequence or last update id, where the API gives one.
+    pub update_id: Option<u64>,
+}
+
+impl OrderBook {
+    pub fn best_bid(&self) -> Option<f64> {
+        self.bids.first().map(|l| l.price.value)
+    }
+    pub fn best_ask(&self) -> Option<f64> {
+        self.asks.first().map(|l| l.price.value)
+    }
+}
+
+/// A normalized, successfully parsed body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Payload {
+    Time { server_ms: i64 },
+    Ticker(Ticker),
+    Book(OrderBook),
+}
+
+impl Payload {
+    /// A one-line human summary: last price, or best bid/ask.
+    pub fn summary(&self) -> String {
+        fn p(v: Option<f64>) -> String {
+            v.map(|x| format!("{x}")).unwrap_or_else(|| "-".into())
+        }
+        match self {
+            Payload::Time { server_ms } => format!("server time {server_ms}"),
+            Payload::Ticker(t) => match (t.bid, t.ask) {
+                (Some(_), Some(_)) => format!("{} bid {} ask {}", t.symbol, p(t.bid), p(t.ask)),
+                _ => format!("{} last {}", t.symbol, p(t.last)),
+            },
+            Payload::Book(b) => format!(
+                "{} bid {} ask {} ({}x{} levels)",
+                b.symbol,
+                p(b.best_bid()),
+                p(b.best_ask()),
+                b.bids.len(),
+                b.asks.len()
+            ),
+        }
+    }
+
+    /// A reference price for jump detection and adaptive polling.
+    pub fn reference_price(&self) -> Option<f64> {
+        match self {
+            Payload::Time { .. } => None,
+            Payload::Ticker(t) => match (t.bid, t.ask) {
+                (Some(b), Some(a)) => Some((a + b) / 2.0),
+                _ => t.last,
+            },
+            Payload::Book(b) => match (b.best_bid(), b.best_ask()) {
+                (Some(bid), Some(ask)) => Some((bid + ask) / 2.0),
+                _ => None,
+            },
+        }
+    }
+
+    pub fn exchange_ts_ms(&self) -> Option<i64> {
+        match self {
+            Payload::Time { server_ms } => Some(*server_ms),
+            Payload::Ticker(t) => t.exchange_ts_ms,
+            Payload::Book(b) => b.exchange_ts_ms,
+        }
+    }
+}
+
+/// An error the exchange itself reported, classified across dialects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ApiError {
+    RateLimited {
+        retry_after_ms: Option<u64>,
+        code: Option<String>,
+        message: String,
+    },
+    IpBanned {
+        /// Unix ms when the ban lifts, when the exchange says.
+        until_ms: Option<i64>,
+        retry_after_ms: Option<u64>,
+        message: String,
+    },
+    InvalidSymbol {
+        code: Option<String>,
+        message: String,
+    },
+    Maintenance {
+        message: String,
+    },
+    Exchange {
+        code: Option<String>,
+        message: String,
+    },
+}
+
+/// Why a payload is not trusted. Each reason is distinct and named, so it can
+/// be alerted on, counted and shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum InvalidReason {
+    EmptyBody,
+    NotJson { detail: String },
+    Schema { detail: String },
+    BadNumber { field: String, text: String },
+    NonPositive { field: String, value: f64 },
+    CrossedBook { bid: f64, ask: f64 },
+    LockedBook { price: f64 },
+    UnsortedLevels { side: String },
+    DuplicateLevel { side: String, price: f64 },
+    EmptyBook,
+    PriceJump { from: f64, to: f64, pct: f64 },
+    Stale { age_ms: i64 },
+    Frozen { for_ms: i64 },
+    SequenceBackwards { from: u64, to: u64 },
+    Unhealthy { detail: String },
+}
+
+impl InvalidReason {
+    /// Stable snake_case name used in metrics, alerts and JSON output.
+    pub fn name(&self) -> &'static str {
+        match self {
+            InvalidReason::EmptyBody => "empty_body",
+            InvalidReason::NotJson { .. } => "not_json",
+            InvalidReason::Schema { .. } => "schema",
+            InvalidReason::BadNumber { .. } => "bad_number",
+            InvalidReason::NonPositive { .. } => "non_positive",
+            InvalidReason::CrossedBook { .. } => "crossed_book",
+            InvalidReason::LockedBook { .. } => "locked_book",
+            InvalidReason::UnsortedLevels { .. } => "unsorted_levels",
+            InvalidReason::DuplicateLevel { .. } => "duplicate_level",
+            InvalidReason::EmptyBook => "empty_book",
+            InvalidReason::PriceJump { .. } => "price_jump",
+            InvalidReason::Stale { .. } => "stale",
+            InvalidReason::Frozen { .. } => "frozen",
+            InvalidReason::SequenceBackwards { .. } => "sequence_backwards",
+            InvalidReason::Unhealthy { .. } => "unhealthy",
+        }
+    }
+}
+
+impl std::fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InvalidReason::EmptyBody => write!(f, "empty body"),
+            InvalidReason::NotJson { detail } => write!(f, "not JSON: {detail}"),
+            InvalidReason::Schema { detail } => write!(f, "unexpected shape: {detail}"),
+            InvalidReason::BadNumber { field, text } => write!(f, "unparsable {field}: {text:?}"),
+            InvalidReason::NonPositive { field, value } => {
+                write!(f, "non-positive {field}: {value}")
+            }
+            InvalidReason::CrossedBook { bid, ask } => {
+                write!(f, "crossed book: bid {bid} > ask {ask}")
+            }
+            InvalidReason::LockedBook { price } => write!(f, "locked book: bid = ask = {price}"),
+            InvalidReason::UnsortedLevels { side } => write!(f, "unsorted {side} levels"),
+            InvalidReason::DuplicateLevel { side, price } => {
+                write!(f, "duplicate {side} level at {price}")
+            }
+            InvalidReason::EmptyBook => write!(f, "empty book"),
+            InvalidReason::PriceJump { from, to, pct } => {
+                write!(f, "price jump {pct:.1}% ({from} -> {to})")
+            }
+            InvalidReason::Stale { age_ms } => {
+                write!(f, "stale: exchange timestamp {age_ms} ms old")
+            }
+            InvalidReason::Frozen { for_ms } => write!(f, "frozen: unchanged for {for_ms} ms"),
+            InvalidReason::SequenceBackwards { from, to } => {
+                write!(f, "sequence went backwards: {from} -> {to}")
+            }
+            InvalidReason::Unhealthy { detail } => write!(f, "unhealthy: {detail}"),
+        }
+    }
+}
+
+/// Exchange-reported usage or back-off orders, which the limiter follows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateLimitSignal {
+    /// Weight or requests used in the current window (Binance used weight).
+    pub used: Option<u64>,
+    /// The limit of that window, when reported.
+    pub limit: Option<u64>,
+    /// Requests remaining in the window (Bybit `X-Bapi-Limit-Status`).
+    pub remaining: Option<u64>,
+    /// Length of the usage window, when known (Binance `1M` → 60 s).
+    pub window_ms: Option<u64>,
+    /// Unix ms when the window resets (Bybit reset timestamp).
+    pub reset_at_ms: Option<i64>,
+    /// The exchange asked us to wait this long (`Retry-After`).
+    pub retry_after_ms: Option<u64>,
+    /// The IP is banned until this unix ms.
+    pub banned_until_ms: Option<i64>,
+}
+
+impl RateLimitSignal {
+    pub fn is_empty(&self) -> bool {
+        *self == RateLimitSignal::default()
+    }
+
+    /// How long every request must hold off from `now_ms`, if at all.
+    pub fn hold_off(&self, now_ms: i64) -> Option<Duration> {
+        let ban = self
+            .banned_until_ms
+            .map(|t| t.saturating_sub(now_ms).max(0) as u64);
+        let retry = self.retry_after_ms;
+        match (ban, retry) {
+            (None, None) => None,
+            (a, b) => Some(Duration::from_millis(a.unwrap_or(0).max(b.unwrap_or(0)))),
+        }
+    }
+}
+
+/// Why a response could not be used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum Problem {
+    /// The exchange reported an error (in any HTTP status, including 200).
+    Api(ApiError),
+    /// A non-success HTTP status without a recognizable error body.
+    Http { status: u16, body_excerpt: String },
+    /// The body was not a payload exwatch can trust.
+    Invalid(InvalidReason),
+}
+
+/// The HTTP response as the adapter sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct RawResponse<'a> {
+    pub status: u16,
+    pub headers: &'a reqwest::header::HeaderMap,
+    pub body: &'a [u8],
+    /// Local wall clock when the response arrived, unix ms (for `Retry-After`
+    /// given as an HTTP date and for ban times).
+    pub received_at_ms: i64,
+    /// How long the request took, request sent to body read, for the generic
+    /// kind's `[RESPONSE_TIME]` conditions.
+    pub elapsed_ms: u64,
+}
+
+/// What an adapter made of one response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interpretation {
+    pub result: Result<Payload, Problem>,
+    pub signal: Option<RateLimitSignal>,
+}
+
+/// A preset endpoint of an exchange kind: the exchange's real path, query and
+/// request weight for a symbol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preset {
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub weight: u32,
+}
+
+/// The documented rate budget of an exchange's public API, used when the
+/// config does not set one: capacity in weight units, refill per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DefaultBudget {
+    pub capacity: f64,
+    pub refill_per_sec: f64,
+}
+
+/// Real base URL, default symbol and default budget of each kind.
+pub fn default_base_url(kind: ExchangeKind) -> Option<&'static str> {
+    match kind {
+        ExchangeKind::Binance => Some("https://data-api.binance.vision"),
+        ExchangeKind::Bybit => Some("https://api.bybit.com"),
+        ExchangeKind::Okx => Some("https://www.okx.com"),
+        ExchangeKind::Coinbase => Some("https://api.exchange.coinbase.com"),
+        ExchangeKind::Kraken => Some("https://api.kraken.com"),
+        ExchangeKind::Generic => None,
+    }
+}
+
+/// The exchange's preset path, query and weight for an endpoint kind.
+/// `depth` is the number of book levels asked for, where the API takes one.
+pub fn preset(
+    kind: ExchangeKind,
+    endpoint: EndpointKind,
+    symbol: &str,
+    depth: u32,
+) -> Option<Preset> {
+    match kind {
+        ExchangeKind::Binance => Some(binance::preset(endpoint, symbol, depth)),
+        ExchangeKind::Bybit => Some(bybit::preset(endpoint, symbol, depth)),
+        ExchangeKind::Okx => Some(okx::preset(endpoint, symbol, depth)),
+        ExchangeKind::Coinbase => Some(coinbase::preset(endpoint, symbol, depth)),
+        ExchangeKind::Kraken => Some(kraken::preset(endpoint, symbol, depth)),
+        ExchangeKind::Generic => None,
+    }
+}
+
+pub fn default_budget(kind: ExchangeKind) -> DefaultBudget {
+    match kind {
+        ExchangeKind::Binance => binance::DEFAULT_BUDGET,
+        ExchangeKind::Bybit => bybit::DEFAULT_BUDGET,
+        ExchangeKind::Okx => okx::DEFAULT_BUDGET,
+        ExchangeKind::Coinbase => coinbase::DEFAULT_BUDGET,
+        ExchangeKind::Kraken => kraken::DEFAULT_BUDGET,
+        ExchangeKind::Generic => generic::DEFAULT_BUDGET,
+    }
+}
+
+/// Parse and classify one response. Never panics, whatever the bytes.
+/// `generic` carries the JSON-pointer spec for the generic kind.
+///
+/// A payload is only returned after [`validate::check_payload`] passed, so
+/// crossed books, bad numbers and the like come back as
+/// `Problem::Invalid(reason)`; the stateful checks are
+/// [`validate::Validator`]'s, per endpoint.
+pub fn interpret(
+    kind: ExchangeKind,
+    endpoint: EndpointKind,
+    resp: &RawResponse<'_>,
+    generic: Option<&generic::GenericSpec>,
+) -> Interpretation {
+    match kind {
+        ExchangeKind::Binance => binance::interpret(endpoint, resp),
+        ExchangeKind::Bybit => bybit::interpret(endpoint, resp),
+        ExchangeKind::Okx => okx::interpret(endpoint, resp),
+        ExchangeKind::Coinbase => coinbase::interpret(endpoint, resp),
+        ExchangeKind::Kraken => kraken::interpret(endpoint, resp),
+        ExchangeKind::Generic => generic::interpret(endpoint, resp, generic),
+    }
+}

@@ -1,0 +1,152 @@
+//! `run --headless`: status lines instead of the dashboard, for logs and CI.
+
+use crate::alert::model::Alert;
+use crate::breaker::BreakerState;
+use crate::clock::wall_ms;
+use crate::state::{ExchangeView, Snapshot};
+use serde::Serialize;
+use std::io::Write;
+
+#[derive(Debug, Serialize)]
+struct JsonLine<'a> {
+    ts_ms: i64,
+    exchange: &'a str,
+    healthy: bool,
+    endpoints: Vec<JsonEndpoint<'a>>,
+    /// The exchange's open alerts (firing, acknowledged, silenced).
+    alerts: Vec<JsonAlert<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonAlert<'a> {
+    fingerprint: &'a str,
+    severity: &'static str,
+    state: &'static str,
+    title: &'a str,
+    first_seen_ms: i64,
+    occurrences: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonEndpoint<'a> {
+    name: &'a str,
+    outcome: String,
+    detail: String,
+    latency_ms: Option<f64>,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    error_rate: f64,
+    calls: u64,
+    breaker: &'static str,
+    data_age_ms: Option<i64>,
+    interval_ms: u64,
+    limiter_waited_ms: u64,
+}
+
+/// Write one line per exchange for this snapshot.
+pub fn write_status(out: &mut impl Write, snap: &Snapshot, json: bool) -> std::io::Result<()> {
+    let now = wall_ms();
+    for ex in &snap.exchanges {
+        if json {
+            serde_json::to_writer(&mut *out, &json_line(ex, snap, now))?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "{}", text_line(ex, snap, now))?;
+        }
+    }
+    out.flush()
+}
+
+fn ms(us: Option<u64>) -> Option<f64> {
+    us.map(|u| (u as f64 / 100.0).round() / 10.0)
+}
+
+fn open_alerts<'a>(ex: &ExchangeView, snap: &'a Snapshot) -> impl Iterator<Item = &'a Alert> {
+    let name = ex.name.clone();
+    snap.alerts
+        .iter()
+        .filter(move |a| a.exchange == name && a.state.is_open())
+}
+
+fn json_line<'a>(ex: &'a ExchangeView, snap: &'a Snapshot, now: i64) -> JsonLine<'a> {
+    JsonLine {
+        alerts: open_alerts(ex, snap)
+            .map(|a| JsonAlert {
+                fingerprint: &a.fingerprint,
+                severity: a.severity.as_str(),
+                state: a.state.as_str(),
+                title: &a.title,
+                first_seen_ms: a.first_seen_ms,
+                occurrences: a.occurrences,
+            })
+            .collect(),
+        ts_ms: now,
+        exchange: &ex.name,
+        healthy: ex.healthy,
+        endpoints: ex
+            .endpoints
+            .iter()
+            .map(|e| JsonEndpoint {
+                name: &e.name,
+                outcome: e
+                    .last
+                    .as_ref()
+                    .map(|s| s.outcome.label())
+                    .unwrap_or_else(|| "pending".into()),
+                detail: e
+                    .last
+                    .as_ref()
+                    .map(|s| s.outcome.detail())
+                    .unwrap_or_default(),
+                latency_ms: ms(e.last.as_ref().map(|s| s.latency_us)),
+                p50_ms: ms(e.p50_us),
+                p99_ms: ms(e.p99_us),
+                error_rate: e.error_rate,
+                calls: e.calls,
+                breaker: e.breaker.state.as_str(),
+                data_age_ms: e.data_age_ms(now),
+                interval_ms: e.interval_ms,
+                limiter_waited_ms: e.limiter_waited_ms,
+            })
+            .collect(),
+    }
+}
+
+fn text_line(ex: &ExchangeView, snap: &Snapshot, now: i64) -> String {
+    let ts = time::OffsetDateTime::from_unix_timestamp_nanos(now as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| now.to_string());
+    let mut line = format!(
+        "{ts} {:<10} {:<4}",
+        ex.name,
+        if ex.healthy { "OK" } else { "FAIL" }
+    );
+    for e in &ex.endpoints {
+        let outcome = e
+            .last
+            .as_ref()
+            .map(|s| s.outcome.label())
+            .unwrap_or_else(|| "pending".into());
+        let lat = e
+            .last
+            .as_ref()
+            .map(|s| format!("{:.0}ms", s.latency_us as f64 / 1000.0))
+            .unwrap_or_else(|| "-".into());
+        line.push_str(&format!(" | {} {} {}", e.name, outcome, lat));
+        if e.breaker.state != BreakerState::Closed {
+            line.push_str(&format!(" breaker={}", e.breaker.state.as_str()));
+        }
+        if let Some(age) = e.data_age_ms(now).filter(|a| *a > 2 * e.interval_ms as i64) {
+            line.push_str(&format!(" age={:.0}s", age as f64 / 1000.0));
+        }
+    }
+    let open = open_alerts(ex, snap).count();
+    if open > 0 {
+        line.push_str(&format!(" | alerts={open}"));
+    }
+    line
+}

@@ -1,0 +1,170 @@
+//! The one shared HTTP client, a bounded GET, and `Retry-After`.
+
+use crate::config::HttpConfig;
+use std::time::{Duration, Instant};
+
+/// One client for the whole process: a connection pool with keep-alive, so
+/// polling an endpoint does not pay a handshake on every tick.
+pub fn client(cfg: &HttpConfig) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(cfg.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .tcp_keepalive(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .user_agent(cfg.user_agent.clone())
+        // The monitor follows no redirects: a redirected market-data endpoint is a fault to see.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// A response read in full, or up to the body cap.
+#[derive(Debug)]
+pub struct Fetched {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+    /// The body was longer than the cap and was cut.
+    pub truncated: bool,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FetchError {
+    Timeout { elapsed: Duration },
+    Connect { detail: String, elapsed: Duration },
+}
+
+/// GET `url` with a total timeout covering the body, reading at most `max_body` bytes.
+pub async fn get(
+    client: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<Fetched, FetchError> {
+    let start = Instant::now();
+    let fut = async {
+        let mut resp = client.get(url).send().await?;
+        let status = resp.status().as_u16();
+        let headers = std::mem::take(resp.headers_mut());
+        let mut body =
+            Vec::with_capacity(resp.content_length().unwrap_or(4096).min(max_body as u64) as usize);
+        let mut truncated = false;
+        while let Some(chunk) = resp.chunk().await? {
+            let room = max_body - body.len();
+            if chunk.len() > room {
+                body.extend_from_slice(&chunk[..room]);
+                truncated = true;
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok::<_, reqwest::Error>((status, headers, body, truncated))
+    };
+    match tokio::time::timeout(timeout, fut).await {
+        Err(_) => Err(FetchError::Timeout {
+            elapsed: start.elapsed(),
+        }),
+        Ok(Err(e)) if e.is_timeout() => Err(FetchError::Timeout {
+            elapsed: start.elapsed(),
+        }),
+        Ok(Err(e)) => Err(FetchError::Connect {
+            detail: describe(&e),
+            elapsed: start.elapsed(),
+        }),
+        Ok(Ok((status, headers, body, truncated))) => Ok(Fetched {
+            status,
+            headers,
+            body,
+            truncated,
+            elapsed: start.elapsed(),
+        }),
+    }
+}
+
+/// The innermost cause of a transport error, without the URL (which may carry tokens).
+pub fn describe(e: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut last = None;
+    while let Some(s) = source {
+        last = Some(s.to_string());
+        source = s.source();
+    }
+    let kind = if e.is_connect() {
+        "connect failed"
+    } else if e.is_body() || e.is_decode() {
+        "connection broken while reading the answer"
+    } else {
+        "request failed"
+    };
+    match last {
+        Some(cause) => format!("{kind}: {cause}"),
+        None => kind.to_string(),
+    }
+}
+
+/// Longest `Retry-After` honoured anywhere (a bogus header must not park a
+/// sink or the triage client for days; bans have their own, longer, fields).
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
+
+/// A `Retry-After` header value as a delay from `now_ms` (unix ms): either
+/// delay-seconds (fractions accepted, as some servers send them) or an HTTP
+/// date (RFC 9110 allows both). A date in the past is zero; garbage is
+/// `None`. Capped at `cap`.
+pub fn retry_after(value: &str, now_ms: i64, cap: Duration) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs >= 0.0)
+            .then(|| Duration::try_from_secs_f64(secs).map_or(cap, |d| d.min(cap)));
+    }
+    let at = http_date_ms(v)?;
+    let ms = u64::try_from(at.saturating_sub(now_ms)).unwrap_or(0);
+    Some(Duration::from_millis(ms).min(cap))
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) as unix ms.
+pub fn http_date_ms(v: &str) -> Option<i64> {
+    let fmt = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let dt = time::PrimitiveDateTime::parse(v, &fmt).ok()?;
+    let ns = dt.assume_utc().unix_timestamp_nanos();
+    i64::try_from(ns / 1_000_000).ok()
+}
+
+/// The `Retry-After` of a response, as a delay from now.
+pub fn retry_after_of(resp: &reqwest::Response) -> Option<Duration> {
+    let v = resp.headers().get(reqwest::header::RETRY_AFTER)?;
+    retry_after(v.to_str().ok()?, crate::clock::wall_ms(), RETRY_AFTER_CAP)
+}
+
+#[cfg(test)]
+mod retry_after_tests {
+    use super::*;
+
+    const CAP: Duration = RETRY_AFTER_CAP;
+
+    #[test]
+    fn seconds_fractions_dates_and_garbage() {
+        assert_eq!(retry_after("120", 0, CAP), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after(" 1.5 ", 0, CAP),
+            Some(Duration::from_millis(1500))
+        );
+        // RFC 9110's example date is 784111777 s.
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        assert_eq!(
+            retry_after(date, 784_111_777_000 - 5_000, CAP),
+            Some(Duration::from_secs(5))
+        );
+        // Already past: retry now.
+        assert_eq!(
+            retry_after(date, 784_111_777_000 + 5_000, CAP),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon", 0, CAP), None);
+        assert_eq!(retry_after("-3", 0, CAP), None);
+        assert_eq!(retry_after("NaN", 0, CAP), None);
+        assert_eq!(retry_after("999999999", 0, CAP), Some(CAP));
+    }
+}

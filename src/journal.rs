@@ -1,0 +1,380 @@
+//! The journal: an append-only JSON Lines file of [`Event`]s, the audit log
+//! and the source of replays and of restored alerts after a restart.
+//!
+//! Each line is `{"v":1,"ts_ms":<unix ms written>,"ev":{...event...}}`. A line
+//! is handed to the OS with one `write` before `append` returns, so a SIGKILL
+//! right after loses nothing; `fsync` decides when it is also forced to disk
+//! (`always`, `alerts` — after alert and breaker events, the default — or
+//! `never`). The file is created with mode 0600. When it would grow past
+//! `max_bytes` it is rotated (`journal.jsonl` → `.1` → `.2` ..., `keep` old
+//! files), and the new file starts with a checkpoint of every open alert, so
+//! the newest file alone is enough to restore them.
+
+use crate::alert::model::Alert;
+use crate::config::Problems;
+use crate::state::Event;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+pub const VERSION: u8 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// fsync after every line.
+    Always,
+    /// fsync after alert, delivery and breaker events; others reach the OS only.
+    #[default]
+    Alerts,
+    /// Never fsync; the OS writes back when it likes.
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalSettings {
+    pub enabled: bool,
+    /// Default: `$XDG_STATE_HOME/exwatch/journal.jsonl` (or `~/.local/state/...`).
+    pub path: Option<PathBuf>,
+    pub fsync: FsyncPolicy,
+    /// Rotate when the file would grow past this.
+    pub max_bytes: u64,
+    /// Rotated files kept (`.1` newest).
+    pub keep: usize,
+    /// Journal every sample too (needed for full replays; the audit log needs only alerts).
+    pub samples: bool,
+}
+
+impl Default for JournalSettings {
+    fn default() -> Self {
+        JournalSettings {
+            enabled: true,
+            path: None,
+            fsync: FsyncPolicy::Alerts,
+            max_bytes: 64 * 1024 * 1024,
+            keep: 5,
+            samples: true,
+        }
+    }
+}
+
+impl JournalSettings {
+    pub fn validate(&self, at: &str, p: &mut Problems) {
+        if self.max_bytes < 4096 {
+            p.push(format!("{at}.max_bytes"), "must be at least 4096");
+        }
+        if self.keep > 1000 {
+            p.push(format!("{at}.keep"), "must be at most 1000");
+        }
+        if self.path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            p.push(format!("{at}.path"), "must not be empty");
+        }
+    }
+
+    pub fn resolved_path(&self) -> PathBuf {
+        self.path.clone().unwrap_or_else(default_path)
+    }
+
+    /// Whether this event goes into the journal under these settings.
+    pub fn wants(&self, ev: &Event) -> bool {
+        self.samples || !matches!(ev, Event::Sample(_) | Event::LimiterFill { .. })
+    }
+}
+
+pub fn default_path() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")));
+    match base {
+        Some(b) => b.join("exwatch").join("journal.jsonl"),
+        None => PathBuf::from("exwatch-journal.jsonl"),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("journal: cannot encode an event: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
+    move |source| JournalError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub v: u8,
+    pub ts_ms: i64,
+    pub ev: Event,
+}
+
+/// `journal.jsonl.3` for n = 3.
+pub fn rotated(path: &Path, n: usize) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+fn open_append(path: &Path) -> Result<File, JournalError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    let mut o = OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let f = o.open(path).map_err(io(path))?;
+    // An older file may have been created with looser permissions.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io(path))?;
+    }
+    Ok(f)
+}
+
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    s: JournalSettings,
+    open_alerts: BTreeMap<String, Alert>,
+    unsynced: bool,
+}
+
+impl Journal {
+    /// Open (or create) the journal at `settings.resolved_path()`.
+    pub fn open(settings: &JournalSettings) -> Result<Journal, JournalError> {
+        Self::open_at(&settings.resolved_path(), settings)
+    }
+
+    pub fn open_at(path: &Path, settings: &JournalSettings) -> Result<Journal, JournalError> {
+        let open_alerts = restore_open_alerts(path)?
+            .into_iter()
+            .map(|a| (a.fingerprint.clone(), a))
+            .collect();
+        let file = open_append(path)?;
+        let size = file.metadata().map_err(io(path))?.len();
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file,
+            size,
+            s: settings.clone(),
+            open_alerts,
+            unsynced: false,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Alerts open as far as the journal knows (restored ones included).
+    pub fn open_alerts(&self) -> Vec<Alert> {
+        self.open_alerts.values().cloned().collect()
+    }
+
+    /// Append one event (if the settings want it), stamped `ts_ms`.
+    pub fn append(&mut self, ev: &Event, ts_ms: i64) -> Result<(), JournalError> {
+        if !self.s.wants(ev) {
+            return Ok(());
+        }
+        let mut line = serde_json::to_vec(&Entry {
+            v: VERSION,
+            ts_ms,
+            ev: ev.clone(),
+        })?;
+        line.push(b'\n');
+        if self.size > 0 && self.size + line.len() as u64 > self.s.max_bytes {
+            self.rotate(ts_ms)?;
+        }
+        self.write_line(&line)?;
+        self.track(ev);
+        let important = matches!(
+            ev,
+            Event::AlertChanged { .. } | Event::AlertDelivery { .. } | Event::BreakerChanged { .. }
+        );
+        match self.s.fsync {
+            FsyncPolicy::Always => self.sync()?,
+            FsyncPolicy::Alerts if important => self.sync()?,
+            _ => self.unsynced = true,
+        }
+        Ok(())
+    }
+
+    /// Force everything written so far to disk (call on shutdown).
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        self.file.sync_data().map_err(io(&self.path))?;
+        self.unsynced = false;
+        Ok(())
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> Result<(), JournalError> {
+        self.file.write_all(line).map_err(io(&self.path))?;
+        self.size += line.len() as u64;
+        Ok(())
+    }
+
+    fn track(&mut self, ev: &Event) {
+        match ev {
+            Event::AlertChanged { alert } if alert.state.is_open() => {
+                self.open_alerts
+                    .insert(alert.fingerprint.clone(), alert.clone());
+            }
+            Event::AlertChanged { alert } => {
+                self.open_alerts.remove(&alert.fingerprint);
+            }
+            Event::AlertDelivery {
+                fingerprint,
+                sink,
+                delivery,
+            } => {
+                if let Some(a) = self.open_alerts.get_mut(fingerprint) {
+                    a.delivery.insert(sink.clone(), delivery.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn rotate(&mut self, ts_ms: i64) -> Result<(), JournalError> {
+        self.sync()?;
+        let keep = self.s.keep;
+        if keep == 0 {
+            std::fs::remove_file(&self.path).map_err(io(&self.path))?;
+        } else {
+            let oldest = rotated(&self.path, keep);
+            if oldest.exists() {
+                std::fs::remove_file(&oldest).map_err(io(&oldest))?;
+            }
+            for n in (1..keep).rev() {
+                let from = rotated(&self.path, n);
+                if from.exists() {
+                    let to = rotated(&self.path, n + 1);
+                    std::fs::rename(&from, &to).map_err(io(&from))?;
+                }
+            }
+            std::fs::rename(&self.path, rotated(&self.path, 1)).map_err(io(&self.path))?;
+        }
+        self.file = open_append(&self.path)?;
+        self.size = 0;
+        // Checkpoint: the new file alone restores every open alert.
+        let alerts: Vec<Alert> = self.open_alerts.values().cloned().collect();
+        for alert in alerts {
+            let mut line = serde_json::to_vec(&Entry {
+                v: VERSION,
+                ts_ms,
+                ev: Event::AlertChanged { alert },
+            })?;
+            line.push(b'\n');
+            self.write_line(&line)?;
+        }
+        self.sync()
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if self.unsynced {
+            let _ = self.file.sync_data();
+        }
+    }
+}
+
+/// What reading a journal file found.
+#[derive(Debug, Default)]
+pub struct ReadStats {
+    pub entries: u64,
+    /// Lines that did not parse (a line cut short by a crash, or from a newer version).
+    pub bad_lines: u64,
+}
+
+/// Stream every entry of one file to `f`, in order. A missing file is empty.
+pub fn for_each_entry(path: &Path, mut f: impl FnMut(Entry)) -> Result<ReadStats, JournalError> {
+    let mut stats = ReadStats::default();
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(stats),
+        Err(e) => return Err(io(path)(e)),
+    };
+    for line in BufReader::new(file).split(b'\n') {
+        let line = line.map_err(io(path))?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Entry>(&line) {
+            Ok(e) => {
+                stats.entries += 1;
+                f(e)
+            }
+            Err(_) => stats.bad_lines += 1,
+        }
+    }
+    Ok(stats)
+}
+
+/// Every entry of one file.
+pub fn read_file(path: &Path) -> Result<(Vec<Entry>, ReadStats), JournalError> {
+    let mut out = Vec::new();
+    let stats = for_each_entry(path, |e| out.push(e))?;
+    Ok((out, stats))
+}
+
+/// The journal's files, oldest first: `.N` ... `.1`, then the live file.
+pub fn files(path: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut n = 1;
+    while rotated(path, n).exists() {
+        n += 1;
+    }
+    for i in (1..n).rev() {
+        out.push(rotated(path, i));
+    }
+    if path.exists() {
+        out.push(path.to_path_buf());
+    }
+    out
+}
+
+/// Open alerts, newest state of each, from the live file (or the newest
+/// rotated one when the live file is missing or empty, e.g. killed mid-rotation).
+pub fn restore_open_alerts(path: &Path) -> Result<Vec<Alert>, JournalError> {
+    let mut alerts: BTreeMap<String, Alert> = BTreeMap::new();
+    let mut fold = |e: Entry| match e.ev {
+        Event::AlertChanged { alert } => {
+            alerts.insert(alert.fingerprint.clone(), alert);
+        }
+        Event::AlertDelivery {
+            fingerprint,
+            sink,
+            delivery,
+        } => {
+            if let Some(a) = alerts.get_mut(&fingerprint) {
+                a.delivery.insert(sink, delivery);
+            }
+        }
+        _ => {}
+    };
+    let stats = for_each_entry(path, &mut fold)?;
+    if stats.entries == 0 {
+        for_each_entry(&rotated(path, 1), &mut fold)?;
+    }
+    Ok(alerts.into_values().filter(|a| a.state.is_open()).collect())
+}

@@ -1,0 +1,357 @@
+//! Hierarchical weighted token buckets.
+//!
+//! A request names every bucket it must draw from (exchange/IP, endpoint,
+//! and optionally account and source IP), each with its capacity and refill
+//! rate, and a weight. A check debits every tier or none; when denied it says
+//! which tier denied and how long to wait. Backends (memory, Redis) sit
+//! behind [`RateLimiter`].
+
+pub mod bench;
+pub mod bucket;
+pub mod memory;
+pub mod redis;
+
+use crate::exchange::RateLimitSignal;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A tier of the hierarchy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Exchange,
+    Endpoint,
+    Account,
+    Ip,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Exchange => "exchange",
+            Tier::Endpoint => "endpoint",
+            Tier::Account => "account",
+            Tier::Ip => "ip",
+        }
+    }
+}
+
+/// Capacity (burst, in weight units) and refill rate (weight units per second).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketSpec {
+    pub capacity: f64,
+    pub refill_per_sec: f64,
+}
+
+/// One bucket a request draws from. `id` is globally unique and, for Redis,
+/// already carries the exchange's hash tag: `{exw:<exchange>}:<tier>:<name>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierBucket {
+    pub tier: Tier,
+    pub id: String,
+    pub spec: BucketSpec,
+}
+
+/// Everything a worker asks of the limiter, built once per endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitRequest {
+    pub exchange: String,
+    pub tiers: Vec<TierBucket>,
+    pub weight: u32,
+}
+
+impl LimitRequest {
+    pub fn bucket_id(exchange: &str, tier: Tier, name: &str) -> String {
+        format!("{{exw:{exchange}}}:{}:{name}", tier.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Decision {
+    Granted,
+    Denied { tier: Tier, retry_in: Duration },
+}
+
+/// Fill level of one bucket, for the UI and metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierFill {
+    pub tier: Tier,
+    pub tokens: f64,
+    pub capacity: f64,
+    /// Set while the exchange told us to hold off (Retry-After, ban).
+    pub blocked_for_ms: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LimiterError {
+    #[error("redis: {0}")]
+    Redis(String),
+    #[error("timed out talking to the limiter backend")]
+    Timeout,
+    #[error("limiter.backend = \"redis\" needs a [redis] table")]
+    NoRedisConfig,
+    #[error(transparent)]
+    Link(#[from] crate::redis_link::LinkError),
+}
+
+/// What the exchange's signal asks of each tier of a request, computed once
+/// from the signal and the local wall clock (the only clock the exchange's
+/// absolute times can be compared with). Backends apply it on their own
+/// clock: the hold is relative.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalPlan {
+    /// Block every tier of the request for this long (Retry-After, a ban,
+    /// or a window reported exhausted until its reset).
+    pub hold_ms: Option<f64>,
+    /// Per tier, in request order: lower the tokens to this level.
+    pub drain_to: Vec<Option<f64>>,
+}
+
+impl SignalPlan {
+    pub fn new(req: &LimitRequest, signal: &RateLimitSignal, wall_now_ms: i64) -> Self {
+        let mut hold_ms = signal
+            .hold_off(wall_now_ms)
+            .map(|d| d.as_secs_f64() * 1000.0);
+        if signal.remaining == Some(0)
+            && let Some(reset) = signal.reset_at_ms
+            && reset > wall_now_ms
+        {
+            let until_reset = (reset - wall_now_ms) as f64;
+            hold_ms = Some(hold_ms.map_or(until_reset, |h| h.max(until_reset)));
+        }
+        // Used weight (Binance) is per IP: the exchange tier. A bare
+        // remaining count (Bybit) is per endpoint when we model one.
+        let usage_tier = if signal.used.is_none()
+            && signal.remaining.is_some()
+            && req.tiers.iter().any(|t| t.tier == Tier::Endpoint)
+        {
+            Tier::Endpoint
+        } else {
+            Tier::Exchange
+        };
+        let drain_to = req
+            .tiers
+            .iter()
+            .map(|t| {
+                (t.tier == usage_tier)
+                    .then(|| {
+                        bucket::reported_level(&t.spec, signal.used, signal.limit, signal.remaining)
+                    })
+                    .flatten()
+            })
+            .collect();
+        SignalPlan {
+            hold_ms: hold_ms.filter(|h| *h > 0.0),
+            drain_to,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hold_ms.is_none() && self.drain_to.iter().all(Option::is_none)
+    }
+}
+
+/// A rate-limit backend. Implementations must be all-or-nothing across tiers.
+pub trait RateLimiter: Send + Sync {
+    /// Try to take `req.weight` from every tier at once.
+    fn check<'a>(&'a self, req: &'a LimitRequest) -> BoxFuture<'a, Result<Decision, LimiterError>>;
+    /// The same check, answered at once when the backend needs no I/O for
+    /// it (in memory; Redis while degraded), sparing the boxed future;
+    /// `None` means "ask [`RateLimiter::check`]". [`acquire`] tries it first.
+    fn check_now(&self, _req: &LimitRequest) -> Option<Decision> {
+        None
+    }
+    /// Follow the exchange: drain or block the request's buckets as the signal says.
+    fn apply_signal<'a>(
+        &'a self,
+        req: &'a LimitRequest,
+        signal: &'a RateLimitSignal,
+    ) -> BoxFuture<'a, Result<(), LimiterError>>;
+    /// Current fill of each tier of a request, without debiting.
+    fn fill<'a>(
+        &'a self,
+        req: &'a LimitRequest,
+    ) -> BoxFuture<'a, Result<Vec<TierFill>, LimiterError>>;
+}
+
+/// The result of waiting for a permit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Acquired {
+    /// Time spent waiting for the permit.
+    pub waited: Duration,
+    /// The tier that made us wait last, if any.
+    pub waited_on: Option<Tier>,
+}
+
+/// Wait until the limiter grants the request. Never skips silently: the
+/// caller learns how long it waited and on which tier. A request granted at
+/// once waited zero: the clock is only read once a tier says wait (a clock
+/// read costs as much as the whole in-memory check on some VMs).
+pub async fn acquire(
+    limiter: &dyn RateLimiter,
+    req: &LimitRequest,
+) -> Result<Acquired, LimiterError> {
+    let mut start = None;
+    let mut waited_on = None;
+    loop {
+        let decision = match limiter.check_now(req) {
+            Some(d) => d,
+            None => limiter.check(req).await?,
+        };
+        match decision {
+            Decision::Granted => {
+                return Ok(Acquired {
+                    waited: start.map_or(Duration::ZERO, |s: tokio::time::Instant| s.elapsed()),
+                    waited_on,
+                });
+            }
+            Decision::Denied { tier, retry_in } => {
+                start.get_or_insert_with(tokio::time::Instant::now);
+                waited_on = Some(tier);
+                // Never spin: a zero wait from rounding still yields a little.
+                tokio::time::sleep(retry_in.max(Duration::from_millis(1))).await;
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimiterBackend {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutagePolicy {
+    /// Fall back to this instance's share of the budget in memory.
+    Local,
+    /// Stop polling the exchange until Redis is back.
+    Closed,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimiterSettings {
+    pub backend: LimiterBackend,
+    pub on_redis_outage: OutagePolicy,
+    /// How many instances share the budget; in `local` fallback each gets 1/instances of it.
+    pub instances: u32,
+}
+
+impl Default for LimiterSettings {
+    fn default() -> Self {
+        LimiterSettings {
+            backend: LimiterBackend::Memory,
+            on_redis_outage: OutagePolicy::Local,
+            instances: 1,
+        }
+    }
+}
+
+/// Whether the configured backend is the one in use.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum BackendHealth {
+    Healthy {
+        backend: LimiterBackend,
+    },
+    /// Redis is unavailable; checks follow `policy` until it is back.
+    Degraded {
+        reason: String,
+        policy: OutagePolicy,
+    },
+}
+
+/// Changes of the limiter backend's health, for the supervisor to turn into
+/// events. For the memory backend nothing ever changes (`changed()` returns
+/// an error at once: the sender is gone).
+pub type HealthReceiver = watch::Receiver<BackendHealth>;
+
+/// The limiter the settings ask for. With Redis, the URL comes from the
+/// environment variable `redis.url_env` names; Redis being unreachable at
+/// start is not an error (the limiter starts degraded and recovers by
+/// itself), a missing variable or a bad URL is.
+pub async fn build(
+    settings: &LimiterSettings,
+    redis: Option<&crate::config::RedisConfig>,
+) -> Result<(Arc<dyn RateLimiter>, HealthReceiver), LimiterError> {
+    match settings.backend {
+        LimiterBackend::Memory => {
+            let (_, rx) = watch::channel(BackendHealth::Healthy {
+                backend: LimiterBackend::Memory,
+            });
+            Ok((Arc::new(memory::MemoryLimiter::new()), rx))
+        }
+        LimiterBackend::Redis => {
+            let cfg = redis.ok_or(LimiterError::NoRedisConfig)?;
+            let link = crate::redis_link::RedisLink::from_config(cfg)?;
+            let limiter =
+                redis::RedisLimiter::new(link, settings.on_redis_outage, settings.instances);
+            // An unreachable Redis shows up on the health channel instead.
+            let _ = limiter.connect().await;
+            let rx = limiter.health();
+            Ok((Arc::new(limiter), rx))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory::MemoryLimiter;
+    use super::*;
+
+    fn one_tier(capacity: f64, refill_per_sec: f64) -> LimitRequest {
+        LimitRequest {
+            exchange: "bn".into(),
+            tiers: vec![TierBucket {
+                tier: Tier::Endpoint,
+                id: LimitRequest::bucket_id("bn", Tier::Endpoint, "depth"),
+                spec: BucketSpec {
+                    capacity,
+                    refill_per_sec,
+                },
+            }],
+            weight: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn acquire_reports_a_wait_only_when_a_tier_made_it_wait() {
+        let l: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new());
+        // 1 token, 20 per second: the second request waits about 50 ms.
+        let req = one_tier(1.0, 20.0);
+        let first = acquire(l.as_ref(), &req).await.expect("first");
+        assert_eq!(first.waited, Duration::ZERO);
+        assert_eq!(first.waited_on, None);
+        let second = acquire(l.as_ref(), &req).await.expect("second");
+        assert_eq!(second.waited_on, Some(Tier::Endpoint));
+        assert!(
+            second.waited >= Duration::from_millis(30),
+            "{:?}",
+            second.waited
+        );
+    }
+
+    #[test]
+    fn check_now_and_check_agree_for_the_memory_backend() {
+        use futures::FutureExt;
+        let l = MemoryLimiter::new();
+        let req = one_tier(2.0, 1e-9);
+        assert_eq!(l.check_now(&req), Some(Decision::Granted));
+        let boxed = l.check(&req).now_or_never().expect("ready").expect("ok");
+        assert_eq!(boxed, Decision::Granted);
+        assert!(matches!(
+            l.check_now(&req),
+            Some(Decision::Denied {
+                tier: Tier::Endpoint,
+                ..
+            })
+        ));
+    }
+}

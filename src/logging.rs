@@ -1,0 +1,38 @@
+//! Logs go to a daily rolling file, never to the terminal the UI or the
+//! headless status lines own.
+
+use crate::config::LogConfig;
+use std::path::PathBuf;
+use tracing_subscriber::EnvFilter;
+
+/// The default log directory: `$XDG_STATE_HOME/exwatch` or `~/.local/state/exwatch`.
+pub fn default_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(d).join("exwatch");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/state/exwatch"),
+        None => std::env::temp_dir().join("exwatch"),
+    }
+}
+
+/// Install the global subscriber. The guard must live until exit so the
+/// background writer flushes.
+pub fn init(cfg: &LogConfig) -> std::io::Result<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = cfg.dir.clone().unwrap_or_else(default_dir);
+    std::fs::create_dir_all(&dir)?;
+    let appender = tracing_appender::rolling::daily(&dir, "exwatch.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false);
+    // A second init (tests, nested commands) keeps the first subscriber.
+    let _ = if cfg.json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    Ok(guard)
+}

@@ -1,0 +1,529 @@
+//! The exwatch command line: one function per command.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use exwatch::config::{self, Config, LoadError};
+use exwatch::sim::scenario::Scenario;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+// The probe path allocates per response (JSON tree, level texts); mimalloc
+// keeps that cheap on the hot path (measured with `exwatch bench pipeline`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Exit codes (documented in the README).
+mod exit {
+    pub const OK: u8 = 0;
+    pub const UNHEALTHY: u8 = 1;
+    pub const CONFIG: u8 = 2;
+    pub const RUNTIME: u8 = 3;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "exwatch",
+    version,
+    about = "Watches cryptocurrency exchange APIs for on-call engineers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Simulated exchanges with a fault cycle, and the monitor watching them.
+    Demo {
+        /// Status lines instead of the dashboard.
+        #[arg(long)]
+        headless: bool,
+        /// JSON lines (with --headless).
+        #[arg(long)]
+        json: bool,
+        /// A fault scenario instead of the built-in cycle.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Journal file (replaced at start); default: demo-journal.jsonl beside the logs.
+        #[arg(long)]
+        journal: Option<PathBuf>,
+    },
+    /// Monitor the exchanges in the config.
+    Run {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Status lines instead of the dashboard.
+        #[arg(long)]
+        headless: bool,
+        /// JSON lines (with --headless).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Walk through a journal in the dashboard (REPLAY and the recorded time in the header).
+    Replay {
+        /// The journal file (its rotated files are played first).
+        journal: PathBuf,
+        /// Recorded time per real time (0.1 .. 1000).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Status lines instead of the dashboard.
+        #[arg(long)]
+        headless: bool,
+        /// JSON lines (with --headless).
+        #[arg(long)]
+        json: bool,
+        /// Config for the instance name, key bindings and headless interval.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Incident timeline from a journal, for a postmortem.
+    Report {
+        /// The journal file (its rotated files are read too).
+        journal: PathBuf,
+        /// Start: RFC 3339, unix ms, or a duration before now (`2h`).
+        #[arg(long)]
+        since: Option<String>,
+        /// End: same spellings as --since.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// Probe every configured endpoint once; exit 1 if any is unhealthy.
+    Check {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The simulated exchange on its own.
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:9900")]
+        listen: SocketAddr,
+        /// Fault scenario (TOML); `default` for the built-in cycle; none for a healthy exchange.
+        #[arg(long)]
+        scenario: Option<String>,
+    },
+    /// Benchmarks of the hot paths, printing JSON.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
+    /// Config tools.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// The probe path (limiter, breaker, HTTP, parse, classify, record) as fast as it goes.
+    Pipeline {
+        /// Target URL; default: a built-in simulator's Binance order book.
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// Checks per second and latency of the Redis limiter (one Lua round trip per check).
+    Limiter {
+        /// Redis URL, e.g. redis://127.0.0.1:6379/
+        #[arg(long)]
+        redis: String,
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5)]
+        duration: u64,
+    },
+    /// The labelled fault scenario through the real pipeline, plus a fault-free
+    /// control stretch: recall, precision, time to detect, false alerts per hour.
+    Detect {
+        /// Poll interval of every endpoint, in milliseconds.
+        #[arg(long, default_value_t = 250)]
+        poll_ms: u64,
+        /// Seconds of fault-free control stretch.
+        #[arg(long, default_value_t = 120)]
+        control: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Validate a config and explain every error with its line.
+    Check { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("exwatch: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::RUNTIME);
+        }
+    };
+    let code = rt.block_on(async {
+        match cli.command {
+            Cmd::Demo {
+                headless,
+                json,
+                scenario,
+                journal,
+            } => demo(headless, json, scenario, journal).await,
+            Cmd::Run {
+                config,
+                headless,
+                json,
+            } => run(config, headless, json).await,
+            Cmd::Check { config, json } => check(config, json).await,
+            Cmd::Replay {
+                journal,
+                speed,
+                headless,
+                json,
+                config,
+            } => replay(journal, speed, headless, json, config).await,
+            Cmd::Report {
+                journal,
+                since,
+                until,
+                format,
+            } => report(journal, since, until, format),
+            Cmd::Sim { listen, scenario } => sim(listen, scenario).await,
+            Cmd::Bench { what } => match what {
+                BenchCmd::Pipeline {
+                    target,
+                    duration,
+                    concurrency,
+                } => bench_pipeline(target, duration, concurrency).await,
+                BenchCmd::Limiter {
+                    redis,
+                    concurrency,
+                    duration,
+                } => {
+                    let figures = exwatch::limiter::bench::bench_limiter(
+                        &redis,
+                        concurrency,
+                        Duration::from_secs(duration),
+                    )
+                    .await;
+                    print_figures(&figures)
+                }
+                BenchCmd::Detect { poll_ms, control } => {
+                    let figures = exwatch::detect::bench::bench_detect(
+                        Duration::from_millis(poll_ms),
+                        Duration::from_secs(control),
+                    )
+                    .await?;
+                    print_figures(&figures)
+                }
+            },
+            Cmd::Config { what } => match what {
+                ConfigCmd::Check { file } => config_check(file),
+            },
+        }
+    });
+    // Hung requests must not keep the process alive after the answer is printed.
+    rt.shutdown_timeout(Duration::from_millis(200));
+    match code {
+        Ok(c) => ExitCode::from(c),
+        Err(e) => {
+            eprintln!("exwatch: {e:#}");
+            ExitCode::from(exit::RUNTIME)
+        }
+    }
+}
+
+/// Load the config or explain why not; `Err(code)` is the exit code to use.
+fn load_config(path: Option<PathBuf>) -> Result<Config, u8> {
+    let loaded = config::locate(path.as_deref()).and_then(|p| config::load(&p));
+    match loaded {
+        Ok(c) => Ok(c),
+        Err(LoadError::Invalid(errs)) => {
+            eprintln!("{errs}");
+            eprintln!("exwatch: {} error(s) in the config", errs.0.len());
+            Err(exit::CONFIG)
+        }
+        Err(e) => {
+            eprintln!("exwatch: {e}");
+            Err(exit::CONFIG)
+        }
+    }
+}
+
+fn config_check(file: PathBuf) -> anyhow::Result<u8> {
+    match load_config(Some(file.clone())) {
+        Ok(cfg) => {
+            let eps = cfg.endpoints();
+            println!(
+                "{}: ok ({} exchange(s), {} endpoint(s))",
+                file.display(),
+                cfg.exchanges.len(),
+                eps.len()
+            );
+            for ep in eps {
+                println!(
+                    "  {}/{}: GET {} every {:?} (weight {}, timeout {:?})",
+                    ep.exchange, ep.endpoint, ep.url, ep.interval, ep.limit.weight, ep.timeout
+                );
+            }
+            Ok(exit::OK)
+        }
+        Err(code) => Ok(code),
+    }
+}
+
+async fn replay(
+    journal: PathBuf,
+    speed: f64,
+    headless: bool,
+    json: bool,
+    config: Option<PathBuf>,
+) -> anyhow::Result<u8> {
+    // A config is optional here: without one, the defaults (nothing is polled anyway).
+    let cfg: Config = match config {
+        Some(p) => match load_config(Some(p)) {
+            Ok(c) => c,
+            Err(code) => return Ok(code),
+        },
+        None => toml::from_str("").context("default config")?,
+    };
+    let files = exwatch::journal::files(&journal);
+    if files.is_empty() {
+        eprintln!("exwatch: no journal at {}", journal.display());
+        return Ok(exit::CONFIG);
+    }
+    let mut entries = Vec::new();
+    for f in files {
+        exwatch::journal::for_each_entry(&f, |e| entries.push(e))?;
+    }
+    let replay = exwatch::replay::Replay::new(entries);
+    if !headless {
+        let _log = exwatch::logging::init(&cfg.log).context("opening the log directory")?;
+        let monitor = exwatch::monitor::Monitor::from_replay(replay, speed);
+        exwatch::ui::run(monitor, &cfg, exwatch::ui::Mode::Replay).await?;
+        return Ok(exit::OK);
+    }
+    let stop_replay = tokio_util::sync::CancellationToken::new();
+    let handle = exwatch::replay::spawn(replay, speed, stop_replay.clone());
+    let mut status = handle.status.clone();
+    let mut tick = tokio::time::interval(cfg.headless.interval);
+    tick.tick().await;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        let done = tokio::select! {
+            _ = &mut stop => true,
+            _ = tick.tick() => false,
+            r = status.wait_for(|s| s.done) => { let _ = r; true }
+        };
+        let snap = handle.snapshots.borrow().clone();
+        let mut out = std::io::stdout().lock();
+        if exwatch::headless::write_status(&mut out, &snap, json).is_err() || done {
+            break;
+        }
+    }
+    stop_replay.cancel();
+    Ok(exit::OK)
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+fn report(
+    journal: PathBuf,
+    since: Option<String>,
+    until: Option<String>,
+    format: ReportFormat,
+) -> anyhow::Result<u8> {
+    let now = exwatch::clock::wall_ms();
+    let parse = |v: Option<String>| v.map(|s| exwatch::report::parse_time(&s, now)).transpose();
+    let window = match (parse(since), parse(until)) {
+        (Ok(since_ms), Ok(until_ms)) => exwatch::report::Window { since_ms, until_ms },
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("exwatch: {e}");
+            return Ok(exit::CONFIG);
+        }
+    };
+    let (report, bad_lines) = exwatch::report::from_journal(&journal, window)?;
+    if bad_lines > 0 {
+        eprintln!("exwatch: {bad_lines} unreadable journal line(s) skipped");
+    }
+    match format {
+        ReportFormat::Text => print!("{}", exwatch::report::render_text(&report)),
+        ReportFormat::Markdown => print!("{}", exwatch::report::render_markdown(&report)),
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(exit::OK)
+}
+
+async fn check(config: Option<PathBuf>, json: bool) -> anyhow::Result<u8> {
+    let cfg = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let client = exwatch::http::client(&cfg.http).context("building the HTTP client")?;
+    let report = exwatch::check::run(&cfg, &client).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", exwatch::check::render_table(&report));
+    }
+    Ok(if report.healthy {
+        exit::OK
+    } else {
+        exit::UNHEALTHY
+    })
+}
+
+async fn run(config: Option<PathBuf>, headless: bool, json: bool) -> anyhow::Result<u8> {
+    let cfg = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if !headless {
+        return monitor_dashboard(&cfg).await;
+    }
+    monitor_headless(&cfg, json).await
+}
+
+async fn monitor_dashboard(cfg: &Config) -> anyhow::Result<u8> {
+    // Logs go to the file before the UI takes the terminal.
+    let _log = exwatch::logging::init(&cfg.log).context("opening the log directory")?;
+    let monitor = exwatch::monitor::Monitor::start(cfg, 0).await?;
+    exwatch::ui::run(monitor, cfg, exwatch::ui::Mode::Live).await?;
+    Ok(exit::OK)
+}
+
+async fn monitor_headless(cfg: &Config, json: bool) -> anyhow::Result<u8> {
+    let _log = exwatch::logging::init(&cfg.log).context("opening the log directory")?;
+    let monitor = exwatch::monitor::Monitor::start(cfg, 0).await?;
+    let mut tick = tokio::time::interval(cfg.headless.interval);
+    tick.tick().await;
+    let snapshots = monitor.snapshots.clone();
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {
+                let snap = snapshots.borrow().clone();
+                let mut out = std::io::stdout().lock();
+                if exwatch::headless::write_status(&mut out, &snap, json).is_err() {
+                    // stdout closed (e.g. piped into `head`): stop quietly.
+                    break;
+                }
+            }
+        }
+    }
+    monitor.stop().await;
+    Ok(exit::OK)
+}
+
+async fn demo(
+    headless: bool,
+    json: bool,
+    scenario: Option<PathBuf>,
+    journal: Option<PathBuf>,
+) -> anyhow::Result<u8> {
+    let scenario = match scenario {
+        Some(p) => Scenario::load(&p)?,
+        None => Scenario::default_cycle(),
+    };
+    let sim = exwatch::sim::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), scenario)
+        .await
+        .context("starting the simulator")?;
+    let journal = journal.unwrap_or_else(exwatch::demo::default_journal);
+    // A demo run starts with a clean record: its simulator is new, so are its alerts.
+    for f in exwatch::journal::files(&journal) {
+        let _ = std::fs::remove_file(f);
+    }
+    let cfg = exwatch::demo::config_for(&format!("http://{}", sim.addr), &journal)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let code = if headless {
+        monitor_headless(&cfg, json).await
+    } else {
+        monitor_dashboard(&cfg).await
+    };
+    sim.stop().await;
+    code
+}
+
+async fn sim(listen: SocketAddr, scenario: Option<String>) -> anyhow::Result<u8> {
+    let scenario = match scenario.as_deref() {
+        None => Scenario::quiet(),
+        Some("default") => Scenario::default_cycle(),
+        Some(p) => match Scenario::load(std::path::Path::new(p)) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("exwatch: {e}");
+                return Ok(exit::CONFIG);
+            }
+        },
+    };
+    let handle = exwatch::sim::spawn(listen, scenario)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    eprintln!(
+        "simulator listening on http://{} (stats: /_sim/stats)",
+        handle.addr
+    );
+    shutdown_signal().await;
+    handle.stop().await;
+    Ok(exit::OK)
+}
+
+fn print_figures(figures: &serde_json::Value) -> anyhow::Result<u8> {
+    println!("{}", serde_json::to_string_pretty(figures)?);
+    Ok(if figures.get("error").is_some() {
+        exit::RUNTIME
+    } else {
+        exit::OK
+    })
+}
+
+async fn bench_pipeline(
+    target: Option<String>,
+    duration: u64,
+    concurrency: usize,
+) -> anyhow::Result<u8> {
+    let figures =
+        exwatch::bench::pipeline(target, Duration::from_secs(duration), concurrency).await?;
+    println!("{}", serde_json::to_string_pretty(&figures)?);
+    Ok(exit::OK)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

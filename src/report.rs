@@ -1,0 +1,637 @@
+//! `exwatch report`: an incident timeline for a postmortem, built from a
+//! journal. Pure: entries in, a [`Report`] out; rendering is separate.
+//!
+//! Alert episodes run from firing to resolved (an alert that fires again
+//! after being resolved is a new episode); acknowledgements and silences
+//! keep who did them. Rate-limit and ban episodes are runs of polls that got
+//! a 429/418-style answer, ended by the next other answer.
+
+use crate::alert::model::{AlertState, Delivery, Severity, TriageSource};
+use crate::journal::Entry;
+use crate::state::{Event, Outcome};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+/// Which part of the journal to report on (unix ms, inclusive); `None` is open-ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Window {
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+}
+
+impl Window {
+    fn contains(&self, ts: i64) -> bool {
+        self.since_ms.is_none_or(|s| ts >= s) && self.until_ms.is_none_or(|u| ts <= u)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ByWhom {
+    pub at_ms: i64,
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TriageLine {
+    pub source: String,
+    pub escalation: u8,
+    pub summary: String,
+    pub likely_cause: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertEpisode {
+    pub fingerprint: String,
+    pub exchange: String,
+    pub endpoint: Option<String>,
+    pub kind: String,
+    /// Highest severity seen during the episode.
+    pub severity: Severity,
+    pub title: String,
+    pub fired_ms: i64,
+    pub acknowledged: Option<ByWhom>,
+    pub silenced: Option<ByWhom>,
+    pub resolved_ms: Option<i64>,
+    /// Firing to resolved; `None` while still open at the end of the journal.
+    pub duration_ms: Option<i64>,
+    /// Sinks that delivered a notification.
+    pub notified: Vec<String>,
+    pub triage: Option<TriageLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BreakerRow {
+    pub at_ms: i64,
+    pub exchange: String,
+    pub endpoint: String,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LimitEpisode {
+    pub exchange: String,
+    pub endpoint: String,
+    /// `banned` or `rate_limited` (a ban anywhere in the run makes it `banned`).
+    pub kind: String,
+    pub from_ms: i64,
+    /// The last limited answer of the run.
+    pub to_ms: i64,
+    pub polls: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ExchangeSummary {
+    pub exchange: String,
+    pub calls: u64,
+    pub failures: u64,
+    pub alerts: u64,
+    pub breaker_opens: u64,
+    pub limit_episodes: u64,
+    /// Longest alert episode, resolved or not (to the end of the report).
+    pub longest_alert_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Report {
+    /// First and last journal time in the window.
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub entries: u64,
+    pub alerts: Vec<AlertEpisode>,
+    pub breaker: Vec<BreakerRow>,
+    pub limits: Vec<LimitEpisode>,
+    pub exchanges: Vec<ExchangeSummary>,
+}
+
+/// Build the report from journal entries in order.
+pub fn build(entries: impl IntoIterator<Item = Entry>, window: Window) -> Report {
+    let mut r = Report::default();
+    // Fingerprint → index of its open episode in `r.alerts`.
+    let mut open: HashMap<String, usize> = HashMap::new();
+    let mut limited: HashMap<(String, String), usize> = HashMap::new();
+    let mut summary: BTreeMap<String, ExchangeSummary> = BTreeMap::new();
+    // Fingerprint → when its last episode resolved.
+    let mut resolved: HashMap<String, i64> = HashMap::new();
+    for e in entries {
+        if !window.contains(e.ts_ms) {
+            continue;
+        }
+        r.entries += 1;
+        r.from_ms = Some(r.from_ms.map_or(e.ts_ms, |f| f.min(e.ts_ms)));
+        r.to_ms = Some(r.to_ms.map_or(e.ts_ms, |t| t.max(e.ts_ms)));
+        match e.ev {
+            Event::Sample(s) => {
+                let sum = summary
+                    .entry(s.exchange.clone())
+                    .or_insert_with(|| ExchangeSummary {
+                        exchange: s.exchange.clone(),
+                        ..ExchangeSummary::default()
+                    });
+                sum.calls += 1;
+                if !s.outcome.is_ok() {
+                    sum.failures += 1;
+                }
+                let key = (s.exchange.clone(), s.endpoint.clone());
+                let limit_kind = match s.outcome {
+                    Outcome::Banned { .. } => Some("banned"),
+                    Outcome::RateLimited { .. } => Some("rate_limited"),
+                    _ => None,
+                };
+                match (limit_kind, limited.get(&key).copied()) {
+                    (Some(kind), Some(i)) => {
+                        let ep = &mut r.limits[i];
+                        ep.to_ms = s.at_ms;
+                        ep.polls += 1;
+                        if kind == "banned" {
+                            ep.kind = kind.into();
+                        }
+                    }
+                    (Some(kind), None) => {
+                        limited.insert(key, r.limits.len());
+                        r.limits.push(LimitEpisode {
+                            exchange: s.exchange.clone(),
+                            endpoint: s.endpoint.clone(),
+                            kind: kind.into(),
+                            from_ms: s.at_ms,
+                            to_ms: s.at_ms,
+                            polls: 1,
+                        });
+                        sum.limit_episodes += 1;
+                    }
+                    (None, _) => {
+                        limited.remove(&key);
+                    }
+                }
+            }
+            Event::BreakerChanged {
+                exchange,
+                endpoint,
+                at_ms,
+                transition,
+            } => {
+                if transition.to == crate::breaker::BreakerState::Open {
+                    summary
+                        .entry(exchange.clone())
+                        .or_insert_with(|| ExchangeSummary {
+                            exchange: exchange.clone(),
+                            ..ExchangeSummary::default()
+                        })
+                        .breaker_opens += 1;
+                }
+                r.breaker.push(BreakerRow {
+                    at_ms,
+                    exchange,
+                    endpoint,
+                    from: transition.from.as_str().into(),
+                    to: transition.to.as_str().into(),
+                    reason: transition.reason,
+                });
+            }
+            Event::AlertChanged { alert } => {
+                let idx = match open.get(&alert.fingerprint) {
+                    Some(i) => *i,
+                    None => {
+                        if alert.state == AlertState::Resolved {
+                            // Resolved without a firing in the window: the report starts mid-episode.
+                            if window.since_ms.is_none() {
+                                continue;
+                            }
+                        }
+                        summary
+                            .entry(alert.exchange.clone())
+                            .or_insert_with(|| ExchangeSummary {
+                                exchange: alert.exchange.clone(),
+                                ..ExchangeSummary::default()
+                            })
+                            .alerts += 1;
+                        open.insert(alert.fingerprint.clone(), r.alerts.len());
+                        r.alerts.push(AlertEpisode {
+                            fingerprint: alert.fingerprint.clone(),
+                            exchange: alert.exchange.clone(),
+                            endpoint: alert.endpoint.clone(),
+                            kind: alert.kind.clone(),
+                            severity: alert.severity,
+                            title: alert.title.clone(),
+                            // A re-opened alert may keep its first_seen; its new episode starts at the change.
+                            fired_ms: match resolved.get(&alert.fingerprint) {
+                                Some(r) if alert.first_seen_ms <= *r => alert.state_at_ms,
+                                _ => alert.first_seen_ms,
+                            },
+                            acknowledged: None,
+                            silenced: None,
+                            resolved_ms: None,
+                            duration_ms: None,
+                            notified: Vec::new(),
+                            triage: None,
+                        });
+                        r.alerts.len() - 1
+                    }
+                };
+                let ep = &mut r.alerts[idx];
+                ep.severity = ep.severity.max(alert.severity);
+                ep.title = alert.title.clone();
+                match alert.state {
+                    AlertState::Acknowledged if ep.acknowledged.is_none() => {
+                        ep.acknowledged = Some(ByWhom {
+                            at_ms: alert.state_at_ms,
+                            by: alert.state_by.clone(),
+                        })
+                    }
+                    AlertState::Silenced if ep.silenced.is_none() => {
+                        ep.silenced = Some(ByWhom {
+                            at_ms: alert.state_at_ms,
+                            by: alert.state_by.clone(),
+                        })
+                    }
+                    AlertState::Resolved => {
+                        let at = alert.resolved_at_ms.unwrap_or(alert.state_at_ms);
+                        ep.resolved_ms = Some(at);
+                        ep.duration_ms = Some((at - ep.fired_ms).max(0));
+                        open.remove(&alert.fingerprint);
+                        resolved.insert(alert.fingerprint.clone(), at);
+                    }
+                    _ => {}
+                }
+                if let Some(t) = &alert.triage {
+                    ep.triage = Some(TriageLine {
+                        source: match t.source {
+                            TriageSource::Model => "model".into(),
+                            TriageSource::Rules => "rules".into(),
+                        },
+                        escalation: t.escalation,
+                        summary: t.summary.clone(),
+                        likely_cause: t.likely_cause.clone(),
+                    });
+                }
+            }
+            Event::AlertDelivery {
+                fingerprint,
+                sink,
+                delivery: Delivery::Sent { .. },
+            } => {
+                if let Some(i) = open.get(&fingerprint)
+                    && !r.alerts[*i].notified.contains(&sink)
+                {
+                    r.alerts[*i].notified.push(sink);
+                }
+            }
+            _ => {}
+        }
+    }
+    let end = r.to_ms;
+    for ep in &r.alerts {
+        let s = summary
+            .entry(ep.exchange.clone())
+            .or_insert_with(|| ExchangeSummary {
+                exchange: ep.exchange.clone(),
+                ..ExchangeSummary::default()
+            });
+        let d = ep
+            .duration_ms
+            .or_else(|| end.map(|e| (e - ep.fired_ms).max(0)));
+        s.longest_alert_ms = s.longest_alert_ms.max(d);
+    }
+    r.exchanges = summary.into_values().collect();
+    r
+}
+
+/// `2026-11-24T10:15:02.345Z`.
+pub fn fmt_ms(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000);
+    match t {
+        Ok(t) => {
+            let f = time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            );
+            t.format(&f).unwrap_or_else(|_| ms.to_string())
+        }
+        Err(_) => ms.to_string(),
+    }
+}
+
+/// `1h 02m 03s`, `4.2s`.
+pub fn fmt_duration(ms: i64) -> String {
+    if ms < 60_000 {
+        return format!("{:.1}s", ms as f64 / 1000.0);
+    }
+    let s = ms / 1000;
+    let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
+    if h > 0 {
+        format!("{h}h {m:02}m {s:02}s")
+    } else {
+        format!("{m}m {s:02}s")
+    }
+}
+
+fn who(b: &Option<ByWhom>) -> String {
+    match b {
+        Some(b) => format!(
+            "{} by {}",
+            fmt_ms(b.at_ms),
+            b.by.as_deref().unwrap_or("unknown")
+        ),
+        None => "-".into(),
+    }
+}
+
+fn place(ex: &str, ep: Option<&str>) -> String {
+    format!("{ex}/{}", ep.unwrap_or("*"))
+}
+
+/// Plain text, for a terminal or a ticket.
+pub fn render_text(r: &Report) -> String {
+    let mut o = String::new();
+    let span = match (r.from_ms, r.to_ms) {
+        (Some(f), Some(t)) => format!("{} .. {}", fmt_ms(f), fmt_ms(t)),
+        _ => "empty".into(),
+    };
+    let _ = writeln!(o, "exwatch incident report: {span} ({} entries)", r.entries);
+    let _ = writeln!(o, "\nALERTS ({})", r.alerts.len());
+    for a in &r.alerts {
+        let _ = writeln!(
+            o,
+            "  {:<9} {:<28} {:<14} fired {}  resolved {}  lasted {}",
+            a.severity.as_str().to_uppercase(),
+            place(&a.exchange, a.endpoint.as_deref()),
+            a.kind,
+            fmt_ms(a.fired_ms),
+            a.resolved_ms.map_or("still open".into(), fmt_ms),
+            a.duration_ms.map_or("-".into(), fmt_duration),
+        );
+        let _ = writeln!(o, "      {}", a.title);
+        if a.acknowledged.is_some() {
+            let _ = writeln!(o, "      acknowledged {}", who(&a.acknowledged));
+        }
+        if a.silenced.is_some() {
+            let _ = writeln!(o, "      silenced {}", who(&a.silenced));
+        }
+        if !a.notified.is_empty() {
+            let _ = writeln!(o, "      notified {}", a.notified.join(", "));
+        }
+        if let Some(t) = &a.triage {
+            let _ = writeln!(
+                o,
+                "      triage ({}, escalation {}): {} — {}",
+                t.source, t.escalation, t.summary, t.likely_cause
+            );
+        }
+    }
+    let _ = writeln!(o, "\nBREAKER TRANSITIONS ({})", r.breaker.len());
+    for b in &r.breaker {
+        let _ = writeln!(
+            o,
+            "  {}  {}/{}  {} -> {}  {}",
+            fmt_ms(b.at_ms),
+            b.exchange,
+            b.endpoint,
+            b.from,
+            b.to,
+            b.reason
+        );
+    }
+    let _ = writeln!(o, "\nRATE LIMITS AND BANS ({})", r.limits.len());
+    for l in &r.limits {
+        let _ = writeln!(
+            o,
+            "  {} .. {}  {}/{}  {} ({} polls)",
+            fmt_ms(l.from_ms),
+            fmt_ms(l.to_ms),
+            l.exchange,
+            l.endpoint,
+            l.kind,
+            l.polls
+        );
+    }
+    let _ = writeln!(o, "\nSUMMARY");
+    for s in &r.exchanges {
+        let _ = writeln!(
+            o,
+            "  {:<12} calls {:>6}  failed {:>5} ({:.1}%)  alerts {}  breaker opens {}  limit episodes {}  longest alert {}",
+            s.exchange,
+            s.calls,
+            s.failures,
+            if s.calls == 0 {
+                0.0
+            } else {
+                100.0 * s.failures as f64 / s.calls as f64
+            },
+            s.alerts,
+            s.breaker_opens,
+            s.limit_episodes,
+            s.longest_alert_ms.map_or("-".into(), fmt_duration),
+        );
+    }
+    o
+}
+
+/// Markdown escaping for table cells.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Markdown, to paste into a postmortem document.
+pub fn render_markdown(r: &Report) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# exwatch incident report\n");
+    if let (Some(f), Some(t)) = (r.from_ms, r.to_ms) {
+        let _ = writeln!(
+            o,
+            "{} .. {} ({} journal entries)\n",
+            fmt_ms(f),
+            fmt_ms(t),
+            r.entries
+        );
+    }
+    let _ = writeln!(o, "## Alerts\n");
+    let _ = writeln!(
+        o,
+        "| severity | where | kind | fired | acknowledged | silenced | resolved | duration | notified | triage |"
+    );
+    let _ = writeln!(
+        o,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for a in &r.alerts {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            a.severity.as_str(),
+            cell(&place(&a.exchange, a.endpoint.as_deref())),
+            cell(&a.kind),
+            fmt_ms(a.fired_ms),
+            cell(&who(&a.acknowledged)),
+            cell(&who(&a.silenced)),
+            a.resolved_ms.map_or("still open".into(), fmt_ms),
+            a.duration_ms.map_or("-".into(), fmt_duration),
+            cell(&a.notified.join(", ")),
+            a.triage.as_ref().map_or("-".into(), |t| cell(&format!(
+                "{} ({}): {}",
+                t.source, t.escalation, t.summary
+            ))),
+        );
+    }
+    let _ = writeln!(o, "\n## Breaker transitions\n");
+    let _ = writeln!(o, "| time | endpoint | from | to | reason |");
+    let _ = writeln!(o, "| --- | --- | --- | --- | --- |");
+    for b in &r.breaker {
+        let _ = writeln!(
+            o,
+            "| {} | {}/{} | {} | {} | {} |",
+            fmt_ms(b.at_ms),
+            cell(&b.exchange),
+            cell(&b.endpoint),
+            b.from,
+            b.to,
+            cell(&b.reason)
+        );
+    }
+    let _ = writeln!(o, "\n## Rate limits and bans\n");
+    let _ = writeln!(o, "| from | to | endpoint | kind | polls |");
+    let _ = writeln!(o, "| --- | --- | --- | --- | --- |");
+    for l in &r.limits {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {}/{} | {} | {} |",
+            fmt_ms(l.from_ms),
+            fmt_ms(l.to_ms),
+            cell(&l.exchange),
+            cell(&l.endpoint),
+            l.kind,
+            l.polls
+        );
+    }
+    let _ = writeln!(o, "\n## Summary per exchange\n");
+    let _ = writeln!(
+        o,
+        "| exchange | calls | failed | alerts | breaker opens | limit episodes | longest alert |"
+    );
+    let _ = writeln!(o, "| --- | --- | --- | --- | --- | --- | --- |");
+    for s in &r.exchanges {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            cell(&s.exchange),
+            s.calls,
+            s.failures,
+            s.alerts,
+            s.breaker_opens,
+            s.limit_episodes,
+            s.longest_alert_ms.map_or("-".into(), fmt_duration)
+        );
+    }
+    o
+}
+
+/// `--since` / `--until`: RFC 3339 (`2026-11-24T10:00:00Z`), unix ms, or a
+/// duration before now (`90m`, `2h`).
+pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok((t.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Ok(now_ms - d.as_millis() as i64);
+    }
+    Err(format!(
+        "{s:?} is not a time: use RFC 3339 (2026-11-24T10:00:00Z), unix milliseconds, or a duration before now (90m)"
+    ))
+}
+
+/// Read the journal at `path` (its rotated files first, oldest to newest)
+/// and build the report. Also returns how many lines could not be read.
+pub fn from_journal(
+    path: &std::path::Path,
+    window: Window,
+) -> Result<(Report, u64), crate::journal::JournalError> {
+    let files = crate::journal::files(path);
+    if files.is_empty() {
+        return Err(crate::journal::JournalError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no journal here"),
+        });
+    }
+    let mut entries = Vec::new();
+    let mut bad = 0;
+    for f in files {
+        let stats = crate::journal::for_each_entry(&f, |e| entries.push(e))?;
+        bad += stats.bad_lines;
+    }
+    Ok((build(entries, window), bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::model::Alert;
+
+    fn alert(state: AlertState, at: i64, by: Option<&str>) -> Entry {
+        Entry {
+            v: 1,
+            ts_ms: at,
+            ev: Event::AlertChanged {
+                alert: Alert {
+                    fingerprint: "b/t/error_rate".into(),
+                    exchange: "b".into(),
+                    endpoint: Some("t".into()),
+                    kind: "error_rate".into(),
+                    severity: Severity::Critical,
+                    title: "b/t failing".into(),
+                    description: String::new(),
+                    metrics: BTreeMap::new(),
+                    first_seen_ms: 1_000,
+                    last_seen_ms: at,
+                    occurrences: 1,
+                    state,
+                    state_by: by.map(String::from),
+                    state_at_ms: at,
+                    resolved_at_ms: (state == AlertState::Resolved).then_some(at),
+                    delivery: BTreeMap::new(),
+                    triage: None,
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn an_alert_episode_keeps_who_acknowledged_and_how_long_it_lasted() {
+        let r = build(
+            vec![
+                alert(AlertState::Firing, 1_000, None),
+                alert(AlertState::Acknowledged, 2_000, Some("ana")),
+                alert(AlertState::Resolved, 61_000, Some("auto")),
+            ],
+            Window::default(),
+        );
+        assert_eq!(r.alerts.len(), 1);
+        let a = &r.alerts[0];
+        assert_eq!(a.fired_ms, 1_000);
+        assert_eq!(
+            a.acknowledged,
+            Some(ByWhom {
+                at_ms: 2_000,
+                by: Some("ana".into())
+            })
+        );
+        assert_eq!(a.duration_ms, Some(60_000));
+        assert_eq!(r.exchanges[0].alerts, 1);
+        let text = render_text(&r);
+        assert!(
+            text.contains("acknowledged 1970-01-01T00:00:02.000Z by ana"),
+            "{text}"
+        );
+        assert!(render_markdown(&r).contains("| critical | b/t | error_rate |"));
+    }
+
+    #[test]
+    fn times_parse_in_three_spellings() {
+        assert_eq!(parse_time("1000", 0), Ok(1000));
+        assert_eq!(parse_time("1970-01-01T00:00:02Z", 0), Ok(2000));
+        assert_eq!(parse_time("2s", 10_000), Ok(8000));
+        assert!(parse_time("yesterday-ish", 0).is_err());
+    }
+}

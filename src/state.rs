@@ -1,0 +1,770 @@
+//! The event stream, the pure reducer and the immutable snapshot it publishes.
+//!
+//! Workers and engines only ever *send* [`Event`]s; [`State::apply`] is the
+//! one place state changes, and [`State::snapshot`] is what every view (TUI,
+//! headless lines, metrics, replay) reads. Times inside events are unix ms
+//! taken at the edges, so replaying a journal yields the same snapshots.
+
+use crate::alert::model::{Alert, AlertState, Delivery};
+use crate::breaker::{BreakerState, BreakerView, OutcomeClass, Transition};
+use crate::exchange::{ApiError, EndpointKind, ExchangeKind, InvalidReason, RateLimitSignal};
+use crate::limiter::{Tier, TierFill};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+
+/// How many recent samples each endpoint keeps for sparklines and rates.
+pub const RECENT: usize = 120;
+
+/// How one poll ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    /// A non-success HTTP status without a recognizable exchange error.
+    Http {
+        status: u16,
+        detail: String,
+    },
+    RateLimited {
+        retry_after_ms: Option<u64>,
+        detail: String,
+    },
+    Banned {
+        until_ms: Option<i64>,
+        retry_after_ms: Option<u64>,
+        detail: String,
+    },
+    Timeout,
+    Connect {
+        detail: String,
+    },
+    Invalid {
+        reason: InvalidReason,
+    },
+    /// The exchange answered with an error of its own (invalid symbol, maintenance, other codes).
+    Exchange {
+        error: ApiError,
+    },
+}
+
+impl Outcome {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Ok)
+    }
+
+    pub fn class(&self) -> OutcomeClass {
+        match self {
+            Outcome::Ok => OutcomeClass::Ok,
+            Outcome::Http { status, .. } if *status >= 500 => OutcomeClass::ServerError,
+            Outcome::Http { .. } => OutcomeClass::ClientError,
+            Outcome::RateLimited { .. } => OutcomeClass::RateLimited,
+            Outcome::Banned { .. } => OutcomeClass::Banned,
+            Outcome::Timeout => OutcomeClass::Timeout,
+            Outcome::Connect { .. } => OutcomeClass::Connect,
+            Outcome::Invalid { .. } => OutcomeClass::InvalidPayload,
+            Outcome::Exchange {
+                error: ApiError::Maintenance { .. },
+            } => OutcomeClass::ServerError,
+            Outcome::Exchange { .. } => OutcomeClass::ClientError,
+        }
+    }
+
+    /// Short label for tables: `ok`, `http 503`, `rate_limited`, `invalid:crossed_book`...
+    pub fn label(&self) -> String {
+        match self {
+            Outcome::Ok => "ok".into(),
+            Outcome::Http { status, .. } => format!("http {status}"),
+            Outcome::RateLimited { .. } => "rate_limited".into(),
+            Outcome::Banned { .. } => "banned".into(),
+            Outcome::Timeout => "timeout".into(),
+            Outcome::Connect { .. } => "connect_error".into(),
+            Outcome::Invalid { reason } => format!("invalid:{}", reason.name()),
+            Outcome::Exchange { error } => match error {
+                ApiError::InvalidSymbol { .. } => "invalid_symbol".into(),
+                ApiError::Maintenance { .. } => "maintenance".into(),
+                ApiError::Exchange { code, .. } => {
+                    format!("exchange_error {}", code.as_deref().unwrap_or("?"))
+                }
+                ApiError::RateLimited { .. } => "rate_limited".into(),
+                ApiError::IpBanned { .. } => "banned".into(),
+            },
+        }
+    }
+
+    /// One line saying why, for the verdict column.
+    pub fn detail(&self) -> String {
+        match self {
+            Outcome::Ok => String::new(),
+            Outcome::Http { detail, .. } | Outcome::Connect { detail } => detail.clone(),
+            Outcome::RateLimited {
+                retry_after_ms,
+                detail,
+            } => match retry_after_ms {
+                Some(ms) => format!("retry after {:.1}s: {detail}", *ms as f64 / 1000.0),
+                None => detail.clone(),
+            },
+            Outcome::Banned {
+                until_ms,
+                retry_after_ms,
+                detail,
+            } => match (until_ms, retry_after_ms) {
+                (Some(u), _) => format!("banned until {u}: {detail}"),
+                (None, Some(ms)) => format!("banned for {:.0}s: {detail}", *ms as f64 / 1000.0),
+                _ => detail.clone(),
+            },
+            Outcome::Timeout => "no answer within the timeout".into(),
+            Outcome::Invalid { reason } => reason.to_string(),
+            Outcome::Exchange { error } => match error {
+                ApiError::InvalidSymbol { message, .. }
+                | ApiError::Maintenance { message }
+                | ApiError::Exchange { message, .. }
+                | ApiError::RateLimited { message, .. }
+                | ApiError::IpBanned { message, .. } => message.clone(),
+            },
+        }
+    }
+}
+
+/// The result of one poll of one endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub exchange: String,
+    pub endpoint: String,
+    pub at_ms: i64,
+    pub latency_us: u64,
+    pub status: Option<u16>,
+    pub outcome: Outcome,
+    /// Last price or best bid/ask, for the summary column.
+    pub summary: Option<String>,
+    pub price: Option<f64>,
+    pub exchange_ts_ms: Option<i64>,
+    pub signal: Option<RateLimitSignal>,
+}
+
+/// Which backend a health event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Component {
+    RedisLimiter,
+    RedisBreaker,
+    Journal,
+}
+
+impl Component {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Component::RedisLimiter => "redis (limiter)",
+            Component::RedisBreaker => "redis (breaker)",
+            Component::Journal => "journal",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Describes an endpoint once at start, so views know it before its first sample.
+    Watching {
+        exchange: String,
+        exchange_kind: ExchangeKind,
+        endpoint: String,
+        kind: EndpointKind,
+        url: String,
+        interval_ms: u64,
+    },
+    Sample(Sample),
+    /// A request has been in flight for `in_flight_ms` and is still
+    /// unanswered (sent once per poll; its `Sample` follows when it ends).
+    Stalled {
+        exchange: String,
+        endpoint: String,
+        at_ms: i64,
+        in_flight_ms: u64,
+    },
+    /// A worker waited for the rate limiter before polling.
+    LimiterWaited {
+        exchange: String,
+        endpoint: String,
+        at_ms: i64,
+        waited_ms: u64,
+        tier: Tier,
+    },
+    LimiterFill {
+        exchange: String,
+        endpoint: String,
+        at_ms: i64,
+        tiers: Vec<TierFill>,
+    },
+    BreakerChanged {
+        exchange: String,
+        endpoint: String,
+        at_ms: i64,
+        transition: Transition,
+    },
+    /// A poll was skipped because the breaker is open.
+    BreakerRejected {
+        exchange: String,
+        endpoint: String,
+        at_ms: i64,
+        state: BreakerState,
+    },
+    PollInterval {
+        exchange: String,
+        endpoint: String,
+        interval_ms: u64,
+    },
+    ClockOffset {
+        exchange: String,
+        offset_ms: i64,
+    },
+    BackendHealth {
+        at_ms: i64,
+        component: Component,
+        healthy: bool,
+        detail: String,
+    },
+    /// The whole new state of one alert (raised, re-fired, acknowledged, silenced, resolved, triaged).
+    AlertChanged {
+        alert: Alert,
+    },
+    /// A sink's delivery state for one alert.
+    AlertDelivery {
+        fingerprint: String,
+        sink: String,
+        delivery: Delivery,
+    },
+    /// Cumulative triage counters (model calls, tokens, cost), after each model call.
+    TriageUsage(crate::alert::triage::TriageTotals),
+}
+
+/// Per-endpoint figures the reducer keeps between events.
+#[derive(Debug, Clone)]
+struct EndpointState {
+    exchange_kind: ExchangeKind,
+    kind: EndpointKind,
+    url: String,
+    interval_ms: u64,
+    /// `None` only if hdrhistogram rejected constant bounds, which it does not.
+    histogram: Option<Histogram<u64>>,
+    recent: VecDeque<Recent>,
+    calls: u64,
+    failures: u64,
+    by_outcome: BTreeMap<String, u64>,
+    last: Option<Sample>,
+    last_ok_at_ms: Option<i64>,
+    last_exchange_ts_ms: Option<i64>,
+    breaker: BreakerView,
+    breaker_rejections: u64,
+    limiter_waits: u64,
+    limiter_waited_ms: u64,
+    last_wait_ms: u64,
+    limiter: Vec<TierFill>,
+    stalled_since_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Recent {
+    latency_us: u64,
+    ok: bool,
+}
+
+impl EndpointState {
+    fn new(exchange_kind: ExchangeKind, kind: EndpointKind, url: String, interval_ms: u64) -> Self {
+        EndpointState {
+            exchange_kind,
+            kind,
+            url,
+            interval_ms,
+            // 1 µs .. 10 min, 3 significant digits: bounded memory per endpoint.
+            histogram: Histogram::new_with_bounds(1, 600_000_000, 3).ok(),
+            recent: VecDeque::with_capacity(RECENT),
+            calls: 0,
+            failures: 0,
+            by_outcome: BTreeMap::new(),
+            last: None,
+            last_ok_at_ms: None,
+            last_exchange_ts_ms: None,
+            breaker: BreakerView {
+                state: BreakerState::Closed,
+                open_until_ms: None,
+                consecutive_failures: 0,
+                trips: 0,
+            },
+            breaker_rejections: 0,
+            limiter_waits: 0,
+            limiter_waited_ms: 0,
+            last_wait_ms: 0,
+            limiter: Vec::new(),
+            stalled_since_ms: None,
+        }
+    }
+}
+
+/// Everything the reducer knows. Only [`State::apply`] changes it.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    /// Exchange name → endpoint name → state, in config order.
+    exchanges: Vec<(String, Vec<(String, EndpointState)>)>,
+    health: BTreeMap<Component, (bool, String, i64)>,
+    clock_offsets: BTreeMap<String, i64>,
+    alerts: BTreeMap<String, Alert>,
+    last_event_ms: i64,
+    events: u64,
+    triage: crate::alert::triage::TriageTotals,
+}
+
+impl State {
+    pub fn new() -> Self {
+        State::default()
+    }
+
+    fn endpoint_mut(&mut self, exchange: &str, endpoint: &str) -> Option<&mut EndpointState> {
+        self.exchanges
+            .iter_mut()
+            .find(|(n, _)| n == exchange)
+            .and_then(|(_, eps)| eps.iter_mut().find(|(n, _)| n == endpoint))
+            .map(|(_, s)| s)
+    }
+
+    /// Apply one event. Pure: no I/O, no clock.
+    pub fn apply(&mut self, event: &Event) {
+        self.events += 1;
+        match event {
+            Event::Watching {
+                exchange,
+                exchange_kind,
+                endpoint,
+                kind,
+                url,
+                interval_ms,
+            } => {
+                let pos = match self.exchanges.iter().position(|(n, _)| n == exchange) {
+                    Some(p) => p,
+                    None => {
+                        self.exchanges.push((exchange.clone(), Vec::new()));
+                        self.exchanges.len() - 1
+                    }
+                };
+                let eps = &mut self.exchanges[pos].1;
+                if !eps.iter().any(|(n, _)| n == endpoint) {
+                    eps.push((
+                        endpoint.clone(),
+                        EndpointState::new(*exchange_kind, *kind, url.clone(), *interval_ms),
+                    ));
+                }
+            }
+            Event::Sample(s) => {
+                self.last_event_ms = self.last_event_ms.max(s.at_ms);
+                let Some(ep) = self.endpoint_mut(&s.exchange, &s.endpoint) else {
+                    return;
+                };
+                ep.calls += 1;
+                let ok = s.outcome.is_ok();
+                if !ok {
+                    ep.failures += 1;
+                }
+                *ep.by_outcome
+                    .entry(s.outcome.class().as_str().to_string())
+                    .or_default() += 1;
+                // Latency of a timeout or refused connection says nothing about the API's speed.
+                if !matches!(s.outcome, Outcome::Timeout | Outcome::Connect { .. }) {
+                    if let Some(h) = ep.histogram.as_mut() {
+                        // Values past the bound saturate instead of being lost.
+                        h.saturating_record(s.latency_us.max(1));
+                    }
+                }
+                if ep.recent.len() == RECENT {
+                    ep.recent.pop_front();
+                }
+                ep.recent.push_back(Recent {
+                    latency_us: s.latency_us,
+                    ok,
+                });
+                if ok {
+                    ep.last_ok_at_ms = Some(s.at_ms);
+                    if s.exchange_ts_ms.is_some() {
+                        ep.last_exchange_ts_ms = s.exchange_ts_ms;
+                    }
+                }
+                ep.last = Some(s.clone());
+                ep.stalled_since_ms = None;
+            }
+            Event::Stalled {
+                exchange,
+                endpoint,
+                at_ms,
+                in_flight_ms,
+            } => {
+                self.last_event_ms = self.last_event_ms.max(*at_ms);
+                if let Some(ep) = self.endpoint_mut(exchange, endpoint) {
+                    ep.stalled_since_ms = Some(at_ms - *in_flight_ms as i64);
+                }
+            }
+            Event::LimiterWaited {
+                exchange,
+                endpoint,
+                at_ms,
+                waited_ms,
+                ..
+            } => {
+                self.last_event_ms = self.last_event_ms.max(*at_ms);
+                if let Some(ep) = self.endpoint_mut(exchange, endpoint) {
+                    ep.limiter_waits += 1;
+                    ep.limiter_waited_ms += waited_ms;
+                    ep.last_wait_ms = *waited_ms;
+                }
+            }
+            Event::LimiterFill {
+                exchange,
+                endpoint,
+                tiers,
+                ..
+            } => {
+                if let Some(ep) = self.endpoint_mut(exchange, endpoint) {
+                    ep.limiter = tiers.clone();
+                }
+            }
+            Event::BreakerChanged {
+                exchange,
+                endpoint,
+                at_ms,
+                transition,
+            } => {
+                self.last_event_ms = self.last_event_ms.max(*at_ms);
+                if let Some(ep) = self.endpoint_mut(exchange, endpoint) {
+                    ep.breaker.state = transition.to;
+                    ep.breaker.open_until_ms = transition.open_until_ms;
+                    // A ban extending an open breaker (open → open) is not another trip.
+                    if transition.to == BreakerState::Open && transition.from != BreakerState::Open
+                    {
+                        ep.breaker.trips += 1;
+                    }
+                    if transition.to == BreakerState::Closed {
+                        ep.breaker.trips = 0;
+                    }
+                }
+            }
+            Event::BreakerRejected {
+                exchange,
+                endpoint,
+                at_ms,
+                state,
+            } => {
+                self.last_event_ms = self.last_event_ms.max(*at_ms);
+                if let Some(ep) = self.endpoint_mut(exchange, endpoint) {
+                    ep.breaker_rejections += 1;
+                    ep.breaker.state = *state;
+                }
+            }
+            Event::PollInterval {
+                exchange,
+                endpoint,
+                interval_ms,
+            } => {
+                if let Some(ep) = self.endpoint_mut(exchange, endpoint) {
+                    ep.interval_ms = *interval_ms;
+                }
+            }
+            Event::ClockOffset {
+                exchange,
+                offset_ms,
+            } => {
+                self.clock_offsets.insert(exchange.clone(), *offset_ms);
+            }
+            Event::BackendHealth {
+                at_ms,
+                component,
+                healthy,
+                detail,
+            } => {
+                self.last_event_ms = self.last_event_ms.max(*at_ms);
+                self.health
+                    .insert(*component, (*healthy, detail.clone(), *at_ms));
+            }
+            Event::AlertChanged { alert } => {
+                self.last_event_ms = self
+                    .last_event_ms
+                    .max(alert.state_at_ms.max(alert.last_seen_ms));
+                let mut alert = alert.clone();
+                // Triage arrives later, from another task: an update that does not carry it
+                // keeps the last one of the same firing episode.
+                if alert.triage.is_none() {
+                    if let Some(old) = self.alerts.get(&alert.fingerprint) {
+                        if old.first_seen_ms == alert.first_seen_ms {
+                            alert.triage = old.triage.clone();
+                        }
+                    }
+                }
+                self.alerts.insert(alert.fingerprint.clone(), alert);
+            }
+            Event::AlertDelivery {
+                fingerprint,
+                sink,
+                delivery,
+            } => {
+                if let Some(a) = self.alerts.get_mut(fingerprint) {
+                    a.delivery.insert(sink.clone(), delivery.clone());
+                }
+            }
+            Event::TriageUsage(totals) => self.triage = totals.clone(),
+        }
+    }
+
+    /// An immutable view for the UI and every other reader.
+    pub fn snapshot(&self) -> Snapshot {
+        let exchanges = self
+            .exchanges
+            .iter()
+            .map(|(name, eps)| {
+                let endpoints: Vec<EndpointView> =
+                    eps.iter().map(|(n, s)| endpoint_view(n, s)).collect();
+                let kind = eps
+                    .first()
+                    .map(|(_, s)| s.exchange_kind)
+                    .unwrap_or(ExchangeKind::Generic);
+                ExchangeView {
+                    name: name.clone(),
+                    kind,
+                    healthy: endpoints.iter().all(|e| e.healthy()),
+                    clock_offset_ms: self.clock_offsets.get(name).copied(),
+                    endpoints,
+                }
+            })
+            .collect();
+        let mut alerts: Vec<Alert> = self.alerts.values().cloned().collect();
+        // Open before resolved, then newest first.
+        alerts.sort_by(|a, b| {
+            (a.state == AlertState::Resolved)
+                .cmp(&(b.state == AlertState::Resolved))
+                .then(b.last_seen_ms.cmp(&a.last_seen_ms))
+                .then(a.fingerprint.cmp(&b.fingerprint))
+        });
+        Snapshot {
+            alerts,
+            last_event_ms: self.last_event_ms,
+            events: self.events,
+            exchanges,
+            health: self
+                .health
+                .iter()
+                .map(|(c, (healthy, detail, at_ms))| HealthView {
+                    component: *c,
+                    healthy: *healthy,
+                    detail: detail.clone(),
+                    since_ms: *at_ms,
+                })
+                .collect(),
+            triage: self.triage.clone(),
+        }
+    }
+}
+
+fn endpoint_view(name: &str, s: &EndpointState) -> EndpointView {
+    let (p50, p99) = match &s.histogram {
+        Some(h) if !h.is_empty() => (
+            Some(h.value_at_quantile(0.50)),
+            Some(h.value_at_quantile(0.99)),
+        ),
+        _ => (None, None),
+    };
+    let recent_failures = s.recent.iter().filter(|r| !r.ok).count();
+    EndpointView {
+        name: name.to_string(),
+        kind: s.kind,
+        url: s.url.clone(),
+        interval_ms: s.interval_ms,
+        calls: s.calls,
+        failures: s.failures,
+        error_rate: if s.recent.is_empty() {
+            0.0
+        } else {
+            recent_failures as f64 / s.recent.len() as f64
+        },
+        p50_us: p50,
+        p99_us: p99,
+        recent_latency_us: s.recent.iter().map(|r| r.latency_us).collect(),
+        last: s.last.clone(),
+        last_ok_at_ms: s.last_ok_at_ms,
+        last_exchange_ts_ms: s.last_exchange_ts_ms,
+        breaker: s.breaker.clone(),
+        breaker_rejections: s.breaker_rejections,
+        limiter_waits: s.limiter_waits,
+        limiter_waited_ms: s.limiter_waited_ms,
+        last_wait_ms: s.last_wait_ms,
+        limiter: s.limiter.clone(),
+        by_outcome: s.by_outcome.clone(),
+        stalled_since_ms: s.stalled_since_ms,
+    }
+}
+
+/// What every view reads: immutable, cheap to share behind an `Arc`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Time of the newest event applied, unix ms (the "recorded time" in replay).
+    pub last_event_ms: i64,
+    pub events: u64,
+    pub exchanges: Vec<ExchangeView>,
+    pub health: Vec<HealthView>,
+    /// Open alerts first, newest first; resolved ones after.
+    pub alerts: Vec<Alert>,
+    /// Triage calls, tokens and cost so far.
+    #[serde(default)]
+    pub triage: crate::alert::triage::TriageTotals,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthView {
+    pub component: Component,
+    pub healthy: bool,
+    pub detail: String,
+    pub since_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExchangeView {
+    pub name: String,
+    pub kind: ExchangeKind,
+    pub healthy: bool,
+    pub clock_offset_ms: Option<i64>,
+    pub endpoints: Vec<EndpointView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointView {
+    pub name: String,
+    pub kind: EndpointKind,
+    pub url: String,
+    pub interval_ms: u64,
+    pub calls: u64,
+    pub failures: u64,
+    /// Share of failed polls among the recent ones.
+    pub error_rate: f64,
+    pub p50_us: Option<u64>,
+    pub p99_us: Option<u64>,
+    /// Oldest first.
+    pub recent_latency_us: Vec<u64>,
+    pub last: Option<Sample>,
+    pub last_ok_at_ms: Option<i64>,
+    pub last_exchange_ts_ms: Option<i64>,
+    pub breaker: BreakerView,
+    pub breaker_rejections: u64,
+    pub limiter_waits: u64,
+    pub limiter_waited_ms: u64,
+    pub last_wait_ms: u64,
+    pub limiter: Vec<TierFill>,
+    pub by_outcome: BTreeMap<String, u64>,
+    /// Set while a request that started then is still unanswered past its
+    /// stall deadline (see `detect::hang`).
+    #[serde(default)]
+    pub stalled_since_ms: Option<i64>,
+}
+
+impl EndpointView {
+    /// Healthy: the last poll succeeded and the breaker is closed. No poll yet counts as healthy.
+    pub fn healthy(&self) -> bool {
+        self.breaker.state == BreakerState::Closed
+            && self.stalled_since_ms.is_none()
+            && self.last.as_ref().is_none_or(|s| s.outcome.is_ok())
+    }
+
+    /// Milliseconds since the last good data, at `now_ms`.
+    pub fn data_age_ms(&self, now_ms: i64) -> Option<i64> {
+        self.last_ok_at_ms.map(|t| (now_ms - t).max(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watching() -> Event {
+        Event::Watching {
+            exchange: "bin".into(),
+            exchange_kind: ExchangeKind::Binance,
+            endpoint: "book".into(),
+            kind: EndpointKind::Book,
+            url: "http://x/".into(),
+            interval_ms: 1000,
+        }
+    }
+
+    fn sample(at_ms: i64, latency_us: u64, outcome: Outcome) -> Event {
+        Event::Sample(Sample {
+            exchange: "bin".into(),
+            endpoint: "book".into(),
+            at_ms,
+            latency_us,
+            status: Some(200),
+            outcome,
+            summary: None,
+            price: None,
+            exchange_ts_ms: None,
+            signal: None,
+        })
+    }
+
+    #[test]
+    fn samples_update_percentiles_error_rate_and_age() {
+        let mut st = State::new();
+        st.apply(&watching());
+        for i in 0..9 {
+            st.apply(&sample(1_000 + i, 10_000, Outcome::Ok));
+        }
+        st.apply(&sample(2_000, 900_000, Outcome::Timeout));
+        let snap = st.snapshot();
+        let ep = &snap.exchanges[0].endpoints[0];
+        assert_eq!(ep.calls, 10);
+        assert_eq!(ep.failures, 1);
+        assert!((ep.error_rate - 0.1).abs() < 1e-9);
+        // The timeout is not a latency figure.
+        assert!(ep.p99_us.is_some_and(|p| p < 11_000), "{:?}", ep.p99_us);
+        assert_eq!(ep.last_ok_at_ms, Some(1_008));
+        assert_eq!(ep.data_age_ms(3_008), Some(2_000));
+        assert!(!snap.exchanges[0].healthy);
+        assert_eq!(snap.last_event_ms, 2_000);
+    }
+
+    #[test]
+    fn recent_ring_is_bounded() {
+        let mut st = State::new();
+        st.apply(&watching());
+        for i in 0..(RECENT as i64 + 50) {
+            st.apply(&sample(i, 5, Outcome::Ok));
+        }
+        let snap = st.snapshot();
+        assert_eq!(
+            snap.exchanges[0].endpoints[0].recent_latency_us.len(),
+            RECENT
+        );
+    }
+
+    #[test]
+    fn breaker_transitions_show_in_the_snapshot() {
+        let mut st = State::new();
+        st.apply(&watching());
+        st.apply(&Event::BreakerChanged {
+            exchange: "bin".into(),
+            endpoint: "book".into(),
+            at_ms: 5,
+            transition: Transition {
+                from: BreakerState::Closed,
+                to: BreakerState::Open,
+                reason: "5 consecutive failures".into(),
+                open_until_ms: Some(10_005),
+            },
+        });
+        let snap = st.snapshot();
+        let ep = &snap.exchanges[0].endpoints[0];
+        assert_eq!(ep.breaker.state, BreakerState::Open);
+        assert_eq!(ep.breaker.open_until_ms, Some(10_005));
+        assert!(!ep.healthy());
+    }
+
+    #[test]
+    fn events_for_unknown_endpoints_are_ignored() {
+        let mut st = State::new();
+        st.apply(&sample(1, 1, Outcome::Ok));
+        assert!(st.snapshot().exchanges.is_empty());
+    }
+}

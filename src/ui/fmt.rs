@@ -1,0 +1,136 @@
+//! Small, width-stable formatters shared by the panels.
+
+use super::theme::Theme;
+
+/// `850µs`, `12ms`, `1.25s`.
+pub fn latency_us(us: u64, theme: &Theme) -> String {
+    if us < 1_000 {
+        if theme.ascii {
+            format!("{us}us")
+        } else {
+            format!("{us}µs")
+        }
+    } else if us < 10_000 {
+        format!("{:.1}ms", us as f64 / 1_000.0)
+    } else if us < 1_000_000 {
+        format!("{}ms", us / 1_000)
+    } else {
+        format!("{:.2}s", us as f64 / 1_000_000.0)
+    }
+}
+
+/// `0.4s`, `12s`, `5m`, `3h`, `2d`: an age or a wait, compact.
+pub fn duration_ms(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 10_000 {
+        format!("{:.1}s", ms as f64 / 1_000.0)
+    } else if ms < 120_000 {
+        format!("{}s", ms / 1_000)
+    } else if ms < 7_200_000 {
+        format!("{}m", ms / 60_000)
+    } else if ms < 172_800_000 {
+        format!("{}h", ms / 3_600_000)
+    } else {
+        format!("{}d", ms / 86_400_000)
+    }
+}
+
+/// A poll interval: `500ms`, `1s`, `1.5s`, `2m`.
+pub fn interval_ms(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms % 1_000 == 0 && ms < 120_000 {
+        format!("{}s", ms / 1_000)
+    } else if ms < 120_000 {
+        format!("{:.1}s", ms as f64 / 1_000.0)
+    } else {
+        format!("{}m", ms / 60_000)
+    }
+}
+
+/// `HH:MM:SS` UTC of a unix-ms time.
+pub fn clock(ms: i64) -> String {
+    let secs = ms.div_euclid(1_000);
+    let day = secs.rem_euclid(86_400);
+    format!(
+        "{:02}:{:02}:{:02}",
+        day / 3_600,
+        (day % 3_600) / 60,
+        day % 60
+    )
+}
+
+/// `YYYY-MM-DD HH:MM:SS` UTC of a unix-ms time, for timelines.
+pub fn timestamp(ms: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1_000))
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| format!("@{ms}"))
+}
+
+/// Cut `s` to at most `width` columns, marking the cut.
+pub fn truncate(s: &str, width: usize, theme: &Theme) -> String {
+    let count = s.chars().count();
+    if count <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out: String = s.chars().take(width - 1).collect();
+    out.push_str(if theme.ascii { "~" } else { "…" });
+    out
+}
+
+/// A sparkline of the last `width` values, scaled from zero to their max, so
+/// a millisecond of jitter on a steady endpoint stays flat and a spike stands out.
+pub fn sparkline(values: &[u64], width: usize, theme: &Theme) -> String {
+    let levels = theme.spark_levels();
+    let tail = &values[values.len().saturating_sub(width)..];
+    let Some(&max) = tail.iter().max() else {
+        return String::new();
+    };
+    let span = max as f64;
+    let mut out = String::with_capacity(width * 3);
+    for v in tail {
+        let idx = if span <= 0.0 {
+            0
+        } else {
+            ((*v as f64 / span) * (levels.len() - 1) as f64).round() as usize
+        };
+        out.push(levels[idx.min(levels.len() - 1)]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_compact() {
+        let t = Theme::default();
+        assert_eq!(latency_us(850, &t), "850µs");
+        assert_eq!(latency_us(12_400, &t), "12ms");
+        assert_eq!(latency_us(1_250_000, &t), "1.25s");
+        assert_eq!(duration_ms(400), "0.4s");
+        assert_eq!(duration_ms(95_000), "95s");
+        assert_eq!(duration_ms(600_000), "10m");
+        assert_eq!(interval_ms(1_000), "1s");
+        assert_eq!(clock(3_723_000), "01:02:03");
+        assert_eq!(timestamp(0), "1970-01-01 00:00:00");
+    }
+
+    #[test]
+    fn sparkline_scales_to_the_window() {
+        let t = Theme {
+            color: true,
+            ascii: true,
+        };
+        assert_eq!(sparkline(&[1, 2, 3, 100, 200], 3, &t), "_=#");
+        assert_eq!(sparkline(&[5, 5], 10, &t), "##");
+        assert_eq!(sparkline(&[0, 0], 10, &t), "__");
+        assert_eq!(sparkline(&[], 10, &t), "");
+    }
+}

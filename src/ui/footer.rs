@@ -1,0 +1,88 @@
+//! The bottom line: the prompt being typed, the result of the last action,
+//! or reminders of the main keys, built from the keymap.
+
+use super::keymap::Action;
+use super::view::{Input, ViewState};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+pub fn render(frame: &mut Frame, area: Rect, view: &ViewState) {
+    let t = &view.theme;
+    let mut spans: Vec<Span> = Vec::new();
+    match &view.input {
+        Some(Input::Filter(text)) => {
+            spans.push(Span::styled(" filter: ", t.title()));
+            spans.push(Span::raw(text.clone()));
+            spans.push(Span::styled("_", t.accent()));
+            spans.push(Span::styled("  (Enter keeps, Esc clears)", t.dim()));
+        }
+        Some(Input::Silence { target, text }) => {
+            spans.push(Span::styled(
+                format!(" silence {} for: ", target.label()),
+                t.title(),
+            ));
+            spans.push(Span::raw(text.clone()));
+            spans.push(Span::styled("_", t.accent()));
+            spans.push(Span::styled(
+                "  (e.g. 30m, 2h; Enter sends, Esc cancels)",
+                t.dim(),
+            ));
+        }
+        None => {}
+    }
+    if let Some(st) = &view.status {
+        spans.push(Span::styled(
+            format!(" {} ", st.text),
+            if st.error { t.bad() } else { t.ok() },
+        ));
+        if view.input.is_none() {
+            spans.push(Span::styled(format!("{} ", t.sep()), t.dim()));
+        }
+    }
+    if view.input.is_none() {
+        let km = &view.keymap;
+        // Help and quit always fit; the others in table order while there is room.
+        let item_w = |a: Action| -> usize {
+            match (a.footer_label(), km.keys_for(a).first()) {
+                (Some(l), Some(k)) => k.to_string().chars().count() + l.chars().count() + 2,
+                _ => 0,
+            }
+        };
+        let mut room = (area.width as usize)
+            .saturating_sub(Line::from(spans.clone()).width())
+            .saturating_sub(item_w(Action::Help) + item_w(Action::Quit));
+        for a in Action::ALL {
+            let Some(label) = a.footer_label() else {
+                continue;
+            };
+            // The first key is enough of a reminder; the help lists them all.
+            let Some(key) = km.keys_for(a).first() else {
+                continue;
+            };
+            if !matches!(a, Action::Help | Action::Quit) {
+                if item_w(a) > room {
+                    continue;
+                }
+                room -= item_w(a);
+            }
+            let mut active = false;
+            if a == Action::ShowResolved {
+                active = view.show_resolved;
+            }
+            if a == Action::Freeze {
+                active = view.frozen_at_ms.is_some();
+            }
+            if a == Action::Details {
+                active = view.detail;
+            }
+            spans.push(Span::styled(format!(" {key}"), t.accent()));
+            spans.push(Span::styled(
+                format!(" {label}"),
+                if active { t.title() } else { t.dim() },
+            ));
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}

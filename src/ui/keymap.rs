@@ -1,0 +1,539 @@
+//! Keys as data: every [`Action`] the dashboard knows, the default table, and
+//! the `[keys]` override from the config. The help overlay and the footer are
+//! generated from the resolved [`Keymap`], so they always show what is bound.
+//!
+//! ```toml
+//! [keys]
+//! acknowledge = "A"             # one key
+//! up = ["up", "k", "ctrl-p"]    # or several
+//! ```
+//!
+//! An override replaces that action's default keys. A key bound to two actions
+//! (after overrides) is a config error naming the line. Ctrl-C always quits.
+
+use crate::config::Problems;
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use serde::Deserialize;
+use std::fmt;
+
+/// Everything the operator can do from the keyboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    Up,
+    Down,
+    Top,
+    Bottom,
+    NextPanel,
+    Details,
+    Back,
+    Acknowledge,
+    Triage,
+    Silence,
+    ForceOpen,
+    ResetBreaker,
+    Filter,
+    ShowResolved,
+    Freeze,
+    Help,
+    Quit,
+    /// Replay only: pause or resume the playback.
+    ReplayPause,
+    /// Replay only: apply one recorded event.
+    ReplayStep,
+    ReplayFaster,
+    ReplaySlower,
+    /// Replay only: jump to the next alert that starts firing.
+    ReplayNextAlert,
+}
+
+impl Action {
+    pub const ALL: [Action; 22] = [
+        Action::Up,
+        Action::Down,
+        Action::Top,
+        Action::Bottom,
+        Action::NextPanel,
+        Action::Details,
+        Action::Back,
+        Action::Acknowledge,
+        Action::Triage,
+        Action::Silence,
+        Action::ForceOpen,
+        Action::ResetBreaker,
+        Action::Filter,
+        Action::ShowResolved,
+        Action::Freeze,
+        Action::Help,
+        Action::Quit,
+        Action::ReplayPause,
+        Action::ReplayStep,
+        Action::ReplayFaster,
+        Action::ReplaySlower,
+        Action::ReplayNextAlert,
+    ];
+
+    /// The name used in `[keys]`.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::Top => "top",
+            Action::Bottom => "bottom",
+            Action::NextPanel => "next_panel",
+            Action::Details => "details",
+            Action::Back => "back",
+            Action::Acknowledge => "acknowledge",
+            Action::Triage => "triage",
+            Action::Silence => "silence",
+            Action::ForceOpen => "force_open",
+            Action::ResetBreaker => "reset_breaker",
+            Action::Filter => "filter",
+            Action::ShowResolved => "show_resolved",
+            Action::Freeze => "freeze",
+            Action::Help => "help",
+            Action::Quit => "quit",
+            Action::ReplayPause => "replay_pause",
+            Action::ReplayStep => "replay_step",
+            Action::ReplayFaster => "replay_faster",
+            Action::ReplaySlower => "replay_slower",
+            Action::ReplayNextAlert => "replay_next_alert",
+        }
+    }
+
+    /// One line for the help overlay.
+    pub fn description(self) -> &'static str {
+        match self {
+            Action::Up => "move the selection up",
+            Action::Down => "move the selection down",
+            Action::Top => "jump to the first row",
+            Action::Bottom => "jump to the last row",
+            Action::NextPanel => "switch between exchanges and alerts",
+            Action::Details => "open or close the detail pane",
+            Action::Back => "close the overlay, prompt or filter",
+            Action::Acknowledge => "acknowledge the selected alert",
+            Action::Triage => "ask for triage of the selected alert(s)",
+            Action::Silence => "silence the selected alert/endpoint (asks a duration)",
+            Action::ForceOpen => "force the selected endpoint's breaker open",
+            Action::ResetBreaker => "reset (close) the selected endpoint's breaker",
+            Action::Filter => "filter rows by text",
+            Action::ShowResolved => "show or hide resolved alerts",
+            Action::Freeze => "freeze the screen (monitoring goes on)",
+            Action::Help => "show or hide this help",
+            Action::Quit => "quit",
+            Action::ReplayPause => "replay: pause or resume",
+            Action::ReplayStep => "replay: apply the next recorded event (pauses)",
+            Action::ReplayFaster => "replay: twice as fast",
+            Action::ReplaySlower => "replay: half as fast",
+            Action::ReplayNextAlert => "replay: jump to the next alert that fires (pauses)",
+        }
+    }
+
+    /// Short label for the footer, for the actions worth a reminder there.
+    pub fn footer_label(self) -> Option<&'static str> {
+        Some(match self {
+            Action::NextPanel => "panel",
+            Action::Details => "details",
+            Action::Acknowledge => "ack",
+            Action::Triage => "triage",
+            Action::Silence => "silence",
+            Action::ForceOpen => "open",
+            Action::ResetBreaker => "reset",
+            Action::Filter => "filter",
+            Action::ShowResolved => "resolved",
+            Action::Freeze => "freeze",
+            Action::Help => "help",
+            Action::Quit => "quit",
+            _ => return None,
+        })
+    }
+
+    fn default_keys(self) -> &'static [&'static str] {
+        match self {
+            Action::Up => &["up", "k"],
+            Action::Down => &["down", "j"],
+            Action::Top => &["home", "g"],
+            Action::Bottom => &["end", "G"],
+            Action::NextPanel => &["tab", "backtab"],
+            Action::Details => &["enter"],
+            Action::Back => &["esc"],
+            Action::Acknowledge => &["a"],
+            Action::Triage => &["t"],
+            Action::Silence => &["s"],
+            Action::ForceOpen => &["o"],
+            Action::ResetBreaker => &["c"],
+            Action::Filter => &["/"],
+            Action::ShowResolved => &["r"],
+            Action::Freeze => &["f"],
+            Action::Help => &["?"],
+            Action::Quit => &["q", "ctrl-c"],
+            Action::ReplayPause => &["space"],
+            Action::ReplayStep => &["."],
+            Action::ReplayFaster => &["+"],
+            Action::ReplaySlower => &["-"],
+            Action::ReplayNextAlert => &[">"],
+        }
+    }
+}
+
+/// One key as written in the config: a character (`a`, `A`, `/`), a named key
+/// (`up`, `enter`, `tab`, `f1`...), or `ctrl-<char>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub code: KeyCode,
+    pub ctrl: bool,
+}
+
+const NAMED: [(&str, KeyCode); 14] = [
+    ("up", KeyCode::Up),
+    ("down", KeyCode::Down),
+    ("left", KeyCode::Left),
+    ("right", KeyCode::Right),
+    ("home", KeyCode::Home),
+    ("end", KeyCode::End),
+    ("pageup", KeyCode::PageUp),
+    ("pagedown", KeyCode::PageDown),
+    ("tab", KeyCode::Tab),
+    ("backtab", KeyCode::BackTab),
+    ("enter", KeyCode::Enter),
+    ("esc", KeyCode::Esc),
+    ("space", KeyCode::Char(' ')),
+    ("backspace", KeyCode::Backspace),
+];
+
+/// Ctrl-C is always a way out, whatever the config says.
+pub const CTRL_C: Key = Key {
+    code: KeyCode::Char('c'),
+    ctrl: true,
+};
+
+impl Key {
+    pub fn parse(s: &str) -> Result<Key, String> {
+        let lower = s.to_ascii_lowercase();
+        if let Some(rest) = lower.strip_prefix("ctrl-") {
+            let mut chars = rest.chars();
+            return match (chars.next(), chars.next()) {
+                (Some(c), None) if c.is_ascii_alphanumeric() => Ok(Key {
+                    code: KeyCode::Char(c),
+                    ctrl: true,
+                }),
+                _ => Err(format!(
+                    "{s:?} is not a key: ctrl- must be followed by one letter or digit, e.g. \"ctrl-p\""
+                )),
+            };
+        }
+        if let Some((_, code)) = NAMED.iter().find(|(n, _)| *n == lower) {
+            return Ok(Key {
+                code: *code,
+                ctrl: false,
+            });
+        }
+        if let Some(n) = lower.strip_prefix('f').and_then(|d| d.parse::<u8>().ok())
+            && (1..=12).contains(&n)
+        {
+            return Ok(Key {
+                code: KeyCode::F(n),
+                ctrl: false,
+            });
+        }
+        let mut chars = s.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) if !c.is_control() && c != ' ' => Ok(Key {
+                code: KeyCode::Char(c),
+                ctrl: false,
+            }),
+            _ => Err(format!(
+                "{s:?} is not a key: use one character (\"a\", \"A\", \"/\"), ctrl-<letter>, f1..f12, or one of {}",
+                NAMED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+
+    /// The key of a terminal event, if it is a press we act on.
+    pub fn from_event(ev: &KeyEvent) -> Option<Key> {
+        if ev.kind == KeyEventKind::Release {
+            return None;
+        }
+        Some(Key {
+            code: ev.code,
+            // Shift is already in the character (`A` vs `a`).
+            ctrl: ev.modifiers.contains(KeyModifiers::CONTROL),
+        })
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.ctrl {
+            f.write_str("^")?;
+        }
+        match self.code {
+            KeyCode::Up => f.write_str("↑"),
+            KeyCode::Down => f.write_str("↓"),
+            KeyCode::Left => f.write_str("←"),
+            KeyCode::Right => f.write_str("→"),
+            KeyCode::Home => f.write_str("Home"),
+            KeyCode::End => f.write_str("End"),
+            KeyCode::PageUp => f.write_str("PgUp"),
+            KeyCode::PageDown => f.write_str("PgDn"),
+            KeyCode::Tab => f.write_str("Tab"),
+            KeyCode::BackTab => f.write_str("S-Tab"),
+            KeyCode::Enter => f.write_str("Enter"),
+            KeyCode::Esc => f.write_str("Esc"),
+            KeyCode::Backspace => f.write_str("Bksp"),
+            KeyCode::Char(' ') => f.write_str("Space"),
+            KeyCode::Char(c) if self.ctrl => write!(f, "{}", c.to_ascii_uppercase()),
+            KeyCode::Char(c) => write!(f, "{c}"),
+            KeyCode::F(n) => write!(f, "F{n}"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+/// One key or several, as written in `[keys]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum KeySpec {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl KeySpec {
+    fn items(&self) -> Vec<&str> {
+        match self {
+            KeySpec::One(s) => vec![s.as_str()],
+            KeySpec::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// The `[keys]` table: per action, the keys that replace its defaults.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeymapConfig {
+    pub up: Option<KeySpec>,
+    pub down: Option<KeySpec>,
+    pub top: Option<KeySpec>,
+    pub bottom: Option<KeySpec>,
+    pub next_panel: Option<KeySpec>,
+    pub details: Option<KeySpec>,
+    pub back: Option<KeySpec>,
+    pub acknowledge: Option<KeySpec>,
+    pub triage: Option<KeySpec>,
+    pub silence: Option<KeySpec>,
+    pub force_open: Option<KeySpec>,
+    pub reset_breaker: Option<KeySpec>,
+    pub filter: Option<KeySpec>,
+    pub show_resolved: Option<KeySpec>,
+    pub freeze: Option<KeySpec>,
+    pub help: Option<KeySpec>,
+    pub quit: Option<KeySpec>,
+    pub replay_pause: Option<KeySpec>,
+    pub replay_step: Option<KeySpec>,
+    pub replay_faster: Option<KeySpec>,
+    pub replay_slower: Option<KeySpec>,
+    pub replay_next_alert: Option<KeySpec>,
+}
+
+impl KeymapConfig {
+    fn get(&self, a: Action) -> Option<&KeySpec> {
+        match a {
+            Action::Up => self.up.as_ref(),
+            Action::Down => self.down.as_ref(),
+            Action::Top => self.top.as_ref(),
+            Action::Bottom => self.bottom.as_ref(),
+            Action::NextPanel => self.next_panel.as_ref(),
+            Action::Details => self.details.as_ref(),
+            Action::Back => self.back.as_ref(),
+            Action::Acknowledge => self.acknowledge.as_ref(),
+            Action::Triage => self.triage.as_ref(),
+            Action::Silence => self.silence.as_ref(),
+            Action::ForceOpen => self.force_open.as_ref(),
+            Action::ResetBreaker => self.reset_breaker.as_ref(),
+            Action::Filter => self.filter.as_ref(),
+            Action::ShowResolved => self.show_resolved.as_ref(),
+            Action::Freeze => self.freeze.as_ref(),
+            Action::Help => self.help.as_ref(),
+            Action::Quit => self.quit.as_ref(),
+            Action::ReplayPause => self.replay_pause.as_ref(),
+            Action::ReplayStep => self.replay_step.as_ref(),
+            Action::ReplayFaster => self.replay_faster.as_ref(),
+            Action::ReplaySlower => self.replay_slower.as_ref(),
+            Action::ReplayNextAlert => self.replay_next_alert.as_ref(),
+        }
+    }
+
+    /// Check every override; problems are reported against `keys.<action>`,
+    /// which the config locator turns into the line of that binding.
+    pub fn validate(&self, p: &mut Problems) {
+        if let Err(problems) = Keymap::resolve(self) {
+            for (path, msg) in problems {
+                p.push(path, msg);
+            }
+        }
+    }
+}
+
+/// The resolved table: for each action, its keys in display order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keymap {
+    bindings: Vec<(Action, Vec<Key>)>,
+}
+
+/// Raised when a keymap that passed config validation fails to resolve,
+/// which only happens if it was built without going through the config.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid [keys]: {}", .0.iter().map(|(p, m)| format!("{p}: {m}")).collect::<Vec<_>>().join("; "))]
+pub struct KeymapError(pub Vec<(String, String)>);
+
+impl Default for Keymap {
+    fn default() -> Self {
+        // The defaults are constants checked by the tests: no duplicates, all parse.
+        Keymap::resolve(&KeymapConfig::default()).unwrap_or(Keymap {
+            bindings: Vec::new(),
+        })
+    }
+}
+
+impl Keymap {
+    pub fn from_config(cfg: &KeymapConfig) -> Result<Keymap, KeymapError> {
+        Keymap::resolve(cfg).map_err(KeymapError)
+    }
+
+    fn resolve(cfg: &KeymapConfig) -> Result<Keymap, Vec<(String, String)>> {
+        let mut problems = Vec::new();
+        let mut bindings = Vec::new();
+        // key → (action, came from the config)
+        let mut owner: Vec<(Key, Action, bool)> = Vec::new();
+        for a in Action::ALL {
+            let path = format!("keys.{}", a.config_name());
+            let (names, overridden): (Vec<&str>, bool) = match cfg.get(a) {
+                Some(spec) => (spec.items(), true),
+                None => (a.default_keys().to_vec(), false),
+            };
+            if overridden && names.is_empty() {
+                problems.push((
+                    path.clone(),
+                    "needs at least one key; remove the line to keep the default".into(),
+                ));
+            }
+            let mut keys = Vec::new();
+            for name in names {
+                let key = match Key::parse(name) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        problems.push((path.clone(), e));
+                        continue;
+                    }
+                };
+                if key == CTRL_C && a != Action::Quit {
+                    problems.push((path.clone(), "ctrl-c is reserved for quit".into()));
+                    continue;
+                }
+                if let Some((_, other, other_cfg)) = owner.iter().find(|(k, _, _)| *k == key) {
+                    if *other == a {
+                        problems.push((path.clone(), format!("key {name:?} is listed twice")));
+                    } else {
+                        let whence = if *other_cfg {
+                            "in [keys]"
+                        } else {
+                            "by default"
+                        };
+                        // Report where the user can fix it: on their own line.
+                        let at = if overridden || !*other_cfg {
+                            path.clone()
+                        } else {
+                            format!("keys.{}", other.config_name())
+                        };
+                        problems.push((
+                            at,
+                            format!(
+                                "duplicate binding: key {name:?} is bound to both {} and {} ({whence}); \
+                                 rebind one of them",
+                                a.config_name(),
+                                other.config_name()
+                            ),
+                        ));
+                    }
+                    continue;
+                }
+                owner.push((key, a, overridden));
+                keys.push(key);
+            }
+            if a == Action::Quit && !keys.contains(&CTRL_C) {
+                keys.push(CTRL_C);
+                owner.push((CTRL_C, a, false));
+            }
+            bindings.push((a, keys));
+        }
+        if problems.is_empty() {
+            Ok(Keymap { bindings })
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn action_for(&self, key: Key) -> Option<Action> {
+        self.bindings
+            .iter()
+            .find(|(_, keys)| keys.contains(&key))
+            .map(|(a, _)| *a)
+    }
+
+    pub fn keys_for(&self, a: Action) -> &[Key] {
+        self.bindings
+            .iter()
+            .find(|(x, _)| *x == a)
+            .map(|(_, k)| k.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// `a`, `↑/k`: the keys of an action as the help and footer show them.
+    pub fn label(&self, a: Action) -> String {
+        self.keys_for(a)
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// Every action with its keys, in table order.
+    pub fn bindings(&self) -> impl Iterator<Item = (Action, &[Key])> {
+        self.bindings.iter().map(|(a, k)| (*a, k.as_slice()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_names_parse() {
+        assert_eq!(Key::parse("A").map(|k| k.code), Ok(KeyCode::Char('A')));
+        assert_eq!(Key::parse("Enter").map(|k| k.code), Ok(KeyCode::Enter));
+        assert_eq!(
+            Key::parse("ctrl-p"),
+            Ok(Key {
+                code: KeyCode::Char('p'),
+                ctrl: true
+            })
+        );
+        assert_eq!(Key::parse("f5").map(|k| k.code), Ok(KeyCode::F(5)));
+        assert!(Key::parse("ctrl+").is_err());
+        assert!(Key::parse("hyper").is_err());
+    }
+
+    #[test]
+    fn quit_keeps_ctrl_c_when_overridden() {
+        let cfg = KeymapConfig {
+            quit: Some(KeySpec::One("x".into())),
+            ..Default::default()
+        };
+        let km = Keymap::from_config(&cfg).expect("valid");
+        assert_eq!(km.action_for(CTRL_C), Some(Action::Quit));
+        assert_eq!(
+            km.action_for(Key::parse("x").expect("key")),
+            Some(Action::Quit)
+        );
+        assert_eq!(km.action_for(Key::parse("q").expect("key")), None);
+    }
+}

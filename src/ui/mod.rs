@@ -1,0 +1,304 @@
+//! The terminal dashboard.
+//!
+//! ```text
+//!  header: instance │ LIVE/REPLAY │ exchanges │ redis │ sinks │ triage $ ···· clock FROZEN
+//! ┌ Exchanges ───────────────────────────────────────┐┌ detail (Enter) ─────────┐
+//! │ EXCHANGE ENDPOINT BREAKER LATENCY P50 P99 ERR ...││ selected endpoint or    │
+//! │ one row per endpoint, selection ▒▒▒▒▒▒▒▒▒▒▒▒▒▒▒▒▒││ alert: metrics,         │
+//! └──────────────────────────────────────────────────┘│ timeline, triage        │
+//! ┌ Alerts ──────────────────────────────────────────┐│ (right side when the    │
+//! │ SEV AGE EXCHANGE ENDPOINT ALERT N STATE DELIVERY ││ screen is >= 150 wide;  │
+//! │ open first, newest first                         ││ else it takes the other │
+//! └──────────────────────────────────────────────────┘└ panel's place) ─────────┘
+//!  footer: prompt │ last action's result │ keys from the keymap
+//!  help (?): centred overlay over everything
+//! ```
+//!
+//! [`render`] is a pure function of the snapshot, the view state and the
+//! time; [`run`] is the only loop: one `select!` over keys, snapshot changes,
+//! a 1 Hz tick (ages and clock) and termination signals. It redraws only when
+//! one of them changed something.
+
+pub mod alerts;
+pub mod detail;
+pub mod exchanges;
+pub mod fmt;
+pub mod footer;
+pub mod header;
+pub mod help;
+pub mod keymap;
+pub mod terminal;
+pub mod theme;
+pub mod view;
+
+pub use keymap::{Action, Key, Keymap, KeymapConfig};
+pub use theme::Theme;
+pub use view::{Mode, Panel, Reaction, ViewState};
+
+use crate::clock::wall_ms;
+use crate::config::Config;
+use crate::monitor::Monitor;
+use crate::state::Snapshot;
+use crossterm::event::{Event as TermEvent, EventStream};
+use futures::StreamExt;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::widgets::{Paragraph, Wrap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc::error::TrySendError;
+
+/// Below this the dashboard shows a message instead of panels.
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 12;
+/// From this width the detail pane sits beside the panels instead of replacing one.
+pub const SIDE_DETAIL_WIDTH: u16 = 150;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UiError {
+    #[error("terminal: {0}")]
+    Terminal(#[from] std::io::Error),
+    #[error("{0}")]
+    Keymap(#[from] keymap::KeymapError),
+    #[error("the dashboard needs a terminal (stdin and stdout are not both a TTY); use --headless")]
+    NotATerminal,
+}
+
+/// Draw one frame. Pure: same inputs, same screen.
+pub fn render(frame: &mut Frame, snap: &Snapshot, view: &ViewState, now_ms: i64) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        too_small(frame, area, view);
+        return;
+    }
+    let [head, body, foot] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    header::render(frame, head, snap, view, now_ms);
+    footer::render(frame, foot, view);
+
+    let side = view.detail && body.width >= SIDE_DETAIL_WIDTH;
+    let (panels, side_area) = if side {
+        let [l, r] =
+            Layout::horizontal([Constraint::Fill(1), Constraint::Length(body.width * 2 / 5)])
+                .areas(body);
+        (l, Some(r))
+    } else {
+        (body, None)
+    };
+    let rows = view.visible_endpoints(snap).len() as u16;
+    let alert_rows = view.visible_alerts(snap).len() as u16;
+    // Exchanges get what they need, leaving the alerts what they need up to 40%.
+    let alerts_need = (alert_rows + 3).clamp(4, (panels.height * 2 / 5).max(4));
+    let ex_h = (rows + 3)
+        .min(panels.height.saturating_sub(alerts_need))
+        .max(5);
+    let [top, bottom] =
+        Layout::vertical([Constraint::Length(ex_h), Constraint::Fill(1)]).areas(panels);
+    match (side_area, view.detail, view.focus) {
+        (Some(r), _, _) => {
+            exchanges::render(frame, top, snap, view, now_ms);
+            alerts::render(frame, bottom, snap, view, now_ms);
+            detail::render(frame, r, snap, view, now_ms);
+        }
+        (None, true, Panel::Exchanges) => {
+            exchanges::render(frame, top, snap, view, now_ms);
+            detail::render(frame, bottom, snap, view, now_ms);
+        }
+        (None, true, Panel::Alerts) => {
+            let [d, a] = Layout::vertical([Constraint::Fill(3), Constraint::Fill(2)]).areas(panels);
+            detail::render(frame, d, snap, view, now_ms);
+            alerts::render(frame, a, snap, view, now_ms);
+        }
+        (None, false, _) => {
+            exchanges::render(frame, top, snap, view, now_ms);
+            alerts::render(frame, bottom, snap, view, now_ms);
+        }
+    }
+    if view.help {
+        help::render(frame, area, view);
+    }
+}
+
+fn too_small(frame: &mut Frame, area: Rect, view: &ViewState) {
+    let quit = view.keymap.label(Action::Quit);
+    let msg = format!(
+        "exwatch: the terminal is {}x{}; the dashboard needs at least {MIN_WIDTH}x{MIN_HEIGHT}. \
+         Enlarge it, or press {quit} to quit.",
+        area.width, area.height
+    );
+    frame.render_widget(
+        Paragraph::new(msg)
+            .style(view.theme.bad())
+            .wrap(Wrap { trim: true }),
+        area,
+    );
+}
+
+/// The time the screen is drawn at: the wall clock live, the recorded time in a replay.
+fn screen_now(mode: Mode, snap: &Snapshot) -> i64 {
+    match mode {
+        Mode::Live => wall_ms(),
+        Mode::Replay => snap.last_event_ms,
+    }
+}
+
+/// Turn a replay key into a control for the player; the new speed doubles or
+/// halves the one the player reports.
+fn replay_control(monitor: &Monitor, view: &mut ViewState, action: Action) {
+    use crate::replay::Control;
+    let speed = view
+        .replay
+        .map(|r| r.speed)
+        .filter(|s| *s > 0.0)
+        .unwrap_or(1.0);
+    let control = match action {
+        Action::ReplayPause => Control::TogglePause,
+        Action::ReplayStep => Control::Step,
+        Action::ReplayFaster => Control::Speed(speed * 2.0),
+        Action::ReplaySlower => Control::Speed(speed / 2.0),
+        Action::ReplayNextAlert => Control::NextAlert,
+        _ => return,
+    };
+    let sent = monitor
+        .replay_controls
+        .as_ref()
+        .map(|c| c.try_send(control));
+    if !matches!(sent, Some(Ok(()))) {
+        view.status = Some(view::Status {
+            text: "the replay has ended: nothing to steer".into(),
+            error: true,
+        });
+    }
+}
+
+/// Run the dashboard until the operator quits or the process is told to stop;
+/// then give the terminal back and stop the monitor (which flushes what it writes).
+pub async fn run(monitor: Monitor, cfg: &Config, mode: Mode) -> Result<(), UiError> {
+    use std::io::IsTerminal;
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        monitor.stop().await;
+        return Err(UiError::NotATerminal);
+    }
+    let keymap = match Keymap::from_config(&cfg.keys) {
+        Ok(k) => k,
+        Err(e) => {
+            monitor.stop().await;
+            return Err(e.into());
+        }
+    };
+    let mut view = ViewState::new(&cfg.instance.name, mode, keymap, Theme::detect());
+    let result = match terminal::Session::enter() {
+        Ok(mut session) => {
+            let r = event_loop(&mut session, &monitor, &mut view).await;
+            // The one exit path: the terminal comes back before anything else happens.
+            drop(session);
+            r
+        }
+        Err(e) => {
+            terminal::restore();
+            Err(UiError::Terminal(e))
+        }
+    };
+    monitor.stop().await;
+    result
+}
+
+async fn event_loop(
+    session: &mut terminal::Session,
+    monitor: &Monitor,
+    view: &mut ViewState,
+) -> Result<(), UiError> {
+    let mut snapshots = monitor.snapshots.clone();
+    let mut shown: Arc<Snapshot> = snapshots.borrow_and_update().clone();
+    let mut engine_alive = true;
+    let mut keys = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut replay_status = monitor.replay_status.clone();
+    let mut dirty = true;
+    loop {
+        if dirty {
+            // `shown` is our own Arc: nothing is locked while drawing.
+            let now = screen_now(view.mode, &shown);
+            session.terminal.draw(|f| render(f, &shown, view, now))?;
+            dirty = false;
+        }
+        tokio::select! {
+            ev = keys.next() => match ev {
+                Some(Ok(TermEvent::Key(k))) => {
+                    let Some(key) = Key::from_event(&k) else { continue };
+                    let now = screen_now(view.mode, &shown);
+                    match view.on_key(key, &shown, now) {
+                        Reaction::None => {}
+                        Reaction::Redraw => dirty = true,
+                        Reaction::Quit => return Ok(()),
+                        Reaction::Freeze(frozen) => {
+                            if !frozen {
+                                shown = snapshots.borrow_and_update().clone();
+                            }
+                            dirty = true;
+                        }
+                        Reaction::Replay(action) => {
+                            replay_control(monitor, view, action);
+                            dirty = true;
+                        }
+                        Reaction::Send(cmd) => {
+                            if let Err(e) = monitor.commands.try_send(cmd) {
+                                let text = match e {
+                                    TrySendError::Full(_) => "the engine is busy: not sent, try again",
+                                    TrySendError::Closed(_) => "the engine has stopped: not sent",
+                                };
+                                view.status = Some(view::Status { text: text.into(), error: true });
+                            }
+                            dirty = true;
+                        }
+                    }
+                }
+                Some(Ok(TermEvent::Resize(..))) => dirty = true,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(UiError::Terminal(e)),
+                // No more input (the terminal went away): nothing left to show it on.
+                None => return Ok(()),
+            },
+            changed = snapshots.changed(), if engine_alive => {
+                if changed.is_err() {
+                    // The engine stopped (e.g. a replay reached its end): keep the last picture.
+                    engine_alive = false;
+                } else if view.frozen_at_ms.is_none() {
+                    shown = snapshots.borrow_and_update().clone();
+                    dirty = true;
+                } else {
+                    // Frozen: mark it seen so `changed` does not fire again at once.
+                    snapshots.borrow_and_update();
+                }
+            }
+            changed = async {
+                match replay_status.as_mut() {
+                    Some(rx) => rx.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match changed {
+                    Ok(()) => {
+                        view.replay = replay_status.as_mut().map(|rx| *rx.borrow_and_update());
+                        dirty = true;
+                    }
+                    // The replay ended: keep its last status on screen.
+                    Err(_) => replay_status = None,
+                }
+            }
+            _ = tick.tick() => dirty = true,
+            _ = term.recv() => return Ok(()),
+            _ = hup.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,532 @@
+//! The UI's own state (selection, filter, overlays, freeze) and what a key
+//! does to it. Nothing here touches the engine: an action that should change
+//! engine state comes back as a [`Command`] for the loop to send.
+
+use super::keymap::{Action, CTRL_C, Key, Keymap};
+use super::theme::Theme;
+use crate::alert::model::{Alert, AlertState};
+use crate::monitor::Command;
+use crate::state::{EndpointView, ExchangeView, Snapshot};
+use crossterm::event::KeyCode;
+use std::time::Duration;
+
+/// Whether the dashboard watches live workers or a journal being replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Live,
+    Replay,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    Exchanges,
+    Alerts,
+}
+
+/// What a silence applies to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SilenceTarget {
+    pub exchange: String,
+    pub endpoint: Option<String>,
+    pub kind: Option<String>,
+}
+
+impl SilenceTarget {
+    pub fn label(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.exchange,
+            self.endpoint.as_deref().unwrap_or("*"),
+            self.kind.as_deref().unwrap_or("*")
+        )
+    }
+}
+
+/// A line being typed in the footer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Filter(String),
+    Silence { target: SilenceTarget, text: String },
+}
+
+/// A message in the footer after an action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    pub text: String,
+    pub error: bool,
+}
+
+/// Everything the UI remembers between frames. Render reads it; keys change it.
+#[derive(Debug, Clone)]
+pub struct ViewState {
+    pub instance: String,
+    pub mode: Mode,
+    pub keymap: Keymap,
+    pub theme: Theme,
+    /// Who acknowledges and silences (`$USER`).
+    pub operator: String,
+    pub focus: Panel,
+    /// (exchange, endpoint): kept by identity so the selection does not jump when rows move.
+    pub selected_endpoint: Option<(String, String)>,
+    pub selected_alert: Option<String>,
+    pub show_resolved: bool,
+    pub detail: bool,
+    pub help: bool,
+    pub filter: String,
+    pub input: Option<Input>,
+    /// Set while frozen: the wall time the picture was frozen at.
+    pub frozen_at_ms: Option<i64>,
+    pub status: Option<Status>,
+    /// Where a replay stands (paused, speed, progress), for the header.
+    pub replay: Option<crate::replay::Status>,
+}
+
+/// What the loop must do after a key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reaction {
+    /// Nothing visible changed.
+    None,
+    Redraw,
+    Send(Command),
+    /// Freeze was switched: the loop must (re)take or keep its snapshot.
+    Freeze(bool),
+    /// Steer the replay (only ever returned in replay mode).
+    Replay(Action),
+    Quit,
+}
+
+impl ViewState {
+    pub fn new(instance: &str, mode: Mode, keymap: Keymap, theme: Theme) -> ViewState {
+        ViewState {
+            instance: instance.to_string(),
+            mode,
+            keymap,
+            theme,
+            operator: std::env::var("USER")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "operator".into()),
+            focus: Panel::Exchanges,
+            selected_endpoint: None,
+            selected_alert: None,
+            show_resolved: false,
+            detail: false,
+            help: false,
+            filter: String::new(),
+            input: None,
+            frozen_at_ms: None,
+            status: None,
+            replay: None,
+        }
+    }
+
+    fn matches(&self, fields: &[&str]) -> bool {
+        if self.filter.is_empty() {
+            return true;
+        }
+        let needle = self.filter.to_lowercase();
+        fields.iter().any(|f| f.to_lowercase().contains(&needle))
+    }
+
+    /// Endpoint rows shown, in config order.
+    pub fn visible_endpoints<'a>(
+        &self,
+        snap: &'a Snapshot,
+    ) -> Vec<(&'a ExchangeView, &'a EndpointView)> {
+        snap.exchanges
+            .iter()
+            .flat_map(|ex| ex.endpoints.iter().map(move |ep| (ex, ep)))
+            .filter(|(ex, ep)| self.matches(&[&ex.name, &ep.name]))
+            .collect()
+    }
+
+    /// Alert rows shown: the snapshot's order (open first, newest first).
+    pub fn visible_alerts<'a>(&self, snap: &'a Snapshot) -> Vec<&'a Alert> {
+        snap.alerts
+            .iter()
+            .filter(|a| self.show_resolved || a.state != AlertState::Resolved)
+            .filter(|a| {
+                self.matches(&[
+                    &a.exchange,
+                    a.endpoint.as_deref().unwrap_or(""),
+                    &a.title,
+                    &a.kind,
+                ])
+            })
+            .collect()
+    }
+
+    /// Index of the selected endpoint among the visible ones (the first if none is selected).
+    pub fn endpoint_index(&self, rows: &[(&ExchangeView, &EndpointView)]) -> Option<usize> {
+        if rows.is_empty() {
+            return None;
+        }
+        let found = self.selected_endpoint.as_ref().and_then(|(x, e)| {
+            rows.iter()
+                .position(|(ex, ep)| &ex.name == x && &ep.name == e)
+        });
+        Some(found.unwrap_or(0))
+    }
+
+    pub fn alert_index(&self, rows: &[&Alert]) -> Option<usize> {
+        if rows.is_empty() {
+            return None;
+        }
+        let found = self
+            .selected_alert
+            .as_ref()
+            .and_then(|f| rows.iter().position(|a| &a.fingerprint == f));
+        Some(found.unwrap_or(0))
+    }
+
+    pub fn current_endpoint<'a>(
+        &self,
+        snap: &'a Snapshot,
+    ) -> Option<(&'a ExchangeView, &'a EndpointView)> {
+        let rows = self.visible_endpoints(snap);
+        self.endpoint_index(&rows).map(|i| rows[i])
+    }
+
+    pub fn current_alert<'a>(&self, snap: &'a Snapshot) -> Option<&'a Alert> {
+        let rows = self.visible_alerts(snap);
+        self.alert_index(&rows).map(|i| rows[i])
+    }
+
+    fn status(&mut self, text: impl Into<String>, error: bool) {
+        self.status = Some(Status {
+            text: text.into(),
+            error,
+        });
+    }
+
+    /// Apply one key. `now_ms` is the time the screen shows (wall time live,
+    /// recorded time in a replay), used for the freeze mark.
+    pub fn on_key(&mut self, key: Key, snap: &Snapshot, now_ms: i64) -> Reaction {
+        if key == CTRL_C {
+            return Reaction::Quit;
+        }
+        if self.input.is_some() {
+            return self.on_input_key(key);
+        }
+        let had_status = self.status.take().is_some();
+        let Some(action) = self.keymap.action_for(key) else {
+            return if had_status {
+                Reaction::Redraw
+            } else {
+                Reaction::None
+            };
+        };
+        if self.help && !matches!(action, Action::Help | Action::Back | Action::Quit) {
+            // The overlay covers the screen: keys under it would act blind.
+            return if had_status {
+                Reaction::Redraw
+            } else {
+                Reaction::None
+            };
+        }
+        // Whatever is under the cursor now stays selected even if rows move
+        // before the next key, so an action never lands on a newer row.
+        self.pin_selection(snap);
+        self.on_action(action, snap, now_ms)
+    }
+
+    fn pin_selection(&mut self, snap: &Snapshot) {
+        if self.selected_endpoint.is_none()
+            && let Some((ex, ep)) = self.current_endpoint(snap)
+        {
+            self.selected_endpoint = Some((ex.name.clone(), ep.name.clone()));
+        }
+        if self.selected_alert.is_none()
+            && let Some(a) = self.current_alert(snap)
+        {
+            self.selected_alert = Some(a.fingerprint.clone());
+        }
+    }
+
+    fn on_action(&mut self, action: Action, snap: &Snapshot, now_ms: i64) -> Reaction {
+        match action {
+            Action::Quit => Reaction::Quit,
+            Action::Up => self.move_by(snap, -1),
+            Action::Down => self.move_by(snap, 1),
+            Action::Top => self.move_by(snap, i64::MIN / 2),
+            Action::Bottom => self.move_by(snap, i64::MAX / 2),
+            Action::NextPanel => {
+                self.focus = match self.focus {
+                    Panel::Exchanges => Panel::Alerts,
+                    Panel::Alerts => Panel::Exchanges,
+                };
+                Reaction::Redraw
+            }
+            Action::Details => {
+                self.detail = !self.detail;
+                Reaction::Redraw
+            }
+            Action::Back => {
+                if self.help {
+                    self.help = false;
+                } else if self.detail {
+                    self.detail = false;
+                } else if !self.filter.is_empty() {
+                    self.filter.clear();
+                } else {
+                    return Reaction::None;
+                }
+                Reaction::Redraw
+            }
+            Action::Help => {
+                self.help = !self.help;
+                Reaction::Redraw
+            }
+            Action::ShowResolved => {
+                self.show_resolved = !self.show_resolved;
+                Reaction::Redraw
+            }
+            Action::ReplayPause
+            | Action::ReplayStep
+            | Action::ReplayFaster
+            | Action::ReplaySlower
+            | Action::ReplayNextAlert => {
+                if self.mode == Mode::Replay {
+                    Reaction::Replay(action)
+                } else {
+                    self.status = Some(Status {
+                        text: "replay keys work in `exwatch replay`".into(),
+                        error: false,
+                    });
+                    Reaction::Redraw
+                }
+            }
+            Action::Freeze => {
+                self.frozen_at_ms = match self.frozen_at_ms {
+                    Some(_) => None,
+                    None => Some(now_ms),
+                };
+                Reaction::Freeze(self.frozen_at_ms.is_some())
+            }
+            Action::Filter => {
+                self.input = Some(Input::Filter(self.filter.clone()));
+                Reaction::Redraw
+            }
+            Action::Acknowledge => match self.alert_for_action(snap) {
+                Some(a) if a.state == AlertState::Resolved => {
+                    self.status(format!("{} is already resolved", a.fingerprint), true);
+                    Reaction::Redraw
+                }
+                Some(a) => {
+                    self.status(format!("acknowledge sent: {}", a.fingerprint), false);
+                    Reaction::Send(Command::Acknowledge {
+                        fingerprint: a.fingerprint.clone(),
+                        by: self.operator.clone(),
+                    })
+                }
+                None => {
+                    self.status("no alert selected: Tab to the alert feed first", true);
+                    Reaction::Redraw
+                }
+            },
+            Action::Triage => {
+                let fingerprints: Vec<String> = match self.focus {
+                    Panel::Alerts => self
+                        .current_alert(snap)
+                        .map(|a| vec![a.fingerprint.clone()])
+                        .unwrap_or_default(),
+                    // From an endpoint: every open alert about it, as one batch.
+                    Panel::Exchanges => match self.current_endpoint(snap) {
+                        Some((ex, ep)) => snap
+                            .alerts
+                            .iter()
+                            .filter(|a| {
+                                a.state.is_open()
+                                    && a.exchange == ex.name
+                                    && a.endpoint.as_deref().is_none_or(|e| e == ep.name)
+                            })
+                            .map(|a| a.fingerprint.clone())
+                            .collect(),
+                        None => Vec::new(),
+                    },
+                };
+                if fingerprints.is_empty() {
+                    self.status("nothing to triage: select an alert", true);
+                    Reaction::Redraw
+                } else {
+                    self.status(
+                        format!("triage requested for {} alert(s)", fingerprints.len()),
+                        false,
+                    );
+                    Reaction::Send(Command::Triage { fingerprints })
+                }
+            }
+            Action::Silence => {
+                let target = match self.focus {
+                    Panel::Alerts => self.current_alert(snap).map(|a| SilenceTarget {
+                        exchange: a.exchange.clone(),
+                        endpoint: a.endpoint.clone(),
+                        kind: Some(a.kind.clone()),
+                    }),
+                    Panel::Exchanges => self.current_endpoint(snap).map(|(ex, ep)| SilenceTarget {
+                        exchange: ex.name.clone(),
+                        endpoint: Some(ep.name.clone()),
+                        kind: None,
+                    }),
+                };
+                match target {
+                    Some(target) => {
+                        self.input = Some(Input::Silence {
+                            target,
+                            text: "1h".into(),
+                        });
+                    }
+                    None => self.status("nothing selected to silence", true),
+                }
+                Reaction::Redraw
+            }
+            Action::ForceOpen | Action::ResetBreaker => {
+                let Some((exchange, endpoint)) = self.endpoint_for_action(snap) else {
+                    self.status("no endpoint selected", true);
+                    return Reaction::Redraw;
+                };
+                let (verb, cmd) = if action == Action::ForceOpen {
+                    (
+                        "force open",
+                        Command::ForceOpen {
+                            exchange: exchange.clone(),
+                            endpoint: endpoint.clone(),
+                        },
+                    )
+                } else {
+                    (
+                        "reset",
+                        Command::ResetBreaker {
+                            exchange: exchange.clone(),
+                            endpoint: endpoint.clone(),
+                        },
+                    )
+                };
+                self.status(format!("{verb} sent: {exchange}/{endpoint}"), false);
+                Reaction::Send(cmd)
+            }
+        }
+    }
+
+    /// The alert an alert action applies to: the selected one in the feed.
+    fn alert_for_action<'a>(&self, snap: &'a Snapshot) -> Option<&'a Alert> {
+        match self.focus {
+            Panel::Alerts => self.current_alert(snap),
+            Panel::Exchanges => None,
+        }
+    }
+
+    /// The endpoint a breaker action applies to: the selected row, or the selected alert's endpoint.
+    fn endpoint_for_action(&self, snap: &Snapshot) -> Option<(String, String)> {
+        match self.focus {
+            Panel::Exchanges => self
+                .current_endpoint(snap)
+                .map(|(ex, ep)| (ex.name.clone(), ep.name.clone())),
+            Panel::Alerts => self
+                .current_alert(snap)
+                .and_then(|a| Some((a.exchange.clone(), a.endpoint.clone()?))),
+        }
+    }
+
+    fn move_by(&mut self, snap: &Snapshot, delta: i64) -> Reaction {
+        let step = |cur: Option<usize>, len: usize| -> Option<usize> {
+            if len == 0 {
+                return None;
+            }
+            let cur = cur.unwrap_or(0) as i64;
+            Some((cur.saturating_add(delta)).clamp(0, len as i64 - 1) as usize)
+        };
+        match self.focus {
+            Panel::Exchanges => {
+                let rows = self.visible_endpoints(snap);
+                let Some(i) = step(self.endpoint_index(&rows), rows.len()) else {
+                    return Reaction::None;
+                };
+                self.selected_endpoint = Some((rows[i].0.name.clone(), rows[i].1.name.clone()));
+            }
+            Panel::Alerts => {
+                let rows = self.visible_alerts(snap);
+                let Some(i) = step(self.alert_index(&rows), rows.len()) else {
+                    return Reaction::None;
+                };
+                self.selected_alert = Some(rows[i].fingerprint.clone());
+            }
+        }
+        Reaction::Redraw
+    }
+
+    fn on_input_key(&mut self, key: Key) -> Reaction {
+        let Some(input) = self.input.as_mut() else {
+            return Reaction::None;
+        };
+        let text = match input {
+            Input::Filter(t) => t,
+            Input::Silence { text, .. } => text,
+        };
+        match key.code {
+            KeyCode::Esc => {
+                if matches!(input, Input::Filter(_)) {
+                    self.filter.clear();
+                }
+                self.input = None;
+                Reaction::Redraw
+            }
+            KeyCode::Backspace => {
+                text.pop();
+                if let Input::Filter(t) = input {
+                    self.filter = t.clone();
+                }
+                Reaction::Redraw
+            }
+            KeyCode::Char(c) if !key.ctrl => {
+                text.push(c);
+                if let Input::Filter(t) = input {
+                    // Filter as you type.
+                    self.filter = t.clone();
+                }
+                Reaction::Redraw
+            }
+            KeyCode::Enter => {
+                let Some(input) = self.input.take() else {
+                    return Reaction::None;
+                };
+                match input {
+                    Input::Filter(t) => {
+                        self.filter = t;
+                        Reaction::Redraw
+                    }
+                    Input::Silence { target, text } => match humantime::parse_duration(text.trim())
+                    {
+                        Ok(d) if d > Duration::ZERO => {
+                            self.status(
+                                format!(
+                                    "silence sent: {} for {}",
+                                    target.label(),
+                                    humantime::format_duration(d)
+                                ),
+                                false,
+                            );
+                            Reaction::Send(Command::Silence {
+                                exchange: Some(target.exchange),
+                                endpoint: target.endpoint,
+                                kind: target.kind,
+                                duration: d,
+                                by: self.operator.clone(),
+                            })
+                        }
+                        _ => {
+                            // Keep the prompt open so the operator can fix the duration.
+                            self.status(
+                                format!("{:?} is not a duration: try 30m, 2h or 1d", text.trim()),
+                                true,
+                            );
+                            self.input = Some(Input::Silence { target, text });
+                            Reaction::Redraw
+                        }
+                    },
+                }
+            }
+            _ => Reaction::None,
+        }
+    }
+}

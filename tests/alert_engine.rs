@@ -1,0 +1,430 @@
+//! The alert engine's lifecycle, fed events with injected time.
+
+use exwatch::alert::engine::Engine;
+use exwatch::alert::model::{Alert, AlertState, Severity};
+use exwatch::alert::{AlertSettings, MaintenanceWindow, Matcher};
+use exwatch::breaker::{BreakerState, Transition};
+use exwatch::exchange::{EndpointKind, ExchangeKind};
+use exwatch::monitor::Command;
+use exwatch::state::{Event, Outcome, Sample, State};
+use std::time::Duration;
+
+fn watching(exchange: &str, endpoint: &str) -> Event {
+    Event::Watching {
+        exchange: exchange.into(),
+        exchange_kind: ExchangeKind::Binance,
+        endpoint: endpoint.into(),
+        kind: EndpointKind::Ticker,
+        url: "http://127.0.0.1:1/".into(),
+        interval_ms: 1000,
+    }
+}
+
+fn sample(exchange: &str, endpoint: &str, at_ms: i64, outcome: Outcome) -> Event {
+    Event::Sample(Sample {
+        exchange: exchange.into(),
+        endpoint: endpoint.into(),
+        at_ms,
+        latency_us: 20_000,
+        status: Some(200),
+        outcome,
+        summary: None,
+        price: None,
+        exchange_ts_ms: None,
+        signal: None,
+    })
+}
+
+fn fail() -> Outcome {
+    Outcome::Http {
+        status: 503,
+        detail: "unavailable".into(),
+    }
+}
+
+fn changed(evs: &[Event]) -> Vec<Alert> {
+    evs.iter()
+        .filter_map(|e| match e {
+            Event::AlertChanged { alert } => Some(alert.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Feed one event at its own time, returning the alert changes.
+fn feed(e: &mut Engine, ev: Event, now: i64) -> Vec<Alert> {
+    changed(&e.on_event(&ev, now))
+}
+
+const FP: &str = "bin/ticker/error_rate";
+
+#[test]
+fn raise_refresh_resolve_and_refire_counts_occurrences() {
+    let mut e = Engine::new(AlertSettings::default());
+    feed(&mut e, watching("bin", "ticker"), 0);
+    for t in 1..=5 {
+        assert!(
+            feed(
+                &mut e,
+                sample("bin", "ticker", t * 1000, Outcome::Ok),
+                t * 1000
+            )
+            .is_empty()
+        );
+    }
+    assert!(feed(&mut e, sample("bin", "ticker", 6000, fail()), 6000).is_empty());
+    let raised = feed(&mut e, sample("bin", "ticker", 7000, fail()), 7000);
+    assert_eq!(raised.len(), 1);
+    let a = &raised[0];
+    assert_eq!(a.fingerprint, FP);
+    assert_eq!(
+        a.fingerprint,
+        Alert::fingerprint_of("bin", Some("ticker"), "error_rate")
+    );
+    assert_eq!(
+        (a.state, a.severity, a.occurrences),
+        (AlertState::Firing, Severity::Critical, 1)
+    );
+    assert_eq!(a.first_seen_ms, 7000);
+
+    // Still failing: no event per sample, only a refresh every update_every (30 s).
+    let mut refreshes = 0;
+    for t in 8..=40 {
+        // (no_data fires too after 15 s without valid data; count ours only.)
+        refreshes += feed(&mut e, sample("bin", "ticker", t * 1000, fail()), t * 1000)
+            .iter()
+            .filter(|a| a.fingerprint == FP)
+            .count();
+    }
+    assert_eq!(refreshes, 1);
+    assert_eq!(e.alert(FP).map(|a| a.last_seen_ms), Some(40_000));
+
+    // Recovery: resolves once the clear condition held for its duration.
+    let mut resolved = None;
+    for t in 41..=60 {
+        let ch = feed(
+            &mut e,
+            sample("bin", "ticker", t * 1000, Outcome::Ok),
+            t * 1000,
+        );
+        for a in ch.into_iter().filter(|a| a.fingerprint == FP) {
+            resolved = Some((t, a));
+        }
+    }
+    let (t, a) = resolved.expect("never resolved");
+    assert_eq!(a.state, AlertState::Resolved);
+    assert_eq!(a.state_by.as_deref(), Some("auto"));
+    assert_eq!(a.resolved_at_ms, Some(t * 1000));
+
+    // Fails again: the same alert, one more occurrence.
+    feed(&mut e, sample("bin", "ticker", 61_000, fail()), 61_000);
+    let again = feed(&mut e, sample("bin", "ticker", 62_000, fail()), 62_000);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].fingerprint, FP);
+    assert_eq!(again[0].occurrences, 2);
+    assert_eq!(again[0].state, AlertState::Firing);
+    assert_eq!(again[0].first_seen_ms, 7000);
+    assert_eq!(again[0].resolved_at_ms, None);
+}
+
+fn raise(e: &mut Engine, exchange: &str, endpoint: &str, t0: i64) -> Vec<Alert> {
+    feed(e, sample(exchange, endpoint, t0, fail()), t0);
+    feed(e, sample(exchange, endpoint, t0 + 1000, fail()), t0 + 1000)
+}
+
+#[test]
+fn acknowledge_changes_state_and_records_who() {
+    let mut e = Engine::new(AlertSettings::default());
+    raise(&mut e, "bin", "ticker", 1000);
+    let ack = changed(&e.on_command(
+        &Command::Acknowledge {
+            fingerprint: FP.into(),
+            by: "alice".into(),
+        },
+        5000,
+    ));
+    assert_eq!(ack.len(), 1);
+    assert_eq!(ack[0].state, AlertState::Acknowledged);
+    assert_eq!(ack[0].state_by.as_deref(), Some("alice"));
+    assert_eq!(ack[0].state_at_ms, 5000);
+    // Further failures keep it acknowledged.
+    feed(&mut e, sample("bin", "ticker", 6000, fail()), 6000);
+    assert_eq!(e.alert(FP).map(|a| a.state), Some(AlertState::Acknowledged));
+    // Unknown fingerprints are ignored.
+    assert!(
+        e.on_command(
+            &Command::Acknowledge {
+                fingerprint: "nope".into(),
+                by: "bob".into()
+            },
+            7000
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn silence_by_matcher_for_a_duration() {
+    // Two failing endpoints of one exchange would be an outage; not the point here.
+    let mut settings = AlertSettings::default();
+    settings.detect.breaker.outage_min_endpoints = 10;
+    let mut e = Engine::new(settings);
+    raise(&mut e, "bin", "ticker", 1000);
+    raise(&mut e, "okx", "ticker", 1000);
+    let ch = changed(&e.on_command(
+        &Command::Silence {
+            exchange: Some("bin".into()),
+            endpoint: None,
+            kind: Some("error_*".into()),
+            duration: Duration::from_secs(60),
+            by: "carol".into(),
+        },
+        3000,
+    ));
+    assert_eq!(ch.len(), 1, "only bin matches");
+    assert_eq!(ch[0].state, AlertState::Silenced);
+    assert!(
+        ch[0]
+            .state_by
+            .as_deref()
+            .is_some_and(|b| b.contains("carol"))
+    );
+    assert_eq!(
+        e.alert("okx/ticker/error_rate").map(|a| a.state),
+        Some(AlertState::Firing)
+    );
+    // New alerts that match are born silenced.
+    let born = raise(&mut e, "bin", "book", 4000);
+    assert_eq!(born[0].state, AlertState::Silenced);
+    // Expiry brings them back.
+    feed(&mut e, sample("bin", "ticker", 62_000, fail()), 62_000);
+    feed(&mut e, sample("bin", "book", 62_000, fail()), 62_000);
+    let back: Vec<Alert> = changed(&e.tick(63_001))
+        .into_iter()
+        .filter(|a| a.kind == "error_rate")
+        .collect();
+    assert_eq!(back.len(), 2);
+    assert!(
+        back.iter().all(|a| a.state == AlertState::Firing),
+        "{back:#?}"
+    );
+}
+
+#[test]
+fn maintenance_windows_from_config_silence_alerts() {
+    let settings = AlertSettings {
+        maintenance: vec![MaintenanceWindow {
+            name: "okx upgrade".into(),
+            start: "1970-01-01T00:00:00Z".into(),
+            end: "1970-01-01T00:01:00Z".into(),
+            matcher: Matcher {
+                exchange: Some("okx".into()),
+                ..Matcher::default()
+            },
+        }],
+        ..AlertSettings::default()
+    };
+    let mut e = Engine::new(settings);
+    let a = raise(&mut e, "okx", "ticker", 1000);
+    assert_eq!(a[0].state, AlertState::Silenced);
+    assert_eq!(a[0].state_by.as_deref(), Some("maintenance: okx upgrade"));
+    let b = raise(&mut e, "bin", "ticker", 1000);
+    assert_eq!(b[0].state, AlertState::Firing);
+    feed(&mut e, sample("okx", "ticker", 60_000, fail()), 60_000);
+    let after = changed(&e.tick(60_001));
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].state, AlertState::Firing);
+}
+
+#[test]
+fn exchange_wide_outage_inhibits_that_exchanges_endpoint_alerts() {
+    let mut e = Engine::new(AlertSettings::default());
+    for ep in ["ticker", "book"] {
+        feed(&mut e, watching("bin", ep), 0);
+        feed(&mut e, watching("okx", ep), 0);
+    }
+    // ticker fails first: its own alert fires.
+    let a = raise(&mut e, "bin", "ticker", 1000);
+    assert_eq!(a[0].state, AlertState::Firing);
+    raise(&mut e, "okx", "ticker", 1000);
+    // book's breaker opens: every endpoint of bin is down → outage.
+    let evs = e.on_event(
+        &Event::BreakerChanged {
+            exchange: "bin".into(),
+            endpoint: "book".into(),
+            at_ms: 3000,
+            transition: Transition {
+                from: BreakerState::Closed,
+                to: BreakerState::Open,
+                reason: "5 failures".into(),
+                open_until_ms: Some(33_000),
+            },
+        },
+        3000,
+    );
+    let ch = changed(&evs);
+    let outage = ch
+        .iter()
+        .find(|a| a.kind == "outage")
+        .expect("no outage alert");
+    assert_eq!(outage.fingerprint, "bin/*/outage");
+    assert_eq!(outage.severity, Severity::Emergency);
+    assert_eq!(outage.state, AlertState::Firing);
+    let get = |e: &Engine, fp: &str| e.alert(fp).map(|a| (a.state, a.state_by.clone()));
+    assert_eq!(
+        get(&e, FP),
+        Some((
+            AlertState::Silenced,
+            Some("inhibited by bin/*/outage".into())
+        ))
+    );
+    assert_eq!(
+        get(&e, "bin/book/breaker_open").map(|s| s.0),
+        Some(AlertState::Silenced)
+    );
+    // Another exchange is untouched.
+    assert_eq!(
+        get(&e, "okx/ticker/error_rate").map(|s| s.0),
+        Some(AlertState::Firing)
+    );
+    // ticker answers again: outage over, ticker's error alert comes back until it clears.
+    let ch = feed(&mut e, sample("bin", "ticker", 4000, Outcome::Ok), 4000);
+    assert!(
+        ch.iter()
+            .any(|a| a.kind == "outage" && a.state == AlertState::Resolved)
+    );
+    assert_eq!(get(&e, FP).map(|s| s.0), Some(AlertState::Firing));
+}
+
+#[test]
+fn restore_resumes_open_alerts_and_acknowledgement() {
+    let mut first = Engine::new(AlertSettings::default());
+    raise(&mut first, "bin", "ticker", 1000);
+    first.on_command(
+        &Command::Acknowledge {
+            fingerprint: FP.into(),
+            by: "dave".into(),
+        },
+        3000,
+    );
+    let saved: Vec<Alert> = first.alerts().cloned().collect();
+
+    let mut second = Engine::new(AlertSettings::default());
+    second.restore(saved);
+    assert_eq!(
+        second.alert(FP).map(|a| a.state),
+        Some(AlertState::Acknowledged)
+    );
+    // The failure goes on: still the same alert, still acknowledged, no new occurrence.
+    feed(&mut second, sample("bin", "ticker", 10_000, fail()), 10_000);
+    feed(&mut second, sample("bin", "ticker", 11_000, fail()), 11_000);
+    let a = second.alert(FP).cloned().expect("lost");
+    assert_eq!((a.state, a.occurrences), (AlertState::Acknowledged, 1));
+}
+
+#[test]
+fn restored_alerts_nobody_confirms_resolve_after_resolve_after() {
+    let mut first = Engine::new(AlertSettings::default());
+    raise(&mut first, "bin", "ticker", 1000);
+    let saved: Vec<Alert> = first.alerts().cloned().collect();
+    let mut second = Engine::new(AlertSettings {
+        resolve_after: Duration::from_secs(600),
+        ..AlertSettings::default()
+    });
+    second.restore(saved);
+    assert!(second.tick(500_000).is_empty());
+    let ch = changed(&second.tick(602_001));
+    assert_eq!(ch.len(), 1);
+    assert_eq!(ch[0].state, AlertState::Resolved);
+}
+
+#[test]
+fn engine_output_drives_the_reducer_with_delivery_kept() {
+    use exwatch::alert::model::Delivery;
+    let mut e = Engine::new(AlertSettings::default());
+    let mut st = State::new();
+    st.apply(&watching("bin", "ticker"));
+    for ev in e.on_event(&sample("bin", "ticker", 1000, fail()), 1000) {
+        st.apply(&ev);
+    }
+    for ev in e.on_event(&sample("bin", "ticker", 2000, fail()), 2000) {
+        st.apply(&ev);
+    }
+    let d = Event::AlertDelivery {
+        fingerprint: FP.into(),
+        sink: "slack".into(),
+        delivery: Delivery::Sent { at_ms: 2500 },
+    };
+    st.apply(&d);
+    e.on_event(&d, 2500);
+    for ev in e.on_command(
+        &Command::Acknowledge {
+            fingerprint: FP.into(),
+            by: "erin".into(),
+        },
+        3000,
+    ) {
+        st.apply(&ev);
+    }
+    let snap = st.snapshot();
+    assert_eq!(snap.alerts.len(), 1);
+    assert_eq!(snap.alerts[0].state, AlertState::Acknowledged);
+    assert_eq!(
+        snap.alerts[0].delivery.get("slack"),
+        Some(&Delivery::Sent { at_ms: 2500 }),
+        "a later AlertChanged must not wipe delivery state"
+    );
+}
+
+#[test]
+fn no_data_behind_an_open_breaker_is_inhibited_by_the_breaker_alert() {
+    let mut settings = AlertSettings::default();
+    settings.detect.breaker.outage_min_endpoints = 10;
+    let mut e = Engine::new(settings);
+    feed(&mut e, watching("bin", "book"), 0);
+    feed(&mut e, sample("bin", "book", 1000, Outcome::Ok), 1000);
+    e.on_event(
+        &Event::BreakerChanged {
+            exchange: "bin".into(),
+            endpoint: "book".into(),
+            at_ms: 2000,
+            transition: Transition {
+                from: BreakerState::Closed,
+                to: BreakerState::Open,
+                reason: "3 failures".into(),
+                open_until_ms: Some(60_000),
+            },
+        },
+        2000,
+    );
+    // Polls paused: no data for 15 s+.
+    let ch = changed(&e.tick(20_000));
+    let nd = ch
+        .iter()
+        .find(|a| a.kind == "no_data")
+        .expect("no no_data alert");
+    assert_eq!(nd.state, AlertState::Silenced);
+    assert_eq!(
+        nd.state_by.as_deref(),
+        Some("inhibited by bin/book/breaker_open")
+    );
+    // Breaker closes but still no data: now it is news.
+    e.on_event(
+        &Event::BreakerChanged {
+            exchange: "bin".into(),
+            endpoint: "book".into(),
+            at_ms: 21_000,
+            transition: Transition {
+                from: BreakerState::HalfOpen,
+                to: BreakerState::Closed,
+                reason: "probe ok".into(),
+                open_until_ms: None,
+            },
+        },
+        21_000,
+    );
+    assert_eq!(
+        e.alert("bin/book/no_data").map(|a| a.state),
+        Some(AlertState::Firing)
+    );
+}

@@ -1,0 +1,230 @@
+//! The real binary: `check` exit codes and output, headless status lines, clean stop on signals.
+
+mod common;
+
+use common::sim::{fault, scenario, start};
+use exwatch::exchange::{EndpointKind, ExchangeKind};
+use exwatch::sim::scenario::FaultKind;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_exwatch");
+
+fn config_for(sim_addr: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let mut text = String::new();
+    for kind in ["binance", "bybit", "okx", "coinbase", "kraken"] {
+        text.push_str(&format!(
+            "[[exchanges]]\nname = \"{kind}\"\nkind = \"{kind}\"\nbase_url = \"http://{sim_addr}/{kind}\"\n\
+             [[exchanges.endpoints]]\nname = \"time\"\nkind = \"time\"\n\
+             [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\n\
+             [[exchanges.endpoints]]\nname = \"book\"\nkind = \"book\"\ntimeout = \"1s\"\n\n"
+        ));
+    }
+    text.push_str(&format!(
+        "[log]\ndir = \"{}\"\n[headless]\ninterval = \"300ms\"\n[journal]\npath = \"{}\"\n",
+        dir.join("logs").display(),
+        dir.join("journal.jsonl").display()
+    ));
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+fn check(cfg: &std::path::Path, json: bool) -> (i32, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("check").arg("-c").arg(cfg);
+    if json {
+        cmd.arg("--json");
+    }
+    let out = cmd.output().expect("run exwatch check");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn check_against_a_healthy_simulator_exits_0_with_normalized_values() {
+    let sim = start(scenario(vec![])).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_for(&sim.addr.to_string(), dir.path());
+    let (code, table) = tokio::task::spawn_blocking({
+        let cfg = cfg.clone();
+        move || check(&cfg, false)
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, 0, "{table}");
+    assert!(
+        table.contains("15 endpoint(s), 15 healthy, 0 unhealthy"),
+        "{table}"
+    );
+    let (code, json) = tokio::task::spawn_blocking(move || check(&cfg, true))
+        .await
+        .expect("join");
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("check --json is JSON");
+    assert_eq!(v["healthy"], true);
+    let eps = v["endpoints"].as_array().expect("endpoints");
+    let okx_book = eps
+        .iter()
+        .find(|e| e["exchange"] == "okx" && e["endpoint"] == "book")
+        .expect("okx book");
+    assert_eq!(okx_book["normalized"]["symbol"], "BTC-USDT");
+    assert!(
+        okx_book["normalized"]["bids"][0]["price"]["value"]
+            .as_f64()
+            .is_some_and(|p| p > 0.0)
+    );
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn check_against_a_faulted_simulator_exits_1_and_names_the_reason() {
+    let long = Duration::from_secs(3600);
+    let sim = start(scenario(vec![
+        fault(
+            FaultKind::Crossed,
+            ExchangeKind::Kraken,
+            Some(EndpointKind::Book),
+            Duration::ZERO,
+            long,
+        ),
+        fault(
+            FaultKind::RateLimit,
+            ExchangeKind::Bybit,
+            Some(EndpointKind::Ticker),
+            Duration::ZERO,
+            long,
+        ),
+        fault(
+            FaultKind::Hang,
+            ExchangeKind::Binance,
+            Some(EndpointKind::Book),
+            Duration::ZERO,
+            long,
+        ),
+    ]))
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_for(&sim.addr.to_string(), dir.path());
+    let (code, json) = tokio::task::spawn_blocking(move || check(&cfg, true))
+        .await
+        .expect("join");
+    assert_eq!(code, 1, "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let verdict = |ex: &str, ep: &str| {
+        v["endpoints"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|e| e["exchange"] == ex && e["endpoint"] == ep)
+            })
+            .map(|e| e["verdict"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(verdict("kraken", "book"), "invalid:crossed_book");
+    // A 10006 inside HTTP 200 is a rate limit, not a healthy answer.
+    assert_eq!(verdict("bybit", "ticker"), "rate_limited");
+    assert_eq!(verdict("binance", "book"), "timeout");
+    assert_eq!(verdict("okx", "ticker"), "ok");
+    sim.stop().await;
+}
+
+#[test]
+fn config_errors_exit_2_and_name_the_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[[exchanges]]\nname = \"b\"\nkind = \"binanse\"\n").expect("write");
+    for args in [
+        vec!["check", "-c"],
+        vec!["run", "--headless", "-c"],
+        vec!["config", "check"],
+    ] {
+        let out = Command::new(BIN)
+            .args(&args)
+            .arg(&path)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("bad.toml:3:"), "{args:?}: {err}");
+        assert!(err.contains("exchanges[0].kind"), "{err}");
+        assert!(err.contains("binance"), "says what is valid: {err}");
+    }
+}
+
+#[test]
+fn a_missing_config_points_at_the_example() {
+    let out = Command::new(BIN)
+        .arg("check")
+        .env_remove("EXWATCH_CONFIG")
+        .env("HOME", "/nonexistent")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config.example.toml"));
+}
+
+#[tokio::test]
+async fn headless_prints_only_status_lines_and_stops_cleanly_on_sigint() {
+    let sim = start(scenario(vec![fault(
+        FaultKind::Html,
+        ExchangeKind::Okx,
+        None,
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    )]))
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_for(&sim.addr.to_string(), dir.path());
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(BIN)
+            .args(["run", "--headless", "--json", "-c"])
+            .arg(&cfg)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("line");
+            lines.push(line);
+            if lines.len() >= 15 {
+                break;
+            }
+        }
+        let pid = child.id().to_string();
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill");
+        let status = child.wait().expect("wait");
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        (lines, status.code(), err)
+    })
+    .await
+    .expect("join");
+    let (lines, code, stderr) = lines;
+    assert_eq!(code, Some(0), "clean exit on SIGINT; stderr: {stderr}");
+    assert!(stderr.is_empty(), "nothing on stderr: {stderr}");
+    for l in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a status line: {l:?}: {e}"));
+        assert!(
+            v["exchange"].is_string() && v["endpoints"].is_array(),
+            "{l}"
+        );
+    }
+    let okx_unhealthy = lines
+        .iter()
+        .any(|l| l.contains("\"exchange\":\"okx\"") && l.contains("invalid:not_json"));
+    assert!(okx_unhealthy, "the faulted exchange shows its fault");
+    sim.stop().await;
+}

@@ -1,0 +1,16 @@
+//! Shared test support: real servers on loopback, started and stopped by the
+//! tests themselves. Each integration test file includes this with `mod common;`.
+#![allow(dead_code)]
+
+pub mod redis;
+pub mod sim;
+
+use std::net::TcpListener;
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}

@@ -1,0 +1,130 @@
+//! Config errors name the file, line, column and field, and say what is valid.
+
+use exwatch::config::{self, ConfigError};
+
+const GOOD: &str = r#"
+[[exchanges]]
+name = "binance"
+kind = "binance"
+base_url = "http://127.0.0.1:9/binance"
+
+[[exchanges.endpoints]]
+name = "book"
+kind = "book"
+interval = "2s"
+"#;
+
+fn errors(text: &str) -> Vec<ConfigError> {
+    match config::parse("cfg.toml", text) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e.0,
+    }
+}
+
+#[test]
+fn the_good_config_parses_and_resolves_presets() {
+    let cfg = config::parse("cfg.toml", GOOD).expect("valid");
+    let eps = cfg.endpoints();
+    assert_eq!(eps.len(), 1);
+    assert!(
+        eps[0]
+            .url
+            .starts_with("http://127.0.0.1:9/binance/api/v3/depth?"),
+        "{}",
+        eps[0].url
+    );
+    assert!(eps[0].url.contains("symbol=BTCUSDT"));
+    assert_eq!(eps[0].interval, std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn unknown_key_names_line_and_key() {
+    let text = GOOD.replace("interval = \"2s\"", "interval = \"2s\"\nintervall = \"3s\"");
+    let e = &errors(&text)[0];
+    assert_eq!(e.line, 11, "{e}");
+    assert!(e.message.contains("intervall"), "{e}");
+    assert!(e.field.contains("exchanges[0].endpoints[0]"), "{e}");
+    assert!(e.to_string().starts_with("cfg.toml:11:"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_line_and_field() {
+    let text = GOOD.replace("interval = \"2s\"", "interval = 2");
+    let e = &errors(&text)[0];
+    assert_eq!(e.line, 10, "{e}");
+    assert_eq!(e.field, "exchanges[0].endpoints[0].interval", "{e}");
+}
+
+#[test]
+fn missing_field_names_the_table() {
+    let text = GOOD.replace("kind = \"book\"\n", "");
+    let e = &errors(&text)[0];
+    assert!(e.message.contains("kind"), "{e}");
+    assert!(e.field.starts_with("exchanges[0].endpoints[0]"), "{e}");
+    assert!((7..=9).contains(&e.line), "{e}");
+}
+
+#[test]
+fn bad_url_names_line_field_and_what_is_valid() {
+    let text = GOOD.replace("http://127.0.0.1:9/binance", "ftp//nowhere");
+    let e = &errors(&text)[0];
+    assert_eq!(e.line, 5, "{e}");
+    assert_eq!(e.field, "exchanges[0].base_url");
+    assert!(e.message.contains("https://"), "{e}");
+}
+
+#[test]
+fn zero_interval_names_line_and_field() {
+    let text = GOOD.replace("interval = \"2s\"", "interval = \"0s\"");
+    let e = &errors(&text)[0];
+    assert_eq!(e.line, 10, "{e}");
+    assert_eq!(e.field, "exchanges[0].endpoints[0].interval");
+    assert!(e.message.contains("greater than zero"), "{e}");
+}
+
+#[test]
+fn several_semantic_errors_are_reported_together_in_file_order() {
+    let text = GOOD
+        .replace("interval = \"2s\"", "interval = \"0s\"\nweight = 0")
+        .replace("http://127.0.0.1:9/binance", "not a url");
+    let errs = errors(&text);
+    let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "exchanges[0].base_url",
+            "exchanges[0].endpoints[0].interval",
+            "exchanges[0].endpoints[0].weight"
+        ]
+    );
+    assert!(errs.windows(2).all(|w| w[0].line <= w[1].line));
+}
+
+#[test]
+fn secrets_are_names_of_environment_variables() {
+    let text = format!("{GOOD}\n[redis]\nurl_env = \"redis://:hunter2@127.0.0.1:6379\"\n");
+    let e = &errors(&text)[0];
+    assert_eq!(e.field, "redis.url_env");
+    assert!(e.message.contains("NAME of an environment variable"), "{e}");
+}
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
+    let cfg = config::load(std::path::Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
+    let kinds: std::collections::HashSet<_> = cfg.exchanges.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.len(), 5, "the example watches all five exchanges");
+    for ex in &cfg.exchanges {
+        let eps: Vec<_> = ex.endpoints.iter().map(|e| e.kind).collect();
+        assert!(
+            eps.contains(&exwatch::exchange::EndpointKind::Ticker),
+            "{} has a ticker",
+            ex.name
+        );
+        assert!(
+            eps.contains(&exwatch::exchange::EndpointKind::Book),
+            "{} has a book",
+            ex.name
+        );
+    }
+}

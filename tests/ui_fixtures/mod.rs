@@ -1,0 +1,348 @@
+//! Snapshots for the dashboard tests and the render benchmark, built by
+//! feeding events to the real reducer, at a fixed time so screens are stable.
+#![allow(dead_code)]
+
+use exwatch::alert::model::{Alert, AlertState, Delivery, Severity, Triage, TriageSource};
+use exwatch::breaker::{BreakerState, Transition};
+use exwatch::exchange::{EndpointKind, ExchangeKind};
+use exwatch::limiter::{Tier, TierFill};
+use exwatch::state::{Component, Event, Outcome, Sample, Snapshot, State};
+use std::collections::BTreeMap;
+
+/// 2025-11-24 10:00:00 UTC.
+pub const NOW: i64 = 1_763_978_400_000;
+
+const EXCHANGES: [(&str, ExchangeKind); 5] = [
+    ("binance", ExchangeKind::Binance),
+    ("bybit", ExchangeKind::Bybit),
+    ("okx", ExchangeKind::Okx),
+    ("coinbase", ExchangeKind::Coinbase),
+    ("kraken", ExchangeKind::Kraken),
+];
+const ENDPOINTS: [(&str, EndpointKind, u64); 3] = [
+    ("time", EndpointKind::Time, 5_000),
+    ("ticker", EndpointKind::Ticker, 1_000),
+    ("book", EndpointKind::Book, 1_000),
+];
+
+fn watching(st: &mut State, exchange: &str, kind: ExchangeKind) {
+    for (ep, ek, interval) in ENDPOINTS {
+        st.apply(&Event::Watching {
+            exchange: exchange.into(),
+            exchange_kind: kind,
+            endpoint: ep.into(),
+            kind: ek,
+            url: format!("http://127.0.0.1:9900/{}/{ep}", kind.as_str()),
+            interval_ms: interval,
+        });
+    }
+}
+
+fn sample(exchange: &str, endpoint: &str, at_ms: i64, latency_us: u64, outcome: Outcome) -> Event {
+    let ok = outcome.is_ok();
+    Event::Sample(Sample {
+        exchange: exchange.into(),
+        endpoint: endpoint.into(),
+        at_ms,
+        latency_us,
+        status: Some(if ok { 200 } else { 503 }),
+        outcome,
+        summary: ok.then(|| "bid 91234.5 ask 91235.0".to_string()),
+        price: ok.then_some(91_234.5),
+        exchange_ts_ms: ok.then_some(at_ms - 3),
+        signal: None,
+    })
+}
+
+/// Deterministic latency wiggle: a few ms with a shape per endpoint.
+fn latency(seed: usize, i: usize) -> u64 {
+    let base = 8_000 + (seed as u64 % 7) * 3_000;
+    let wave = ((i * (seed + 3)) % 11) as u64 * 900;
+    base + wave
+}
+
+fn healthy_exchange(st: &mut State, idx: usize, name: &str, kind: ExchangeKind) {
+    watching(st, name, kind);
+    for (j, (ep, _, interval)) in ENDPOINTS.iter().enumerate() {
+        let seed = idx * 3 + j;
+        for i in 0..60 {
+            let at = NOW - (60 - i as i64) * *interval as i64 + 400;
+            st.apply(&sample(name, ep, at, latency(seed, i), Outcome::Ok));
+        }
+        st.apply(&Event::LimiterFill {
+            exchange: name.into(),
+            endpoint: (*ep).into(),
+            at_ms: NOW - 500,
+            tiers: vec![TierFill {
+                tier: Tier::Exchange,
+                tokens: 50.0 - (seed as f64 * 2.5) % 40.0,
+                capacity: 50.0,
+                blocked_for_ms: None,
+            }],
+        });
+    }
+}
+
+pub fn healthy() -> Snapshot {
+    let mut st = State::new();
+    for (i, (name, kind)) in EXCHANGES.iter().enumerate() {
+        healthy_exchange(&mut st, i, name, *kind);
+    }
+    st.snapshot()
+}
+
+/// `at` is (exchange, endpoint, kind).
+pub fn alert(
+    (exchange, endpoint, kind): (&str, Option<&str>, &str),
+    severity: Severity,
+    title: &str,
+    first_seen_ms: i64,
+    occurrences: u64,
+    state: AlertState,
+) -> Alert {
+    let mut metrics = BTreeMap::new();
+    metrics.insert("error_rate".into(), 0.65);
+    metrics.insert("p99_ms".into(), 840.0);
+    Alert {
+        fingerprint: Alert::fingerprint_of(exchange, endpoint, kind),
+        exchange: exchange.into(),
+        endpoint: endpoint.map(str::to_string),
+        kind: kind.into(),
+        severity,
+        title: title.into(),
+        description: format!("{title}: seen {occurrences} times since it started"),
+        metrics,
+        first_seen_ms,
+        last_seen_ms: first_seen_ms + 1_000 * occurrences as i64,
+        occurrences,
+        state,
+        state_by: match state {
+            AlertState::Firing => Some("auto".into()),
+            AlertState::Resolved => Some("auto".into()),
+            _ => Some("alice".into()),
+        },
+        state_at_ms: first_seen_ms + 500,
+        resolved_at_ms: (state == AlertState::Resolved).then_some(first_seen_ms + 60_000),
+        delivery: BTreeMap::new(),
+        triage: None,
+    }
+}
+
+/// Bybit's book endpoint failing with 503s, breaker open, alerts about it.
+pub fn exchange_down() -> Snapshot {
+    let mut st = State::new();
+    for (i, (name, kind)) in EXCHANGES.iter().enumerate() {
+        healthy_exchange(&mut st, i, name, *kind);
+    }
+    for i in 0..8 {
+        st.apply(&sample(
+            "bybit",
+            "book",
+            NOW - 9_000 + i * 1_000,
+            120_000,
+            Outcome::Http {
+                status: 503,
+                detail: "Service Unavailable".into(),
+            },
+        ));
+        st.apply(&sample(
+            "bybit",
+            "ticker",
+            NOW - 9_000 + i * 1_000,
+            2_100_000,
+            Outcome::Timeout,
+        ));
+    }
+    st.apply(&Event::BreakerChanged {
+        exchange: "bybit".into(),
+        endpoint: "book".into(),
+        at_ms: NOW - 3_000,
+        transition: Transition {
+            from: BreakerState::Closed,
+            to: BreakerState::Open,
+            reason: "3 consecutive failures".into(),
+            open_until_ms: Some(NOW + 12_000),
+        },
+    });
+    st.apply(&Event::BreakerRejected {
+        exchange: "bybit".into(),
+        endpoint: "book".into(),
+        at_ms: NOW - 1_000,
+        state: BreakerState::Open,
+    });
+    st.apply(&Event::LimiterFill {
+        exchange: "bybit".into(),
+        endpoint: "ticker".into(),
+        at_ms: NOW - 500,
+        tiers: vec![TierFill {
+            tier: Tier::Exchange,
+            tokens: 2.0,
+            capacity: 50.0,
+            blocked_for_ms: Some(8_000),
+        }],
+    });
+    st.apply(&Event::LimiterWaited {
+        exchange: "bybit".into(),
+        endpoint: "ticker".into(),
+        at_ms: NOW - 2_000,
+        waited_ms: 1_450,
+        tier: Tier::Exchange,
+    });
+    st.apply(&Event::BackendHealth {
+        at_ms: NOW - 42_000,
+        component: Component::RedisLimiter,
+        healthy: false,
+        detail: "connection refused".into(),
+    });
+    let mut a = alert(
+        ("bybit", Some("book"), "breaker_open"),
+        Severity::Critical,
+        "circuit breaker open after 3 consecutive failures",
+        NOW - 3_000,
+        1,
+        AlertState::Firing,
+    );
+    a.delivery
+        .insert("slack".into(), Delivery::Sent { at_ms: NOW - 2_500 });
+    a.delivery.insert(
+        "pagerduty".into(),
+        Delivery::Retrying {
+            attempts: 2,
+            last_error: "HTTP 502 from events API".into(),
+        },
+    );
+    st.apply(&Event::AlertChanged { alert: a });
+    let mut b = alert(
+        ("bybit", Some("ticker"), "error_rate"),
+        Severity::Warning,
+        "error rate 100% over the last 8 polls",
+        NOW - 8_000,
+        6,
+        AlertState::Acknowledged,
+    );
+    b.delivery
+        .insert("slack".into(), Delivery::Sent { at_ms: NOW - 7_000 });
+    b.triage = Some(Triage {
+        source: TriageSource::Rules,
+        escalation: 3,
+        requires_human: true,
+        summary: "Bybit's ticker times out while other exchanges answer.".into(),
+        likely_cause: "exchange-side degradation".into(),
+        suggested_actions: vec![
+            "check Bybit's status page".into(),
+            "route pricing to another venue".into(),
+        ],
+        auto_resolve: false,
+        note: "rule: single-exchange timeouts".into(),
+        latency_ms: 3,
+        cost_usd: 0.0,
+        at_ms: NOW - 6_000,
+    });
+    st.apply(&Event::AlertChanged { alert: b });
+    st.apply(&Event::AlertChanged {
+        alert: alert(
+            ("okx", Some("time"), "latency"),
+            Severity::Info,
+            "p99 latency back under 200ms",
+            NOW - 600_000,
+            3,
+            AlertState::Resolved,
+        ),
+    });
+    st.snapshot()
+}
+
+/// Everything failing at once: dozens of alerts in every state and severity.
+pub fn alert_storm() -> Snapshot {
+    let mut st = State::new();
+    for (i, (name, kind)) in EXCHANGES.iter().enumerate() {
+        healthy_exchange(&mut st, i, name, *kind);
+    }
+    let kinds = [
+        (
+            "latency",
+            Severity::Warning,
+            "p99 latency 840ms, 6.2 sigma above normal",
+        ),
+        (
+            "error_rate",
+            Severity::Critical,
+            "error rate 65% over the last minute",
+        ),
+        ("stale", Severity::Warning, "data 42s old (max 30s)"),
+        (
+            "payload:crossed_book",
+            Severity::Critical,
+            "crossed book: best bid above best ask",
+        ),
+        (
+            "rate_limit",
+            Severity::Emergency,
+            "HTTP 429: budget exhausted, backing off 30s",
+        ),
+    ];
+    let states = [
+        AlertState::Firing,
+        AlertState::Firing,
+        AlertState::Acknowledged,
+        AlertState::Silenced,
+        AlertState::Resolved,
+    ];
+    let mut n = 0i64;
+    for (ex, _) in EXCHANGES {
+        for (ep, _, _) in ENDPOINTS {
+            for (k, (kind, sev, title)) in kinds.iter().enumerate() {
+                if (n as usize + k) % 3 == 0 {
+                    continue;
+                }
+                let state = states[(n as usize + k) % states.len()];
+                let mut a = alert(
+                    (ex, Some(ep), kind),
+                    *sev,
+                    title,
+                    NOW - 5_000 * n - 700,
+                    (n as u64 % 9) + 1,
+                    state,
+                );
+                match n % 4 {
+                    0 => {
+                        a.delivery
+                            .insert("slack".into(), Delivery::Sent { at_ms: NOW - 1_000 });
+                    }
+                    1 => {
+                        a.delivery.insert(
+                            "webhook".into(),
+                            Delivery::Failed {
+                                error: "HTTP 404".into(),
+                            },
+                        );
+                    }
+                    2 => {
+                        a.delivery.insert("slack".into(), Delivery::Pending);
+                    }
+                    _ => {
+                        a.delivery.insert(
+                            "slack".into(),
+                            Delivery::Suppressed {
+                                reason: "grouped".into(),
+                            },
+                        );
+                    }
+                }
+                st.apply(&Event::AlertChanged { alert: a });
+                n += 1;
+            }
+        }
+    }
+    st.snapshot()
+}
+
+/// `exchanges` exchanges of 3 endpoints each, all with full sample rings: the benchmark's input.
+pub fn many(exchanges: usize) -> Snapshot {
+    let mut st = State::new();
+    for i in 0..exchanges {
+        let (_, kind) = EXCHANGES[i % EXCHANGES.len()];
+        healthy_exchange(&mut st, i, &format!("venue-{i:02}"), kind);
+    }
+    st.snapshot()
+}

@@ -1,0 +1,288 @@
+//! The keymap as data: defaults, overrides from the config, duplicates as
+//! positioned config errors; and what keys do to the view (commands out,
+//! never engine state changed in place).
+
+mod ui_fixtures;
+
+use exwatch::alert::model::AlertState;
+use exwatch::config;
+use exwatch::monitor::Command;
+use exwatch::ui::keymap::CTRL_C;
+use exwatch::ui::{Action, Key, Keymap, Mode, Panel, Reaction, Theme, ViewState};
+use std::time::Duration;
+use ui_fixtures::NOW;
+
+const BASE: &str = r#"
+[[exchanges]]
+name = "binance"
+kind = "binance"
+[[exchanges.endpoints]]
+name = "time"
+kind = "time"
+"#;
+
+/// 1-based line of the first line equal to `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l == needle)
+        .map(|i| i + 1)
+        .unwrap_or_else(|| panic!("{needle:?} not in the text"))
+}
+
+fn key(s: &str) -> Key {
+    Key::parse(s).expect("key name")
+}
+
+fn view_with(km: Keymap) -> ViewState {
+    let mut v = ViewState::new("test", Mode::Live, km, Theme::default());
+    v.operator = "alice".into();
+    v
+}
+
+#[test]
+fn every_default_action_is_reachable_by_a_key() {
+    let km = Keymap::default();
+    for a in Action::ALL {
+        let keys = km.keys_for(a);
+        assert!(!keys.is_empty(), "{a:?} has no key");
+        for k in keys {
+            assert_eq!(km.action_for(*k), Some(a), "{k} does not lead to {a:?}");
+        }
+    }
+    // The keys the issue names.
+    for (k, a) in [
+        ("up", Action::Up),
+        ("k", Action::Up),
+        ("down", Action::Down),
+        ("j", Action::Down),
+        ("tab", Action::NextPanel),
+        ("enter", Action::Details),
+        ("a", Action::Acknowledge),
+        ("t", Action::Triage),
+        ("s", Action::Silence),
+        ("o", Action::ForceOpen),
+        ("c", Action::ResetBreaker),
+        ("/", Action::Filter),
+        ("r", Action::ShowResolved),
+        ("f", Action::Freeze),
+        ("?", Action::Help),
+        ("q", Action::Quit),
+    ] {
+        assert_eq!(km.action_for(key(k)), Some(a), "{k}");
+    }
+    assert_eq!(km.action_for(CTRL_C), Some(Action::Quit));
+}
+
+#[test]
+fn a_config_override_rebinds_an_action() {
+    let text = format!("{BASE}\n[keys]\nacknowledge = \"A\"\nup = [\"up\", \"ctrl-p\"]\n");
+    let cfg = config::parse("t.toml", &text).expect("valid config");
+    let km = Keymap::from_config(&cfg.keys).expect("valid keymap");
+    assert_eq!(km.action_for(key("A")), Some(Action::Acknowledge));
+    assert_eq!(km.action_for(key("a")), None, "the default is replaced");
+    assert_eq!(km.action_for(key("ctrl-p")), Some(Action::Up));
+    assert_eq!(km.action_for(key("k")), None);
+    // The help and the footer read the same table.
+    assert_eq!(km.label(Action::Acknowledge), "A");
+    assert_eq!(km.label(Action::Up), "↑/^P");
+}
+
+#[test]
+fn a_duplicate_binding_is_a_config_error_naming_the_line() {
+    // k moves up by default.
+    let text = format!("{BASE}\n[keys]\nacknowledge = \"k\"\n");
+    let errs = config::parse("t.toml", &text).expect_err("duplicate rejected");
+    let e = errs
+        .0
+        .iter()
+        .find(|e| e.field == "keys.acknowledge")
+        .unwrap_or_else(|| panic!("no error on keys.acknowledge: {errs}"));
+    assert_eq!(e.line, line_of(&text, "acknowledge = \"k\""), "{e}");
+    assert!(e.message.contains("duplicate"), "{e}");
+    assert!(e.message.contains("up"), "{e}");
+}
+
+#[test]
+fn two_overrides_on_one_key_are_one_error_on_a_user_line() {
+    let text = format!("{BASE}\n[keys]\nhelp = \"x\"\nfreeze = \"x\"\n");
+    let errs = config::parse("t.toml", &text).expect_err("duplicate rejected");
+    assert_eq!(errs.0.len(), 1, "{errs}");
+    assert_eq!(errs.0[0].line, line_of(&text, "help = \"x\""), "{errs}");
+    assert_eq!(errs.0[0].field, "keys.help", "{errs}");
+}
+
+#[test]
+fn bad_key_names_and_unknown_actions_are_config_errors() {
+    let text = format!("{BASE}\n[keys]\nquit = \"hyper-q\"\n");
+    let errs = config::parse("t.toml", &text).expect_err("bad key");
+    assert_eq!(
+        errs.0[0].line,
+        line_of(&text, "quit = \"hyper-q\""),
+        "{errs}"
+    );
+    assert!(errs.0[0].message.contains("not a key"), "{errs}");
+    let text = format!("{BASE}\n[keys]\nlaunch = \"l\"\n");
+    let errs = config::parse("t.toml", &text).expect_err("unknown action");
+    assert_eq!(errs.0[0].line, line_of(&text, "launch = \"l\""), "{errs}");
+    let errs = config::parse("t.toml", &format!("{BASE}\n[keys]\nhelp = \"ctrl-c\"\n"))
+        .expect_err("ctrl-c reserved");
+    assert!(errs.0[0].message.contains("reserved"), "{errs}");
+}
+
+#[test]
+fn acknowledge_sends_a_command_for_the_selected_alert() {
+    let snap = ui_fixtures::exchange_down();
+    let mut v = view_with(Keymap::default());
+    // From the exchanges panel there is no alert to acknowledge.
+    assert_eq!(v.on_key(key("a"), &snap, NOW), Reaction::Redraw);
+    assert!(v.status.as_ref().is_some_and(|s| s.error));
+    v.on_key(key("tab"), &snap, NOW);
+    v.on_key(key("j"), &snap, NOW);
+    let open: Vec<_> = snap
+        .alerts
+        .iter()
+        .filter(|a| a.state != AlertState::Resolved)
+        .collect();
+    assert_eq!(
+        v.on_key(key("a"), &snap, NOW),
+        Reaction::Send(Command::Acknowledge {
+            fingerprint: open[1].fingerprint.clone(),
+            by: "alice".into()
+        })
+    );
+}
+
+#[test]
+fn silence_asks_for_a_duration_then_sends() {
+    let snap = ui_fixtures::exchange_down();
+    let mut v = view_with(Keymap::default());
+    v.on_key(key("tab"), &snap, NOW);
+    assert_eq!(v.on_key(key("s"), &snap, NOW), Reaction::Redraw);
+    assert!(v.input.is_some());
+    // Replace the suggested 1h with 30m; letters go to the prompt, not the keymap.
+    v.on_key(key("backspace"), &snap, NOW);
+    v.on_key(key("backspace"), &snap, NOW);
+    for c in ["3", "0", "m"] {
+        assert_eq!(v.on_key(key(c), &snap, NOW), Reaction::Redraw);
+    }
+    let first = &snap.alerts[0];
+    assert_eq!(
+        v.on_key(key("enter"), &snap, NOW),
+        Reaction::Send(Command::Silence {
+            exchange: Some(first.exchange.clone()),
+            endpoint: first.endpoint.clone(),
+            kind: Some(first.kind.clone()),
+            duration: Duration::from_secs(1800),
+            by: "alice".into(),
+        })
+    );
+    assert!(v.input.is_none());
+}
+
+#[test]
+fn a_bad_silence_duration_keeps_the_prompt_open() {
+    let snap = ui_fixtures::exchange_down();
+    let mut v = view_with(Keymap::default());
+    v.on_key(key("s"), &snap, NOW);
+    v.on_key(key("x"), &snap, NOW);
+    assert_eq!(v.on_key(key("enter"), &snap, NOW), Reaction::Redraw);
+    assert!(v.input.is_some());
+    assert!(v.status.as_ref().is_some_and(|s| s.error));
+    assert_eq!(v.on_key(key("esc"), &snap, NOW), Reaction::Redraw);
+    assert!(v.input.is_none());
+}
+
+#[test]
+fn breaker_keys_send_commands_for_the_selected_endpoint() {
+    let snap = ui_fixtures::exchange_down();
+    let mut v = view_with(Keymap::default());
+    v.on_key(key("G"), &snap, NOW);
+    assert_eq!(
+        v.on_key(key("o"), &snap, NOW),
+        Reaction::Send(Command::ForceOpen {
+            exchange: "kraken".into(),
+            endpoint: "book".into()
+        })
+    );
+    // From the alert feed, the alert's endpoint.
+    v.on_key(key("tab"), &snap, NOW);
+    assert_eq!(
+        v.on_key(key("c"), &snap, NOW),
+        Reaction::Send(Command::ResetBreaker {
+            exchange: "bybit".into(),
+            endpoint: "book".into()
+        })
+    );
+}
+
+#[test]
+fn triage_from_an_endpoint_batches_its_open_alerts() {
+    let snap = ui_fixtures::exchange_down();
+    let mut v = view_with(Keymap::default());
+    for _ in 0..5 {
+        v.on_key(key("down"), &snap, NOW);
+    }
+    assert_eq!(
+        v.current_endpoint(&snap)
+            .map(|(e, p)| (e.name.as_str(), p.name.as_str())),
+        Some(("bybit", "book"))
+    );
+    assert_eq!(
+        v.on_key(key("t"), &snap, NOW),
+        Reaction::Send(Command::Triage {
+            fingerprints: vec!["bybit/book/breaker_open".into()]
+        })
+    );
+}
+
+#[test]
+fn overridden_keys_drive_the_view_and_old_ones_do_nothing() {
+    let text = format!("{BASE}\n[keys]\nacknowledge = \"A\"\nnext_panel = \"n\"\n");
+    let cfg = config::parse("t.toml", &text).expect("valid");
+    let snap = ui_fixtures::exchange_down();
+    let mut v = view_with(Keymap::from_config(&cfg.keys).expect("keymap"));
+    assert_eq!(v.on_key(key("tab"), &snap, NOW), Reaction::None);
+    v.on_key(key("n"), &snap, NOW);
+    assert_eq!(v.focus, Panel::Alerts);
+    assert_eq!(v.on_key(key("a"), &snap, NOW), Reaction::None);
+    assert!(matches!(
+        v.on_key(key("A"), &snap, NOW),
+        Reaction::Send(Command::Acknowledge { .. })
+    ));
+}
+
+#[test]
+fn freeze_toggles_and_quit_and_ctrl_c_quit() {
+    let snap = ui_fixtures::healthy();
+    let mut v = view_with(Keymap::default());
+    assert_eq!(v.on_key(key("f"), &snap, NOW), Reaction::Freeze(true));
+    assert_eq!(v.frozen_at_ms, Some(NOW));
+    assert_eq!(v.on_key(key("f"), &snap, NOW + 5), Reaction::Freeze(false));
+    assert_eq!(v.frozen_at_ms, None);
+    assert_eq!(v.on_key(key("q"), &snap, NOW), Reaction::Quit);
+    // Ctrl-C quits even from a prompt.
+    v.on_key(key("/"), &snap, NOW);
+    assert_eq!(
+        v.on_key(key("q"), &snap, NOW),
+        Reaction::Redraw,
+        "q is typed into the filter"
+    );
+    assert_eq!(v.on_key(CTRL_C, &snap, NOW), Reaction::Quit);
+}
+
+#[test]
+fn the_selection_follows_the_alert_when_rows_move() {
+    let snap = ui_fixtures::alert_storm();
+    let mut v = view_with(Keymap::default());
+    v.on_key(key("tab"), &snap, NOW);
+    v.on_key(key("j"), &snap, NOW);
+    v.on_key(key("j"), &snap, NOW);
+    let chosen = v.current_alert(&snap).map(|a| a.fingerprint.clone());
+    // A newer snapshot with the first row gone: the same alert stays selected.
+    let mut next = snap.clone();
+    next.alerts.remove(0);
+    assert_eq!(
+        v.current_alert(&next).map(|a| a.fingerprint.clone()),
+        chosen
+    );
+}

@@ -1,0 +1,378 @@
+//! The real binary in a real terminal: `exwatch demo` (or `run` on a config)
+//! in a detached tmux session on a private socket. The test reads the screen
+//! the way a user would, presses keys, and checks the terminal is handed
+//! back on every way out (q, Ctrl-C, SIGTERM), and that acknowledging on the
+//! dashboard reaches PagerDuty (a local receiver).
+
+mod alert_common;
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_exwatch");
+const EXITED: &str = "EXWATCH-EXITED";
+
+/// A tmux server of our own; killed on drop so no test leaves one behind.
+struct Tmux {
+    socket: String,
+    dir: tempfile::TempDir,
+}
+
+impl Tmux {
+    fn start(name: &str) -> Tmux {
+        Tmux::start_with(name, "demo", &[])
+    }
+
+    /// `exwatch <args>` in the pane, with extra environment variables.
+    fn start_with(name: &str, args: &str, env: &[(&str, String)]) -> Tmux {
+        let found = Command::new("tmux").arg("-V").output();
+        assert!(
+            found.as_ref().is_ok_and(|o| o.status.success()),
+            "tmux is needed for this test (apt-get install tmux; .ci/run installs it): {found:?}"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let socket = format!("exw-{name}-{}-{nanos}", std::process::id());
+        let t = Tmux { socket, dir };
+        // The inner shell writes its pid and then *becomes* exwatch, so the
+        // pid file names the process a signal must reach. The outer shell
+        // prints the exit status on the restored screen and keeps the pane.
+        let script = format!(
+            "sh -c 'echo $$ > {pid}; exec {bin} {args}'; echo {EXITED} $?; echo {EXITED}-2; sleep 120",
+            pid = t.pid_file().display(),
+            bin = BIN,
+        );
+        let status = Command::new("tmux")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .args(["-L", &t.socket, "-f", "/dev/null", "new-session", "-d"])
+            .args(["-x", "120", "-y", "40", "-s", "e2e"])
+            .env("XDG_STATE_HOME", t.dir.path())
+            .env("TERM", "xterm-256color")
+            .env("LANG", "C.UTF-8")
+            .env_remove("NO_COLOR")
+            .env_remove("EXWATCH_ASCII")
+            .env_remove("TMUX")
+            .arg(script)
+            .status()
+            .expect("run tmux");
+        assert!(status.success(), "tmux new-session failed");
+        t
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir.path().join("exwatch.pid")
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("run tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "e2e"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "e2e"];
+        args.extend_from_slice(keys);
+        self.tmux(&args);
+    }
+
+    fn pane_flag(&self, flag: &str) -> String {
+        self.tmux(&[
+            "display-message",
+            "-p",
+            "-t",
+            "e2e",
+            &format!("#{{{flag}}}"),
+        ])
+        .trim()
+        .to_string()
+    }
+
+    /// Poll the screen until `pred` holds or `within` passes; the last screen either way.
+    fn wait_for(&self, within: Duration, pred: impl Fn(&str) -> bool) -> Result<String, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                return Err(s);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Move down the focused panel (at most `steps` rows) until the selected
+    /// row satisfies `want`; the last screen either way.
+    fn select(&self, steps: usize, want: impl Fn(&str) -> bool) -> String {
+        let mut screen = self.screen();
+        for _ in 0..steps {
+            if selected(&screen).is_some_and(|l| want(&l)) {
+                break;
+            }
+            self.keys(&["j"]);
+            std::thread::sleep(Duration::from_millis(200));
+            screen = self.screen();
+        }
+        screen
+    }
+
+    fn pid(&self) -> u32 {
+        read_pid(&self.pid_file())
+    }
+
+    /// After a way out: the process ended with 0, the alternate screen is
+    /// left, the cursor is back and the dashboard is gone from the screen.
+    fn assert_exited_and_restored(&self, pid: u32) {
+        let s = self
+            // Both lines the shell prints after exit, so the check below does not race the second.
+            .wait_for(Duration::from_secs(15), |s| {
+                s.contains(&format!("{EXITED}-2"))
+            })
+            .unwrap_or_else(|s| panic!("exwatch did not exit:\n{s}"));
+        assert!(s.contains(&format!("{EXITED} 0")), "non-zero exit:\n{s}");
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} still exists"
+        );
+        assert_eq!(
+            self.pane_flag("alternate_on"),
+            "0",
+            "still on the alternate screen"
+        );
+        assert_eq!(self.pane_flag("cursor_flag"), "1", "cursor left hidden");
+        assert!(
+            !s.contains("Exchanges ("),
+            "dashboard still on the main screen:\n{s}"
+        );
+        // Raw mode off: the terminal translates newlines again, so the shell's
+        // second line starts at column 0 (in raw mode it would be indented).
+        assert!(
+            s.lines().any(|l| l.starts_with(&format!("{EXITED}-2"))),
+            "output after exit is not at column 0 (raw mode left on?):\n{s}"
+        );
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        if let Ok(text) = std::fs::read_to_string(self.pid_file())
+            && let Ok(pid) = text.trim().parse::<u32>()
+            && Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn read_pid(path: &Path) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(t) = std::fs::read_to_string(path)
+            && let Ok(pid) = t.trim().parse()
+        {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no pid file at {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The selected row: the one marked ▶ in the focused panel (the selection
+/// stays on its alert when rows move).
+fn selected(s: &str) -> Option<String> {
+    s.lines().find(|l| l.contains('▶')).map(str::to_string)
+}
+
+fn dashboard_visible(s: &str) -> bool {
+    s.contains("LIVE") && s.contains("Exchanges (15)") && s.contains("Alerts")
+}
+
+#[test]
+fn demo_shows_a_fault_acknowledges_and_quits_cleanly() {
+    let t = Tmux::start("flow");
+    let pid = t.pid();
+    let s = t
+        .wait_for(Duration::from_secs(30), dashboard_visible)
+        .unwrap_or_else(|s| panic!("the dashboard did not show:\n{s}"));
+    assert!(s.contains("binance") && s.contains("kraken"), "{s}");
+
+    // The demo's fault cycle: OKX answers 503s from ~14 s, its breakers open.
+    let s = t
+        .wait_for(Duration::from_secs(45), |s| s.contains("OPEN"))
+        .unwrap_or_else(|s| panic!("no breaker opened during the fault cycle:\n{s}"));
+    assert!(s.contains("unhealthy"), "header does not say so:\n{s}");
+
+    // Acknowledge the newest firing alert from the feed.
+    let s = t
+        .wait_for(Duration::from_secs(20), |s| s.contains("FIRING"))
+        .unwrap_or_else(|s| panic!("no alert fired during the fault cycle:\n{s}"));
+    assert!(s.contains("okx"), "the OKX outage is in the feed:\n{s}");
+    t.keys(&["Tab"]);
+    let before = t.select(20, |l| l.contains("FIRING"));
+    assert!(
+        selected(&before).is_some_and(|l| l.contains("FIRING")),
+        "no firing alert could be selected:\n{before}"
+    );
+    t.keys(&["a"]);
+    t.wait_for(Duration::from_secs(10), |s| {
+        s.contains("acknowledge sent") && selected(s).is_some_and(|l| l.contains("acked"))
+    })
+    .unwrap_or_else(|s| {
+        panic!("the selected alert was not shown acknowledged:\nbefore:\n{before}\nafter:\n{s}")
+    });
+
+    // The help overlay comes from the keymap and closes again.
+    t.keys(&["?"]);
+    t.wait_for(Duration::from_secs(5), |s| {
+        s.contains("Keys (Esc or ? closes)")
+    })
+    .unwrap_or_else(|s| panic!("no help overlay:\n{s}"));
+    t.keys(&["Escape"]);
+    t.wait_for(Duration::from_secs(5), |s| {
+        !s.contains("Keys (Esc or ? closes)")
+    })
+    .unwrap_or_else(|s| panic!("help did not close:\n{s}"));
+
+    t.keys(&["q"]);
+    t.assert_exited_and_restored(pid);
+}
+
+#[test]
+fn ctrl_c_restores_the_terminal() {
+    let t = Tmux::start("ctrlc");
+    let pid = t.pid();
+    t.wait_for(Duration::from_secs(30), dashboard_visible)
+        .unwrap_or_else(|s| panic!("the dashboard did not show:\n{s}"));
+    t.keys(&["C-c"]);
+    t.assert_exited_and_restored(pid);
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let t = Tmux::start("term");
+    let pid = t.pid();
+    t.wait_for(Duration::from_secs(30), dashboard_visible)
+        .unwrap_or_else(|s| panic!("the dashboard did not show:\n{s}"));
+    let st = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    t.assert_exited_and_restored(pid);
+}
+
+#[test]
+fn acknowledging_on_the_dashboard_sends_pagerduty_acknowledge() {
+    use alert_common::{Behaviour, Receiver};
+    use exwatch::exchange::{EndpointKind, ExchangeKind};
+    use exwatch::sim::scenario::FaultKind;
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // Binance's ticker answers 503 from 1 s on, for longer than the test.
+    let sim = rt.block_on(common::sim::start(common::sim::scenario(vec![
+        common::sim::fault(
+            FaultKind::ServerError,
+            ExchangeKind::Binance,
+            Some(EndpointKind::Ticker),
+            Duration::from_secs(1),
+            Duration::from_secs(300),
+        ),
+    ])));
+    let pd = rt.block_on(Receiver::start(Behaviour {
+        ok_status: 202,
+        ..Behaviour::default()
+    }));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts.grouping]\ngroup_wait = \"500ms\"\ngroup_interval = \"1s\"\n\
+             [[alerts.sinks]]\nname = \"pd\"\nkind = \"pagerduty\"\nurl_env = \"EXW_UI_PD\"\n\
+             routing_key_env = \"EXW_UI_PD_KEY\"\nmin_severity = \"info\"\n\
+             [[exchanges]]\nname = \"binance\"\nkind = \"binance\"\nbase_url = \"{base}\"\n\
+             [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\ninterval = \"200ms\"\n",
+            base = sim.base_url(ExchangeKind::Binance),
+        ),
+    )
+    .expect("write config");
+    let t = Tmux::start_with(
+        "ack",
+        &format!("run -c {}", config.display()),
+        &[
+            ("EXW_UI_PD", format!("{}/v2/enqueue", pd.url)),
+            ("EXW_UI_PD_KEY", "test-routing-key".into()),
+        ],
+    );
+    let pid = t.pid();
+    let actions = |key: &str| -> Vec<String> {
+        pd.delivered()
+            .iter()
+            .filter(|h| h.body["dedup_key"] == key)
+            .map(|h| {
+                h.body["event_action"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+    let key = "binance/ticker/error_rate";
+    t.wait_for(Duration::from_secs(20), |_| {
+        actions(key).contains(&"trigger".to_string())
+    })
+    .unwrap_or_else(|s| panic!("PagerDuty never got the trigger:\n{s}"));
+
+    // Select the error-rate alert in the feed and acknowledge it.
+    t.keys(&["Tab"]);
+    let screen = t.select(10, |l| l.contains("failing") && l.contains("FIRING"));
+    assert!(
+        selected(&screen).is_some_and(|l| l.contains("failing")),
+        "the error-rate alert could not be selected:\n{screen}"
+    );
+    t.keys(&["a"]);
+    t.wait_for(Duration::from_secs(10), |s| {
+        selected(s).is_some_and(|l| l.contains("acked"))
+    })
+    .unwrap_or_else(|s| panic!("not shown acknowledged:\n{s}"));
+    t.wait_for(Duration::from_secs(15), |_| {
+        actions(key).contains(&"acknowledge".to_string())
+    })
+    .unwrap_or_else(|s| {
+        panic!(
+            "PagerDuty never got the acknowledge: {:?}\n{s}",
+            actions(key)
+        )
+    });
+    let got = actions(key);
+    assert_eq!(got.first().map(String::as_str), Some("trigger"), "{got:?}");
+    assert_eq!(
+        got.iter().filter(|a| *a == "trigger").count(),
+        1,
+        "paged once: {got:?}"
+    );
+
+    t.keys(&["q"]);
+    t.assert_exited_and_restored(pid);
+    rt.block_on(sim.stop());
+}
