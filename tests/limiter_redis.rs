@@ -169,10 +169,12 @@ async fn three_instances_share_one_budget_fairly() {
     for (i, _) in &hits {
         *per.entry(*i).or_default() += 1;
     }
+    eprintln!("shares {per:?} of {total} in {window:.3} s");
+    eprintln!("order {:?}", hits.iter().map(|h| h.0).collect::<Vec<_>>());
     for instance in 0..3 {
         let got = per.get(&instance).copied().unwrap_or(0) as f64;
         assert!(
-            got >= total / 3.0 * 0.6,
+            got >= total / 3.0 * 0.75,
             "instance {instance} got {got} of {total}: not a fair share ({per:?})"
         );
     }

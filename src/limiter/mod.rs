@@ -195,7 +195,7 @@ pub async fn acquire(
     limiter: &dyn RateLimiter,
     req: &LimitRequest,
 ) -> Result<Acquired, LimiterError> {
-    let mut start = None;
+    let mut start: Option<(tokio::time::Instant, Duration)> = None;
     let mut waited_on = None;
     loop {
         let decision = match limiter.check_now(req) {
@@ -205,18 +205,46 @@ pub async fn acquire(
         match decision {
             Decision::Granted => {
                 return Ok(Acquired {
-                    waited: start.map_or(Duration::ZERO, |s: tokio::time::Instant| s.elapsed()),
+                    waited: start.map_or(Duration::ZERO, |(since, _)| since.elapsed()),
                     waited_on,
                 });
             }
             Decision::Denied { tier, retry_in } => {
-                start.get_or_insert_with(tokio::time::Instant::now);
+                let (since, scale) = *start
+                    .get_or_insert_with(|| (tokio::time::Instant::now(), backoff_scale(retry_in)));
                 waited_on = Some(tier);
-                // Never spin: a zero wait from rounding still yields a little.
-                tokio::time::sleep(retry_in.max(Duration::from_millis(1))).await;
+                tokio::time::sleep(backoff(retry_in, since.elapsed(), scale)).await;
             }
         }
     }
+}
+
+/// How long a denied waiter sleeps before it checks again, having waited
+/// `waited` so far: the wait the limiter named, then an offset that shrinks as
+/// the waiter's total wait grows, then a little randomness.
+///
+/// Waiters told the same wait would otherwise wake on the same timer tick and
+/// the same one would win every race for the next token. Here the offset is
+/// measured in `scale` (half the first wait this acquire was told, 4 ms to
+/// 1 s: about half a token's refill time when the budget is contended), and
+/// reaches zero once the waiter will have waited six of them. The one that has
+/// waited longest wakes first and takes the token, the one just served wakes
+/// last, and the random part breaks ties; so tasks and instances sharing one
+/// budget, each measuring only its own wait, take turns, and a herd released by
+/// a `Retry-After` spreads out. Tokens keep refilling meanwhile, so the shared
+/// rate is not lowered.
+fn backoff(retry_in: Duration, waited: Duration, scale: Duration) -> Duration {
+    use rand::Rng;
+    // Never spin: a zero wait from rounding still yields a little.
+    let base = retry_in.max(Duration::from_millis(1));
+    let waited_then = (waited + base).as_secs_f64();
+    let share_left = (1.0 - waited_then / (6.0 * scale.as_secs_f64())).max(0.0);
+    base + scale.mul_f64(share_left) + rand::rng().random_range(Duration::ZERO..=scale / 8)
+}
+
+/// The `scale` of [`backoff`] for an acquire first told to wait `retry_in`.
+fn backoff_scale(retry_in: Duration) -> Duration {
+    (retry_in / 2).clamp(Duration::from_millis(4), Duration::from_secs(1))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -353,5 +381,68 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// Three waiters on one bucket, each taking a token as soon as it may:
+    /// every one of them gets about a third. Without jitter they wake on the
+    /// same timer tick and the same task wins each race.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiters_sharing_a_bucket_get_fair_shares() {
+        let l: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new());
+        let req = one_tier(3.0, 100.0);
+        let stop = tokio::time::Instant::now() + Duration::from_millis(1500);
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let l = Arc::clone(&l);
+            let req = req.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut got = 0u32;
+                while tokio::time::Instant::now() < stop {
+                    if acquire(l.as_ref(), &req).await.is_ok() {
+                        got += 1;
+                    }
+                }
+                got
+            }));
+        }
+        let mut shares = Vec::new();
+        for t in tasks {
+            shares.push(t.await.expect("task") as f64);
+        }
+        let total: f64 = shares.iter().sum();
+        assert!(total > 75.0, "the bucket was used: {shares:?}");
+        for s in &shares {
+            assert!(*s >= total / 3.0 * 0.7, "unfair shares {shares:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_serves_the_longest_waiter_first() {
+        let ms = Duration::from_millis;
+        // Told 40 ms on its first denial: scale 20 ms, and it will have waited
+        // 40 of the 120 ms after which the offset is gone.
+        let scale = backoff_scale(ms(40));
+        assert_eq!(scale, ms(20));
+        let fresh = backoff(ms(40), Duration::ZERO, scale);
+        assert!(fresh >= ms(53) && fresh <= ms(56) + scale / 8, "{fresh:?}");
+        // One that has waited two turns already wakes before it...
+        let older = backoff(ms(40), ms(40), scale);
+        assert!(older < fresh && older <= ms(47) + scale / 8, "{older:?}");
+        // ...and one that has waited long enough wakes as soon as it may.
+        let oldest = backoff(ms(40), ms(100), scale);
+        assert!(oldest <= ms(40) + scale / 8, "{oldest:?}");
+        // The random part breaks ties between equal waiters.
+        let tied: std::collections::HashSet<_> =
+            (0..100).map(|_| backoff(ms(40), ms(200), scale)).collect();
+        assert!(tied.len() > 20, "ties are broken: {}", tied.len());
+        assert!(
+            backoff(
+                Duration::ZERO,
+                Duration::ZERO,
+                backoff_scale(Duration::ZERO)
+            ) >= ms(1)
+        );
+        let ban = Duration::from_secs(3600);
+        assert!(backoff(ban, Duration::ZERO, backoff_scale(ban)) <= ban + ms(1125));
     }
 }
