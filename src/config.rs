@@ -316,22 +316,220 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
 /// Parse and validate a config text. `file` only names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
     let locator = Locator::new(file, text);
-    let config: Config = match toml::from_str(text) {
-        Ok(c) => c,
-        Err(e) => return Err(ConfigErrors(vec![locator.locate_toml_error(&e)])),
+    let (config, mut errors, pruned) = match toml::from_str::<Config>(text) {
+        Ok(c) => (Some(c), Vec::new(), Pruned::default()),
+        Err(e) => recover(&locator, &e),
     };
-    let mut problems = Problems::default();
-    config.validate(&mut problems);
-    if problems.0.is_empty() {
-        Ok(config)
-    } else {
-        let mut errors: Vec<ConfigError> = problems
-            .0
+    if let Some(config) = &config {
+        let mut problems = Problems::default();
+        config.validate(&mut problems);
+        for (path, message) in &problems.0 {
+            let path = pruned.original(path);
+            // A key dropped to get past a type error took its default: what
+            // validation says about that default is not the user's doing.
+            if !pruned.covers(&path) {
+                errors.push(locator.at_path(&path, message));
+            }
+        }
+    }
+    match config {
+        Some(config) if errors.is_empty() => Ok(config),
+        _ => {
+            errors.sort_by_key(|e| (e.line, e.column));
+            errors.dedup();
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+/// How many keys or tables [`recover`] drops before it stops looking.
+const MAX_TYPE_ERRORS: usize = 32;
+
+/// serde stops at the first type error (a wrong type, an unknown key or kind,
+/// a bad duration, a missing field). To report the others in the same run,
+/// drop what it named from a copy of the document (the key, or for a missing
+/// field the table that lacks it) and parse again, until the rest parses or a
+/// TOML syntax error leaves nothing to drop. Returns the config that parsed
+/// without what was dropped, if it came to that, and every error, positioned
+/// in the original text.
+fn recover(
+    locator: &Locator<'_>,
+    first: &toml::de::Error,
+) -> (Option<Config>, Vec<ConfigError>, Pruned) {
+    let mut errors = vec![locator.locate_toml_error(first)];
+    let mut pruned = Pruned::default();
+    let Ok(mut doc) = locator.text.parse::<toml_edit::DocumentMut>() else {
+        return (None, errors, pruned);
+    };
+    let mut text = locator.text.to_string();
+    let mut error = first.clone();
+    for _ in 0..MAX_TYPE_ERRORS {
+        let here = Locator::new(locator.file, &text);
+        let Some(path) = error.span().and_then(|s| here.path_at(s.start)) else {
+            break;
+        };
+        // An unknown kind becomes the first valid one rather than leaving its
+        // table without a required field, so the rest of the table is checked.
+        let fixed = match first_variant(error.message()) {
+            Some(v) => pruned.replace_path(doc.as_table_mut(), &path, v),
+            None => pruned.drop_path(doc.as_table_mut(), &path),
+        };
+        if !fixed {
+            break;
+        }
+        text = doc.to_string();
+        error = match toml::from_str::<Config>(&text) {
+            Ok(config) => return (Some(config), errors, pruned),
+            Err(e) => e,
+        };
+        let here = Locator::new(locator.file, &text);
+        let Some(at) = error.span().and_then(|s| here.path_at(s.start)) else {
+            errors.push(locator.at_path("(document)", &explain_serde(error.message())));
+            break;
+        };
+        let at = pruned.original(&at);
+        // A missing field this search dropped itself was reported already.
+        let ours =
+            missing_field(error.message()).is_some_and(|f| pruned.covers(&format!("{at}.{f}")));
+        if !ours {
+            errors.push(locator.at_path(&at, &explain_serde(error.message())));
+        }
+    }
+    (None, errors, pruned)
+}
+
+/// `unknown variant `x`, expected one of `a`, `b`` → `a`.
+fn first_variant(message: &str) -> Option<&str> {
+    let (_, options) = message.trim().split_once("unknown variant `")?;
+    let (_, options) = options.split_once("expected one of `")?;
+    options.split('`').next()
+}
+
+/// `missing field `kind`` → `kind`.
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.trim().strip_prefix("missing field `")?;
+    rest.split('`').next()
+}
+
+/// What [`recover`] dropped from its copy of the document.
+#[derive(Default)]
+struct Pruned {
+    /// Dropped paths, in the original document's indexes.
+    dropped: Vec<String>,
+    /// `[[...]]` elements removed, in order: (array path in the copy as it
+    /// was then, index). Later siblings in the copy sit one index lower.
+    removed: Vec<(String, usize)>,
+}
+
+impl Pruned {
+    /// Drop `path` (in the copy's indexes) from the copy: a key, a table, or
+    /// one `[[...]]` element. False if there is no such thing.
+    fn drop_path(&mut self, root: &mut toml_edit::Table, path: &str) -> bool {
+        let parts: Vec<&str> = path.split('.').collect();
+        let Some((last, parents)) = parts.split_last() else {
+            return false;
+        };
+        let Some(table) = table_at(root, parents) else {
+            return false;
+        };
+        let gone = match split_index(last) {
+            (key, None) => table.remove(key).is_some(),
+            (key, Some(i)) => match table.get_mut(key).and_then(|v| v.as_array_of_tables_mut()) {
+                Some(array) if i < array.len() => {
+                    array.remove(i);
+                    let array_path = path[..path.len() - last.len()].to_string() + key;
+                    self.dropped.push(self.original(path));
+                    self.removed.push((array_path, i));
+                    return true;
+                }
+                _ => false,
+            },
+        };
+        if gone {
+            self.dropped.push(self.original(path));
+        }
+        gone
+    }
+
+    /// Set the string at `path` (a key in the copy's indexes) to `value`.
+    fn replace_path(&mut self, root: &mut toml_edit::Table, path: &str, value: &str) -> bool {
+        let parts: Vec<&str> = path.split('.').collect();
+        let Some((last, parents)) = parts.split_last() else {
+            return false;
+        };
+        let Some(slot) = table_at(root, parents).and_then(|t| t.get_mut(last)) else {
+            return false;
+        };
+        if slot.as_str() == Some(value) {
+            return false;
+        }
+        *slot = toml_edit::value(value);
+        self.dropped.push(self.original(path));
+        true
+    }
+
+    /// A path in the copy's indexes, in the original's.
+    fn original(&self, path: &str) -> String {
+        let mut path = path.to_string();
+        for (array, index) in self.removed.iter().rev() {
+            let head = format!("{array}[");
+            let Some(rest) = path.strip_prefix(&head) else {
+                continue;
+            };
+            let Some((i, tail)) = rest.split_once(']') else {
+                continue;
+            };
+            if let Ok(i) = i.parse::<usize>()
+                && i >= *index
+            {
+                path = format!("{head}{}]{tail}", i + 1);
+            }
+        }
+        path
+    }
+
+    /// `path` (original indexes) was dropped or replaced, or lies below or
+    /// above something that was: what validation says there may be our doing
+    /// (an emptied list, a default in place of a bad value).
+    fn covers(&self, path: &str) -> bool {
+        self.dropped
             .iter()
-            .map(|(p, m)| locator.at_path(p, m))
-            .collect();
-        errors.sort_by_key(|e| (e.line, e.column));
-        Err(ConfigErrors(errors))
+            .any(|d| is_within(path, d) || is_within(d, path))
+    }
+}
+
+/// `path` is `prefix` or lies below it (`a.b` is within `a`, `a.bc` is not).
+fn is_within(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+}
+
+/// The table (or inline table) at a dotted path such as `exchanges[0].rate_limit`.
+fn table_at<'t>(
+    root: &'t mut toml_edit::Table,
+    parts: &[&str],
+) -> Option<&'t mut dyn toml_edit::TableLike> {
+    let mut table: &mut dyn toml_edit::TableLike = root;
+    for part in parts {
+        let next = table.get_mut(split_index(part).0)?;
+        table = match split_index(part).1 {
+            None => next.as_table_like_mut()?,
+            Some(i) => next.as_array_of_tables_mut()?.get_mut(i)?,
+        };
+    }
+    Some(table)
+}
+
+/// `endpoints[2]` → (`endpoints`, Some(2)); `interval` → (`interval`, None).
+fn split_index(part: &str) -> (&str, Option<usize>) {
+    match part.find('[') {
+        Some(i) => (
+            &part[..i],
+            part[i + 1..part.len().saturating_sub(1)]
+                .parse::<usize>()
+                .ok(),
+        ),
+        None => (part, None),
     }
 }
 
@@ -878,15 +1076,7 @@ fn push_key(path: &mut String, k: &str) {
 /// Span start of `a.b[2].c`, or of the deepest existing parent.
 fn span_of_path(t: &toml_edit::Table, parts: &[&str]) -> Option<usize> {
     let (part, rest) = parts.split_first()?;
-    let (key, index) = match part.find('[') {
-        Some(i) => (
-            &part[..i],
-            part[i + 1..part.len().saturating_sub(1)]
-                .parse::<usize>()
-                .ok(),
-        ),
-        None => (*part, None),
-    };
+    let (key, index) = split_index(part);
     let (k, v) = t.get_key_value(key)?;
     let here = k.span().map(|s| s.start).or_else(|| first_span(v));
     let deeper = match (v, index) {

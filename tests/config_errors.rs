@@ -100,6 +100,83 @@ fn several_semantic_errors_are_reported_together_in_file_order() {
     assert!(errs.windows(2).all(|w| w[0].line <= w[1].line));
 }
 
+/// serde stops at its first error; `config check` still reports every type
+/// error, unknown key and unknown kind in one run, with the semantic ones.
+#[test]
+fn several_type_errors_are_reported_together_with_the_semantic_ones() {
+    let text = r#"
+[[exchanges]]
+name = "binance"
+kind = "binanse"
+base_url = "ftp//x"
+rate_limit = { capacity = "lots", refill_per_sec = 20 }
+
+[[exchanges.endpoints]]
+name = "book"
+kind = "book"
+interval = 2
+timout = "1s"
+
+[[exchanges.endpoints]]
+name = "ticker"
+kind = "tickr"
+interval = "0s"
+"#;
+    let errs = errors(text);
+    let found: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.field.as_str())).collect();
+    assert_eq!(
+        found,
+        vec![
+            (4, "exchanges[0].kind"),
+            (5, "exchanges[0].base_url"),
+            (6, "exchanges[0].rate_limit.capacity"),
+            (11, "exchanges[0].endpoints[0].interval"),
+            (12, "exchanges[0].endpoints[0].timout"),
+            (16, "exchanges[0].endpoints[1].kind"),
+            (17, "exchanges[0].endpoints[1].interval"),
+        ],
+        "{errs:#?}"
+    );
+    assert!(
+        errs[0].message.contains("binance"),
+        "says what is valid: {}",
+        errs[0]
+    );
+    assert!(errs[4].message.contains("timeout"), "{}", errs[4]);
+}
+
+/// A table without a required field is skipped to find the errors after it,
+/// and later `[[...]]` tables keep their own index in the messages.
+#[test]
+fn errors_after_a_table_missing_a_field_keep_their_own_index() {
+    let text = r#"
+[[exchanges]]
+kind = "okx"
+
+[[exchanges]]
+name = "b"
+kind = "binance"
+bogus = 1
+
+[[exchanges.endpoints]]
+name = "t"
+kind = "ticker"
+interval = "fast"
+"#;
+    let errs = errors(text);
+    let found: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.field.as_str())).collect();
+    assert_eq!(
+        found,
+        vec![
+            (2, "exchanges[0]"),
+            (8, "exchanges[1].bogus"),
+            (13, "exchanges[1].endpoints[0].interval"),
+        ],
+        "{errs:#?}"
+    );
+    assert!(errs[0].message.contains("name"), "{}", errs[0]);
+}
+
 #[test]
 fn secrets_are_names_of_environment_variables() {
     let text = format!("{GOOD}\n[redis]\nurl_env = \"redis://:hunter2@127.0.0.1:6379\"\n");
