@@ -432,23 +432,23 @@ impl Pruned {
         let Some(table) = table_at(root, parents) else {
             return false;
         };
-        let gone = match split_index(last) {
-            (key, None) => table.remove(key).is_some(),
-            (key, Some(i)) => match table.get_mut(key).and_then(|v| v.as_array_of_tables_mut()) {
-                Some(array) if i < array.len() => {
+        let removed = match split_index(last) {
+            (key, None) => table.remove(key).map(|_| None),
+            (key, Some(i)) => table
+                .get_mut(key)
+                .and_then(|v| v.as_array_of_tables_mut())
+                .filter(|array| i < array.len())
+                .map(|array| {
                     array.remove(i);
-                    let array_path = path[..path.len() - last.len()].to_string() + key;
-                    self.dropped.push(self.original(path));
-                    self.removed.push((array_path, i));
-                    return true;
-                }
-                _ => false,
-            },
+                    Some((path[..path.len() - last.len()].to_string() + key, i))
+                }),
         };
-        if gone {
-            self.dropped.push(self.original(path));
-        }
-        gone
+        let Some(element) = removed else {
+            return false;
+        };
+        self.dropped.push(self.original(path));
+        self.removed.extend(element);
+        true
     }
 
     /// Set the string at `path` (a key in the copy's indexes) to `value`.

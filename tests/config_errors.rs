@@ -21,6 +21,11 @@ fn errors(text: &str) -> Vec<ConfigError> {
     }
 }
 
+/// (line, field) of each error, to compare a whole report at once.
+fn lines_and_fields(errs: &[ConfigError]) -> Vec<(usize, &str)> {
+    errs.iter().map(|e| (e.line, e.field.as_str())).collect()
+}
+
 #[test]
 fn the_good_config_parses_and_resolves_presets() {
     let cfg = config::parse("cfg.toml", GOOD).expect("valid");
@@ -123,7 +128,7 @@ kind = "tickr"
 interval = "0s"
 "#;
     let errs = errors(text);
-    let found: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.field.as_str())).collect();
+    let found = lines_and_fields(&errs);
     assert_eq!(
         found,
         vec![
@@ -164,7 +169,7 @@ kind = "ticker"
 interval = "fast"
 "#;
     let errs = errors(text);
-    let found: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.field.as_str())).collect();
+    let found = lines_and_fields(&errs);
     assert_eq!(
         found,
         vec![
