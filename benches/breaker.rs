@@ -8,9 +8,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use exwatch::breaker::machine::{Admit, Machine};
 use exwatch::breaker::memory::MemoryBreakers;
 use exwatch::breaker::redis::RedisBreakers;
-use exwatch::breaker::{
-    BreakerId, BreakerSettings, BreakerStore, CallResult, OutcomeClass, Permit,
-};
+use exwatch::breaker::{BreakerSettings, BreakerStore, CallResult, Permit};
+use exwatch::model::{EndpointId, OutcomeClass};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -22,14 +21,14 @@ fn ok() -> CallResult {
     }
 }
 
-fn id() -> BreakerId {
-    BreakerId {
+fn id() -> EndpointId {
+    EndpointId {
         exchange: "binance".into(),
         endpoint: "ticker".into(),
     }
 }
 
-async fn round(store: &dyn BreakerStore, id: &BreakerId) {
+async fn round(store: &dyn BreakerStore, id: &EndpointId) {
     if let Ok((Permit::Granted(g), _)) = store.permit(id).await {
         let _ = store.record(id, &g, ok()).await;
     }

@@ -6,7 +6,8 @@
 
 use criterion::{Criterion, criterion_group};
 use exwatch::limiter::memory::MemoryLimiter;
-use exwatch::limiter::{BucketSpec, Decision, LimitRequest, RateLimiter, Tier, TierBucket};
+use exwatch::limiter::{BucketSpec, Decision, LimitRequest, RateLimiter, TierBucket};
+use exwatch::model::Tier;
 use futures::FutureExt;
 use std::hint::black_box;
 use std::num::NonZeroU32;

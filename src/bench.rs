@@ -1,11 +1,15 @@
 //! `exwatch bench pipeline`: the real probe path as fast as it goes.
 
 use crate::breaker::memory::MemoryBreakers;
-use crate::breaker::{BreakerId, BreakerSettings, BreakerStore, CallResult, Permit};
-use crate::config::{ResolvedEndpoint, ValidationSettings};
-use crate::exchange::{self, EndpointKind, ExchangeKind, RawResponse};
+use crate::breaker::{BreakerSettings, BreakerStore, CallResult, Permit};
+use crate::config::ResolvedEndpoint;
+use crate::exchange::validate::ValidationSettings;
+use crate::exchange::{self, RawResponse};
 use crate::limiter::memory::MemoryLimiter;
-use crate::limiter::{BucketSpec, Decision, LimitRequest, RateLimiter, Tier, TierBucket};
+use crate::limiter::{BucketSpec, Decision, LimitRequest, RateLimiter, TierBucket};
+use crate::model::EndpointId;
+use crate::model::Tier;
+use crate::model::{EndpointKind, ExchangeKind};
 use crate::sim::scenario::Scenario;
 use hdrhistogram::Histogram;
 use serde_json::json;
@@ -177,7 +181,7 @@ async fn run_loop(
     breakers: Arc<dyn BreakerStore>,
     deadline: Instant,
 ) -> Result<TaskFigures, BenchError> {
-    let id = BreakerId {
+    let id = EndpointId {
         exchange: ep.exchange.clone(),
         endpoint: ep.endpoint.clone(),
     };
@@ -214,13 +218,13 @@ async fn run_loop(
                 let interp = exchange::interpret(ep.exchange_kind, ep.kind, &raw, None);
                 if interp.result.is_ok() {
                     f.ok += 1;
-                    crate::breaker::OutcomeClass::Ok
+                    crate::model::OutcomeClass::Ok
                 } else {
-                    crate::breaker::OutcomeClass::InvalidPayload
+                    crate::model::OutcomeClass::InvalidPayload
                 }
             }
-            Err(crate::http::FetchError::Timeout { .. }) => crate::breaker::OutcomeClass::Timeout,
-            Err(crate::http::FetchError::Connect { .. }) => crate::breaker::OutcomeClass::Connect,
+            Err(crate::http::FetchError::Timeout { .. }) => crate::model::OutcomeClass::Timeout,
+            Err(crate::http::FetchError::Connect { .. }) => crate::model::OutcomeClass::Connect,
         };
         let _ = breakers
             .record(

@@ -1,10 +1,11 @@
 //! `exwatch check`: probe every configured endpoint once and say which are healthy.
 
 use crate::config::{Config, ResolvedEndpoint};
+use crate::exchange::Payload;
 use crate::exchange::validate::Validator;
-use crate::exchange::{EndpointKind, Payload};
+use crate::model::EndpointKind;
+use crate::model::Outcome;
 use crate::probe;
-use crate::state::Outcome;
 use serde::Serialize;
 use std::collections::HashMap;
 

@@ -6,9 +6,16 @@
 
 use crate::breaker::BreakerSettings;
 use crate::exchange::generic::GenericSpec;
-use crate::exchange::{self, EndpointKind, ExchangeKind};
-use crate::limiter::{BucketSpec, LimitRequest, LimiterBackend, LimiterSettings, Tier, TierBucket};
-use serde::{Deserialize, Serialize};
+use crate::exchange::validate::ValidationSettings;
+use crate::exchange::{self};
+use crate::http::HttpConfig;
+use crate::limiter::{BucketSpec, LimitRequest, LimiterBackend, LimiterSettings, TierBucket};
+use crate::logging::LogConfig;
+use crate::model::Tier;
+use crate::model::{EndpointKind, ExchangeKind};
+use crate::problems::{Problems, check_bucket, check_duration, check_url, is_env_name, is_ident};
+use crate::redis_link::RedisConfig;
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -70,46 +77,6 @@ impl Default for InstanceConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    /// Directory of the daily rolling log files. Default: the platform state dir.
-    pub dir: Option<PathBuf>,
-    /// `error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` wins when set.
-    pub level: String,
-    pub json: bool,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            dir: None,
-            level: "info".into(),
-            json: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    /// Bodies larger than this are cut off and count as invalid.
-    pub max_body_bytes: usize,
-    pub user_agent: String,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            connect_timeout: Duration::from_secs(2),
-            max_body_bytes: 2 * 1024 * 1024,
-            user_agent: concat!("exwatch/", env!("CARGO_PKG_VERSION")).into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 pub struct EndpointDefaults {
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
@@ -122,47 +89,6 @@ impl Default for EndpointDefaults {
         EndpointDefaults {
             interval: DEFAULT_INTERVAL,
             timeout: DEFAULT_TIMEOUT,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisConfig {
-    /// Name of the environment variable holding the Redis URL (`redis://` or `rediss://`, password included).
-    pub url_env: String,
-    #[serde(default = "default_redis_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
-    /// PEM file of the CA that signed the server's certificate, for
-    /// `rediss://` with a private CA (default: the system's roots).
-    #[serde(default)]
-    pub tls_ca_file: Option<std::path::PathBuf>,
-}
-
-fn default_redis_timeout() -> Duration {
-    Duration::from_millis(500)
-}
-
-/// Thresholds of the stateful payload checks.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ValidationSettings {
-    /// A move larger than this percentage from the last good price is a jump.
-    pub max_price_jump_pct: f64,
-    /// An exchange timestamp older than this (after clock-offset correction) is stale.
-    #[serde(with = "humantime_serde")]
-    pub max_age: Duration,
-    /// The same update id or identical content for longer than this is frozen.
-    #[serde(with = "humantime_serde")]
-    pub frozen_after: Duration,
-}
-
-impl Default for ValidationSettings {
-    fn default() -> Self {
-        ValidationSettings {
-            max_price_jump_pct: 10.0,
-            max_age: Duration::from_secs(30),
-            frozen_after: Duration::from_secs(60),
         }
     }
 }
@@ -533,16 +459,6 @@ fn split_index(part: &str) -> (&str, Option<usize>) {
     }
 }
 
-/// Semantic problems found after parsing: (field path, message).
-#[derive(Default)]
-pub struct Problems(pub Vec<(String, String)>);
-
-impl Problems {
-    pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push((path.into(), message.into()));
-    }
-}
-
 impl Config {
     fn validate(&self, p: &mut Problems) {
         if self.exchanges.is_empty() {
@@ -565,7 +481,7 @@ impl Config {
                 "must be one of error, warn, info, debug, trace",
             );
         }
-        check_breaker(p, "breaker", &self.breaker);
+        self.breaker.validate("breaker", p);
         if self.limiter.instances == 0 {
             p.push("limiter.instances", "must be at least 1");
         }
@@ -685,7 +601,7 @@ impl ExchangeConfig {
             }
         }
         if let Some(b) = &self.breaker {
-            check_breaker(p, &format!("{at}.breaker"), b);
+            b.validate(&format!("{at}.breaker"), p);
         }
         if self.endpoints.is_empty() {
             p.push(
@@ -850,95 +766,6 @@ pub fn default_symbol(kind: ExchangeKind) -> &'static str {
         ExchangeKind::Kraken => "XBTUSDT",
         ExchangeKind::Generic => "BTC-USDT",
     }
-}
-
-fn check_duration(p: &mut Problems, at: &str, d: Duration) {
-    if d.is_zero() {
-        p.push(at, "must be greater than zero, e.g. \"500ms\" or \"2s\"");
-    } else if d > Duration::from_secs(7 * 24 * 3600) {
-        p.push(at, "must be at most a week");
-    }
-}
-
-fn check_bucket(p: &mut Problems, at: &str, capacity: f64, refill: f64) {
-    if !(capacity.is_finite() && capacity >= 1.0) {
-        p.push(
-            format!("{at}.capacity"),
-            "must be a number >= 1 (weight units)",
-        );
-    }
-    if !(refill.is_finite() && refill > 0.0) {
-        p.push(
-            format!("{at}.refill_per_sec"),
-            "must be a positive number of weight units per second",
-        );
-    }
-}
-
-fn check_breaker(p: &mut Problems, at: &str, b: &BreakerSettings) {
-    for (field, v) in [
-        ("failure_rate", b.failure_rate),
-        ("slow_call_rate", b.slow_call_rate),
-    ] {
-        if !(v.is_finite() && v > 0.0 && v <= 1.0) {
-            p.push(
-                format!("{at}.{field}"),
-                "must be a fraction in (0, 1], e.g. 0.5",
-            );
-        }
-    }
-    for (field, v) in [
-        ("consecutive_failures", b.consecutive_failures),
-        ("window_size", b.window_size),
-        ("half_open_probes", b.half_open_probes),
-        ("close_after", b.close_after),
-    ] {
-        if v == 0 {
-            p.push(format!("{at}.{field}"), "must be at least 1");
-        }
-    }
-    for (field, d) in [
-        ("open_for", b.open_for),
-        ("max_open_for", b.max_open_for),
-        ("probe_lease", b.probe_lease),
-        ("window", b.window),
-        ("slow_call", b.slow_call),
-    ] {
-        check_duration(p, &format!("{at}.{field}"), d);
-    }
-    if b.max_open_for < b.open_for {
-        p.push(format!("{at}.max_open_for"), "must be at least open_for");
-    }
-    if !(b.backoff.is_finite() && b.backoff >= 1.0) {
-        p.push(format!("{at}.backoff"), "must be a factor >= 1.0, e.g. 2.0");
-    }
-}
-
-fn check_url(p: &mut Problems, at: &str, u: &str) {
-    match url::Url::parse(u) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-        Ok(_) => p.push(
-            at,
-            format!("{u:?} is not an http(s) URL with a host, e.g. \"https://api.example.com\""),
-        ),
-        Err(e) => p.push(
-            at,
-            format!("{u:?} is not a valid URL ({e}); expected e.g. \"https://api.example.com\""),
-        ),
-    }
-}
-
-fn is_ident(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-pub fn is_env_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-        && !s.starts_with(|c: char| c.is_ascii_digit())
 }
 
 /// Maps byte offsets and field paths back to lines and columns.

@@ -1,7 +1,7 @@
 //! `exwatch demo`: the simulator with its fault cycle, and a config watching it.
 
 use crate::config::{self, Config};
-use crate::exchange::ExchangeKind;
+use crate::model::ExchangeKind;
 
 /// Where the demo journals unless told otherwise: beside the logs, new each run.
 pub fn default_journal() -> std::path::PathBuf {

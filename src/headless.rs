@@ -1,8 +1,8 @@
 //! `run --headless`: status lines instead of the dashboard, for logs and CI.
 
-use crate::alert::model::Alert;
-use crate::breaker::BreakerState;
 use crate::clock::wall_ms;
+use crate::model::Alert;
+use crate::model::BreakerState;
 use crate::state::{ExchangeView, Snapshot};
 use serde::Serialize;
 use std::io::Write;

@@ -1,7 +1,27 @@
 //! The one shared HTTP client, a bounded GET, and `Retry-After`.
 
-use crate::config::HttpConfig;
+use serde::Deserialize;
 use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Bodies larger than this are cut off and count as invalid.
+    pub max_body_bytes: usize,
+    pub user_agent: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            connect_timeout: Duration::from_secs(2),
+            max_body_bytes: 2 * 1024 * 1024,
+            user_agent: concat!("exwatch/", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
+}
 
 /// One client for the whole process: a connection pool with keep-alive, so
 /// polling an endpoint does not pay a handshake on every tick.

@@ -10,9 +10,9 @@
 //! files), and the new file starts with a checkpoint of every open alert, so
 //! the newest file alone is enough to restore them.
 
-use crate::alert::model::Alert;
-use crate::config::Problems;
-use crate::state::Event;
+use crate::model::Alert;
+use crate::model::Event;
+use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

@@ -1,9 +1,29 @@
 //! Logs go to a daily rolling file, never to the terminal the UI or the
 //! headless status lines own.
 
-use crate::config::LogConfig;
+use serde::Deserialize;
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Directory of the daily rolling log files. Default: the platform state dir.
+    pub dir: Option<PathBuf>,
+    /// `error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` wins when set.
+    pub level: String,
+    pub json: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            dir: None,
+            level: "info".into(),
+            json: false,
+        }
+    }
+}
 
 /// The default log directory: `$XDG_STATE_HOME/exwatch` or `~/.local/state/exwatch`.
 pub fn default_dir() -> PathBuf {

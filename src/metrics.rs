@@ -13,11 +13,12 @@
 //! [`status_label`]); exchange error codes and free-text details never become
 //! label values. docs/observability.md has the full reference.
 
-use crate::alert::model::{AlertState, Delivery, Severity};
-use crate::alert::triage::TriageTotals;
-use crate::breaker::BreakerState;
-use crate::exchange::ApiError;
-use crate::state::{Component, Event, Outcome, Snapshot};
+use crate::model::ApiError;
+use crate::model::BreakerState;
+use crate::model::TriageTotals;
+use crate::model::{AlertState, Delivery, Severity};
+use crate::model::{Component, Event, Outcome};
+use crate::state::Snapshot;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -58,7 +59,7 @@ pub struct MetricsSettings {
 }
 
 impl MetricsSettings {
-    pub fn validate(&self, p: &mut crate::config::Problems) {
+    pub fn validate(&self, p: &mut crate::problems::Problems) {
         if let Some(addr) = self.listen
             && addr.ip().is_unspecified()
             && !self.allow_wildcard
@@ -984,8 +985,8 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::model::{Alert, Triage, TriageSource};
-    use crate::state::Sample;
+    use crate::model::Sample;
+    use crate::model::{Alert, Triage, TriageSource};
     use std::collections::BTreeMap;
 
     fn sample(outcome: Outcome) -> Event {
@@ -1169,9 +1170,9 @@ mod tests {
         let mut st = crate::state::State::new();
         st.apply(&Event::Watching {
             exchange: "bin".into(),
-            exchange_kind: crate::exchange::ExchangeKind::Binance,
+            exchange_kind: crate::model::ExchangeKind::Binance,
             endpoint: "book".into(),
-            kind: crate::exchange::EndpointKind::Book,
+            kind: crate::model::EndpointKind::Book,
             url: "http://x/".into(),
             interval_ms: 2000,
         });
@@ -1232,7 +1233,7 @@ mod tests {
 
     #[test]
     fn wildcard_listen_needs_allow_wildcard() {
-        let mut p = crate::config::Problems::default();
+        let mut p = crate::problems::Problems::default();
         MetricsSettings {
             listen: Some("0.0.0.0:9464".parse().expect("addr")),
             allow_wildcard: false,
@@ -1245,7 +1246,7 @@ mod tests {
         .validate(&mut p);
         assert_eq!(p.0.len(), 2);
         assert_eq!(p.0[0].0, "metrics.listen");
-        let mut ok = crate::config::Problems::default();
+        let mut ok = crate::problems::Problems::default();
         MetricsSettings {
             listen: Some("0.0.0.0:9464".parse().expect("addr")),
             allow_wildcard: true,

@@ -2,16 +2,19 @@
 //! the reducer, and hands out the snapshot channel and the command sender.
 
 use crate::alert::engine::Engine;
-use crate::alert::model::{AlertState, Delivery};
 use crate::alert::notify::AlertSender;
 use crate::alert::triage::TriageHandle;
-use crate::breaker::{BreakerId, BreakerStore, StoreKind};
+use crate::breaker::{BreakerStore, StoreKind};
 use crate::clock::wall_ms;
 use crate::config::Config;
 use crate::journal::{Journal, JournalSettings};
 use crate::limiter::BackendHealth;
+use crate::model::Command;
+use crate::model::EndpointId;
+use crate::model::{AlertState, Delivery};
+use crate::model::{Component, Event};
 use crate::probe::{self, WorkerDeps};
-use crate::state::{Component, Event, Snapshot, State};
+use crate::state::{Snapshot, State};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
@@ -26,37 +29,6 @@ const EVENT_QUEUE: usize = 4096;
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// Time-driven alert work (no data, silences expiring, auto-resolve).
 const ENGINE_TICK: Duration = Duration::from_secs(1);
-
-/// What the operator can ask of the engine. The UI sends these; it never
-/// changes engine state itself.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    ForceOpen {
-        exchange: String,
-        endpoint: String,
-    },
-    ResetBreaker {
-        exchange: String,
-        endpoint: String,
-    },
-    /// Stop reminders for an alert; `by` names the operator.
-    Acknowledge {
-        fingerprint: String,
-        by: String,
-    },
-    /// Silence alerts matching every given field, for a while.
-    Silence {
-        exchange: Option<String>,
-        endpoint: Option<String>,
-        kind: Option<String>,
-        duration: std::time::Duration,
-        by: String,
-    },
-    /// Ask for triage of these alerts (one batch).
-    Triage {
-        fingerprints: Vec<String>,
-    },
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
@@ -94,7 +66,7 @@ impl Monitor {
         let mut per_endpoint = HashMap::new();
         for ep in cfg.endpoints() {
             per_endpoint.insert(
-                BreakerId {
+                EndpointId {
                     exchange: ep.exchange.clone(),
                     endpoint: ep.endpoint.clone(),
                 },
@@ -417,16 +389,16 @@ impl Core {
                 self.triage.request_fingerprints(&fingerprints);
             }
             Command::ForceOpen { exchange, endpoint } => {
-                self.breaker_command(BreakerId { exchange, endpoint }, true);
+                self.breaker_command(EndpointId { exchange, endpoint }, true);
             }
             Command::ResetBreaker { exchange, endpoint } => {
-                self.breaker_command(BreakerId { exchange, endpoint }, false);
+                self.breaker_command(EndpointId { exchange, endpoint }, false);
             }
         }
     }
 
     /// The store may be remote: its answer comes back as an event, not inline.
-    fn breaker_command(&self, id: BreakerId, open: bool) {
+    fn breaker_command(&self, id: EndpointId, open: bool) {
         let breakers = self.breakers.clone();
         let events = self.events.clone();
         tokio::spawn(async move {

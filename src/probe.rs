@@ -1,18 +1,19 @@
 //! Polling one endpoint: the single probe (used by `check`, the benchmark and
 //! the worker) and the worker loop around it.
 
-use crate::breaker::{BreakerId, BreakerStore, CallResult, Permit};
+use crate::breaker::{BreakerStore, CallResult, Permit};
+
 use crate::clock::wall_ms;
 use crate::config::ResolvedEndpoint;
 use crate::detect::adaptive::{Adaptive, AdaptiveSettings};
 use crate::detect::hang::HangSettings;
 use crate::exchange::validate::Validator;
-use crate::exchange::{
-    self, ApiError, EndpointKind, InvalidReason, Payload, Problem, RateLimitSignal, RawResponse,
-};
+use crate::exchange::{self, Payload, Problem, RawResponse};
 use crate::http::{self, FetchError};
 use crate::limiter::{self, RateLimiter};
-use crate::state::{Event, Outcome, Sample};
+use crate::model::EndpointId;
+use crate::model::{ApiError, EndpointKind, InvalidReason, RateLimitSignal};
+use crate::model::{Event, Outcome, Sample};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -224,7 +225,7 @@ pub fn watching(ep: &ResolvedEndpoint) -> Event {
 
 /// Poll one endpoint until shutdown. A slow or hung endpoint only delays itself.
 pub async fn run_worker(ep: ResolvedEndpoint, deps: WorkerDeps) {
-    let id = BreakerId {
+    let id = EndpointId {
         exchange: ep.exchange.clone(),
         endpoint: ep.endpoint.clone(),
     };
@@ -266,7 +267,7 @@ pub async fn run_worker(ep: ResolvedEndpoint, deps: WorkerDeps) {
 /// share of the tightest rate tier left, when a call was made.
 async fn poll(
     ep: &ResolvedEndpoint,
-    id: &BreakerId,
+    id: &EndpointId,
     deps: &WorkerDeps,
     validator: &mut Validator,
     stall_after: Option<Duration>,

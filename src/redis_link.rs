@@ -9,13 +9,31 @@
 //! connects again, once, within the timeout. Owners that want backoff run it
 //! themselves (see the limiter's recovery task).
 
-use crate::config::RedisConfig;
 use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue, IntoConnectionInfo, ToRedisArgs};
+use serde::Deserialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Name of the environment variable holding the Redis URL (`redis://` or `rediss://`, password included).
+    pub url_env: String,
+    #[serde(default = "default_redis_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// PEM file of the CA that signed the server's certificate, for
+    /// `rediss://` with a private CA (default: the system's roots).
+    #[serde(default)]
+    pub tls_ca_file: Option<std::path::PathBuf>,
+}
+
+fn default_redis_timeout() -> Duration {
+    Duration::from_millis(500)
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LinkError {

@@ -7,9 +7,10 @@
 //! chosen speed and takes [`Control`]s (pause, resume, step, speed, next
 //! alert) for the dashboard's keys.
 
-use crate::alert::model::AlertState;
 use crate::journal::Entry;
-use crate::state::{Event, Snapshot, State};
+use crate::model::AlertState;
+use crate::model::Event;
+use crate::state::{Snapshot, State};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -246,7 +247,7 @@ async fn play(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::model::{Alert, Severity};
+    use crate::model::{Alert, Severity};
     use std::collections::BTreeMap;
 
     fn alert_entry(ts: i64, state: AlertState) -> Entry {

@@ -6,9 +6,9 @@
 //! keep who did them. Rate-limit and ban episodes are runs of polls that got
 //! a 429/418-style answer, ended by the next other answer.
 
-use crate::alert::model::{AlertState, Delivery, Severity, TriageSource};
 use crate::journal::Entry;
-use crate::state::{Event, Outcome};
+use crate::model::{AlertState, Delivery, Severity, TriageSource};
+use crate::model::{Event, Outcome};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -172,7 +172,7 @@ pub fn build(entries: impl IntoIterator<Item = Entry>, window: Window) -> Report
                 at_ms,
                 transition,
             } => {
-                if transition.to == crate::breaker::BreakerState::Open {
+                if transition.to == crate::model::BreakerState::Open {
                     summary
                         .entry(exchange.clone())
                         .or_insert_with(|| ExchangeSummary {
@@ -567,7 +567,7 @@ pub fn from_journal(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::model::Alert;
+    use crate::model::Alert;
 
     fn alert(state: AlertState, at: i64, by: Option<&str>) -> Entry {
         Entry {

@@ -5,238 +5,17 @@
 //! headless lines, metrics, replay) reads. Times inside events are unix ms
 //! taken at the edges, so replaying a journal yields the same snapshots.
 
-use crate::alert::model::{Alert, AlertState, Delivery};
-use crate::breaker::{BreakerState, BreakerView, OutcomeClass, Transition};
-use crate::exchange::{ApiError, EndpointKind, ExchangeKind, InvalidReason, RateLimitSignal};
-use crate::limiter::{Tier, TierFill};
+use crate::model::TierFill;
+use crate::model::{Alert, AlertState};
+use crate::model::{BreakerState, BreakerView};
+use crate::model::{Component, Event, Outcome, Sample};
+use crate::model::{EndpointKind, ExchangeKind};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
 /// How many recent samples each endpoint keeps for sparklines and rates.
 pub const RECENT: usize = 120;
-
-/// How one poll ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Outcome {
-    Ok,
-    /// A non-success HTTP status without a recognizable exchange error.
-    Http {
-        status: u16,
-        detail: String,
-    },
-    RateLimited {
-        retry_after_ms: Option<u64>,
-        detail: String,
-    },
-    Banned {
-        until_ms: Option<i64>,
-        retry_after_ms: Option<u64>,
-        detail: String,
-    },
-    Timeout,
-    Connect {
-        detail: String,
-    },
-    Invalid {
-        reason: InvalidReason,
-    },
-    /// The exchange answered with an error of its own (invalid symbol, maintenance, other codes).
-    Exchange {
-        error: ApiError,
-    },
-}
-
-impl Outcome {
-    pub fn is_ok(&self) -> bool {
-        matches!(self, Outcome::Ok)
-    }
-
-    pub fn class(&self) -> OutcomeClass {
-        match self {
-            Outcome::Ok => OutcomeClass::Ok,
-            Outcome::Http { status, .. } if *status >= 500 => OutcomeClass::ServerError,
-            Outcome::Http { .. } => OutcomeClass::ClientError,
-            Outcome::RateLimited { .. } => OutcomeClass::RateLimited,
-            Outcome::Banned { .. } => OutcomeClass::Banned,
-            Outcome::Timeout => OutcomeClass::Timeout,
-            Outcome::Connect { .. } => OutcomeClass::Connect,
-            Outcome::Invalid { .. } => OutcomeClass::InvalidPayload,
-            Outcome::Exchange {
-                error: ApiError::Maintenance { .. },
-            } => OutcomeClass::ServerError,
-            Outcome::Exchange { .. } => OutcomeClass::ClientError,
-        }
-    }
-
-    /// Short label for tables: `ok`, `http 503`, `rate_limited`, `invalid:crossed_book`...
-    pub fn label(&self) -> String {
-        match self {
-            Outcome::Ok => "ok".into(),
-            Outcome::Http { status, .. } => format!("http {status}"),
-            Outcome::RateLimited { .. } => "rate_limited".into(),
-            Outcome::Banned { .. } => "banned".into(),
-            Outcome::Timeout => "timeout".into(),
-            Outcome::Connect { .. } => "connect_error".into(),
-            Outcome::Invalid { reason } => format!("invalid:{}", reason.name()),
-            Outcome::Exchange { error } => match error {
-                ApiError::InvalidSymbol { .. } => "invalid_symbol".into(),
-                ApiError::Maintenance { .. } => "maintenance".into(),
-                ApiError::Exchange { code, .. } => {
-                    format!("exchange_error {}", code.as_deref().unwrap_or("?"))
-                }
-                ApiError::RateLimited { .. } => "rate_limited".into(),
-                ApiError::IpBanned { .. } => "banned".into(),
-            },
-        }
-    }
-
-    /// One line saying why, for the verdict column.
-    pub fn detail(&self) -> String {
-        match self {
-            Outcome::Ok => String::new(),
-            Outcome::Http { detail, .. } | Outcome::Connect { detail } => detail.clone(),
-            Outcome::RateLimited {
-                retry_after_ms,
-                detail,
-            } => match retry_after_ms {
-                Some(ms) => format!("retry after {:.1}s: {detail}", *ms as f64 / 1000.0),
-                None => detail.clone(),
-            },
-            Outcome::Banned {
-                until_ms,
-                retry_after_ms,
-                detail,
-            } => match (until_ms, retry_after_ms) {
-                (Some(u), _) => format!("banned until {u}: {detail}"),
-                (None, Some(ms)) => format!("banned for {:.0}s: {detail}", *ms as f64 / 1000.0),
-                _ => detail.clone(),
-            },
-            Outcome::Timeout => "no answer within the timeout".into(),
-            Outcome::Invalid { reason } => reason.to_string(),
-            Outcome::Exchange { error } => match error {
-                ApiError::InvalidSymbol { message, .. }
-                | ApiError::Maintenance { message }
-                | ApiError::Exchange { message, .. }
-                | ApiError::RateLimited { message, .. }
-                | ApiError::IpBanned { message, .. } => message.clone(),
-            },
-        }
-    }
-}
-
-/// The result of one poll of one endpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sample {
-    pub exchange: String,
-    pub endpoint: String,
-    pub at_ms: i64,
-    pub latency_us: u64,
-    pub status: Option<u16>,
-    pub outcome: Outcome,
-    /// Last price or best bid/ask, for the summary column.
-    pub summary: Option<String>,
-    pub price: Option<f64>,
-    pub exchange_ts_ms: Option<i64>,
-    pub signal: Option<RateLimitSignal>,
-}
-
-/// Which backend a health event is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Component {
-    RedisLimiter,
-    RedisBreaker,
-    Journal,
-}
-
-impl Component {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Component::RedisLimiter => "redis (limiter)",
-            Component::RedisBreaker => "redis (breaker)",
-            Component::Journal => "journal",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
-    /// Describes an endpoint once at start, so views know it before its first sample.
-    Watching {
-        exchange: String,
-        exchange_kind: ExchangeKind,
-        endpoint: String,
-        kind: EndpointKind,
-        url: String,
-        interval_ms: u64,
-    },
-    Sample(Sample),
-    /// A request has been in flight for `in_flight_ms` and is still
-    /// unanswered (sent once per poll; its `Sample` follows when it ends).
-    Stalled {
-        exchange: String,
-        endpoint: String,
-        at_ms: i64,
-        in_flight_ms: u64,
-    },
-    /// A worker waited for the rate limiter before polling.
-    LimiterWaited {
-        exchange: String,
-        endpoint: String,
-        at_ms: i64,
-        waited_ms: u64,
-        tier: Tier,
-    },
-    LimiterFill {
-        exchange: String,
-        endpoint: String,
-        at_ms: i64,
-        tiers: Vec<TierFill>,
-    },
-    BreakerChanged {
-        exchange: String,
-        endpoint: String,
-        at_ms: i64,
-        transition: Transition,
-    },
-    /// A poll was skipped because the breaker is open.
-    BreakerRejected {
-        exchange: String,
-        endpoint: String,
-        at_ms: i64,
-        state: BreakerState,
-    },
-    PollInterval {
-        exchange: String,
-        endpoint: String,
-        interval_ms: u64,
-    },
-    ClockOffset {
-        exchange: String,
-        offset_ms: i64,
-    },
-    BackendHealth {
-        at_ms: i64,
-        component: Component,
-        healthy: bool,
-        detail: String,
-    },
-    /// The whole new state of one alert (raised, re-fired, acknowledged, silenced, resolved, triaged).
-    AlertChanged {
-        alert: Alert,
-    },
-    /// A sink's delivery state for one alert.
-    AlertDelivery {
-        fingerprint: String,
-        sink: String,
-        delivery: Delivery,
-    },
-    /// Cumulative triage counters (model calls, tokens, cost), after each model call.
-    TriageUsage(crate::alert::triage::TriageTotals),
-}
 
 /// Per-endpoint figures the reducer keeps between events.
 #[derive(Debug, Clone)]
@@ -311,7 +90,7 @@ pub struct State {
     alerts: BTreeMap<String, Alert>,
     last_event_ms: i64,
     events: u64,
-    triage: crate::alert::triage::TriageTotals,
+    triage: crate::model::TriageTotals,
 }
 
 impl State {
@@ -610,7 +389,7 @@ pub struct Snapshot {
     pub alerts: Vec<Alert>,
     /// Triage calls, tokens and cost so far.
     #[serde(default)]
-    pub triage: crate::alert::triage::TriageTotals,
+    pub triage: crate::model::TriageTotals,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -677,6 +456,7 @@ impl EndpointView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Transition;
 
     fn watching() -> Event {
         Event::Watching {

@@ -2,10 +2,9 @@
 //! each exchange, read through its adapter, with the normalized values and
 //! classifications asserted. Fixture sources: tests/fixtures/SOURCES.md.
 
-use exwatch::exchange::{
-    self, ApiError, EndpointKind, ExchangeKind, Interpretation, InvalidReason, OrderBook, Payload,
-    Problem, RawResponse, Ticker,
-};
+use exwatch::exchange::{self, Interpretation, OrderBook, Payload, Problem, RawResponse, Ticker};
+
+use exwatch::model::{ApiError, EndpointKind, ExchangeKind, InvalidReason};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::path::PathBuf;
 

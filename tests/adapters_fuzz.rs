@@ -6,11 +6,12 @@
 //! CI runs 2,000 cases per property; set `PROPTEST_CASES` for a long run:
 //! `PROPTEST_CASES=1000000 cargo test --release --test adapters_fuzz`.
 
-use exwatch::config::ValidationSettings;
 use exwatch::exchange::generic::GenericSpec;
+use exwatch::exchange::validate::ValidationSettings;
 use exwatch::exchange::validate::{Validator, check_payload};
-use exwatch::exchange::{self, EndpointKind, ExchangeKind, RawResponse};
+use exwatch::exchange::{self, RawResponse};
 use exwatch::exchange::{Level, Num, OrderBook, Payload, Ticker};
+use exwatch::model::{EndpointKind, ExchangeKind};
 use proptest::prelude::*;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;

@@ -4,9 +4,8 @@
 
 use exwatch::config;
 use exwatch::exchange::generic::GenericSpec;
-use exwatch::exchange::{
-    self, ApiError, EndpointKind, ExchangeKind, InvalidReason, Payload, Problem, RawResponse,
-};
+use exwatch::exchange::{self, Payload, Problem, RawResponse};
+use exwatch::model::{ApiError, EndpointKind, ExchangeKind, InvalidReason};
 use exwatch::sim::market::Quote;
 use exwatch::sim::shapes::{self, SimResponse};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};

@@ -2,9 +2,10 @@
 //! shape round-trips to the quote it was rendered from, and every error
 //! shape is classified the way the real exchange's would be.
 
-use exwatch::exchange::{
-    self, ApiError, EndpointKind, ExchangeKind, Interpretation, Payload, Problem, RawResponse,
-};
+use exwatch::exchange::{self, Interpretation, Payload, Problem, RawResponse};
+use exwatch::model;
+
+use exwatch::model::{ApiError, EndpointKind, ExchangeKind};
 use exwatch::sim::market::Quote;
 use exwatch::sim::shapes::{self, SimResponse};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -228,9 +229,7 @@ fn a_crossed_quote_is_rendered_faithfully_and_rejected() {
             assert!(
                 matches!(
                     got,
-                    Err(Problem::Invalid(
-                        exchange::InvalidReason::CrossedBook { .. }
-                    ))
+                    Err(Problem::Invalid(model::InvalidReason::CrossedBook { .. }))
                 ),
                 "{kind} {endpoint:?}: {got:?}"
             );
@@ -340,7 +339,7 @@ fn server_error_shapes_are_not_healthy() {
 
 // ------------------------------------------------ validation through the shapes
 
-use exwatch::config::ValidationSettings;
+use exwatch::exchange::validate::ValidationSettings;
 use exwatch::exchange::validate::Validator;
 
 fn reason(r: &Result<Payload, Problem>) -> &'static str {

@@ -1,9 +1,9 @@
 //! The [alerts] and [journal] config sections: defaults, parsing, positioned errors.
 
-use exwatch::alert::model::Severity;
 use exwatch::alert::sinks::SinkKind;
 use exwatch::config;
 use exwatch::journal::FsyncPolicy;
+use exwatch::model::Severity;
 use std::time::Duration;
 
 const EXCHANGE: &str = r#"

@@ -1,12 +1,13 @@
 //! The alert engine's lifecycle, fed events with injected time.
 
 use exwatch::alert::engine::Engine;
-use exwatch::alert::model::{Alert, AlertState, Severity};
 use exwatch::alert::{AlertSettings, MaintenanceWindow, Matcher};
-use exwatch::breaker::{BreakerState, Transition};
-use exwatch::exchange::{EndpointKind, ExchangeKind};
-use exwatch::monitor::Command;
-use exwatch::state::{Event, Outcome, Sample, State};
+use exwatch::model::Command;
+use exwatch::model::{Alert, AlertState, Severity};
+use exwatch::model::{BreakerState, Transition};
+use exwatch::model::{EndpointKind, ExchangeKind};
+use exwatch::model::{Event, Outcome, Sample};
+use exwatch::state::State;
 use std::time::Duration;
 
 fn watching(exchange: &str, endpoint: &str) -> Event {
@@ -340,7 +341,7 @@ fn restored_alerts_nobody_confirms_resolve_after_resolve_after() {
 
 #[test]
 fn engine_output_drives_the_reducer_with_delivery_kept() {
-    use exwatch::alert::model::Delivery;
+    use exwatch::model::Delivery;
     let mut e = Engine::new(AlertSettings::default());
     let mut st = State::new();
     st.apply(&watching("bin", "ticker"));

@@ -8,7 +8,7 @@ mod common;
 
 use alert_common::{Behaviour, Hit, Receiver};
 use common::sim::{count, fault, scenario, start};
-use exwatch::exchange::{EndpointKind, ExchangeKind};
+use exwatch::model::{EndpointKind, ExchangeKind};
 use exwatch::sim::SimHandle;
 use exwatch::sim::scenario::FaultKind;
 use std::collections::{BTreeMap, BTreeSet};

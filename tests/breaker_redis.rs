@@ -8,19 +8,17 @@ use common::redis::RedisServer;
 use exwatch::breaker::redis::{
     BreakerHealth, RedisBreakers, breaker_key, build_with_retry, report_health,
 };
-use exwatch::breaker::{
-    BreakerId, BreakerSettings, BreakerState, BreakerStore, CallResult, Grant, OutcomeClass,
-    Permit, StoreKind, Transition,
-};
-use exwatch::state::{Component, Event};
+use exwatch::breaker::{BreakerSettings, BreakerStore, CallResult, Grant, Permit, StoreKind};
+use exwatch::model::{BreakerState, EndpointId, OutcomeClass, Transition};
+use exwatch::model::{Component, Event};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 
-fn id() -> BreakerId {
-    BreakerId {
+fn id() -> EndpointId {
+    EndpointId {
         exchange: "binance".into(),
         endpoint: "ticker".into(),
     }
@@ -357,7 +355,7 @@ async fn redis_outage_falls_back_to_memory_and_recovers() {
         matches!(&*health.borrow_and_update(), BreakerHealth::Degraded { error, .. } if !error.is_empty())
     );
     // Other endpoints keep being monitored, from memory.
-    let other = BreakerId {
+    let other = EndpointId {
         exchange: "okx".into(),
         endpoint: "books".into(),
     };
@@ -457,9 +455,9 @@ async fn a_three_master_cluster_runs_every_script_without_crossslot() {
         ..settings()
     };
     let store = instance(&nodes[1], &s);
-    let ids: Vec<BreakerId> = ["binance", "bybit", "okx", "coinbase", "kraken", "x1"]
+    let ids: Vec<EndpointId> = ["binance", "bybit", "okx", "coinbase", "kraken", "x1"]
         .into_iter()
-        .map(|ex| BreakerId {
+        .map(|ex| EndpointId {
             exchange: ex.into(),
             endpoint: "ticker".into(),
         })

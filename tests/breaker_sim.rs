@@ -8,7 +8,7 @@ mod common;
 
 use common::redis::RedisServer;
 use common::sim::{count, fault, scenario, start};
-use exwatch::exchange::{EndpointKind, ExchangeKind};
+use exwatch::model::{EndpointKind, ExchangeKind};
 use exwatch::sim::scenario::FaultKind;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -199,12 +199,12 @@ fn the_shipped_example_config_is_valid() {
     for ex in &cfg.exchanges {
         let eps: Vec<_> = ex.endpoints.iter().map(|e| e.kind).collect();
         assert!(
-            eps.contains(&exwatch::exchange::EndpointKind::Ticker),
+            eps.contains(&exwatch::model::EndpointKind::Ticker),
             "{} has a ticker",
             ex.name
         );
         assert!(
-            eps.contains(&exwatch::exchange::EndpointKind::Book),
+            eps.contains(&exwatch::model::EndpointKind::Book),
             "{} has a book",
             ex.name
         );

@@ -3,9 +3,9 @@
 
 use exwatch::alert::AlertSettings;
 use exwatch::alert::engine::Engine;
-use exwatch::alert::model::{Alert, AlertState, Delivery, Severity};
 use exwatch::journal::{self, FsyncPolicy, Journal, JournalSettings};
-use exwatch::state::{Event, Outcome, Sample};
+use exwatch::model::{Alert, AlertState, Delivery, Severity};
+use exwatch::model::{Event, Outcome, Sample};
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -7,12 +7,13 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use common::redis::RedisServer;
-use exwatch::exchange::RateLimitSignal;
 use exwatch::limiter::redis::RedisLimiter;
 use exwatch::limiter::{
     BackendHealth, BucketSpec, Decision, LimitRequest, LimiterBackend, LimiterSettings,
-    OutagePolicy, RateLimiter, Tier, TierBucket, acquire,
+    OutagePolicy, RateLimiter, TierBucket, acquire,
 };
+use exwatch::model::RateLimitSignal;
+use exwatch::model::Tier;
 use exwatch::redis_link::{RedisLink, Topology};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -535,7 +536,7 @@ async fn build_names_a_missing_variable() {
         on_redis_outage: OutagePolicy::Local,
         instances: 1,
     };
-    let cfg = exwatch::config::RedisConfig {
+    let cfg = exwatch::redis_link::RedisConfig {
         url_env: "EXWATCH_TEST_NO_SUCH_VAR".into(),
         timeout: TIMEOUT,
         tls_ca_file: None,
@@ -550,7 +551,7 @@ async fn build_names_a_missing_variable() {
         "{err:?}"
     );
     // A variable that holds no Redis URL is named too (cargo sets this one).
-    let cfg = exwatch::config::RedisConfig {
+    let cfg = exwatch::redis_link::RedisConfig {
         url_env: "CARGO_PKG_NAME".into(),
         timeout: TIMEOUT,
         tls_ca_file: None,

@@ -5,9 +5,8 @@ mod common;
 
 use common::redis::RedisServer;
 use exwatch::limiter::redis::RedisLimiter;
-use exwatch::limiter::{
-    BucketSpec, Decision, LimitRequest, OutagePolicy, RateLimiter, Tier, TierBucket,
-};
+use exwatch::limiter::{BucketSpec, Decision, LimitRequest, OutagePolicy, RateLimiter, TierBucket};
+use exwatch::model::Tier;
 use exwatch::redis_link::RedisLink;
 use std::path::Path;
 use std::process::Command;

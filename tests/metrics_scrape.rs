@@ -6,7 +6,7 @@ mod common;
 
 use common::sim::{fault, scenario, start};
 use exwatch::config;
-use exwatch::exchange::{EndpointKind, ExchangeKind};
+use exwatch::model::{EndpointKind, ExchangeKind};
 use exwatch::monitor::Monitor;
 use exwatch::sim::scenario::FaultKind;
 use openmetrics_parser::{MetricsExposition, OpenMetricsType, OpenMetricsValue};
@@ -400,8 +400,9 @@ fn promql_names_are_extracted() {
 /// metric the Grafana dashboard queries must be in the scrape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_families_and_every_dashboard_metric_are_exported() {
-    use exwatch::alert::model::{Alert, AlertState, Delivery, Severity, Triage, TriageSource};
-    use exwatch::state::{Component, Event, Snapshot, State};
+    use exwatch::model::{Alert, AlertState, Delivery, Severity, Triage, TriageSource};
+    use exwatch::model::{Component, Event};
+    use exwatch::state::{Snapshot, State};
     use std::collections::BTreeMap;
     use std::sync::Arc;
     use tokio::sync::{mpsc, watch};
@@ -506,7 +507,7 @@ async fn alert_families_and_every_dashboard_metric_are_exported() {
                 error: "HTTP 403".into(),
             },
         },
-        Event::TriageUsage(exwatch::alert::triage::TriageTotals {
+        Event::TriageUsage(exwatch::model::TriageTotals {
             calls: 1,
             tokens_in: 900,
             tokens_out: 120,

@@ -4,14 +4,15 @@
 mod common;
 
 use common::sim::{count, fault, scenario, start};
-use exwatch::breaker::BreakerState;
-use exwatch::config::{self, ResolvedEndpoint, ValidationSettings};
+use exwatch::config::{self, ResolvedEndpoint};
+use exwatch::exchange::validate::ValidationSettings;
 use exwatch::exchange::validate::Validator;
-use exwatch::exchange::{EndpointKind, ExchangeKind, InvalidReason};
+use exwatch::model::BreakerState;
+use exwatch::model::{EndpointKind, ExchangeKind, InvalidReason};
+use exwatch::model::{Event, Outcome};
 use exwatch::monitor::Monitor;
 use exwatch::probe::probe_once;
 use exwatch::sim::scenario::FaultKind;
-use exwatch::state::{Event, Outcome};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -409,7 +410,7 @@ async fn a_hang_is_reported_while_the_request_is_still_in_flight() {
     // The hung request times out at about 5 s; prompt answers then clear it.
     let resolved = watch_events(&mut tap, Duration::from_secs(10), |e| {
         matches!(e, Event::AlertChanged { alert }
-            if alert.kind == "hung" && alert.state == exwatch::alert::model::AlertState::Resolved)
+            if alert.kind == "hung" && alert.state == exwatch::model::AlertState::Resolved)
     })
     .await;
     assert!(

@@ -6,7 +6,7 @@ mod common;
 
 use common::sim::{fault, scenario, start};
 use exwatch::config;
-use exwatch::exchange::{EndpointKind, ExchangeKind};
+use exwatch::model::{EndpointKind, ExchangeKind};
 use exwatch::monitor::Monitor;
 use exwatch::replay::Replay;
 use exwatch::sim::scenario::FaultKind;

@@ -7,7 +7,7 @@ mod common;
 use common::sim::{fault, scenario, start};
 use exwatch::clock::wall_ms;
 use exwatch::config;
-use exwatch::exchange::{EndpointKind, ExchangeKind};
+use exwatch::model::{EndpointKind, ExchangeKind};
 use exwatch::monitor::Monitor;
 use exwatch::sim::scenario::FaultKind;
 use std::process::Command;

@@ -5,7 +5,7 @@
 mod common;
 
 use common::sim::{fault, scenario, start};
-use exwatch::exchange::{EndpointKind, ExchangeKind};
+use exwatch::model::{EndpointKind, ExchangeKind};
 use exwatch::sim::scenario::FaultKind;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -7,12 +7,12 @@ use axum::extract::State as AxState;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use exwatch::alert::model::{Alert, AlertState, Severity, TriageSource};
-use exwatch::alert::triage::{
-    self, ApiKey, Requested, TriageHandle, TriageSettings, TriageTotals, prompt,
-};
-use exwatch::exchange::{EndpointKind, ExchangeKind};
-use exwatch::state::{Event, Outcome, Sample, Snapshot, State};
+use exwatch::alert::triage::{self, ApiKey, Requested, TriageHandle, TriageSettings, prompt};
+use exwatch::model::TriageTotals;
+use exwatch::model::{Alert, AlertState, Severity, TriageSource};
+use exwatch::model::{EndpointKind, ExchangeKind};
+use exwatch::model::{Event, Outcome, Sample};
+use exwatch::state::{Snapshot, State};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -173,7 +173,7 @@ fn alert(endpoint: &str, kind: &str, severity: Severity) -> Alert {
         resolved_at_ms: None,
         delivery: BTreeMap::from([(
             "slack".to_string(),
-            exwatch::alert::model::Delivery::Failed {
+            exwatch::model::Delivery::Failed {
                 error: "POST https://hooks.slack.com/services/T000/B000/XXXX failed".into(),
             },
         )]),

@@ -1,12 +1,13 @@
 //! Rule-based triage: deterministic decisions that say which rule decided,
 //! the facts they read from the snapshot, and the `[triage]` config table.
 
-use exwatch::alert::model::{Alert, AlertState, Severity, TriageSource};
 use exwatch::alert::triage::{AlertContext, TriageSettings, rules};
-use exwatch::breaker::{BreakerState, Transition};
 use exwatch::config;
-use exwatch::exchange::{EndpointKind, ExchangeKind};
-use exwatch::state::{Event, Outcome, Sample, Snapshot, State};
+use exwatch::model::{Alert, AlertState, Severity, TriageSource};
+use exwatch::model::{BreakerState, Transition};
+use exwatch::model::{EndpointKind, ExchangeKind};
+use exwatch::model::{Event, Outcome, Sample};
+use exwatch::state::{Snapshot, State};
 use std::collections::BTreeMap;
 
 fn alert(exchange: &str, endpoint: Option<&str>, kind: &str, severity: Severity) -> Alert {
@@ -470,9 +471,11 @@ mod answers {
 
 mod reducer {
     use super::alert;
-    use exwatch::alert::model::{AlertState, Severity};
-    use exwatch::alert::triage::{AlertContext, TriageTotals, rules};
-    use exwatch::state::{Event, State};
+    use exwatch::alert::triage::{AlertContext, rules};
+    use exwatch::model::Event;
+    use exwatch::model::TriageTotals;
+    use exwatch::model::{AlertState, Severity};
+    use exwatch::state::State;
 
     #[test]
     fn usage_events_round_trip_and_reach_the_snapshot() {

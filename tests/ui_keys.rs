@@ -4,9 +4,9 @@
 
 mod ui_fixtures;
 
-use exwatch::alert::model::AlertState;
 use exwatch::config;
-use exwatch::monitor::Command;
+use exwatch::model::AlertState;
+use exwatch::model::Command;
 use exwatch::ui::keymap::CTRL_C;
 use exwatch::ui::{Action, Key, Keymap, Mode, Panel, Reaction, Theme, ViewState};
 use std::time::Duration;

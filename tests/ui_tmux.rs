@@ -284,7 +284,7 @@ fn sigterm_restores_the_terminal() {
 #[test]
 fn acknowledging_on_the_dashboard_sends_pagerduty_acknowledge() {
     use alert_common::{Behaviour, Receiver};
-    use exwatch::exchange::{EndpointKind, ExchangeKind};
+    use exwatch::model::{EndpointKind, ExchangeKind};
     use exwatch::sim::scenario::FaultKind;
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");

@@ -6,10 +6,10 @@ mod common;
 
 use common::sim::{fault, scenario, start};
 use exwatch::config;
-use exwatch::exchange::{EndpointKind, ExchangeKind, InvalidReason};
+use exwatch::model::{EndpointKind, ExchangeKind, InvalidReason};
+use exwatch::model::{Event, Outcome};
 use exwatch::monitor::Monitor;
 use exwatch::sim::scenario::FaultKind;
-use exwatch::state::{Event, Outcome};
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;

@@ -9,7 +9,7 @@
 //! duplicates within the TTL succeeds). If Redis fails, the claim falls back
 //! to memory: a Redis outage may cause a duplicate message, never a lost one.
 
-use crate::config::Problems;
+use crate::problems::Problems;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -95,7 +95,7 @@ impl MemoryClaims {
         match held.get(key) {
             Some(until) if *until > now_ms => false,
             _ => {
-                held.insert(key.to_string(), now_ms + crate::detect::ms(ttl));
+                held.insert(key.to_string(), now_ms + crate::clock::ms(ttl));
                 true
             }
         }

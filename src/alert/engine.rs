@@ -11,13 +11,13 @@
 //! commands (ack, silence) ─────────▶ Engine
 //! ```
 
-use super::model::{Alert, AlertState};
 use super::{AlertSettings, Matcher};
 use crate::detect::breaker::{BREAKER_OPEN, OUTAGE};
 use crate::detect::staleness::NO_DATA;
 use crate::detect::{Detectors, Finding, Firing, Health};
-use crate::monitor::Command;
-use crate::state::Event;
+use crate::model::Command;
+use crate::model::Event;
+use crate::model::{Alert, AlertState};
 use std::collections::BTreeMap;
 
 /// An operator's silence, live until `until_ms`.
@@ -106,7 +106,7 @@ impl Engine {
     pub fn tick(&mut self, now_ms: i64) -> Vec<Event> {
         self.silences.retain(|s| s.until_ms > now_ms);
         let mut changed = Vec::new();
-        let stale_before = now_ms - crate::detect::ms(self.s.resolve_after);
+        let stale_before = now_ms - crate::clock::ms(self.s.resolve_after);
         for (fp, t) in self.alerts.iter_mut() {
             if t.alert.state.is_open() && t.alert.last_seen_ms < stale_before {
                 resolve(
@@ -165,7 +165,7 @@ impl Engine {
                     },
                     by: by.clone(),
                     created_ms: now_ms,
-                    until_ms: now_ms.saturating_add(crate::detect::ms(*duration)),
+                    until_ms: now_ms.saturating_add(crate::clock::ms(*duration)),
                 });
                 self.apply(Vec::new(), now_ms)
             }
@@ -290,7 +290,7 @@ impl Engine {
 
     /// Returns whether the alert must be re-emitted now.
     fn fire(&mut self, fp: &str, x: Firing, now_ms: i64) -> bool {
-        let update_ms = crate::detect::ms(self.s.update_every);
+        let update_ms = crate::clock::ms(self.s.update_every);
         match self.alerts.get_mut(fp) {
             Some(t) => {
                 let a = &mut t.alert;

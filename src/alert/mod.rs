@@ -6,15 +6,15 @@
 
 pub mod dedup;
 pub mod engine;
-pub mod model;
+pub mod notification;
 pub mod notify;
 pub mod runtime;
 pub mod sinks;
 pub mod triage;
 
-use crate::config::Problems;
 use crate::detect::DetectSettings;
-use model::Alert;
+use crate::model::Alert;
+use crate::problems::Problems;
 use serde::Deserialize;
 use std::time::Duration;
 

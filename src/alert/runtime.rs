@@ -14,7 +14,7 @@ use super::dedup::{Claims, DedupBackend, RedisClaims};
 use super::notify::{self, AlertSender};
 use super::sinks::{self, SinkError};
 use crate::config::Config;
-use crate::state::Event;
+use crate::model::Event;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

@@ -16,9 +16,9 @@
 //! keeps them here ([`Machine::leases`]), the Redis store keeps them as
 //! `SET NX PX` keys, so both reach [`Machine::apply`] with a [`ProbeStatus`].
 
-use super::{
-    BreakerSettings, BreakerState, BreakerView, CallResult, OutcomeClass, Transition, WindowKind,
-};
+use super::{BreakerSettings, CallResult, WindowKind};
+
+use crate::model::{BreakerState, BreakerView, OutcomeClass, Transition};
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 

@@ -4,23 +4,21 @@
 //! unreachable.
 
 use super::machine::{Admit, Machine};
-use super::{
-    BreakerError, BreakerId, BreakerSettings, BreakerStore, BreakerView, CallResult, Grant, Permit,
-    StoreKind, Transition,
-};
+use super::{BreakerError, BreakerSettings, BreakerStore, CallResult, Grant, Permit, StoreKind};
+use crate::model::{BreakerView, EndpointId, Transition};
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 pub struct MemoryBreakers {
-    settings: HashMap<BreakerId, BreakerSettings>,
+    settings: HashMap<EndpointId, BreakerSettings>,
     default: BreakerSettings,
-    machines: Mutex<HashMap<BreakerId, Machine>>,
+    machines: Mutex<HashMap<EndpointId, Machine>>,
 }
 
 impl MemoryBreakers {
     /// `settings` holds the per-breaker overrides; others use `default`.
-    pub fn new(default: BreakerSettings, settings: HashMap<BreakerId, BreakerSettings>) -> Self {
+    pub fn new(default: BreakerSettings, settings: HashMap<EndpointId, BreakerSettings>) -> Self {
         MemoryBreakers {
             settings,
             default,
@@ -28,11 +26,11 @@ impl MemoryBreakers {
         }
     }
 
-    pub fn settings(&self, id: &BreakerId) -> &BreakerSettings {
+    pub fn settings(&self, id: &EndpointId) -> &BreakerSettings {
         self.settings.get(id).unwrap_or(&self.default)
     }
 
-    fn with<T>(&self, id: &BreakerId, f: impl FnOnce(&mut Machine) -> T) -> T {
+    fn with<T>(&self, id: &EndpointId, f: impl FnOnce(&mut Machine) -> T) -> T {
         // A panic elsewhere while holding the lock leaves the machines intact
         // (every update is a plain assignment), so carry on with them.
         let mut map = self.machines.lock().unwrap_or_else(|p| p.into_inner());
@@ -40,25 +38,25 @@ impl MemoryBreakers {
     }
 
     /// A copy of a breaker's machine, if it has been used.
-    pub fn machine(&self, id: &BreakerId) -> Option<Machine> {
+    pub fn machine(&self, id: &EndpointId) -> Option<Machine> {
         let map = self.machines.lock().unwrap_or_else(|p| p.into_inner());
         map.get(id).cloned()
     }
 
     /// Start a breaker from a known state (e.g. the last state seen in Redis,
     /// or one read back from a journal), unless it is already in use.
-    pub fn seed(&self, id: &BreakerId, machine: Machine) {
+    pub fn seed(&self, id: &EndpointId, machine: Machine) {
         let mut map = self.machines.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(id.clone()).or_insert(machine);
     }
 
     /// Take every breaker out (after a Redis outage, to share what opened).
-    pub fn drain(&self) -> Vec<(BreakerId, Machine)> {
+    pub fn drain(&self) -> Vec<(EndpointId, Machine)> {
         let mut map = self.machines.lock().unwrap_or_else(|p| p.into_inner());
         map.drain().collect()
     }
 
-    pub fn permit_at(&self, id: &BreakerId, now_ms: i64) -> (Permit, Option<Transition>) {
+    pub fn permit_at(&self, id: &EndpointId, now_ms: i64) -> (Permit, Option<Transition>) {
         let s = self.settings(id);
         let (admit, transition) = self.with(id, |m| m.admit(s, now_ms));
         let p = match admit {
@@ -79,7 +77,7 @@ impl MemoryBreakers {
 
     pub fn record_at(
         &self,
-        id: &BreakerId,
+        id: &EndpointId,
         grant: &Grant,
         result: CallResult,
         now_ms: i64,
@@ -90,15 +88,15 @@ impl MemoryBreakers {
         self.with(id, |m| m.record(s, grant.generation, probe, result, now_ms))
     }
 
-    pub fn force_open_now(&self, id: &BreakerId) -> Option<Transition> {
+    pub fn force_open_now(&self, id: &EndpointId) -> Option<Transition> {
         self.with(id, |m| m.force_open())
     }
 
-    pub fn reset_now(&self, id: &BreakerId) -> Option<Transition> {
+    pub fn reset_now(&self, id: &EndpointId) -> Option<Transition> {
         self.with(id, |m| m.reset())
     }
 
-    pub fn view_at(&self, id: &BreakerId) -> BreakerView {
+    pub fn view_at(&self, id: &EndpointId) -> BreakerView {
         self.with(id, |m| m.view())
     }
 }
@@ -110,14 +108,14 @@ fn ready<'a, T: Send + 'a>(v: T) -> BoxFuture<'a, T> {
 impl BreakerStore for MemoryBreakers {
     fn permit<'a>(
         &'a self,
-        id: &'a BreakerId,
+        id: &'a EndpointId,
     ) -> BoxFuture<'a, Result<(Permit, Option<Transition>), BreakerError>> {
         ready(Ok(self.permit_at(id, crate::clock::wall_ms())))
     }
 
     fn record<'a>(
         &'a self,
-        id: &'a BreakerId,
+        id: &'a EndpointId,
         grant: &'a Grant,
         result: CallResult,
     ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>> {
@@ -131,19 +129,19 @@ impl BreakerStore for MemoryBreakers {
 
     fn force_open<'a>(
         &'a self,
-        id: &'a BreakerId,
+        id: &'a EndpointId,
     ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>> {
         ready(Ok(self.force_open_now(id)))
     }
 
     fn reset<'a>(
         &'a self,
-        id: &'a BreakerId,
+        id: &'a EndpointId,
     ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>> {
         ready(Ok(self.reset_now(id)))
     }
 
-    fn view<'a>(&'a self, id: &'a BreakerId) -> BoxFuture<'a, Result<BreakerView, BreakerError>> {
+    fn view<'a>(&'a self, id: &'a EndpointId) -> BoxFuture<'a, Result<BreakerView, BreakerError>> {
         ready(Ok(self.view_at(id)))
     }
 }
@@ -151,13 +149,13 @@ impl BreakerStore for MemoryBreakers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::breaker::{BreakerState, OutcomeClass};
+    use crate::model::{BreakerState, OutcomeClass};
     use std::time::Duration;
 
     const T0: i64 = 1_700_000_000_000;
 
-    fn id(ep: &str) -> BreakerId {
-        BreakerId {
+    fn id(ep: &str) -> EndpointId {
+        EndpointId {
             exchange: "binance".into(),
             endpoint: ep.into(),
         }

@@ -8,64 +8,10 @@ pub mod redis;
 
 pub use redis::{BreakerHealth, build};
 
+use crate::model::{BreakerState, BreakerView, EndpointId, OutcomeClass, Transition};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-
-/// Identifies the breaker of one endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct BreakerId {
-    pub exchange: String,
-    pub endpoint: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakerState {
-    Closed,
-    Open,
-    HalfOpen,
-}
-
-impl BreakerState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-        }
-    }
-}
-
-/// How a call ended, as the breaker classifies it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutcomeClass {
-    Ok,
-    /// HTTP 4xx other than 429/418, or an exchange error body.
-    ClientError,
-    ServerError,
-    RateLimited,
-    Banned,
-    Timeout,
-    Connect,
-    InvalidPayload,
-}
-
-impl OutcomeClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutcomeClass::Ok => "ok",
-            OutcomeClass::ClientError => "client_error",
-            OutcomeClass::ServerError => "server_error",
-            OutcomeClass::RateLimited => "rate_limited",
-            OutcomeClass::Banned => "banned",
-            OutcomeClass::Timeout => "timeout",
-            OutcomeClass::Connect => "connect",
-            OutcomeClass::InvalidPayload => "invalid_payload",
-        }
-    }
-}
 
 /// The result of one call, fed back to the breaker.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -101,27 +47,6 @@ pub struct Grant {
     pub backend: StoreKind,
 }
 
-/// A state change, with the reason and the figures behind it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Transition {
-    pub from: BreakerState,
-    pub to: BreakerState,
-    pub reason: String,
-    /// Unix ms until which the breaker stays open (when `to` is Open).
-    pub open_until_ms: Option<i64>,
-}
-
-/// What the UI shows of a breaker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BreakerView {
-    pub state: BreakerState,
-    /// `None` unless open on a timer (a forced-open breaker has no end).
-    pub open_until_ms: Option<i64>,
-    pub consecutive_failures: u32,
-    /// Trips since the breaker last closed; drives the growing wait.
-    pub trips: u32,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum BreakerError {
     #[error("redis: {0}")]
@@ -137,25 +62,25 @@ pub trait BreakerStore: Send + Sync {
     /// (open → half-open once the wait is over), for the event stream.
     fn permit<'a>(
         &'a self,
-        id: &'a BreakerId,
+        id: &'a EndpointId,
     ) -> BoxFuture<'a, Result<(Permit, Option<Transition>), BreakerError>>;
     fn record<'a>(
         &'a self,
-        id: &'a BreakerId,
+        id: &'a EndpointId,
         grant: &'a Grant,
         result: CallResult,
     ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>>;
     /// Manual control: stop calling the endpoint until reset.
     fn force_open<'a>(
         &'a self,
-        id: &'a BreakerId,
+        id: &'a EndpointId,
     ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>>;
     /// Manual control: close the breaker and forget its history.
     fn reset<'a>(
         &'a self,
-        id: &'a BreakerId,
+        id: &'a EndpointId,
     ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>>;
-    fn view<'a>(&'a self, id: &'a BreakerId) -> BoxFuture<'a, Result<BreakerView, BreakerError>>;
+    fn view<'a>(&'a self, id: &'a EndpointId) -> BoxFuture<'a, Result<BreakerView, BreakerError>>;
 }
 
 /// Breaker settings; every field has a default, and an exchange may override
@@ -244,6 +169,49 @@ impl Default for BreakerSettings {
                 OutcomeClass::Banned,
             ],
             store: StoreKind::Memory,
+        }
+    }
+}
+
+impl BreakerSettings {
+    /// Semantic checks of one `[breaker]` table (or an endpoint's override at `at`).
+    pub fn validate(&self, at: &str, p: &mut crate::problems::Problems) {
+        let b = self;
+        for (field, v) in [
+            ("failure_rate", b.failure_rate),
+            ("slow_call_rate", b.slow_call_rate),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 1.0) {
+                p.push(
+                    format!("{at}.{field}"),
+                    "must be a fraction in (0, 1], e.g. 0.5",
+                );
+            }
+        }
+        for (field, v) in [
+            ("consecutive_failures", b.consecutive_failures),
+            ("window_size", b.window_size),
+            ("half_open_probes", b.half_open_probes),
+            ("close_after", b.close_after),
+        ] {
+            if v == 0 {
+                p.push(format!("{at}.{field}"), "must be at least 1");
+            }
+        }
+        for (field, d) in [
+            ("open_for", b.open_for),
+            ("max_open_for", b.max_open_for),
+            ("probe_lease", b.probe_lease),
+            ("window", b.window),
+            ("slow_call", b.slow_call),
+        ] {
+            crate::problems::check_duration(p, &format!("{at}.{field}"), d);
+        }
+        if b.max_open_for < b.open_for {
+            p.push(format!("{at}.max_open_for"), "must be at least open_for");
+        }
+        if !(b.backoff.is_finite() && b.backoff >= 1.0) {
+            p.push(format!("{at}.backoff"), "must be a factor >= 1.0, e.g. 2.0");
         }
     }
 }

@@ -24,10 +24,8 @@
 
 use super::machine::{Machine, ProbeStatus};
 use super::memory::MemoryBreakers;
-use super::{
-    BreakerError, BreakerId, BreakerSettings, BreakerState, BreakerStore, BreakerView, CallResult,
-    Grant, Permit, StoreKind, Transition,
-};
+use super::{BreakerError, BreakerSettings, BreakerStore, CallResult, Grant, Permit, StoreKind};
+use crate::model::{BreakerState, BreakerView, EndpointId, Transition};
 use crate::redis_link::{LinkError, LinkScript, RedisLink};
 use futures::future::BoxFuture;
 use std::collections::HashMap;
@@ -90,12 +88,12 @@ return {-2, wait}
 "#;
 
 /// The hash of one breaker.
-pub fn breaker_key(id: &BreakerId) -> String {
+pub fn breaker_key(id: &EndpointId) -> String {
     format!("{{exw:{}}}:breaker:{}", id.exchange, id.endpoint)
 }
 
 /// The key of one half-open probe slot of one generation.
-pub fn probe_key(id: &BreakerId, generation: u64, slot: u32) -> String {
+pub fn probe_key(id: &EndpointId, generation: u64, slot: u32) -> String {
     format!("{}:probe:{generation}:{slot}", breaker_key(id))
 }
 
@@ -119,13 +117,13 @@ struct Read {
 pub struct RedisBreakers {
     link: RedisLink,
     timeout: Duration,
-    settings: HashMap<BreakerId, BreakerSettings>,
+    settings: HashMap<EndpointId, BreakerSettings>,
     default: BreakerSettings,
     read: LinkScript,
     write: LinkScript,
     probe: LinkScript,
     /// The last state read from or written to Redis, to seed the fallback.
-    last_seen: Mutex<HashMap<BreakerId, Machine>>,
+    last_seen: Mutex<HashMap<EndpointId, Machine>>,
 }
 
 impl RedisBreakers {
@@ -133,7 +131,7 @@ impl RedisBreakers {
         redis_url: &str,
         timeout: Duration,
         default: BreakerSettings,
-        settings: HashMap<BreakerId, BreakerSettings>,
+        settings: HashMap<EndpointId, BreakerSettings>,
     ) -> Result<Self, BreakerError> {
         Ok(Self::with_link(
             connect(redis_url, timeout)?,
@@ -147,7 +145,7 @@ impl RedisBreakers {
     pub fn with_link(
         link: RedisLink,
         default: BreakerSettings,
-        settings: HashMap<BreakerId, BreakerSettings>,
+        settings: HashMap<EndpointId, BreakerSettings>,
     ) -> Self {
         RedisBreakers {
             timeout: link.timeout(),
@@ -161,17 +159,17 @@ impl RedisBreakers {
         }
     }
 
-    fn settings(&self, id: &BreakerId) -> &BreakerSettings {
+    fn settings(&self, id: &EndpointId) -> &BreakerSettings {
         self.settings.get(id).unwrap_or(&self.default)
     }
 
     /// The last state this instance saw in Redis for `id`.
-    pub fn last_seen(&self, id: &BreakerId) -> Option<Machine> {
+    pub fn last_seen(&self, id: &EndpointId) -> Option<Machine> {
         let map = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
         map.get(id).cloned()
     }
 
-    fn saw(&self, id: &BreakerId, m: &Machine) {
+    fn saw(&self, id: &EndpointId, m: &Machine) {
         let mut map = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
         map.insert(id.clone(), m.clone());
     }
@@ -189,7 +187,7 @@ impl RedisBreakers {
         }
     }
 
-    async fn read(&self, id: &BreakerId, lease_key: Option<&str>) -> Result<Read, BreakerError> {
+    async fn read(&self, id: &EndpointId, lease_key: Option<&str>) -> Result<Read, BreakerError> {
         let mut keys = vec![breaker_key(id)];
         keys.extend(lease_key.map(str::to_string));
         let no_args: [&str; 0] = [];
@@ -222,7 +220,7 @@ impl RedisBreakers {
     /// Compare-and-set; `Ok(false)` when another writer got there first.
     async fn write(
         &self,
-        id: &BreakerId,
+        id: &EndpointId,
         version: &str,
         m: &Machine,
         reason: Option<&str>,
@@ -253,7 +251,7 @@ impl RedisBreakers {
 
     pub async fn permit_shared(
         &self,
-        id: &BreakerId,
+        id: &EndpointId,
     ) -> Result<(Permit, Option<Transition>), BreakerError> {
         let s = self.settings(id);
         for _ in 0..MAX_CAS_ATTEMPTS {
@@ -329,7 +327,7 @@ impl RedisBreakers {
 
     pub async fn record_shared(
         &self,
-        id: &BreakerId,
+        id: &EndpointId,
         grant: &Grant,
         result: CallResult,
     ) -> Result<Option<Transition>, BreakerError> {
@@ -377,7 +375,7 @@ impl RedisBreakers {
     /// Read, change with `f`, write back; retried on a lost race.
     async fn update(
         &self,
-        id: &BreakerId,
+        id: &EndpointId,
         f: impl Fn(&mut Machine) -> Option<Transition>,
     ) -> Result<Option<Transition>, BreakerError> {
         for _ in 0..MAX_CAS_ATTEMPTS {
@@ -399,7 +397,7 @@ impl RedisBreakers {
         Err(BreakerError::Contended(breaker_key(id)))
     }
 
-    pub async fn view_shared(&self, id: &BreakerId) -> Result<BreakerView, BreakerError> {
+    pub async fn view_shared(&self, id: &EndpointId) -> Result<BreakerView, BreakerError> {
         let read = self.read(id, None).await?;
         self.saw(id, &read.machine);
         Ok(read.machine.view())
@@ -409,7 +407,7 @@ impl RedisBreakers {
     /// unless Redis already holds it open at least as long.
     pub async fn adopt(
         &self,
-        id: &BreakerId,
+        id: &EndpointId,
         local: &Machine,
     ) -> Result<Option<Transition>, BreakerError> {
         if local.state != BreakerState::Open {
@@ -444,14 +442,14 @@ impl RedisBreakers {
 impl BreakerStore for RedisBreakers {
     fn permit<'a>(
         &'a self,
-        id: &'a BreakerId,
+        id: &'a EndpointId,
     ) -> BoxFuture<'a, Result<(Permit, Option<Transition>), BreakerError>> {
         Box::pin(self.permit_shared(id))
     }
 
     fn record<'a>(
         &'a self,
-        id: &'a BreakerId,
+        id: &'a EndpointId,
         grant: &'a Grant,
         result: CallResult,
     ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>> {
@@ -460,19 +458,19 @@ impl BreakerStore for RedisBreakers {
 
     fn force_open<'a>(
         &'a self,
-        id: &'a BreakerId,
+        id: &'a EndpointId,
     ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>> {
         Box::pin(self.update(id, |m| m.force_open()))
     }
 
     fn reset<'a>(
         &'a self,
-        id: &'a BreakerId,
+        id: &'a EndpointId,
     ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>> {
         Box::pin(self.update(id, |m| m.reset()))
     }
 
-    fn view<'a>(&'a self, id: &'a BreakerId) -> BoxFuture<'a, Result<BreakerView, BreakerError>> {
+    fn view<'a>(&'a self, id: &'a EndpointId) -> BoxFuture<'a, Result<BreakerView, BreakerError>> {
         Box::pin(self.view_shared(id))
     }
 }
@@ -579,7 +577,7 @@ impl ResilientBreakers {
         self.health.send_replace(BreakerHealth::Redis);
     }
 
-    fn fallback(&self, id: &BreakerId) -> &MemoryBreakers {
+    fn fallback(&self, id: &EndpointId) -> &MemoryBreakers {
         if let Some(mut m) = self.redis.last_seen(id) {
             m.leases.clear();
             self.memory.seed(id, m);
@@ -613,7 +611,7 @@ impl ResilientBreakers {
 impl BreakerStore for ResilientBreakers {
     fn permit<'a>(
         &'a self,
-        id: &'a BreakerId,
+        id: &'a EndpointId,
     ) -> BoxFuture<'a, Result<(Permit, Option<Transition>), BreakerError>> {
         Box::pin(async move {
             if let Some(r) = self.via_redis(self.redis.permit_shared(id)).await {
@@ -625,7 +623,7 @@ impl BreakerStore for ResilientBreakers {
 
     fn record<'a>(
         &'a self,
-        id: &'a BreakerId,
+        id: &'a EndpointId,
         grant: &'a Grant,
         result: CallResult,
     ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>> {
@@ -647,7 +645,7 @@ impl BreakerStore for ResilientBreakers {
 
     fn force_open<'a>(
         &'a self,
-        id: &'a BreakerId,
+        id: &'a EndpointId,
     ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>> {
         Box::pin(async move {
             if let Some(r) = self
@@ -663,7 +661,7 @@ impl BreakerStore for ResilientBreakers {
 
     fn reset<'a>(
         &'a self,
-        id: &'a BreakerId,
+        id: &'a EndpointId,
     ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>> {
         Box::pin(async move {
             if let Some(r) = self.via_redis(self.redis.update(id, |m| m.reset())).await {
@@ -673,7 +671,7 @@ impl BreakerStore for ResilientBreakers {
         })
     }
 
-    fn view<'a>(&'a self, id: &'a BreakerId) -> BoxFuture<'a, Result<BreakerView, BreakerError>> {
+    fn view<'a>(&'a self, id: &'a EndpointId) -> BoxFuture<'a, Result<BreakerView, BreakerError>> {
         Box::pin(async move {
             if let Some(r) = self.via_redis(self.redis.view_shared(id)).await {
                 return r;
@@ -692,7 +690,7 @@ impl BreakerStore for ResilientBreakers {
 /// have refused).
 pub async fn build(
     default: BreakerSettings,
-    settings: HashMap<BreakerId, BreakerSettings>,
+    settings: HashMap<EndpointId, BreakerSettings>,
     redis_url: Option<String>,
     timeout: Duration,
 ) -> (Arc<dyn BreakerStore>, watch::Receiver<BreakerHealth>) {
@@ -702,7 +700,7 @@ pub async fn build(
 /// [`build`] with the interval at which a degraded store tries Redis again.
 pub async fn build_with_retry(
     default: BreakerSettings,
-    settings: HashMap<BreakerId, BreakerSettings>,
+    settings: HashMap<EndpointId, BreakerSettings>,
     redis_url: Option<String>,
     timeout: Duration,
     retry_every: Duration,
@@ -738,7 +736,7 @@ pub async fn build_with_retry(
 /// the `[redis]` table, with its TLS CA), whatever `default.store` says.
 pub async fn build_on_link(
     default: BreakerSettings,
-    settings: HashMap<BreakerId, BreakerSettings>,
+    settings: HashMap<EndpointId, BreakerSettings>,
     link: RedisLink,
 ) -> (Arc<dyn BreakerStore>, watch::Receiver<BreakerHealth>) {
     let redis = RedisBreakers::with_link(link, default, settings);
@@ -762,7 +760,7 @@ async fn on_redis(
 /// configuration says nothing.
 pub async fn report_health(
     mut health: watch::Receiver<BreakerHealth>,
-    events: tokio::sync::mpsc::Sender<crate::state::Event>,
+    events: tokio::sync::mpsc::Sender<crate::model::Event>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     loop {
@@ -778,9 +776,9 @@ pub async fn report_health(
             ),
         };
         if let Some(detail) = detail {
-            let event = crate::state::Event::BackendHealth {
+            let event = crate::model::Event::BackendHealth {
                 at_ms: crate::clock::wall_ms(),
-                component: crate::state::Component::RedisBreaker,
+                component: crate::model::Component::RedisBreaker,
                 healthy,
                 detail,
             };
@@ -816,7 +814,7 @@ mod tests {
 
     #[test]
     fn keys_carry_the_exchange_hash_tag() {
-        let id = BreakerId {
+        let id = EndpointId {
             exchange: "okx".into(),
             endpoint: "books".into(),
         };

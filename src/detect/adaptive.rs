@@ -5,9 +5,9 @@
 //! slower at once on a 429 or a ban. Pure: the worker feeds samples and emits
 //! `Event::PollInterval` when the answer changes.
 
-use super::check_positive;
-use crate::config::Problems;
-use crate::state::{Outcome, Sample};
+use crate::model::{Outcome, Sample};
+use crate::problems::Problems;
+use crate::problems::check_positive;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -57,7 +57,7 @@ impl AdaptiveSettings {
             &format!("{at}.fast_move_pct_per_min"),
             self.fast_move_pct_per_min,
         );
-        super::check_ratio(p, &format!("{at}.budget_floor"), self.budget_floor);
+        crate::problems::check_ratio(p, &format!("{at}.budget_floor"), self.budget_floor);
     }
 }
 

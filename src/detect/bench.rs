@@ -6,14 +6,14 @@
 
 use crate::alert::AlertSettings;
 use crate::alert::engine::Engine;
-use crate::alert::model::{Alert, AlertState};
 use crate::alert::notify::{Grouper, GroupingSettings};
 use crate::clock::wall_ms;
 use crate::config::{self, Config};
-use crate::exchange::ExchangeKind;
+use crate::model::Event;
+use crate::model::ExchangeKind;
+use crate::model::{Alert, AlertState};
 use crate::monitor::Monitor;
 use crate::sim::scenario::{FaultKind, Scenario};
-use crate::state::Event;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

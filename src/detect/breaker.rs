@@ -5,10 +5,10 @@
 //! alerts, so one outage pages once.
 
 use super::{Finding, Firing, Gate, Step};
-use crate::alert::model::Severity;
-use crate::breaker::{BreakerState, OutcomeClass, Transition};
-use crate::config::Problems;
-use crate::state::Sample;
+use crate::model::Sample;
+use crate::model::Severity;
+use crate::model::{BreakerState, OutcomeClass, Transition};
+use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -257,7 +257,7 @@ impl OutageDetector {
 mod tests {
     use super::*;
     use crate::detect::testutil::{cleared, fired, sample};
-    use crate::state::Outcome;
+    use crate::model::Outcome;
 
     fn tr(from: BreakerState, to: BreakerState) -> Transition {
         Transition {

@@ -3,11 +3,13 @@
 //! the rate; clearing needs a run of good polls that lasts `clear_for`, and
 //! the window restarts after a clear so old failures cannot re-fire it.
 
-use super::{Finding, Firing, Gate, Step, check_pair, check_ratio, ms};
-use crate::alert::model::Severity;
-use crate::breaker::OutcomeClass;
-use crate::config::Problems;
-use crate::state::Sample;
+use super::{Finding, Firing, Gate, Step};
+use crate::clock::ms;
+use crate::model::OutcomeClass;
+use crate::model::Sample;
+use crate::model::Severity;
+use crate::problems::Problems;
+use crate::problems::{check_pair, check_ratio};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -237,7 +239,7 @@ impl ErrorRateDetector {
 mod tests {
     use super::*;
     use crate::detect::testutil::{cleared, fired, sample};
-    use crate::state::Outcome;
+    use crate::model::Outcome;
 
     fn http(status: u16) -> Outcome {
         Outcome::Http {

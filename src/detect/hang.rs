@@ -3,7 +3,7 @@
 //! rate two of them in a row) before anyone hears of a hang; this detector
 //! hears of it while the request is still in flight.
 //!
-//! The worker sends [`crate::state::Event::Stalled`] once per poll when the
+//! The worker sends [`crate::model::Event::Stalled`] once per poll when the
 //! request has been in flight for `stall_after` of the poll interval. That
 //! fires `hung` (a warning: the error rate raises the critical alert when the
 //! requests then time out) if the endpoint is warmed up and the time in
@@ -11,10 +11,11 @@
 //! steady endpoint never counts as hung. `clear_ok` prompt answers in a row
 //! clear it.
 
-use super::{Finding, Firing, check_positive};
-use crate::alert::model::Severity;
-use crate::config::Problems;
-use crate::state::Sample;
+use super::{Finding, Firing};
+use crate::model::Sample;
+use crate::model::Severity;
+use crate::problems::Problems;
+use crate::problems::check_positive;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -188,7 +189,7 @@ impl HangDetector {
 mod tests {
     use super::*;
     use crate::detect::testutil::{cleared, fired, sample};
-    use crate::state::Outcome;
+    use crate::model::Outcome;
 
     fn warm(d: &mut HangDetector, n: usize, latency_ms: u64) {
         for i in 0..n {

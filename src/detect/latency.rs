@@ -5,10 +5,12 @@
 //! jitter on a very steady endpoint never pages anyone. While the alert fires
 //! the baseline is frozen: a sustained slowdown does not become the new normal.
 
-use super::{Finding, Firing, Gate, Step, check_pair, check_positive, ms};
-use crate::alert::model::Severity;
-use crate::config::Problems;
-use crate::state::{Outcome, Sample};
+use super::{Finding, Firing, Gate, Step};
+use crate::clock::ms;
+use crate::model::Severity;
+use crate::model::{Outcome, Sample};
+use crate::problems::Problems;
+use crate::problems::{check_pair, check_positive};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;

@@ -2,11 +2,13 @@
 //! spent waiting for our own limiter (one `rate_limit` alert per endpoint,
 //! firing while any of the three holds), and IP bans (`ban`).
 
-use super::{Finding, Firing, Gate, Step, check_pair, check_ratio, ms};
-use crate::alert::model::Severity;
-use crate::config::Problems;
-use crate::exchange::RateLimitSignal;
-use crate::state::{Outcome, Sample};
+use super::{Finding, Firing, Gate, Step};
+use crate::clock::ms;
+use crate::model::RateLimitSignal;
+use crate::model::Severity;
+use crate::model::{Outcome, Sample};
+use crate::problems::Problems;
+use crate::problems::{check_pair, check_ratio};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;

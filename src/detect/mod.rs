@@ -18,12 +18,11 @@ pub mod limits;
 pub mod payload;
 pub mod staleness;
 
-use crate::alert::model::{Alert, Severity};
-use crate::config::Problems;
-use crate::state::Event;
+use crate::model::Event;
+use crate::model::{Alert, Severity};
+use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 /// A condition that holds now (emitted on every evaluation while it does).
 #[derive(Debug, Clone, PartialEq)]
@@ -153,10 +152,6 @@ impl Gate {
     }
 }
 
-pub(crate) fn ms(d: Duration) -> i64 {
-    d.as_millis().min(i64::MAX as u128) as i64
-}
-
 /// Settings of every detector; each has good defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -181,28 +176,6 @@ impl DetectSettings {
         self.limits.validate(&format!("{at}.limits"), p);
         self.breaker.validate(&format!("{at}.breaker"), p);
         self.adaptive.validate(&format!("{at}.adaptive"), p);
-    }
-}
-
-pub(crate) fn check_ratio(p: &mut Problems, at: &str, v: f64) {
-    if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
-        p.push(at, "must be a fraction between 0.0 and 1.0");
-    }
-}
-
-pub(crate) fn check_positive(p: &mut Problems, at: &str, v: f64) {
-    if !(v.is_finite() && v > 0.0) {
-        p.push(at, "must be a positive number");
-    }
-}
-
-/// The hysteresis pair must leave a gap: clear below fire.
-pub(crate) fn check_pair(p: &mut Problems, at: &str, fire: f64, clear: f64) {
-    if fire.is_finite() && clear.is_finite() && clear > fire {
-        p.push(
-            at,
-            format!("the clear threshold ({clear}) must not be above the fire threshold ({fire})"),
-        );
     }
 }
 
@@ -389,7 +362,7 @@ impl Detectors {
 
 #[cfg(test)]
 pub(crate) mod testutil {
-    use crate::state::{Outcome, Sample};
+    use crate::model::{Outcome, Sample};
 
     pub fn sample(at_ms: i64, latency_ms: u64, outcome: Outcome) -> Sample {
         Sample {

@@ -4,9 +4,9 @@
 //! `clear_ok` good answers in a row. Stale and frozen belong to staleness.
 
 use super::{Finding, Firing};
-use crate::alert::model::Severity;
-use crate::config::Problems;
-use crate::state::{Outcome, Sample};
+use crate::model::Severity;
+use crate::model::{Outcome, Sample};
+use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -170,7 +170,7 @@ impl PayloadDetector {
 mod tests {
     use super::*;
     use crate::detect::testutil::{cleared, fired, sample};
-    use crate::exchange::InvalidReason;
+    use crate::model::InvalidReason;
 
     fn crossed() -> Outcome {
         Outcome::Invalid {

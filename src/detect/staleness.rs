@@ -3,11 +3,12 @@
 //! (`frozen`). The last two come from the adapters' validator as
 //! `Outcome::Invalid { Stale | Frozen }`; this detector debounces them.
 
-use super::{Finding, Firing, Gate, Step, ms};
-use crate::alert::model::Severity;
-use crate::config::Problems;
-use crate::exchange::InvalidReason;
-use crate::state::{Outcome, Sample};
+use super::{Finding, Firing, Gate, Step};
+use crate::clock::ms;
+use crate::model::InvalidReason;
+use crate::model::Severity;
+use crate::model::{Outcome, Sample};
+use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;

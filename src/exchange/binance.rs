@@ -7,9 +7,9 @@
 
 use super::parse::{self, at, opt_num};
 use super::{
-    ApiError, DefaultBudget, EndpointKind, Interpretation, OrderBook, Payload, Preset, Problem,
-    RateLimitSignal, RawResponse, Ticker,
+    DefaultBudget, Interpretation, OrderBook, Payload, Preset, Problem, RawResponse, Ticker,
 };
+use crate::model::{ApiError, EndpointKind, RateLimitSignal};
 use serde_json::Value;
 
 /// `REQUEST_WEIGHT` 6000 per minute per IP (enums.md, exchangeInfo).

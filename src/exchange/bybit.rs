@@ -10,9 +10,9 @@
 
 use super::parse::{self, at, opt_num};
 use super::{
-    ApiError, DefaultBudget, EndpointKind, Interpretation, InvalidReason, OrderBook, Payload,
-    Preset, Problem, RateLimitSignal, RawResponse, Ticker,
+    DefaultBudget, Interpretation, OrderBook, Payload, Preset, Problem, RawResponse, Ticker,
 };
+use crate::model::{ApiError, EndpointKind, InvalidReason, RateLimitSignal};
 use serde_json::Value;
 
 /// 600 requests per 5 s per IP (rate-limit.mdx); market endpoints count 1.

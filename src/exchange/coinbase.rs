@@ -8,9 +8,9 @@
 
 use super::parse::{self, opt_num};
 use super::{
-    ApiError, DefaultBudget, EndpointKind, Interpretation, InvalidReason, OrderBook, Payload,
-    Preset, Problem, RawResponse, Ticker,
+    DefaultBudget, Interpretation, OrderBook, Payload, Preset, Problem, RawResponse, Ticker,
 };
+use crate::model::{ApiError, EndpointKind, InvalidReason};
 use serde_json::Value;
 
 /// Public endpoints: 10 requests/s per IP, bursts up to 15 (lazy-fill token bucket).

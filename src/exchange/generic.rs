@@ -21,9 +21,9 @@
 
 use super::parse;
 use super::{
-    ApiError, DefaultBudget, EndpointKind, Interpretation, InvalidReason, Level, OrderBook,
-    Payload, Problem, RawResponse, Ticker,
+    DefaultBudget, Interpretation, Level, OrderBook, Payload, Problem, RawResponse, Ticker,
 };
+use crate::model::{ApiError, EndpointKind, InvalidReason};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -76,7 +76,7 @@ pub struct GenericSpec {
 }
 
 impl GenericSpec {
-    pub fn validate(&self, at: &str, p: &mut crate::config::Problems) {
+    pub fn validate(&self, at: &str, p: &mut crate::problems::Problems) {
         for (field, v) in [
             ("price", &self.price),
             ("bid", &self.bid),

@@ -8,9 +8,9 @@
 
 use super::parse::{self, opt_num};
 use super::{
-    ApiError, DefaultBudget, EndpointKind, Interpretation, InvalidReason, OrderBook, Payload,
-    Preset, Problem, RawResponse, Ticker,
+    DefaultBudget, Interpretation, OrderBook, Payload, Preset, Problem, RawResponse, Ticker,
 };
+use crate::model::{ApiError, EndpointKind, InvalidReason};
 use serde_json::Value;
 
 /// "1 per second (or less) would remain within the rate limits" (Kraken

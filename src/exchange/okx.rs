@@ -8,9 +8,9 @@
 
 use super::parse::{self, opt_num};
 use super::{
-    ApiError, DefaultBudget, EndpointKind, Interpretation, InvalidReason, OrderBook, Payload,
-    Preset, Problem, RawResponse, Ticker,
+    DefaultBudget, Interpretation, OrderBook, Payload, Preset, Problem, RawResponse, Ticker,
 };
+use crate::model::{ApiError, EndpointKind, InvalidReason};
 use serde_json::Value;
 
 /// `market/ticker` allows 20 requests / 2 s per IP (books 40 / 2 s, time 10 / 2 s).

@@ -4,10 +4,9 @@
 //! Everything here returns a `Result` or an `Option`: adapters see arbitrary
 //! bytes from the network and must never panic on them.
 
-use super::{
-    ApiError, EndpointKind, Interpretation, InvalidReason, Level, Num, Payload, Problem,
-    RateLimitSignal, RawResponse,
-};
+use super::{Interpretation, Level, Num, Payload, Problem, RawResponse};
+
+use crate::model::{ApiError, EndpointKind, InvalidReason, RateLimitSignal};
 use serde_json::Value;
 
 /// Longest body excerpt carried in a [`Problem::Http`], so a 2 MB HTML error

@@ -7,10 +7,37 @@
 //!   frozen data, sequence going backwards), one per probed endpoint. Time is
 //!   passed in, never read here, so tests drive it with made-up clocks.
 
-use super::{InvalidReason, Level, OrderBook, Payload, Ticker};
-use crate::config::ValidationSettings;
+use super::{Level, OrderBook, Payload, Ticker};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+use crate::model::InvalidReason;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+
+/// Thresholds of the stateful payload checks.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidationSettings {
+    /// A move larger than this percentage from the last good price is a jump.
+    pub max_price_jump_pct: f64,
+    /// An exchange timestamp older than this (after clock-offset correction) is stale.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// The same update id or identical content for longer than this is frozen.
+    #[serde(with = "humantime_serde")]
+    pub frozen_after: Duration,
+}
+
+impl Default for ValidationSettings {
+    fn default() -> Self {
+        ValidationSettings {
+            max_price_jump_pct: 10.0,
+            max_age: Duration::from_secs(30),
+            frozen_after: Duration::from_secs(60),
+        }
+    }
+}
 
 /// Checks that need nothing but the payload itself.
 pub fn check_payload(payload: &Payload) -> Result<(), InvalidReason> {
@@ -121,7 +148,7 @@ pub const JUMP_CONFIRM_SAMPLES: usize = 3;
 /// The stateful checks of one endpoint's stream of payloads.
 #[derive(Debug, Clone)]
 pub struct Validator {
-    settings: crate::config::ValidationSettings,
+    settings: crate::exchange::validate::ValidationSettings,
     clock_offset_ms: i64,
     last_good_price: Option<f64>,
     /// Rejected prices that agree with each other, oldest first.

@@ -6,7 +6,8 @@
 //! full script (read, refill, debit, expire) on every tier.
 
 use super::redis::{CHECK_SCRIPT, RedisLimiter};
-use super::{BucketSpec, Decision, LimitRequest, OutagePolicy, RateLimiter, Tier, TierBucket};
+use super::{BucketSpec, Decision, LimitRequest, OutagePolicy, RateLimiter, TierBucket};
+use crate::model::Tier;
 use crate::redis_link::RedisLink;
 use serde_json::json;
 use std::time::{Duration, Instant};

@@ -12,7 +12,9 @@
 //!   a block only ever extends, and after it the bucket restarts empty;
 //! - exchange-reported usage only ever lowers the tokens.
 
-use super::{BucketSpec, Decision, Tier};
+use super::{BucketSpec, Decision};
+
+use crate::model::Tier;
 use std::time::Duration;
 
 /// The wait reported for a bucket that never refills (refill rate zero).

@@ -7,10 +7,9 @@
 //! come from our own config, not from an adversary).
 
 use super::bucket::{Bucket, Verdict};
-use super::{
-    BucketSpec, Decision, LimitRequest, LimiterError, RateLimiter, SignalPlan, Tier, TierFill,
-};
-use crate::exchange::RateLimitSignal;
+use super::{BucketSpec, Decision, LimitRequest, LimiterError, RateLimiter, SignalPlan};
+use crate::model::RateLimitSignal;
+use crate::model::{Tier, TierFill};
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

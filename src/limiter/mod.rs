@@ -11,33 +11,13 @@ pub mod bucket;
 pub mod memory;
 pub mod redis;
 
-use crate::exchange::RateLimitSignal;
+use crate::model::RateLimitSignal;
+use crate::model::{Tier, TierFill};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// A tier of the hierarchy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    Exchange,
-    Endpoint,
-    Account,
-    Ip,
-}
-
-impl Tier {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Exchange => "exchange",
-            Tier::Endpoint => "endpoint",
-            Tier::Account => "account",
-            Tier::Ip => "ip",
-        }
-    }
-}
 
 /// Capacity (burst, in weight units) and refill rate (weight units per second).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -74,16 +54,6 @@ impl LimitRequest {
 pub enum Decision {
     Granted,
     Denied { tier: Tier, retry_in: Duration },
-}
-
-/// Fill level of one bucket, for the UI and metrics.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TierFill {
-    pub tier: Tier,
-    pub tokens: f64,
-    pub capacity: f64,
-    /// Set while the exchange told us to hold off (Retry-After, ban).
-    pub blocked_for_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -307,7 +277,7 @@ pub type HealthReceiver = watch::Receiver<BackendHealth>;
 /// itself), a missing variable or a bad URL is.
 pub async fn build(
     settings: &LimiterSettings,
-    redis: Option<&crate::config::RedisConfig>,
+    redis: Option<&crate::redis_link::RedisConfig>,
 ) -> Result<(Arc<dyn RateLimiter>, HealthReceiver), LimiterError> {
     match settings.backend {
         LimiterBackend::Memory => {

@@ -18,9 +18,10 @@
 use super::memory::MemoryLimiter;
 use super::{
     BackendHealth, Decision, HealthReceiver, LimitRequest, LimiterBackend, LimiterError,
-    OutagePolicy, RateLimiter, SignalPlan, Tier, TierFill,
+    OutagePolicy, RateLimiter, SignalPlan,
 };
-use crate::exchange::RateLimitSignal;
+use crate::model::RateLimitSignal;
+use crate::model::{Tier, TierFill};
 use crate::redis_link::{LinkError, LinkScript, RedisLink};
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicBool, Ordering};

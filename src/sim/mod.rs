@@ -9,7 +9,7 @@ pub mod scenario;
 pub mod shapes;
 
 use crate::clock::wall_ms;
-use crate::exchange::{EndpointKind, ExchangeKind};
+use crate::model::{EndpointKind, ExchangeKind};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};

@@ -11,7 +11,7 @@
 //! status = 503            # server_error only
 //! ```
 
-use crate::exchange::{EndpointKind, ExchangeKind};
+use crate::model::{EndpointKind, ExchangeKind};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

@@ -7,7 +7,8 @@
 //! exactly the [`Quote`]'s values.
 
 use super::market::Quote;
-use crate::exchange::{EndpointKind, ExchangeKind, binance, bybit};
+use crate::exchange::{binance, bybit};
+use crate::model::{EndpointKind, ExchangeKind};
 use serde_json::{Value, json};
 
 /// One simulated HTTP response.

@@ -5,7 +5,7 @@
 use super::fmt;
 use super::theme::Theme;
 use super::view::{Panel, ViewState};
-use crate::alert::model::{Alert, AlertState, Delivery, Severity};
+use crate::model::{Alert, AlertState, Delivery, Severity};
 use crate::state::Snapshot;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};

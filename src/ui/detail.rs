@@ -6,7 +6,7 @@ use super::alerts::{severity_span, state_span};
 use super::fmt;
 use super::theme::Theme;
 use super::view::{Panel, ViewState};
-use crate::alert::model::{Alert, Delivery, TriageSource};
+use crate::model::{Alert, Delivery, TriageSource};
 use crate::state::{EndpointView, ExchangeView, Snapshot};
 use ratatui::Frame;
 use ratatui::layout::Rect;

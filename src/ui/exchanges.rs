@@ -6,8 +6,8 @@
 use super::fmt;
 use super::theme::Theme;
 use super::view::{Panel, ViewState};
-use crate::breaker::BreakerState;
-use crate::limiter::Tier;
+use crate::model::BreakerState;
+use crate::model::Tier;
 use crate::state::{EndpointView, ExchangeView, Snapshot};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -292,7 +292,7 @@ fn limiter<'a>(ep: &EndpointView, w: usize, t: &Theme) -> Line<'a> {
             t.bad(),
         );
     }
-    let used = |f: &crate::limiter::TierFill| {
+    let used = |f: &crate::model::TierFill| {
         if f.capacity > 0.0 {
             ((1.0 - f.tokens / f.capacity) * 100.0).clamp(0.0, 100.0)
         } else {

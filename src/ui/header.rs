@@ -4,7 +4,7 @@
 
 use super::fmt;
 use super::view::{Mode, ViewState};
-use crate::alert::model::Delivery;
+use crate::model::Delivery;
 use crate::state::Snapshot;
 use ratatui::Frame;
 use ratatui::layout::Rect;

@@ -11,7 +11,7 @@
 //! An override replaces that action's default keys. A key bound to two actions
 //! (after overrides) is a config error naming the line. Ctrl-C always quits.
 
-use crate::config::Problems;
+use crate::problems::Problems;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use serde::Deserialize;
 use std::fmt;

@@ -4,8 +4,8 @@
 
 use super::keymap::{Action, CTRL_C, Key, Keymap};
 use super::theme::Theme;
-use crate::alert::model::{Alert, AlertState};
-use crate::monitor::Command;
+use crate::model::Command;
+use crate::model::{Alert, AlertState};
 use crate::state::{EndpointView, ExchangeView, Snapshot};
 use crossterm::event::KeyCode;
 use std::time::Duration;

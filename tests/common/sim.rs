@@ -1,6 +1,6 @@
 //! The built-in simulated exchange, started in-process on a free loopback port.
 
-use exwatch::exchange::{EndpointKind, ExchangeKind};
+use exwatch::model::{EndpointKind, ExchangeKind};
 use exwatch::sim::scenario::{Fault, FaultKind, Scenario};
 use std::time::Duration;
 

@@ -2,11 +2,12 @@
 //! feeding events to the real reducer, at a fixed time so screens are stable.
 #![allow(dead_code)]
 
-use exwatch::alert::model::{Alert, AlertState, Delivery, Severity, Triage, TriageSource};
-use exwatch::breaker::{BreakerState, Transition};
-use exwatch::exchange::{EndpointKind, ExchangeKind};
-use exwatch::limiter::{Tier, TierFill};
-use exwatch::state::{Component, Event, Outcome, Sample, Snapshot, State};
+use exwatch::model::{Alert, AlertState, Delivery, Severity, Triage, TriageSource};
+use exwatch::model::{BreakerState, Transition};
+use exwatch::model::{Component, Event, Outcome, Sample};
+use exwatch::model::{EndpointKind, ExchangeKind};
+use exwatch::model::{Tier, TierFill};
+use exwatch::state::{Snapshot, State};
 use std::collections::BTreeMap;
 
 /// 2025-11-24 10:00:00 UTC.

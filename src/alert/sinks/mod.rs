@@ -11,10 +11,10 @@ pub mod pagerduty;
 pub mod slack;
 pub mod webhook;
 
-use super::model::{AlertState, Delivery, Severity};
-use super::notify::Notification;
-use crate::config::{Problems, is_env_name};
-use crate::state::Event;
+use super::notification::Notification;
+use crate::model::Event;
+use crate::model::{AlertState, Delivery, Severity};
+use crate::problems::{Problems, is_env_name};
 use rand::Rng;
 use serde::Deserialize;
 use std::fmt;

@@ -6,8 +6,8 @@
 //! are not sent: PagerDuty escalates on its own.
 
 use super::Request;
-use crate::alert::model::{AlertState, Severity};
-use crate::alert::notify::Notification;
+use crate::alert::notification::Notification;
+use crate::model::{AlertState, Severity};
 use serde_json::json;
 
 pub const SUMMARY_MAX: usize = 1024;
@@ -75,8 +75,8 @@ pub fn events(n: &Notification, routing_key: &str, instance: &str) -> Vec<Reques
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::model::Alert;
-    use crate::alert::notify::GroupKey;
+    use crate::alert::notification::GroupKey;
+    use crate::model::Alert;
 
     fn notification(states: &[AlertState]) -> Notification {
         let alerts: Vec<Alert> = states

@@ -2,8 +2,8 @@
 //! with every text cut to Slack's limits (header 150, section 3000, fallback
 //! text 3000 here, at most 50 blocks).
 
-use crate::alert::model::{Alert, AlertState};
-use crate::alert::notify::Notification;
+use crate::alert::notification::Notification;
+use crate::model::{Alert, AlertState};
 use serde_json::{Value, json};
 
 pub const HEADER_MAX: usize = 150;

@@ -2,7 +2,7 @@
 //! `exwatch.notification.v1` (documented in docs/alerting.md). Fields are only
 //! ever added within a version; a breaking change gets `v2`.
 
-use crate::alert::notify::Notification;
+use crate::alert::notification::Notification;
 use serde_json::{Value, json};
 
 pub const SCHEMA: &str = "exwatch.notification.v1";

@@ -7,9 +7,9 @@
 //! sink names or delivery errors (they can quote webhook URLs), nothing from
 //! the config.
 
-use crate::alert::model::{Alert, AlertState, Severity};
-use crate::breaker::BreakerState;
-use crate::limiter::Tier;
+use crate::model::BreakerState;
+use crate::model::Tier;
+use crate::model::{Alert, AlertState, Severity};
 use crate::state::{EndpointView, ExchangeView, Snapshot};
 use serde::Serialize;
 use std::collections::BTreeMap;

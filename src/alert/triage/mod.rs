@@ -23,10 +23,12 @@ pub use context::AlertContext;
 pub use provider::{ApiKey, CallError, Completion, Provider, Usage};
 pub use settings::TriageSettings;
 
-use crate::alert::model::{Alert, Triage, TriageSource};
 use crate::clock::wall_ms;
-use crate::state::{Event, Snapshot};
-use serde::{Deserialize, Serialize};
+use crate::model::Event;
+use crate::model::{Alert, Triage, TriageSource};
+use crate::state::Snapshot;
+
+use crate::model::TriageTotals;
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
@@ -35,27 +37,6 @@ use tokio_util::sync::CancellationToken;
 /// How many auto-triaged (fingerprint, episode, severity) keys are remembered
 /// to avoid paying again for re-fires of the same alert.
 const SEEN_CAP: usize = 10_000;
-
-/// Counters of the triage task, shown in the snapshot and exported as metrics.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TriageTotals {
-    /// Model calls that got an answer (any answer, even one then rejected).
-    pub calls: u64,
-    /// Model calls that ended without an answer (timeout, HTTP error, unreachable).
-    pub failed_calls: u64,
-    pub tokens_in: u64,
-    pub tokens_out: u64,
-    pub cost_usd: f64,
-    /// Alerts triaged by the model.
-    pub by_model: u64,
-    /// Alerts triaged by rules (configured, fallback or overflow).
-    pub by_rules: u64,
-    /// Alerts that fell back to rules because the model failed or answered badly.
-    pub fallbacks: u64,
-    /// Requests answered by rules at once because the queue was full.
-    pub overflows: u64,
-}
 
 /// What [`TriageHandle::request`] did with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,8 +284,8 @@ fn lock(m: &Mutex<TriageTotals>) -> std::sync::MutexGuard<'_, TriageTotals> {
 /// Auto-triaged episodes, so re-fires of one alert do not each cost a call.
 #[derive(Debug, Default)]
 struct Seen {
-    keys: HashSet<(String, i64, crate::alert::model::Severity)>,
-    order: VecDeque<(String, i64, crate::alert::model::Severity)>,
+    keys: HashSet<(String, i64, crate::model::Severity)>,
+    order: VecDeque<(String, i64, crate::model::Severity)>,
 }
 
 impl Seen {

@@ -7,8 +7,8 @@
 //! exchange, the incident is probably exchange-wide and escalation goes up one.
 
 use super::context::AlertContext;
-use crate::alert::model::{AlertState, Severity, Triage, TriageSource};
-use crate::breaker::BreakerState;
+use crate::model::BreakerState;
+use crate::model::{AlertState, Severity, Triage, TriageSource};
 
 /// Other open alerts on the exchange from which an incident counts as exchange-wide.
 pub const EXCHANGE_WIDE_AT: usize = 3;

@@ -1,7 +1,7 @@
 //! The `[triage]` config table.
 
-use crate::alert::model::Severity;
-use crate::config::Problems;
+use crate::model::Severity;
+use crate::problems::Problems;
 use serde::Deserialize;
 use std::fmt;
 use std::time::Duration;
@@ -152,7 +152,7 @@ impl TriageSettings {
             }
         }
         if let Some(name) = &self.api_key_env {
-            if !crate::config::is_env_name(name) {
+            if !crate::problems::is_env_name(name) {
                 p.push(
                     "triage.api_key_env",
                     "must be the NAME of an environment variable (A-Z, 0-9, _), not the key itself",

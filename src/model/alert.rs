@@ -126,3 +126,24 @@ impl Alert {
         format!("{exchange}/{}/{kind}", endpoint.unwrap_or("*"))
     }
 }
+
+/// Counters of the triage task, shown in the snapshot and exported as metrics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TriageTotals {
+    /// Model calls that got an answer (any answer, even one then rejected).
+    pub calls: u64,
+    /// Model calls that ended without an answer (timeout, HTTP error, unreachable).
+    pub failed_calls: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_usd: f64,
+    /// Alerts triaged by the model.
+    pub by_model: u64,
+    /// Alerts triaged by rules (configured, fallback or overflow).
+    pub by_rules: u64,
+    /// Alerts that fell back to rules because the model failed or answered badly.
+    pub fallbacks: u64,
+    /// Requests answered by rules at once because the queue was full.
+    pub overflows: u64,
+}

@@ -1,0 +1,139 @@
+//! The event stream every part speaks ([`Event`]), the operator's requests
+//! ([`Command`]) and the backends whose health is reported ([`Component`]).
+//!
+//! Times inside events are unix ms taken at the edges, so replaying a journal
+//! yields the same snapshots.
+
+use super::alert::{Alert, Delivery, TriageTotals};
+use super::breaker::{BreakerState, Transition};
+use super::ids::{EndpointKind, ExchangeKind};
+use super::limits::{Tier, TierFill};
+use super::outcome::Sample;
+use serde::{Deserialize, Serialize};
+
+/// Which backend a health event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Component {
+    RedisLimiter,
+    RedisBreaker,
+    Journal,
+}
+
+impl Component {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Component::RedisLimiter => "redis (limiter)",
+            Component::RedisBreaker => "redis (breaker)",
+            Component::Journal => "journal",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Describes an endpoint once at start, so views know it before its first sample.
+    Watching {
+        exchange: String,
+        exchange_kind: ExchangeKind,
+        endpoint: String,
+        kind: EndpointKind,
+        url: String,
+        interval_ms: u64,
+    },
+    Sample(Sample),
+    /// A request has been in flight for `in_flight_ms` and is still
+    /// unanswered (sent once per poll; its `Sample` follows when it ends).
+    Stalled {
+        exchange: String,
+        endpoint: String,
+        at_ms: i64,
+        in_flight_ms: u64,
+    },
+    /// A worker waited for the rate limiter before polling.
+    LimiterWaited {
+        exchange: String,
+        endpoint: String,
+        at_ms: i64,
+        waited_ms: u64,
+        tier: Tier,
+    },
+    LimiterFill {
+        exchange: String,
+        endpoint: String,
+        at_ms: i64,
+        tiers: Vec<TierFill>,
+    },
+    BreakerChanged {
+        exchange: String,
+        endpoint: String,
+        at_ms: i64,
+        transition: Transition,
+    },
+    /// A poll was skipped because the breaker is open.
+    BreakerRejected {
+        exchange: String,
+        endpoint: String,
+        at_ms: i64,
+        state: BreakerState,
+    },
+    PollInterval {
+        exchange: String,
+        endpoint: String,
+        interval_ms: u64,
+    },
+    ClockOffset {
+        exchange: String,
+        offset_ms: i64,
+    },
+    BackendHealth {
+        at_ms: i64,
+        component: Component,
+        healthy: bool,
+        detail: String,
+    },
+    /// The whole new state of one alert (raised, re-fired, acknowledged, silenced, resolved, triaged).
+    AlertChanged {
+        alert: Alert,
+    },
+    /// A sink's delivery state for one alert.
+    AlertDelivery {
+        fingerprint: String,
+        sink: String,
+        delivery: Delivery,
+    },
+    /// Cumulative triage counters (model calls, tokens, cost), after each model call.
+    TriageUsage(TriageTotals),
+}
+
+/// What the operator can ask of the engine. The UI sends these; it never
+/// changes engine state itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    ForceOpen {
+        exchange: String,
+        endpoint: String,
+    },
+    ResetBreaker {
+        exchange: String,
+        endpoint: String,
+    },
+    /// Stop reminders for an alert; `by` names the operator.
+    Acknowledge {
+        fingerprint: String,
+        by: String,
+    },
+    /// Silence alerts matching every given field, for a while.
+    Silence {
+        exchange: Option<String>,
+        endpoint: Option<String>,
+        kind: Option<String>,
+        duration: std::time::Duration,
+        by: String,
+    },
+    /// Ask for triage of these alerts (one batch).
+    Triage {
+        fingerprints: Vec<String>,
+    },
+}

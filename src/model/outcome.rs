@@ -1,0 +1,307 @@
+//! How one poll ended: the [`Outcome`] of a [`Sample`], its breaker
+//! [`OutcomeClass`], the exchange's own [`ApiError`]s, the reasons a payload
+//! is not trusted ([`InvalidReason`]) and the exchange's rate-limit orders
+//! ([`RateLimitSignal`]).
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How one poll ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    /// A non-success HTTP status without a recognizable exchange error.
+    Http {
+        status: u16,
+        detail: String,
+    },
+    RateLimited {
+        retry_after_ms: Option<u64>,
+        detail: String,
+    },
+    Banned {
+        until_ms: Option<i64>,
+        retry_after_ms: Option<u64>,
+        detail: String,
+    },
+    Timeout,
+    Connect {
+        detail: String,
+    },
+    Invalid {
+        reason: InvalidReason,
+    },
+    /// The exchange answered with an error of its own (invalid symbol, maintenance, other codes).
+    Exchange {
+        error: ApiError,
+    },
+}
+
+impl Outcome {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Ok)
+    }
+
+    pub fn class(&self) -> OutcomeClass {
+        match self {
+            Outcome::Ok => OutcomeClass::Ok,
+            Outcome::Http { status, .. } if *status >= 500 => OutcomeClass::ServerError,
+            Outcome::Http { .. } => OutcomeClass::ClientError,
+            Outcome::RateLimited { .. } => OutcomeClass::RateLimited,
+            Outcome::Banned { .. } => OutcomeClass::Banned,
+            Outcome::Timeout => OutcomeClass::Timeout,
+            Outcome::Connect { .. } => OutcomeClass::Connect,
+            Outcome::Invalid { .. } => OutcomeClass::InvalidPayload,
+            Outcome::Exchange {
+                error: ApiError::Maintenance { .. },
+            } => OutcomeClass::ServerError,
+            Outcome::Exchange { .. } => OutcomeClass::ClientError,
+        }
+    }
+
+    /// Short label for tables: `ok`, `http 503`, `rate_limited`, `invalid:crossed_book`...
+    pub fn label(&self) -> String {
+        match self {
+            Outcome::Ok => "ok".into(),
+            Outcome::Http { status, .. } => format!("http {status}"),
+            Outcome::RateLimited { .. } => "rate_limited".into(),
+            Outcome::Banned { .. } => "banned".into(),
+            Outcome::Timeout => "timeout".into(),
+            Outcome::Connect { .. } => "connect_error".into(),
+            Outcome::Invalid { reason } => format!("invalid:{}", reason.name()),
+            Outcome::Exchange { error } => match error {
+                ApiError::InvalidSymbol { .. } => "invalid_symbol".into(),
+                ApiError::Maintenance { .. } => "maintenance".into(),
+                ApiError::Exchange { code, .. } => {
+                    format!("exchange_error {}", code.as_deref().unwrap_or("?"))
+                }
+                ApiError::RateLimited { .. } => "rate_limited".into(),
+                ApiError::IpBanned { .. } => "banned".into(),
+            },
+        }
+    }
+
+    /// One line saying why, for the verdict column.
+    pub fn detail(&self) -> String {
+        match self {
+            Outcome::Ok => String::new(),
+            Outcome::Http { detail, .. } | Outcome::Connect { detail } => detail.clone(),
+            Outcome::RateLimited {
+                retry_after_ms,
+                detail,
+            } => match retry_after_ms {
+                Some(ms) => format!("retry after {:.1}s: {detail}", *ms as f64 / 1000.0),
+                None => detail.clone(),
+            },
+            Outcome::Banned {
+                until_ms,
+                retry_after_ms,
+                detail,
+            } => match (until_ms, retry_after_ms) {
+                (Some(u), _) => format!("banned until {u}: {detail}"),
+                (None, Some(ms)) => format!("banned for {:.0}s: {detail}", *ms as f64 / 1000.0),
+                _ => detail.clone(),
+            },
+            Outcome::Timeout => "no answer within the timeout".into(),
+            Outcome::Invalid { reason } => reason.to_string(),
+            Outcome::Exchange { error } => match error {
+                ApiError::InvalidSymbol { message, .. }
+                | ApiError::Maintenance { message }
+                | ApiError::Exchange { message, .. }
+                | ApiError::RateLimited { message, .. }
+                | ApiError::IpBanned { message, .. } => message.clone(),
+            },
+        }
+    }
+}
+
+/// The result of one poll of one endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub exchange: String,
+    pub endpoint: String,
+    pub at_ms: i64,
+    pub latency_us: u64,
+    pub status: Option<u16>,
+    pub outcome: Outcome,
+    /// Last price or best bid/ask, for the summary column.
+    pub summary: Option<String>,
+    pub price: Option<f64>,
+    pub exchange_ts_ms: Option<i64>,
+    pub signal: Option<RateLimitSignal>,
+}
+
+/// How a call ended, as the breaker classifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeClass {
+    Ok,
+    /// HTTP 4xx other than 429/418, or an exchange error body.
+    ClientError,
+    ServerError,
+    RateLimited,
+    Banned,
+    Timeout,
+    Connect,
+    InvalidPayload,
+}
+
+impl OutcomeClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeClass::Ok => "ok",
+            OutcomeClass::ClientError => "client_error",
+            OutcomeClass::ServerError => "server_error",
+            OutcomeClass::RateLimited => "rate_limited",
+            OutcomeClass::Banned => "banned",
+            OutcomeClass::Timeout => "timeout",
+            OutcomeClass::Connect => "connect",
+            OutcomeClass::InvalidPayload => "invalid_payload",
+        }
+    }
+}
+
+/// An error the exchange itself reported, classified across dialects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ApiError {
+    RateLimited {
+        retry_after_ms: Option<u64>,
+        code: Option<String>,
+        message: String,
+    },
+    IpBanned {
+        /// Unix ms when the ban lifts, when the exchange says.
+        until_ms: Option<i64>,
+        retry_after_ms: Option<u64>,
+        message: String,
+    },
+    InvalidSymbol {
+        code: Option<String>,
+        message: String,
+    },
+    Maintenance {
+        message: String,
+    },
+    Exchange {
+        code: Option<String>,
+        message: String,
+    },
+}
+
+/// Why a payload is not trusted. Each reason is distinct and named, so it can
+/// be alerted on, counted and shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum InvalidReason {
+    EmptyBody,
+    NotJson { detail: String },
+    Schema { detail: String },
+    BadNumber { field: String, text: String },
+    NonPositive { field: String, value: f64 },
+    CrossedBook { bid: f64, ask: f64 },
+    LockedBook { price: f64 },
+    UnsortedLevels { side: String },
+    DuplicateLevel { side: String, price: f64 },
+    EmptyBook,
+    PriceJump { from: f64, to: f64, pct: f64 },
+    Stale { age_ms: i64 },
+    Frozen { for_ms: i64 },
+    SequenceBackwards { from: u64, to: u64 },
+    Unhealthy { detail: String },
+}
+
+impl InvalidReason {
+    /// Stable snake_case name used in metrics, alerts and JSON output.
+    pub fn name(&self) -> &'static str {
+        match self {
+            InvalidReason::EmptyBody => "empty_body",
+            InvalidReason::NotJson { .. } => "not_json",
+            InvalidReason::Schema { .. } => "schema",
+            InvalidReason::BadNumber { .. } => "bad_number",
+            InvalidReason::NonPositive { .. } => "non_positive",
+            InvalidReason::CrossedBook { .. } => "crossed_book",
+            InvalidReason::LockedBook { .. } => "locked_book",
+            InvalidReason::UnsortedLevels { .. } => "unsorted_levels",
+            InvalidReason::DuplicateLevel { .. } => "duplicate_level",
+            InvalidReason::EmptyBook => "empty_book",
+            InvalidReason::PriceJump { .. } => "price_jump",
+            InvalidReason::Stale { .. } => "stale",
+            InvalidReason::Frozen { .. } => "frozen",
+            InvalidReason::SequenceBackwards { .. } => "sequence_backwards",
+            InvalidReason::Unhealthy { .. } => "unhealthy",
+        }
+    }
+}
+
+impl std::fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InvalidReason::EmptyBody => write!(f, "empty body"),
+            InvalidReason::NotJson { detail } => write!(f, "not JSON: {detail}"),
+            InvalidReason::Schema { detail } => write!(f, "unexpected shape: {detail}"),
+            InvalidReason::BadNumber { field, text } => write!(f, "unparsable {field}: {text:?}"),
+            InvalidReason::NonPositive { field, value } => {
+                write!(f, "non-positive {field}: {value}")
+            }
+            InvalidReason::CrossedBook { bid, ask } => {
+                write!(f, "crossed book: bid {bid} > ask {ask}")
+            }
+            InvalidReason::LockedBook { price } => write!(f, "locked book: bid = ask = {price}"),
+            InvalidReason::UnsortedLevels { side } => write!(f, "unsorted {side} levels"),
+            InvalidReason::DuplicateLevel { side, price } => {
+                write!(f, "duplicate {side} level at {price}")
+            }
+            InvalidReason::EmptyBook => write!(f, "empty book"),
+            InvalidReason::PriceJump { from, to, pct } => {
+                write!(f, "price jump {pct:.1}% ({from} -> {to})")
+            }
+            InvalidReason::Stale { age_ms } => {
+                write!(f, "stale: exchange timestamp {age_ms} ms old")
+            }
+            InvalidReason::Frozen { for_ms } => write!(f, "frozen: unchanged for {for_ms} ms"),
+            InvalidReason::SequenceBackwards { from, to } => {
+                write!(f, "sequence went backwards: {from} -> {to}")
+            }
+            InvalidReason::Unhealthy { detail } => write!(f, "unhealthy: {detail}"),
+        }
+    }
+}
+
+/// Exchange-reported usage or back-off orders, which the limiter follows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateLimitSignal {
+    /// Weight or requests used in the current window (Binance used weight).
+    pub used: Option<u64>,
+    /// The limit of that window, when reported.
+    pub limit: Option<u64>,
+    /// Requests remaining in the window (Bybit `X-Bapi-Limit-Status`).
+    pub remaining: Option<u64>,
+    /// Length of the usage window, when known (Binance `1M` → 60 s).
+    pub window_ms: Option<u64>,
+    /// Unix ms when the window resets (Bybit reset timestamp).
+    pub reset_at_ms: Option<i64>,
+    /// The exchange asked us to wait this long (`Retry-After`).
+    pub retry_after_ms: Option<u64>,
+    /// The IP is banned until this unix ms.
+    pub banned_until_ms: Option<i64>,
+}
+
+impl RateLimitSignal {
+    pub fn is_empty(&self) -> bool {
+        *self == RateLimitSignal::default()
+    }
+
+    /// How long every request must hold off from `now_ms`, if at all.
+    pub fn hold_off(&self, now_ms: i64) -> Option<Duration> {
+        let ban = self
+            .banned_until_ms
+            .map(|t| t.saturating_sub(now_ms).max(0) as u64);
+        let retry = self.retry_after_ms;
+        match (ban, retry) {
+            (None, None) => None,
+            (a, b) => Some(Duration::from_millis(a.unwrap_or(0).max(b.unwrap_or(0)))),
+        }
+    }
+}
