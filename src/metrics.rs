@@ -735,6 +735,7 @@ impl EventRecorder {
                     Delivery::Pending | Delivery::Suppressed { .. } => {}
                 }
             }
+            Event::AlertTriaged { .. } => {}
             Event::TriageUsage(now) => {
                 let before = std::mem::replace(&mut self.triage, now.clone());
                 // Totals only grow; a smaller one means a new count (a restart), so it all counts.

@@ -372,7 +372,10 @@ impl Core {
                     self.state.apply(&failed);
                 }
             }
-            if alert.state == AlertState::Firing && alert.triage.is_none() {
+            // Each firing episode at each severity is auto-triaged once (the
+            // triage task remembers which); its result comes back as an
+            // `AlertTriaged` event that the engine folds in.
+            if alert.state == AlertState::Firing {
                 self.triage.request(vec![alert.clone()], false);
             }
         }

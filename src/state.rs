@@ -287,6 +287,8 @@ impl State {
                 }
             }
             Event::TriageUsage(totals) => self.triage = totals.clone(),
+            // The engine folds it into the alert; its `AlertChanged` follows.
+            Event::AlertTriaged { .. } => {}
         }
     }
 

@@ -429,3 +429,80 @@ fn no_data_behind_an_open_breaker_is_inhibited_by_the_breaker_alert() {
         Some(AlertState::Firing)
     );
 }
+
+fn triage_result(note: &str) -> exwatch::model::Triage {
+    exwatch::model::Triage {
+        source: exwatch::model::TriageSource::Rules,
+        escalation: 3,
+        requires_human: true,
+        summary: "endpoint failing".into(),
+        likely_cause: "exchange trouble".into(),
+        suggested_actions: vec!["check the status page".into()],
+        auto_resolve: false,
+        note: note.into(),
+        latency_ms: 5,
+        cost_usd: 0.0,
+        at_ms: 0,
+    }
+}
+
+fn triaged(fp: &str, episode: u64, note: &str) -> Event {
+    Event::AlertTriaged {
+        fingerprint: fp.into(),
+        episode,
+        triage: triage_result(note),
+    }
+}
+
+/// The engine is the one author of alert state: a triage result only adds
+/// the triage to the alert as the engine holds it now.
+#[test]
+fn a_triage_result_lands_on_the_current_state_of_its_episode() {
+    let mut e = Engine::new(AlertSettings::default());
+    raise(&mut e, "bin", "ticker", 1000);
+    e.on_command(
+        &Command::Acknowledge {
+            fingerprint: FP.into(),
+            by: "alice".into(),
+        },
+        3000,
+    );
+    // The triage was asked while it was firing; it lands after the ack.
+    let out = feed(&mut e, triaged(FP, 1, "first"), 4000);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].state, AlertState::Acknowledged);
+    assert_eq!(out[0].state_by.as_deref(), Some("alice"));
+    assert_eq!(
+        out[0].triage.as_ref().map(|t| t.note.as_str()),
+        Some("first")
+    );
+
+    // Resolved meanwhile: stays resolved, and carries the triage.
+    let mut t = 5;
+    while e.alert(FP).is_some_and(|a| a.state.is_open()) {
+        feed(
+            &mut e,
+            sample("bin", "ticker", t * 1000, Outcome::Ok),
+            t * 1000,
+        );
+        t += 1;
+        assert!(t < 120, "never resolved");
+    }
+    let out = feed(&mut e, triaged(FP, 1, "late"), t * 1000);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].state, AlertState::Resolved);
+    assert_eq!(
+        out[0].triage.as_ref().map(|t| t.note.as_str()),
+        Some("late")
+    );
+
+    // A result for another episode, or an unknown alert, changes nothing.
+    assert!(feed(&mut e, triaged(FP, 7, "stale"), t * 1000).is_empty());
+    assert!(feed(&mut e, triaged("nope/x/y", 1, "stray"), t * 1000).is_empty());
+    assert_eq!(
+        e.alert(FP)
+            .and_then(|a| a.triage.as_ref())
+            .map(|t| t.note.as_str()),
+        Some("late")
+    );
+}

@@ -7,6 +7,8 @@ use axum::extract::State as AxState;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use exwatch::alert::AlertSettings;
+use exwatch::alert::engine::Engine;
 use exwatch::alert::triage::{self, ApiKey, Requested, TriageHandle, TriageSettings, prompt};
 use exwatch::model::TriageTotals;
 use exwatch::model::{Alert, AlertState, Severity, TriageSource};
@@ -199,6 +201,9 @@ struct Rig {
     events: mpsc::Receiver<Event>,
     snapshots: watch::Sender<Arc<Snapshot>>,
     state: State,
+    /// The real alert engine: the one author of alert state, which folds
+    /// each `AlertTriaged` result into the alert it holds.
+    engine: Engine,
     _shutdown: tokio_util::sync::DropGuard,
 }
 
@@ -223,12 +228,25 @@ fn rig_with(s: TriageSettings, key: Result<Option<ApiKey>, String>) -> Rig {
         events: rx,
         snapshots: snap_tx,
         state: State::new(),
+        engine: Engine::new(AlertSettings::default()),
         _shutdown: shutdown.drop_guard(),
     }
 }
 
 impl Rig {
-    /// The next alert emitted with a triage; every event also goes through the reducer.
+    /// Ask for triage; the engine learns the alerts first (as if they had fired).
+    fn request(&mut self, alerts: Vec<Alert>, asked: bool) -> Requested {
+        let new: Vec<Alert> = alerts
+            .iter()
+            .filter(|a| self.engine.alert(&a.fingerprint).is_none())
+            .cloned()
+            .collect();
+        self.engine.restore(new);
+        self.handle.request(alerts, asked)
+    }
+
+    /// The next alert the engine emits with a triage folded in; every event
+    /// also goes through the reducer.
     async fn next_triaged(&mut self) -> Alert {
         loop {
             let ev = tokio::time::timeout(PATIENCE, self.events.recv())
@@ -236,9 +254,15 @@ impl Rig {
                 .expect("a triage result arrives")
                 .expect("event channel open");
             self.state.apply(&ev);
-            if let Event::AlertChanged { alert } = ev {
-                assert!(alert.triage.is_some(), "emitted without triage: {alert:?}");
-                return alert;
+            if !matches!(ev, Event::AlertTriaged { .. }) {
+                continue;
+            }
+            for out in self.engine.on_event(&ev, 10_000) {
+                self.state.apply(&out);
+                if let Event::AlertChanged { alert } = out {
+                    assert!(alert.triage.is_some(), "emitted without triage: {alert:?}");
+                    return alert;
+                }
             }
         }
     }
@@ -289,10 +313,7 @@ async fn a_good_answer_is_parsed_attached_and_counted() {
         .send_replace(Arc::new(snapshot_with(std::slice::from_ref(&other))));
 
     // Critical is in `auto`: triaged without being asked.
-    assert_eq!(
-        rig.handle.request(vec![a.clone()], false),
-        Requested::Queued(1)
-    );
+    assert_eq!(rig.request(vec![a.clone()], false), Requested::Queued(1));
     let got = rig.next_triaged().await;
     let t = got.triage.expect("triage");
     assert_eq!(t.source, TriageSource::Model);
@@ -344,7 +365,7 @@ async fn rate_limited_then_success_is_retried() {
     ])
     .await;
     let mut rig = rig(settings(&srv.base_url));
-    rig.handle.request(vec![a], true);
+    rig.request(vec![a], true);
     let t = rig.next_triaged().await.triage.expect("triage");
     assert_eq!(t.source, TriageSource::Model, "{}", t.note);
     assert!(t.note.contains("2 attempt(s)"), "{}", t.note);
@@ -362,7 +383,7 @@ async fn timeouts_conflicts_and_unavailable_are_retried() {
     ])
     .await;
     let mut rig = rig(settings(&srv.base_url));
-    rig.handle.request(vec![a], true);
+    rig.request(vec![a], true);
     let t = rig.next_triaged().await.triage.expect("triage");
     assert_eq!(t.source, TriageSource::Model, "{}", t.note);
     assert!(t.note.contains("4 attempt(s)"), "{}", t.note);
@@ -378,7 +399,7 @@ async fn insufficient_quota_is_not_retried() {
     ])
     .await;
     let mut rig = rig(settings(&srv.base_url));
-    rig.handle.request(vec![a], true);
+    rig.request(vec![a], true);
     let t = rig.next_triaged().await.triage.expect("triage");
     assert_eq!(t.source, TriageSource::Rules);
     assert!(t.note.contains("insufficient_quota"), "{}", t.note);
@@ -393,7 +414,7 @@ async fn server_errors_are_retried_then_rules_answer() {
     let mut s = settings(&srv.base_url);
     s.timeout = Duration::from_millis(1500);
     let mut rig = rig(s);
-    rig.handle.request(vec![a], true);
+    rig.request(vec![a], true);
     let t = rig.next_triaged().await.triage.expect("triage");
     assert_eq!(t.source, TriageSource::Rules);
     assert!(t.note.contains("HTTP 500"), "{}", t.note);
@@ -411,7 +432,7 @@ async fn a_client_error_is_not_retried_and_hides_auth_details() {
     )])
     .await;
     let mut rig = rig(settings(&srv.base_url));
-    rig.handle.request(vec![a], true);
+    rig.request(vec![a], true);
     let t = rig.next_triaged().await.triage.expect("triage");
     assert_eq!(t.source, TriageSource::Rules);
     assert!(t.note.contains("HTTP 401"), "{}", t.note);
@@ -426,7 +447,7 @@ async fn a_timeout_falls_back_to_rules() {
     let mut s = settings(&srv.base_url);
     s.timeout = Duration::from_millis(400);
     let mut rig = rig(s);
-    rig.handle.request(vec![a], true);
+    rig.request(vec![a], true);
     let t = rig.next_triaged().await.triage.expect("triage");
     assert_eq!(t.source, TriageSource::Rules);
     assert!(t.note.contains("no answer within 400 ms"), "{}", t.note);
@@ -441,7 +462,7 @@ async fn invalid_json_falls_back_to_rules() {
     )])
     .await;
     let mut rig = rig(settings(&srv.base_url));
-    rig.handle.request(vec![a], true);
+    rig.request(vec![a], true);
     let t = rig.next_triaged().await.triage.expect("triage");
     assert_eq!(t.source, TriageSource::Rules);
     assert!(t.note.contains("invalid JSON"), "{}", t.note);
@@ -463,7 +484,7 @@ async fn a_schema_mismatch_falls_back_to_rules() {
     for content in cases {
         let srv = server(vec![Reply::Json(200, completion(&content, "stop", 10, 10))]).await;
         let mut rig = rig(settings(&srv.base_url));
-        rig.handle.request(vec![a.clone()], true);
+        rig.request(vec![a.clone()], true);
         let t = rig.next_triaged().await.triage.expect("triage");
         assert_eq!(t.source, TriageSource::Rules, "{content}");
         assert!(t.note.contains("does not match the schema"), "{}", t.note);
@@ -480,7 +501,7 @@ async fn an_answer_cut_at_max_tokens_falls_back_to_rules() {
     )])
     .await;
     let mut rig = rig(settings(&srv.base_url));
-    rig.handle.request(vec![a], true);
+    rig.request(vec![a], true);
     let t = rig.next_triaged().await.triage.expect("triage");
     assert_eq!(t.source, TriageSource::Rules);
     assert!(t.note.contains("finish_reason length"), "{}", t.note);
@@ -500,10 +521,7 @@ async fn alerts_within_the_window_make_one_call() {
     s.batch_window = Duration::from_millis(500);
     let mut rig = rig(s);
     for a in &alerts {
-        assert_eq!(
-            rig.handle.request(vec![a.clone()], false),
-            Requested::Queued(1)
-        );
+        assert_eq!(rig.request(vec![a.clone()], false), Requested::Queued(1));
     }
     let mut got = Vec::new();
     for _ in 0..3 {
@@ -534,7 +552,7 @@ async fn an_alert_left_out_of_the_answer_gets_rules() {
     let b = alert("ticker", "ban", Severity::Emergency);
     let srv = server(vec![good(&[&a.fingerprint])]).await;
     let mut rig = rig(settings(&srv.base_url));
-    rig.handle.request(vec![a.clone(), b.clone()], true);
+    rig.request(vec![a.clone(), b.clone()], true);
     let mut by_fp = BTreeMap::new();
     for _ in 0..2 {
         let got = rig.next_triaged().await;
@@ -556,10 +574,7 @@ async fn an_unreachable_model_never_delays_the_request_and_rules_answer() {
     let mut rig = rig(settings(&format!("http://127.0.0.1:{port}/v1")));
     let a = alert("book", "breaker_open", Severity::Critical);
     // request() is synchronous: it cannot wait on the network.
-    assert_eq!(
-        rig.handle.request(vec![a.clone()], false),
-        Requested::Queued(1)
-    );
+    assert_eq!(rig.request(vec![a.clone()], false), Requested::Queued(1));
     let got = rig.next_triaged().await;
     let t = got.triage.expect("triage");
     assert_eq!(t.source, TriageSource::Rules);
@@ -578,10 +593,7 @@ async fn a_full_queue_answers_with_rules_at_once() {
     let mut rig = rig(s);
     let results: Vec<Requested> = ["a", "b", "c"]
         .iter()
-        .map(|ep| {
-            rig.handle
-                .request(vec![alert(ep, "latency", Severity::Critical)], true)
-        })
+        .map(|ep| rig.request(vec![alert(ep, "latency", Severity::Critical)], true))
         .collect();
     let overflowed = results
         .iter()
@@ -600,17 +612,14 @@ async fn rules_only_mode_auto_filter_and_one_auto_triage_per_episode() {
     assert_eq!(rig.handle.mode().to_string(), "rules");
     let warn = alert("book", "latency", Severity::Warning);
     // Warning is not in the default `auto`.
-    assert_eq!(
-        rig.handle.request(vec![warn.clone()], false),
-        Requested::Nothing
-    );
+    assert_eq!(rig.request(vec![warn.clone()], false), Requested::Nothing);
     let crit = alert("book", "ban", Severity::Critical);
-    rig.handle.request(vec![crit.clone()], false);
+    rig.request(vec![crit.clone()], false);
     let mut refire = crit.clone();
     refire.occurrences = 2;
     refire.last_seen_ms = 2_000;
-    rig.handle.request(vec![refire], false);
-    rig.handle.request(vec![warn.clone()], true);
+    rig.request(vec![refire], false);
+    rig.request(vec![warn.clone()], true);
     let first = rig.next_triaged().await;
     assert_eq!(first.fingerprint, crit.fingerprint);
     let t = first.triage.expect("triage");
@@ -630,6 +639,8 @@ async fn a_late_triage_keeps_the_newer_state_of_the_alert() {
     acked.state = AlertState::Acknowledged;
     acked.state_by = Some("alice".into());
     acked.state_at_ms = 5_000;
+    // The engine holds the acknowledged alert; triage was asked of the firing copy.
+    rig.engine.restore(vec![acked.clone()]);
     rig.snapshots
         .send_replace(Arc::new(snapshot_with(&[acked])));
     rig.handle.request(vec![a], true);
@@ -643,10 +654,10 @@ async fn switched_off_does_nothing() {
     let srv = server(vec![Reply::Hang]).await;
     let mut s = settings(&srv.base_url);
     s.enabled = false;
-    let rig = rig(s);
+    let mut rig = rig(s);
     assert_eq!(rig.handle.mode().to_string(), "off");
     let a = alert("book", "ban", Severity::Emergency);
-    assert_eq!(rig.handle.request(vec![a], true), Requested::Off);
+    assert_eq!(rig.request(vec![a], true), Requested::Off);
     assert!(srv.calls().is_empty());
 }
 
@@ -672,10 +683,9 @@ async fn a_missing_key_variable_is_named_in_the_note() {
         .await
         .expect("arrives")
         .expect("open");
-    let Event::AlertChanged { alert } = ev else {
+    let Event::AlertTriaged { triage: t, .. } = ev else {
         panic!("unexpected {ev:?}")
     };
-    let t = alert.triage.expect("triage");
     assert_eq!(t.source, TriageSource::Rules);
     assert!(
         t.note.contains("EXWATCH_TEST_SURELY_UNSET_KEY_VAR"),

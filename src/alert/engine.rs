@@ -80,10 +80,31 @@ impl Engine {
     }
 
     /// Feed one event from the stream. Alert events (the engine's own output)
-    /// only update delivery state so later `AlertChanged` events carry it.
+    /// only update delivery state so later `AlertChanged` events carry it;
+    /// a triage result is folded into the alert and re-emitted.
     pub fn on_event(&mut self, ev: &Event, now_ms: i64) -> Vec<Event> {
         match ev {
             Event::AlertChanged { .. } => Vec::new(),
+            Event::AlertTriaged {
+                fingerprint,
+                episode,
+                triage,
+            } => {
+                let Some(t) = self.alerts.get_mut(fingerprint) else {
+                    return Vec::new();
+                };
+                if t.alert.occurrences != *episode {
+                    tracing::debug!(%fingerprint, episode, "triage of an earlier episode dropped");
+                    return Vec::new();
+                }
+                // Only the triage changes: the state stays what the engine
+                // holds now (resolved or acknowledged meanwhile stays so).
+                t.alert.triage = Some(triage.clone());
+                t.last_emit_ms = now_ms;
+                vec![Event::AlertChanged {
+                    alert: t.alert.clone(),
+                }]
+            }
             Event::AlertDelivery {
                 fingerprint,
                 sink,

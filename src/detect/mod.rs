@@ -324,6 +324,7 @@ impl Detectors {
             | Event::BackendHealth { .. }
             | Event::AlertChanged { .. }
             | Event::AlertDelivery { .. }
+            | Event::AlertTriaged { .. }
             | Event::TriageUsage(_) => {}
         }
         out

@@ -4,7 +4,7 @@
 //! Times inside events are unix ms taken at the edges, so replaying a journal
 //! yields the same snapshots.
 
-use super::alert::{Alert, Delivery, TriageTotals};
+use super::alert::{Alert, Delivery, Triage, TriageTotals};
 use super::breaker::{BreakerState, Transition};
 use super::ids::{EndpointKind, ExchangeKind};
 use super::limits::{Tier, TierFill};
@@ -93,9 +93,22 @@ pub enum Event {
         healthy: bool,
         detail: String,
     },
-    /// The whole new state of one alert (raised, re-fired, acknowledged, silenced, resolved, triaged).
+    /// The whole new state of one alert (raised, re-fired, acknowledged,
+    /// silenced, resolved, triaged). Only the alert engine emits it: it is the
+    /// one author of alert state.
     AlertChanged {
         alert: Alert,
+    },
+    /// A triage result for one firing episode of one alert, from the triage
+    /// task. The engine folds it into the alert it holds (whatever its state
+    /// is by then) and emits the `AlertChanged`; a result for an older
+    /// episode is dropped.
+    AlertTriaged {
+        fingerprint: String,
+        /// The alert's `occurrences` when triage was asked (1 for the first
+        /// firing episode, +1 for each re-fire after a resolve).
+        episode: u64,
+        triage: Triage,
     },
     /// A sink's delivery state for one alert.
     AlertDelivery {

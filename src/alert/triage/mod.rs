@@ -5,8 +5,10 @@
 //! The alert pipeline never waits for triage: [`TriageHandle::request`] only
 //! does a `try_send` onto a bounded queue. One task drains it, gathers the
 //! alerts that arrive within `batch_window` (at most `max_batch`) into one
-//! model call, and emits each alert again as [`Event::AlertChanged`] with its
-//! `triage` filled in. When the queue is full the rules answer at once, in the
+//! model call, and emits one [`Event::AlertTriaged`] per alert (fingerprint,
+//! episode, result). It never writes alert state: the engine folds the result
+//! into the alert it holds, so an alert resolved or acknowledged while its
+//! triage was pending stays so. When the queue is full the rules answer at once, in the
 //! caller, so nothing waits and nothing is dropped untriaged.
 //!
 //! Batching: the model answers one entry per fingerprint. The call's latency
@@ -233,14 +235,10 @@ impl TriageHandle {
         let snapshot = self.snapshots.borrow().clone();
         let now = wall_ms();
         let mut out = Vec::with_capacity(alerts.len());
-        for mut alert in alerts {
+        for alert in alerts {
             let ctx = AlertContext::build(&alert, &snapshot);
-            alert.triage = Some(rules::triage(
-                &ctx,
-                now,
-                Some("triage queue full; rules answered at once"),
-            ));
-            out.push(Event::AlertChanged { alert });
+            let t = rules::triage(&ctx, now, Some("triage queue full; rules answered at once"));
+            out.push(triaged((&alert, t)));
         }
         {
             let mut t = lock(&self.totals);
@@ -348,13 +346,8 @@ impl Worker {
                     _ = shutdown.cancelled() => return,
                     done = self.triage(chunk) => done,
                 };
-                for alert in done {
-                    if self
-                        .events
-                        .send(Event::AlertChanged { alert })
-                        .await
-                        .is_err()
-                    {
+                for ev in done {
+                    if self.events.send(ev).await.is_err() {
                         return;
                     }
                 }
@@ -375,8 +368,8 @@ impl Worker {
         }
     }
 
-    /// Triage one batch; returns the alerts with `triage` set.
-    async fn triage(&mut self, alerts: &[Alert]) -> Vec<Alert> {
+    /// Triage one batch; returns one [`Event::AlertTriaged`] per alert.
+    async fn triage(&mut self, alerts: &[Alert]) -> Vec<Event> {
         if alerts.is_empty() {
             return Vec::new();
         }
@@ -410,7 +403,7 @@ impl Worker {
                 t
             }
         };
-        self.attach(alerts, triages)
+        alerts.iter().zip(triages).map(triaged).collect()
     }
 
     /// Turn a model call's result into one triage per context, falling back to rules.
@@ -534,24 +527,14 @@ impl Worker {
             })
             .collect()
     }
+}
 
-    /// Put each triage on the newest version of its alert the reducer has, so
-    /// a late triage does not roll back a state change made meanwhile.
-    fn attach(&self, alerts: &[Alert], triages: Vec<Triage>) -> Vec<Alert> {
-        let snapshot = self.snapshots.borrow().clone();
-        alerts
-            .iter()
-            .zip(triages)
-            .map(|(a, t)| {
-                let newest = snapshot
-                    .alerts
-                    .iter()
-                    .find(|s| s.fingerprint == a.fingerprint)
-                    .filter(|s| (s.last_seen_ms, s.state_at_ms) >= (a.last_seen_ms, a.state_at_ms));
-                let mut out = newest.cloned().unwrap_or_else(|| a.clone());
-                out.triage = Some(t);
-                out
-            })
-            .collect()
+/// The result for one alert, as the engine takes it: the fingerprint and the
+/// firing episode it was asked for. The engine alone puts it on the alert.
+fn triaged((alert, triage): (&Alert, Triage)) -> Event {
+    Event::AlertTriaged {
+        fingerprint: alert.fingerprint.clone(),
+        episode: alert.occurrences,
+        triage,
     }
 }
