@@ -4,6 +4,8 @@
 //! loopback (e.g. `redis-server --port 6390 --save ''` and
 //! `redis://127.0.0.1:6390/`) to include the Redis store.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use exwatch::breaker::machine::{Admit, Machine};
 use exwatch::breaker::memory::MemoryBreakers;

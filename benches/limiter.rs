@@ -4,6 +4,8 @@
 //! Budgets are huge so every check is granted (the common case in steady
 //! state); a denied 4-tier check is measured too.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 use criterion::{Criterion, criterion_group};
 use exwatch::limiter::memory::MemoryLimiter;
 use exwatch::limiter::{BucketSpec, Decision, LimitRequest, RateLimiter, TierBucket};

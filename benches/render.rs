@@ -7,6 +7,8 @@
 //! `/proc/thread-self/schedstat`, nanoseconds on CPU), which does not count
 //! time spent waiting for a core.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 #[path = "../tests/ui_fixtures/mod.rs"]
 mod ui_fixtures;
 

@@ -2,6 +2,8 @@
 //! each exchange, read through its adapter, with the normalized values and
 //! classifications asserted. Fixture sources: tests/fixtures/SOURCES.md.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 use exwatch::exchange::{self, Interpretation, OrderBook, Payload, Problem, RawResponse, Ticker};
 
 use exwatch::model::{ApiError, EndpointKind, ExchangeKind, InvalidReason};

@@ -6,6 +6,8 @@
 //! CI runs 2,000 cases per property; set `PROPTEST_CASES` for a long run:
 //! `PROPTEST_CASES=1000000 cargo test --release --test adapters_fuzz`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 use exwatch::exchange::generic::GenericSpec;
 use exwatch::exchange::validate::ValidationSettings;
 use exwatch::exchange::validate::{Validator, check_payload};

@@ -2,6 +2,8 @@
 //! and Gatus-style conditions, against the simulator's generic shapes and
 //! hand-written bodies.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 use exwatch::config;
 use exwatch::exchange::generic::GenericSpec;
 use exwatch::exchange::{self, Payload, Problem, RawResponse};

@@ -2,6 +2,8 @@
 //! shape round-trips to the quote it was rendered from, and every error
 //! shape is classified the way the real exchange's would be.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 use exwatch::exchange::{self, Interpretation, Payload, Problem, RawResponse};
 use exwatch::model;
 

@@ -1,5 +1,7 @@
 //! The [alerts] and [journal] config sections: defaults, parsing, positioned errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 use exwatch::alert::sinks::SinkKind;
 use exwatch::config;
 use exwatch::journal::FsyncPolicy;

@@ -1,6 +1,8 @@
 //! Two exwatch instances sharing a real redis-server send one notification per
 //! incident, not two; losing Redis means duplicates, never lost notifications.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod alert_common;
 mod common;
 

@@ -1,5 +1,7 @@
 //! The alert engine's lifecycle, fed events with injected time.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 use exwatch::alert::engine::Engine;
 use exwatch::alert::{AlertSettings, MaintenanceWindow, Matcher};
 use exwatch::model::Command;

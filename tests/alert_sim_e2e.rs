@@ -3,6 +3,8 @@
 //! a webhook (127.0.0.1 only; their URLs reach the binary through the
 //! environment variables its config names, as in production).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod alert_common;
 mod common;
 

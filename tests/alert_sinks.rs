@@ -1,6 +1,8 @@
 //! The notifier and sinks against local receivers standing in for Slack,
 //! PagerDuty and a webhook (127.0.0.1 only).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod alert_common;
 
 use alert_common::{Behaviour, Events, Receiver};

@@ -2,6 +2,8 @@
 //! instances, read back after a restart, leases that expire, and the
 //! fallback to memory while Redis is away.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::redis::RedisServer;

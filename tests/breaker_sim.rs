@@ -4,6 +4,8 @@
 //! and a process killed with SIGKILL while the breaker is open is replaced by
 //! one that keeps it open until its time.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::redis::RedisServer;

@@ -2,6 +2,8 @@
 //! documented example payloads (tests/fixtures/): the normalized values
 //! come out of `--json`, and every documented error body is classified.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use std::collections::HashMap;
 use std::process::Command;

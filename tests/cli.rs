@@ -1,5 +1,7 @@
 //! The real binary: `check` exit codes and output, headless status lines, clean stop on signals.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::sim::{fault, scenario, start};

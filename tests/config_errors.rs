@@ -1,5 +1,7 @@
 //! Config errors name the file, line, column and field, and say what is valid.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 use exwatch::config::{self, ConfigError};
 
 const GOOD: &str = r#"

@@ -1,6 +1,8 @@
 //! The journal: write, rotate, read back, restore open alerts — including
 //! after the writing process is killed with SIGKILL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 use exwatch::alert::AlertSettings;
 use exwatch::alert::engine::Engine;
 use exwatch::journal::{self, FsyncPolicy, Journal, JournalSettings};

@@ -1,6 +1,8 @@
 //! `bench_limiter` against a real redis-server: the figures it reports are
 //! real (checks happened, one round trip each), whatever their speed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::redis::RedisServer;

@@ -1,6 +1,8 @@
 //! The Redis-backed limiter against a real `redis-server` started by each
 //! test on a free loopback port.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use axum::Router;

@@ -2,6 +2,8 @@
 //! HTTP and parsed with a strict OpenMetrics parser: names, types and labels
 //! are there, and the values move with a simulated 5xx outage.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::sim::{fault, scenario, start};

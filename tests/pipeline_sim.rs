@@ -1,6 +1,8 @@
 //! The core pipeline against the real simulated exchange over real HTTP:
 //! fault classification, breaker, token bucket, and isolation of a hung endpoint.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::sim::{count, fault, scenario, start};

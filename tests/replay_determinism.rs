@@ -2,6 +2,8 @@
 //! simulator (with a fault, so alerts and breaker transitions happen) equals
 //! the final snapshot of replaying the journal it wrote.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::sim::{fault, scenario, start};

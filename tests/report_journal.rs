@@ -2,6 +2,8 @@
 //! through two 5xx episodes: every episode has its alert, fired during the
 //! fault and resolved after it, and nothing fires outside them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::sim::{fault, scenario, start};

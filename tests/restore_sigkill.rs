@@ -2,6 +2,8 @@
 //! restores the alert from the journal (same episode, same first-seen time)
 //! instead of raising a new one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::sim::{fault, scenario, start};

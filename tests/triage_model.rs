@@ -2,6 +2,8 @@
 //! server started on 127.0.0.1 by each test: good answers, retries, every
 //! fallback to rules, batching, usage and the bounded queue.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 use axum::Router;
 use axum::extract::State as AxState;
 use axum::http::{HeaderMap, StatusCode};

@@ -1,6 +1,8 @@
 //! Rule-based triage: deterministic decisions that say which rule decided,
 //! the facts they read from the snapshot, and the `[triage]` config table.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 use exwatch::alert::triage::{AlertContext, TriageSettings, rules};
 use exwatch::config;
 use exwatch::model::{Alert, AlertState, Severity, TriageSource};

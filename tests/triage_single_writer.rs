@@ -7,6 +7,8 @@
 //! One test in this binary: it sets the webhook URL variable before anything
 //! else runs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod alert_common;
 mod common;
 

@@ -2,6 +2,8 @@
 //! positioned config errors; and what keys do to the view (commands out,
 //! never engine state changed in place).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod ui_fixtures;
 
 use exwatch::config;

@@ -1,6 +1,8 @@
 //! Whole-screen snapshots of the dashboard (ratatui TestBackend + insta),
 //! rendered at a fixed time from snapshots built by the real reducer.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod ui_fixtures;
 
 use exwatch::state::Snapshot;

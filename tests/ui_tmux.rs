@@ -4,6 +4,8 @@
 //! back on every way out (q, Ctrl-C, SIGTERM), and that acknowledging on the
 //! dashboard reaches PagerDuty (a local receiver).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod alert_common;
 mod common;
 

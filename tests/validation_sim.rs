@@ -2,6 +2,8 @@
 //! `exwatch check --json` (one-shot rules) and as an event of the running
 //! monitor (rules that need history).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::sim::{fault, scenario, start};
