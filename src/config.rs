@@ -911,6 +911,10 @@ fn span_of_path(t: &toml_edit::Table, parts: &[&str]) -> Option<usize> {
             .get(i)
             .and_then(|inner| span_of_path(inner, rest).or_else(|| inner.span().map(|s| s.start))),
         (toml_edit::Item::Table(inner), None) => span_of_path(inner, rest),
+        // One entry of a plain array (`inhibit_kinds[1]`): its own line.
+        (toml_edit::Item::Value(toml_edit::Value::Array(arr)), Some(i)) => {
+            arr.get(i).and_then(|v| v.span()).map(|s| s.start)
+        }
         (toml_edit::Item::Value(toml_edit::Value::InlineTable(it)), None) => rest
             .first()
             .and_then(|r| it.get_key_value(r))

@@ -508,3 +508,74 @@ fn a_triage_result_lands_on_the_current_state_of_its_episode() {
         Some("late")
     );
 }
+
+/// Every kind a detector raises is a known `AlertKind`, and back: the names
+/// config lists are checked against are the ones alerts carry.
+#[test]
+fn every_detector_kind_is_an_alert_kind() {
+    use exwatch::detect::{breaker, error_rate, hang, latency, limits, payload, staleness};
+    use exwatch::model::{AlertKind, InvalidReason};
+    for name in [
+        latency::KIND,
+        error_rate::KIND,
+        hang::KIND,
+        staleness::NO_DATA,
+        staleness::STALE,
+        staleness::FROZEN,
+        breaker::BREAKER_OPEN,
+        breaker::OUTAGE,
+        limits::RATE_LIMIT,
+        limits::BAN,
+    ] {
+        let kind = AlertKind::parse(name).unwrap_or_else(|| panic!("{name} is not an AlertKind"));
+        assert_eq!(kind.name(), name);
+    }
+    assert_eq!(payload::PREFIX, AlertKind::PAYLOAD_PREFIX);
+    let reasons = [
+        InvalidReason::EmptyBody,
+        InvalidReason::NotJson {
+            detail: String::new(),
+        },
+        InvalidReason::Schema {
+            detail: String::new(),
+        },
+        InvalidReason::BadNumber {
+            field: String::new(),
+            text: String::new(),
+        },
+        InvalidReason::NonPositive {
+            field: String::new(),
+            value: 0.0,
+        },
+        InvalidReason::CrossedBook { bid: 2.0, ask: 1.0 },
+        InvalidReason::LockedBook { price: 1.0 },
+        InvalidReason::UnsortedLevels {
+            side: String::new(),
+        },
+        InvalidReason::DuplicateLevel {
+            side: String::new(),
+            price: 1.0,
+        },
+        InvalidReason::EmptyBook,
+        InvalidReason::PriceJump {
+            from: 1.0,
+            to: 2.0,
+            pct: 100.0,
+        },
+        InvalidReason::Stale { age_ms: 1 },
+        InvalidReason::Frozen { for_ms: 1 },
+        InvalidReason::SequenceBackwards { from: 2, to: 1 },
+        InvalidReason::Unhealthy {
+            detail: String::new(),
+        },
+    ];
+    assert_eq!(
+        reasons.iter().map(|r| r.name()).collect::<Vec<_>>(),
+        InvalidReason::NAMES.to_vec()
+    );
+    for r in &reasons {
+        let name = format!("{}{}", payload::PREFIX, r.name());
+        assert_eq!(AlertKind::parse(&name).map(|k| k.name()), Some(name));
+    }
+    assert!(AlertKind::parse("errors").is_none());
+}

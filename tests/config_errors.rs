@@ -212,3 +212,45 @@ fn the_shipped_example_config_is_valid() {
         );
     }
 }
+
+#[test]
+fn a_misspelt_inhibit_kind_names_its_line() {
+    let text = format!(
+        "{GOOD}\n[alerts]\ninhibit_kinds = [\n  \"latency\",\n  \"breaker_opne\",\n]\n\n\
+         [[alerts.maintenance]]\nname = \"upgrade\"\nstart = \"2026-11-25T02:00:00Z\"\nend = \"2026-11-25T04:00:00Z\"\nkind = \"latncy\"\n"
+    );
+    let errs = errors(&text);
+    let inhibit = errs
+        .iter()
+        .find(|e| e.field.starts_with("alerts.inhibit_kinds"))
+        .unwrap_or_else(|| panic!("no inhibit_kinds error in {errs:?}"));
+    // The misspelt entry is on the 5th line of the [alerts] block.
+    let line = text
+        .lines()
+        .position(|l| l.contains("breaker_opne"))
+        .map(|i| i + 1);
+    assert_eq!(Some(inhibit.line), line, "{inhibit}");
+    assert_eq!(inhibit.field, "alerts.inhibit_kinds[1]");
+    assert!(inhibit.message.contains("breaker_opne"), "{inhibit}");
+    assert!(inhibit.message.contains("breaker_open"), "{inhibit}");
+    let matcher = errs
+        .iter()
+        .find(|e| e.field == "alerts.maintenance[0].kind")
+        .unwrap_or_else(|| panic!("no maintenance kind error in {errs:?}"));
+    assert!(matcher.message.contains("latncy"), "{matcher}");
+    assert_eq!(
+        Some(matcher.line),
+        text.lines()
+            .position(|l| l.contains("latncy"))
+            .map(|i| i + 1)
+    );
+}
+
+#[test]
+fn every_default_inhibit_kind_and_payload_kind_is_accepted() {
+    let text = format!(
+        "{GOOD}\n[alerts]\ninhibit_kinds = [\"outage\", \"payload:crossed_book\", \"no_data\"]\n\
+         [[alerts.maintenance]]\nname = \"m\"\nstart = \"2026-11-25T02:00:00Z\"\nend = \"2026-11-25T04:00:00Z\"\nkind = \"payload:*\"\n"
+    );
+    config::parse("cfg.toml", &text).expect("valid kinds");
+}

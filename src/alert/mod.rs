@@ -13,7 +13,7 @@ pub mod sinks;
 pub mod triage;
 
 use crate::detect::DetectSettings;
-use crate::model::Alert;
+use crate::model::{Alert, AlertKind};
 use crate::problems::Problems;
 use serde::Deserialize;
 use std::time::Duration;
@@ -72,6 +72,17 @@ impl AlertSettings {
         }
         if self.resolve_after < Duration::from_secs(1) {
             p.push(format!("{at}.resolve_after"), "must be at least 1s");
+        }
+        for (i, kind) in self.inhibit_kinds.iter().enumerate() {
+            if AlertKind::parse(kind).is_none() {
+                p.push(
+                    format!("{at}.inhibit_kinds[{i}]"),
+                    format!(
+                        "{kind:?} is not an alert kind; expected one of {}",
+                        AlertKind::SIMPLE.map(|k| k.name()).join(", ") + ", payload:<reason>"
+                    ),
+                );
+            }
         }
         self.grouping.validate(&format!("{at}.grouping"), p);
         self.dedup.validate(&format!("{at}.dedup"), has_redis, p);
@@ -174,6 +185,16 @@ impl MaintenanceWindow {
         }
         if self.name.is_empty() {
             p.push(format!("{at}.name"), "must not be empty");
+        }
+        if let Some(kind) = &self.matcher.kind
+            && !AlertKind::is_valid_pattern(kind)
+        {
+            p.push(
+                format!("{at}.kind"),
+                format!(
+                    "{kind:?} matches no alert kind; use a kind such as \"latency\" or a prefix such as \"payload:*\""
+                ),
+            );
         }
     }
 }

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::outcome::InvalidReason;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -146,4 +148,118 @@ pub struct TriageTotals {
     pub fallbacks: u64,
     /// Requests answered by rules at once because the queue was full.
     pub overflows: u64,
+}
+
+/// What an alert is about: the kinds the detectors raise. Alerts carry it as
+/// its name (`Alert::kind`); config lists of kinds (`alerts.inhibit_kinds`,
+/// silence and maintenance matchers) are checked against it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AlertKind {
+    /// Latency above the endpoint's usual (z-score) or an absolute bound.
+    Latency,
+    /// Share of failed polls over the recent window.
+    ErrorRate,
+    /// A request in flight past its stall deadline.
+    Hung,
+    /// No valid data for a while.
+    NoData,
+    /// The exchange's own timestamp is old.
+    Stale,
+    /// The data stopped changing.
+    Frozen,
+    /// The circuit breaker is open: polling paused.
+    BreakerOpen,
+    /// Every endpoint of an exchange is failing.
+    Outage,
+    /// The exchange answered 429 or reported its limit spent.
+    RateLimit,
+    /// The exchange banned this IP (418, or a ban code).
+    Ban,
+    /// A payload was not trusted; the data is the [`InvalidReason`] name
+    /// (`payload:crossed_book`).
+    Payload(String),
+}
+
+impl AlertKind {
+    /// Every kind without data, in the order the docs list them.
+    pub const SIMPLE: [AlertKind; 10] = [
+        AlertKind::Latency,
+        AlertKind::ErrorRate,
+        AlertKind::Hung,
+        AlertKind::NoData,
+        AlertKind::Stale,
+        AlertKind::Frozen,
+        AlertKind::BreakerOpen,
+        AlertKind::Outage,
+        AlertKind::RateLimit,
+        AlertKind::Ban,
+    ];
+
+    /// The prefix of payload kinds.
+    pub const PAYLOAD_PREFIX: &'static str = "payload:";
+
+    /// The name alerts carry: `latency`, `error_rate`, `payload:crossed_book`...
+    pub fn name(&self) -> String {
+        match self {
+            AlertKind::Payload(reason) => format!("{}{reason}", Self::PAYLOAD_PREFIX),
+            simple => simple.simple_name().unwrap_or_default().to_string(),
+        }
+    }
+
+    fn simple_name(&self) -> Option<&'static str> {
+        Some(match self {
+            AlertKind::Latency => "latency",
+            AlertKind::ErrorRate => "error_rate",
+            AlertKind::Hung => "hung",
+            AlertKind::NoData => "no_data",
+            AlertKind::Stale => "stale",
+            AlertKind::Frozen => "frozen",
+            AlertKind::BreakerOpen => "breaker_open",
+            AlertKind::Outage => "outage",
+            AlertKind::RateLimit => "rate_limit",
+            AlertKind::Ban => "ban",
+            AlertKind::Payload(_) => return None,
+        })
+    }
+
+    /// The kind of a name, if a detector raises it (`payload:<reason>` needs a
+    /// known [`InvalidReason`] name).
+    pub fn parse(name: &str) -> Option<AlertKind> {
+        if let Some(reason) = name.strip_prefix(Self::PAYLOAD_PREFIX) {
+            return InvalidReason::NAMES
+                .contains(&reason)
+                .then(|| AlertKind::Payload(reason.to_string()));
+        }
+        Self::SIMPLE
+            .into_iter()
+            .find(|k| k.simple_name() == Some(name))
+    }
+
+    /// Whether `pattern` names a kind, or ends in `*` and is the start of
+    /// one (`payload:*`), as silence and maintenance matchers allow.
+    pub fn is_valid_pattern(pattern: &str) -> bool {
+        match pattern.strip_suffix('*') {
+            Some(prefix) => Self::all_names().iter().any(|n| n.starts_with(prefix)),
+            None => Self::parse(pattern).is_some(),
+        }
+    }
+
+    /// Every name a detector can raise, for error messages.
+    pub fn all_names() -> Vec<String> {
+        Self::SIMPLE
+            .iter()
+            .map(AlertKind::name)
+            .chain(
+                InvalidReason::NAMES
+                    .iter()
+                    .map(|r| format!("{}{r}", Self::PAYLOAD_PREFIX)),
+            )
+            .collect()
+    }
+}
+
+impl std::fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
 }

@@ -10,7 +10,9 @@ pub mod ids;
 pub mod limits;
 pub mod outcome;
 
-pub use alert::{Alert, AlertState, Delivery, Severity, Triage, TriageSource, TriageTotals};
+pub use alert::{
+    Alert, AlertKind, AlertState, Delivery, Severity, Triage, TriageSource, TriageTotals,
+};
 pub use breaker::{BreakerState, BreakerView, Transition};
 pub use event::{Command, Component, Event};
 pub use ids::{EndpointId, EndpointKind, ExchangeKind};

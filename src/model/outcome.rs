@@ -213,6 +213,25 @@ pub enum InvalidReason {
 }
 
 impl InvalidReason {
+    /// Every reason's [`name`](Self::name), in declaration order.
+    pub const NAMES: [&'static str; 15] = [
+        "empty_body",
+        "not_json",
+        "schema",
+        "bad_number",
+        "non_positive",
+        "crossed_book",
+        "locked_book",
+        "unsorted_levels",
+        "duplicate_level",
+        "empty_book",
+        "price_jump",
+        "stale",
+        "frozen",
+        "sequence_backwards",
+        "unhealthy",
+    ];
+
     /// Stable snake_case name used in metrics, alerts and JSON output.
     pub fn name(&self) -> &'static str {
         match self {

@@ -206,7 +206,7 @@ fn base(ctx: &AlertContext) -> Decision {
         return stale(ctx, &where_, &a.kind);
     }
 
-    if a.kind == "error_rate" || a.kind == "errors" {
+    if a.kind == "error_rate" {
         let rate = error_rate.or_else(|| a.metrics.get("error_rate").copied());
         let down = rate.is_some_and(|r| r >= DOWN_ERROR_RATE);
         return Decision {
