@@ -140,7 +140,7 @@ fn redis_figures() {
         Err(e) => return eprintln!("no runtime: {e}"),
     };
     for c in [1, 64] {
-        let v = rt.block_on(exwatch::limiter::bench::bench_limiter(
+        let v = rt.block_on(exwatch::bench::limiter::bench_limiter(
             &url,
             c,
             std::time::Duration::from_secs_f64(secs),

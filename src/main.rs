@@ -209,7 +209,7 @@ fn main() -> ExitCode {
                     concurrency,
                     duration,
                 } => {
-                    let figures = exwatch::limiter::bench::bench_limiter(
+                    let figures = exwatch::bench::limiter::bench_limiter(
                         &redis,
                         concurrency,
                         Duration::from_secs(duration),
@@ -218,7 +218,7 @@ fn main() -> ExitCode {
                     print_figures(&figures)
                 }
                 BenchCmd::Detect { poll_ms, control } => {
-                    let figures = exwatch::detect::bench::bench_detect(
+                    let figures = exwatch::bench::detect::bench_detect(
                         Duration::from_millis(poll_ms),
                         Duration::from_secs(control),
                     )
@@ -309,7 +309,15 @@ async fn replay(
     if !headless {
         let _log = exwatch::logging::init(&cfg.log).context("opening the log directory")?;
         let monitor = exwatch::monitor::Monitor::from_replay(replay, speed);
-        exwatch::ui::run(monitor, &cfg, exwatch::ui::Mode::Replay).await?;
+        let shown = exwatch::ui::run(
+            &feed(&monitor),
+            &cfg.keys,
+            &cfg.instance.name,
+            exwatch::ui::Mode::Replay,
+        )
+        .await;
+        monitor.stop().await;
+        shown?;
         return Ok(exit::OK);
     }
     let stop_replay = tokio_util::sync::CancellationToken::new();
@@ -403,8 +411,26 @@ async fn monitor_dashboard(cfg: &Config) -> anyhow::Result<u8> {
     // Logs go to the file before the UI takes the terminal.
     let _log = exwatch::logging::init(&cfg.log).context("opening the log directory")?;
     let monitor = exwatch::monitor::Monitor::start(cfg, 0).await?;
-    exwatch::ui::run(monitor, cfg, exwatch::ui::Mode::Live).await?;
+    let shown = exwatch::ui::run(
+        &feed(&monitor),
+        &cfg.keys,
+        &cfg.instance.name,
+        exwatch::ui::Mode::Live,
+    )
+    .await;
+    monitor.stop().await;
+    shown?;
     Ok(exit::OK)
+}
+
+/// The dashboard's side of a monitor.
+fn feed(m: &exwatch::monitor::Monitor) -> exwatch::ui::Feed {
+    exwatch::ui::Feed {
+        snapshots: m.snapshots.clone(),
+        commands: m.commands.clone(),
+        replay_controls: m.replay_controls.clone(),
+        replay_status: m.replay_status.clone(),
+    }
 }
 
 async fn monitor_headless(cfg: &Config, json: bool) -> anyhow::Result<u8> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 async fn bench_limiter_reports_real_figures() {
     let redis = RedisServer::start();
     let v =
-        exwatch::limiter::bench::bench_limiter(&redis.url(), 8, Duration::from_millis(300)).await;
+        exwatch::bench::limiter::bench_limiter(&redis.url(), 8, Duration::from_millis(300)).await;
     assert!(v.get("error").is_none(), "{v}");
     let checks = v["checks"].as_u64().unwrap_or(0);
     assert!(checks > 0, "{v}");
@@ -44,7 +44,7 @@ async fn bench_limiter_reports_an_unreachable_redis_as_an_error() {
     let mut redis = RedisServer::start();
     let url = redis.url();
     redis.kill();
-    let v = exwatch::limiter::bench::bench_limiter(&url, 1, Duration::from_millis(50)).await;
+    let v = exwatch::bench::limiter::bench_limiter(&url, 1, Duration::from_millis(50)).await;
     assert!(
         v["error"].as_str().is_some_and(|e| e.contains("connect")),
         "{v}"

@@ -8,7 +8,6 @@ pub mod dedup;
 pub mod engine;
 pub mod notification;
 pub mod notify;
-pub mod runtime;
 pub mod sinks;
 pub mod triage;
 

@@ -9,7 +9,6 @@
 //! [`Detectors`] runs all of them for every endpoint; the alert engine owns one.
 
 pub mod adaptive;
-pub mod bench;
 pub mod breaker;
 pub mod error_rate;
 pub mod hang;

@@ -6,7 +6,6 @@
 //! which tier denied and how long to wait. Backends (memory, Redis) sit
 //! behind [`RateLimiter`].
 
-pub mod bench;
 pub mod bucket;
 pub mod memory;
 pub mod redis;

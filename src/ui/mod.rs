@@ -36,8 +36,7 @@ pub use theme::Theme;
 pub use view::{Mode, Panel, Reaction, ViewState};
 
 use crate::clock::wall_ms;
-use crate::config::Config;
-use crate::monitor::Monitor;
+use crate::model::Command;
 use crate::state::Snapshot;
 use crossterm::event::{Event as TermEvent, EventStream};
 use futures::StreamExt;
@@ -48,6 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, watch};
 
 /// Below this the dashboard shows a message instead of panels.
 pub const MIN_WIDTH: u16 = 60;
@@ -149,7 +149,7 @@ fn screen_now(mode: Mode, snap: &Snapshot) -> i64 {
 
 /// Turn a replay key into a control for the player; the new speed doubles or
 /// halves the one the player reports.
-fn replay_control(monitor: &Monitor, view: &mut ViewState, action: Action) {
+fn replay_control(monitor: &Feed, view: &mut ViewState, action: Action) {
     use crate::replay::Control;
     let speed = view
         .replay
@@ -176,25 +176,36 @@ fn replay_control(monitor: &Monitor, view: &mut ViewState, action: Action) {
     }
 }
 
-/// Run the dashboard until the operator quits or the process is told to stop;
-/// then give the terminal back and stop the monitor (which flushes what it writes).
-pub async fn run(monitor: Monitor, cfg: &Config, mode: Mode) -> Result<(), UiError> {
+/// What the dashboard reads and sends: the monitor's snapshots and command
+/// queue, and for a replay its controls and status. The caller builds it from
+/// its `Monitor` and stops that monitor once [`run`] returns.
+#[derive(Debug, Clone)]
+pub struct Feed {
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    pub commands: mpsc::Sender<Command>,
+    pub replay_controls: Option<mpsc::Sender<crate::replay::Control>>,
+    pub replay_status: Option<watch::Receiver<crate::replay::Status>>,
+}
+
+/// Run the dashboard until the operator quits or the process is told to
+/// stop, then give the terminal back. `keys` is the `[keys]` table;
+/// `instance` names this instance in the header. The caller stops the
+/// monitor afterwards (which flushes what it writes), whatever the result.
+pub async fn run(
+    monitor: &Feed,
+    keys: &KeymapConfig,
+    instance: &str,
+    mode: Mode,
+) -> Result<(), UiError> {
     use std::io::IsTerminal;
     if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
-        monitor.stop().await;
         return Err(UiError::NotATerminal);
     }
-    let keymap = match Keymap::from_config(&cfg.keys) {
-        Ok(k) => k,
-        Err(e) => {
-            monitor.stop().await;
-            return Err(e.into());
-        }
-    };
-    let mut view = ViewState::new(&cfg.instance.name, mode, keymap, Theme::detect());
-    let result = match terminal::Session::enter() {
+    let keymap = Keymap::from_config(keys)?;
+    let mut view = ViewState::new(instance, mode, keymap, Theme::detect());
+    match terminal::Session::enter() {
         Ok(mut session) => {
-            let r = event_loop(&mut session, &monitor, &mut view).await;
+            let r = event_loop(&mut session, monitor, &mut view).await;
             // The one exit path: the terminal comes back before anything else happens.
             drop(session);
             r
@@ -203,14 +214,12 @@ pub async fn run(monitor: Monitor, cfg: &Config, mode: Mode) -> Result<(), UiErr
             terminal::restore();
             Err(UiError::Terminal(e))
         }
-    };
-    monitor.stop().await;
-    result
+    }
 }
 
 async fn event_loop(
     session: &mut terminal::Session,
-    monitor: &Monitor,
+    monitor: &Feed,
     view: &mut ViewState,
 ) -> Result<(), UiError> {
     let mut snapshots = monitor.snapshots.clone();

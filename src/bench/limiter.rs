@@ -5,8 +5,8 @@
 //! budget is large enough that every check is granted, so each one runs the
 //! full script (read, refill, debit, expire) on every tier.
 
-use super::redis::{CHECK_SCRIPT, RedisLimiter};
-use super::{BucketSpec, Decision, LimitRequest, OutagePolicy, RateLimiter, TierBucket};
+use crate::limiter::redis::{CHECK_SCRIPT, RedisLimiter};
+use crate::limiter::{BucketSpec, Decision, LimitRequest, OutagePolicy, RateLimiter, TierBucket};
 use crate::model::Tier;
 use crate::redis_link::RedisLink;
 use serde_json::json;

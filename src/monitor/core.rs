@@ -1,0 +1,221 @@
+//! The core loop: the one task that owns state. Every event, in arrival
+//! order, is fed to the alert engine, then journaled, applied to the reducer
+//! and shown to the taps; the alert changes the engine derives take the same
+//! path, and only then are they handed to the notifier and to triage.
+//!
+//! Ordering invariant: **journal before shown or sent.** Nothing reaches the
+//! screen, a tap, a sink or the model that is not already in the journal, so
+//! a replay of the journal tells the whole story of what anyone was shown.
+
+use crate::alert::engine::Engine;
+use crate::alert::notify::AlertSender;
+use crate::alert::triage::TriageHandle;
+use crate::breaker::BreakerStore;
+use crate::clock::wall_ms;
+use crate::journal::{Journal, JournalSettings};
+use crate::model::Command;
+use crate::model::EndpointId;
+use crate::model::{AlertState, Delivery};
+use crate::model::{Component, Event};
+use crate::state::{Snapshot, State};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Snapshots are published at most this often, so a burst of events costs one redraw.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+/// Time-driven alert work (no data, silences expiring, auto-resolve).
+const ENGINE_TICK: Duration = Duration::from_secs(1);
+
+/// The one task that owns state: every event is journaled, applied to the
+/// reducer, shown to the taps and fed to the alert engine, in order. Alert
+/// changes the engine derives take the same path before they are notified,
+/// so nothing is shown or sent that is not in the journal.
+pub(super) struct Core {
+    pub(super) state: State,
+    pub(super) engine: Engine,
+    pub(super) journal: Option<Journal>,
+    pub(super) journal_settings: JournalSettings,
+    pub(super) notify: AlertSender,
+    pub(super) triage: TriageHandle,
+    pub(super) taps: Vec<mpsc::Sender<Event>>,
+    pub(super) breakers: Arc<dyn BreakerStore>,
+    pub(super) events: mpsc::Sender<Event>,
+}
+
+impl Core {
+    pub(super) async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Event>,
+        mut commands: mpsc::Receiver<Command>,
+        snapshots: watch::Sender<Arc<Snapshot>>,
+        journal_problem: Option<String>,
+        shutdown: CancellationToken,
+    ) {
+        self.restore();
+        if let Some(problem) = journal_problem {
+            let ev = Event::BackendHealth {
+                at_ms: wall_ms(),
+                component: Component::Journal,
+                healthy: false,
+                detail: format!("journal unavailable, alerts are not recorded: {problem}"),
+            };
+            self.record(ev).await;
+        }
+        snapshots.send_replace(Arc::new(self.state.snapshot()));
+        let mut dirty = false;
+        let mut publish = tokio::time::interval(PUBLISH_EVERY);
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut engine_tick = tokio::time::interval(ENGINE_TICK);
+        engine_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                ev = rx.recv() => {
+                    let Some(ev) = ev else { break };
+                    self.ingest(ev).await;
+                    dirty = true;
+                }
+                cmd = commands.recv() => {
+                    if let Some(cmd) = cmd {
+                        self.command(cmd).await;
+                        dirty = true;
+                    }
+                }
+                _ = engine_tick.tick() => {
+                    for out in self.engine.tick(wall_ms()) {
+                        self.record(out).await;
+                        dirty = true;
+                    }
+                }
+                _ = publish.tick() => {
+                    if dirty {
+                        snapshots.send_replace(Arc::new(self.state.snapshot()));
+                        dirty = false;
+                    }
+                }
+                _ = shutdown.cancelled() => {
+                    // Drain what the workers already sent.
+                    while let Ok(ev) = rx.try_recv() {
+                        self.ingest(ev).await;
+                    }
+                    break;
+                }
+            }
+        }
+        if let Some(j) = self.journal.as_mut()
+            && let Err(e) = j.sync()
+        {
+            tracing::error!(error = %e, "journal sync at exit failed");
+        }
+        snapshots.send_replace(Arc::new(self.state.snapshot()));
+    }
+
+    /// Open alerts from the journal come back as they were, without being sent again.
+    fn restore(&mut self) {
+        let Some(j) = &self.journal else { return };
+        let open = j.open_alerts();
+        if open.is_empty() {
+            return;
+        }
+        tracing::info!(count = open.len(), "restored open alerts from the journal");
+        for alert in &open {
+            self.state.apply(&Event::AlertChanged {
+                alert: alert.clone(),
+            });
+        }
+        self.engine.restore(open);
+    }
+
+    async fn ingest(&mut self, ev: Event) {
+        let derived = self.engine.on_event(&ev, wall_ms());
+        self.record(ev).await;
+        for out in derived {
+            self.record(out).await;
+        }
+    }
+
+    /// Journal, apply, show; then notify and triage alert changes.
+    async fn record(&mut self, ev: Event) {
+        if let Some(j) = self.journal.as_mut()
+            && self.journal_settings.wants(&ev)
+            && let Err(e) = j.append(&ev, wall_ms())
+        {
+            tracing::error!(error = %e, "journal append failed");
+        }
+        self.state.apply(&ev);
+        for t in &self.taps {
+            let _ = t.send(ev.clone()).await;
+        }
+        if let Event::AlertChanged { alert } = &ev {
+            if let Err(e) = self.notify.try_send(alert.clone()) {
+                // Never silent: the alert shows the notifier could not take it.
+                tracing::error!(error = %e, fingerprint = %alert.fingerprint, "notifier queue full");
+                let failed = Event::AlertDelivery {
+                    fingerprint: alert.fingerprint.clone(),
+                    sink: "notifier".into(),
+                    delivery: Delivery::Failed {
+                        error: "notifier queue full".into(),
+                    },
+                };
+                // Through the event queue, so it is journaled and counted like any other;
+                // if that is full too, at least the screen shows it.
+                if self.events.try_send(failed.clone()).is_err() {
+                    self.state.apply(&failed);
+                }
+            }
+            // Each firing episode at each severity is auto-triaged once (the
+            // triage task remembers which); its result comes back as an
+            // `AlertTriaged` event that the engine folds in.
+            if alert.state == AlertState::Firing {
+                self.triage.request(vec![alert.clone()], false);
+            }
+        }
+    }
+
+    async fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Acknowledge { .. } | Command::Silence { .. } => {
+                for out in self.engine.on_command(&cmd, wall_ms()) {
+                    self.record(out).await;
+                }
+            }
+            Command::Triage { fingerprints } => {
+                self.triage.request_fingerprints(&fingerprints);
+            }
+            Command::ForceOpen { exchange, endpoint } => {
+                self.breaker_command(EndpointId { exchange, endpoint }, true);
+            }
+            Command::ResetBreaker { exchange, endpoint } => {
+                self.breaker_command(EndpointId { exchange, endpoint }, false);
+            }
+        }
+    }
+
+    /// The store may be remote: its answer comes back as an event, not inline.
+    fn breaker_command(&self, id: EndpointId, open: bool) {
+        let breakers = self.breakers.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let result = if open {
+                breakers.force_open(&id).await
+            } else {
+                breakers.reset(&id).await
+            };
+            match result {
+                Ok(Some(transition)) => {
+                    let _ = events
+                        .send(Event::BreakerChanged {
+                            exchange: id.exchange,
+                            endpoint: id.endpoint,
+                            at_ms: wall_ms(),
+                            transition,
+                        })
+                        .await;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "breaker command failed"),
+            }
+        });
+    }
+}
