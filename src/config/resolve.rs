@@ -1,0 +1,143 @@
+//! Endpoint resolution: defaults, exchange presets and rate-limit tiers
+//! applied, URLs built, so workers get a ready [`ResolvedEndpoint`].
+
+use super::*;
+use crate::breaker::BreakerSettings;
+use crate::exchange::generic::GenericSpec;
+use crate::exchange::validate::ValidationSettings;
+use crate::exchange::{self};
+use crate::limiter::{BucketSpec, LimitRequest, TierBucket};
+use crate::model::Tier;
+use crate::model::{EndpointKind, ExchangeKind};
+use std::time::Duration;
+
+impl Config {
+    /// Every endpoint to poll, with defaults and presets applied.
+    pub fn endpoints(&self) -> Vec<ResolvedEndpoint> {
+        let mut out = Vec::new();
+        for ex in &self.exchanges {
+            for ep in &ex.endpoints {
+                if let Some(r) = ex.resolve(ep, self) {
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn breaker_for(&self, exchange: &str) -> &BreakerSettings {
+        self.exchanges
+            .iter()
+            .find(|e| e.name == exchange)
+            .and_then(|e| e.breaker.as_ref())
+            .unwrap_or(&self.breaker)
+    }
+}
+
+impl ExchangeConfig {
+    fn resolve(&self, ep: &EndpointConfig, cfg: &Config) -> Option<ResolvedEndpoint> {
+        let symbol = ep
+            .symbol
+            .clone()
+            .or_else(|| self.symbol.clone())
+            .unwrap_or_else(|| default_symbol(self.kind).to_string());
+        let depth = ep.depth.unwrap_or(20);
+        let preset = exchange::preset(self.kind, ep.kind, &symbol, depth);
+        let (path, mut query, preset_weight) = match (&ep.path, preset) {
+            (Some(path), _) => (path.clone(), Vec::new(), 1),
+            (None, Some(pr)) => (pr.path, pr.query, pr.weight),
+            (None, None) => return None,
+        };
+        for (k, v) in &ep.query {
+            query.retain(|(qk, _)| qk != k);
+            query.push((k.clone(), v.clone()));
+        }
+        let base = self
+            .base_url
+            .clone()
+            .or_else(|| exchange::default_base_url(self.kind).map(str::to_string))?;
+        // A base with a path (https://host/prefix, the simulator's /binance) stays a prefix.
+        let mut url = url::Url::parse(&format!("{}{}", base.trim_end_matches('/'), path)).ok()?;
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+        let weight = ep.weight.unwrap_or(preset_weight).max(1);
+        let exchange_spec = self.rate_limit.unwrap_or_else(|| {
+            let b = exchange::default_budget(self.kind);
+            BucketSpec {
+                capacity: b.capacity,
+                refill_per_sec: b.refill_per_sec,
+            }
+        });
+        let mut tiers = vec![TierBucket {
+            tier: Tier::Exchange,
+            id: LimitRequest::bucket_id(&self.name, Tier::Exchange, "all"),
+            spec: exchange_spec,
+        }];
+        if let Some(spec) = ep.rate_limit {
+            tiers.push(TierBucket {
+                tier: Tier::Endpoint,
+                id: LimitRequest::bucket_id(&self.name, Tier::Endpoint, &ep.name),
+                spec,
+            });
+        }
+        for (tier, nb) in [(Tier::Account, &self.account), (Tier::Ip, &self.ip)] {
+            if let Some(nb) = nb {
+                tiers.push(TierBucket {
+                    tier,
+                    id: LimitRequest::bucket_id(&self.name, tier, &nb.name),
+                    spec: BucketSpec {
+                        capacity: nb.capacity,
+                        refill_per_sec: nb.refill_per_sec,
+                    },
+                });
+            }
+        }
+        Some(ResolvedEndpoint {
+            exchange: self.name.clone(),
+            exchange_kind: self.kind,
+            endpoint: ep.name.clone(),
+            kind: ep.kind,
+            symbol,
+            url: url.to_string(),
+            interval: ep.interval.unwrap_or(cfg.defaults.interval),
+            timeout: ep.timeout.unwrap_or(cfg.defaults.timeout),
+            limit: LimitRequest {
+                exchange: self.name.clone(),
+                tiers,
+                weight,
+            },
+            breaker: self.breaker.clone().unwrap_or_else(|| cfg.breaker.clone()),
+            generic: self.generic.clone(),
+            validation: cfg.validation.clone(),
+        })
+    }
+}
+
+/// An endpoint ready to poll: URL built, defaults and presets applied.
+#[derive(Debug, Clone)]
+pub struct ResolvedEndpoint {
+    pub exchange: String,
+    pub exchange_kind: ExchangeKind,
+    pub endpoint: String,
+    pub kind: EndpointKind,
+    pub symbol: String,
+    pub url: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub limit: LimitRequest,
+    pub breaker: BreakerSettings,
+    pub generic: Option<GenericSpec>,
+    pub validation: ValidationSettings,
+}
+
+pub fn default_symbol(kind: ExchangeKind) -> &'static str {
+    match kind {
+        ExchangeKind::Binance | ExchangeKind::Bybit => "BTCUSDT",
+        ExchangeKind::Okx => "BTC-USDT",
+        ExchangeKind::Coinbase => "BTC-USD",
+        ExchangeKind::Kraken => "XBTUSDT",
+        ExchangeKind::Generic => "BTC-USDT",
+    }
+}

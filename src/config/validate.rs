@@ -1,0 +1,191 @@
+//! Semantic checks of the whole config, after it parsed: each owner's
+//! settings validate themselves; this adds what spans owners.
+
+use super::*;
+use crate::exchange::{self};
+use crate::limiter::LimiterBackend;
+use crate::model::ExchangeKind;
+use crate::problems::{Problems, check_bucket, check_duration, check_url, is_env_name, is_ident};
+use std::collections::BTreeMap;
+
+impl Config {
+    pub(super) fn validate(&self, p: &mut Problems) {
+        if self.exchanges.is_empty() {
+            p.push(
+                "exchanges",
+                "no exchange configured: add at least one [[exchanges]] table",
+            );
+        }
+        check_duration(p, "defaults.interval", self.defaults.interval);
+        check_duration(p, "defaults.timeout", self.defaults.timeout);
+        check_duration(p, "http.connect_timeout", self.http.connect_timeout);
+        check_duration(p, "headless.interval", self.headless.interval);
+        self.metrics.validate(p);
+        if self.http.max_body_bytes < 1024 {
+            p.push("http.max_body_bytes", "must be at least 1024 bytes");
+        }
+        if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
+            p.push(
+                "log.level",
+                "must be one of error, warn, info, debug, trace",
+            );
+        }
+        self.breaker.validate("breaker", p);
+        if self.limiter.instances == 0 {
+            p.push("limiter.instances", "must be at least 1");
+        }
+        if self.limiter.backend == LimiterBackend::Redis && self.redis.is_none() {
+            p.push(
+                "limiter.backend",
+                "`redis` needs a [redis] table with url_env",
+            );
+        }
+        if self.breaker.store == crate::breaker::StoreKind::Redis && self.redis.is_none() {
+            p.push(
+                "breaker.store",
+                "`redis` needs a [redis] table with url_env",
+            );
+        }
+        if let Some(r) = &self.redis {
+            if !is_env_name(&r.url_env) {
+                p.push(
+                    "redis.url_env",
+                    "must be the NAME of an environment variable (A-Z, 0-9, _), not the URL itself",
+                );
+            }
+            check_duration(p, "redis.timeout", r.timeout);
+        }
+        let v = &self.validation;
+        if !(v.max_price_jump_pct.is_finite() && v.max_price_jump_pct > 0.0) {
+            p.push(
+                "validation.max_price_jump_pct",
+                "must be a positive percentage, e.g. 10.0",
+            );
+        }
+        // No upper bound: a huge max_age is how staleness checks are switched off.
+        if v.max_age.is_zero() {
+            p.push(
+                "validation.max_age",
+                "must be greater than zero, e.g. \"30s\"",
+            );
+        }
+        check_duration(p, "validation.frozen_after", v.frozen_after);
+        self.alerts.validate("alerts", self.redis.is_some(), p);
+        self.journal.validate("journal", p);
+        self.triage.validate(p);
+        self.keys.validate(p);
+
+        let mut names = BTreeMap::new();
+        for (i, ex) in self.exchanges.iter().enumerate() {
+            let at = format!("exchanges[{i}]");
+            if let Some(prev) = names.insert(ex.name.clone(), i) {
+                p.push(
+                    format!("{at}.name"),
+                    format!(
+                        "duplicate exchange name {:?} (also exchanges[{prev}])",
+                        ex.name
+                    ),
+                );
+            }
+            ex.validate(&at, p);
+        }
+    }
+}
+
+impl ExchangeConfig {
+    fn validate(&self, at: &str, p: &mut Problems) {
+        if !is_ident(&self.name) {
+            p.push(
+                format!("{at}.name"),
+                "must be a non-empty name of letters, digits, '-' or '_'",
+            );
+        }
+        match &self.base_url {
+            Some(u) => check_url(p, &format!("{at}.base_url"), u),
+            None if self.kind == ExchangeKind::Generic => p.push(
+                format!("{at}.base_url"),
+                "the generic kind has no default base URL: set base_url = \"https://...\"",
+            ),
+            None => {}
+        }
+        if self.kind == ExchangeKind::Generic && self.generic.is_none() {
+            p.push(
+                format!("{at}.generic"),
+                "the generic kind needs a [exchanges.generic] table with JSON pointers",
+            );
+        }
+        if let Some(g) = &self.generic {
+            g.validate(&format!("{at}.generic"), p);
+        }
+        if let Some(b) = &self.rate_limit {
+            check_bucket(p, &format!("{at}.rate_limit"), b.capacity, b.refill_per_sec);
+        }
+        for (field, nb) in [("account", &self.account), ("ip", &self.ip)] {
+            if let Some(nb) = nb {
+                check_bucket(p, &format!("{at}.{field}"), nb.capacity, nb.refill_per_sec);
+                if nb.name.is_empty() {
+                    p.push(format!("{at}.{field}.name"), "must not be empty");
+                }
+            }
+        }
+        if let Some(b) = &self.breaker {
+            b.validate(&format!("{at}.breaker"), p);
+        }
+        if self.endpoints.is_empty() {
+            p.push(
+                format!("{at}.endpoints"),
+                "no endpoint configured: add at least one [[exchanges.endpoints]]",
+            );
+        }
+        let mut names = BTreeMap::new();
+        for (j, ep) in self.endpoints.iter().enumerate() {
+            let at = format!("{at}.endpoints[{j}]");
+            if let Some(prev) = names.insert(ep.name.clone(), j) {
+                p.push(
+                    format!("{at}.name"),
+                    format!(
+                        "duplicate endpoint name {:?} (also endpoints[{prev}])",
+                        ep.name
+                    ),
+                );
+            }
+            if !is_ident(&ep.name) {
+                p.push(
+                    format!("{at}.name"),
+                    "must be a non-empty name of letters, digits, '-' or '_'",
+                );
+            }
+            if let Some(d) = ep.interval {
+                check_duration(p, &format!("{at}.interval"), d);
+            }
+            if let Some(d) = ep.timeout {
+                check_duration(p, &format!("{at}.timeout"), d);
+            }
+            if ep.weight == Some(0) {
+                p.push(format!("{at}.weight"), "must be at least 1");
+            }
+            if let Some(b) = &ep.rate_limit {
+                check_bucket(p, &format!("{at}.rate_limit"), b.capacity, b.refill_per_sec);
+            }
+            match &ep.path {
+                Some(path) if !path.starts_with('/') => p.push(
+                    format!("{at}.path"),
+                    "must start with '/', e.g. \"/api/v3/time\"",
+                ),
+                None if self.kind == ExchangeKind::Generic => p.push(
+                    format!("{at}.path"),
+                    "the generic kind has no presets: set path = \"/...\"",
+                ),
+                _ => {}
+            }
+            let weight = ep.weight.unwrap_or(1) as f64;
+            let exchange_cap = self
+                .rate_limit
+                .map(|b| b.capacity)
+                .unwrap_or(exchange::default_budget(self.kind).capacity);
+            if weight > exchange_cap {
+                p.push(format!("{at}.weight"), format!("weight {weight} exceeds the exchange's capacity {exchange_cap}: it could never be granted"));
+            }
+        }
+    }
+}
