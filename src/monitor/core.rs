@@ -3,16 +3,20 @@
 //! and shown to the taps; the alert changes the engine derives take the same
 //! path, and only then are they handed to the notifier and to triage.
 //!
-//! Ordering invariant: **journal before shown or sent.** Nothing reaches the
-//! screen, a tap, a sink or the model that is not already in the journal, so
-//! a replay of the journal tells the whole story of what anyone was shown.
+//! Ordering invariant: **journal before shown or sent.** An alert, delivery
+//! or breaker event reaches the screen, a tap, a sink or the model only once
+//! its line is in the journal file (and forced to disk when the fsync policy
+//! says so), so a replay of the journal tells the whole story of what anyone
+//! was shown or sent. The journal's own thread does the writing
+//! (`journal::JournalWriter`), so a slow disk never blocks the runtime;
+//! samples and limiter figures are handed to it in order without waiting.
 
 use crate::alert::engine::Engine;
 use crate::alert::notify::AlertSender;
 use crate::alert::triage::TriageHandle;
 use crate::breaker::BreakerStore;
 use crate::clock::wall_ms;
-use crate::journal::{Journal, JournalSettings};
+use crate::journal::{self, JournalSettings, JournalWriter};
 use crate::model::Command;
 use crate::model::EndpointId;
 use crate::model::{AlertState, Delivery};
@@ -35,7 +39,9 @@ const ENGINE_TICK: Duration = Duration::from_secs(1);
 pub(super) struct Core {
     pub(super) state: State,
     pub(super) engine: Engine,
-    pub(super) journal: Option<Journal>,
+    /// The writer thread, and the alerts the journal held open at start.
+    pub(super) journal: Option<JournalWriter>,
+    pub(super) restored: Vec<crate::model::Alert>,
     pub(super) journal_settings: JournalSettings,
     pub(super) notify: AlertSender,
     pub(super) triage: TriageHandle,
@@ -103,8 +109,8 @@ impl Core {
                 }
             }
         }
-        if let Some(j) = self.journal.as_mut()
-            && let Err(e) = j.sync()
+        if let Some(j) = self.journal.take()
+            && let Err(e) = j.sync().await
         {
             tracing::error!(error = %e, "journal sync at exit failed");
         }
@@ -113,8 +119,7 @@ impl Core {
 
     /// Open alerts from the journal come back as they were, without being sent again.
     fn restore(&mut self) {
-        let Some(j) = &self.journal else { return };
-        let open = j.open_alerts();
+        let open = std::mem::take(&mut self.restored);
         if open.is_empty() {
             return;
         }
@@ -137,11 +142,19 @@ impl Core {
 
     /// Journal, apply, show; then notify and triage alert changes.
     async fn record(&mut self, ev: Event) {
-        if let Some(j) = self.journal.as_mut()
+        if let Some(j) = &self.journal
             && self.journal_settings.wants(&ev)
-            && let Err(e) = j.append(&ev, wall_ms())
         {
-            tracing::error!(error = %e, "journal append failed");
+            // Alert changes wait until they are in the file (and synced, per
+            // policy) before anyone sees them; the rest only keep their order.
+            let written = if journal::is_alert_event(&ev) {
+                j.write_durable(&ev, wall_ms()).await
+            } else {
+                j.write(&ev, wall_ms()).await
+            };
+            if let Err(e) = written {
+                tracing::error!(error = %e, "journal write failed");
+            }
         }
         self.state.apply(&ev);
         for t in &self.taps {

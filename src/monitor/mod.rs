@@ -7,7 +7,7 @@
 use crate::alert::engine::Engine;
 use crate::breaker::StoreKind;
 use crate::config::Config;
-use crate::journal::Journal;
+use crate::journal::{Journal, JournalWriter};
 use crate::model::Command;
 use crate::model::EndpointId;
 use crate::model::Event;
@@ -127,18 +127,20 @@ impl Monitor {
             snap_rx.clone(),
             shutdown.clone(),
         );
-        let (journal, journal_problem) = if cfg.journal.enabled {
-            match Journal::open(&cfg.journal) {
-                Ok(j) => (Some(j), None),
-                Err(e) => (None, Some(e.to_string())),
+        let (journal, restored, journal_problem) = if cfg.journal.enabled {
+            match Journal::open(&cfg.journal).map(JournalWriter::spawn) {
+                Ok(Ok((writer, open))) => (Some(writer), open, None),
+                Ok(Err(e)) => (None, Vec::new(), Some(e.to_string())),
+                Err(e) => (None, Vec::new(), Some(e.to_string())),
             }
         } else {
-            (None, None)
+            (None, Vec::new(), None)
         };
         let core = Core {
             state: State::new(),
             engine: Engine::new(cfg.alerts.clone()),
             journal,
+            restored,
             journal_settings: cfg.journal.clone(),
             notify: notifying,
             triage,

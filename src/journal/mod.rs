@@ -10,6 +10,10 @@
 //! files), and the new file starts with a checkpoint of every open alert, so
 //! the newest file alone is enough to restore them.
 
+mod writer;
+
+pub use writer::{JournalWriter, WriteError};
+
 use crate::model::Alert;
 use crate::model::Event;
 use crate::problems::Problems;
@@ -121,6 +125,15 @@ pub struct Entry {
     pub ev: Event,
 }
 
+/// Alert, delivery and breaker events: the ones the `alerts` fsync policy
+/// forces to disk, and the ones the core waits for before showing or sending.
+pub fn is_alert_event(ev: &Event) -> bool {
+    matches!(
+        ev,
+        Event::AlertChanged { .. } | Event::AlertDelivery { .. } | Event::BreakerChanged { .. }
+    )
+}
+
 /// `journal.jsonl.3` for n = 3.
 pub fn rotated(path: &Path, n: usize) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -207,13 +220,9 @@ impl Journal {
         }
         self.write_line(&line)?;
         self.track(ev);
-        let important = matches!(
-            ev,
-            Event::AlertChanged { .. } | Event::AlertDelivery { .. } | Event::BreakerChanged { .. }
-        );
         match self.s.fsync {
             FsyncPolicy::Always => self.sync()?,
-            FsyncPolicy::Alerts if important => self.sync()?,
+            FsyncPolicy::Alerts if is_alert_event(ev) => self.sync()?,
             _ => self.unsynced = true,
         }
         Ok(())
