@@ -11,7 +11,7 @@ pub mod limits;
 pub mod outcome;
 
 pub use alert::{Alert, AlertState, Delivery, Severity, Triage, TriageSource, TriageTotals};
-pub use breaker::{BreakerState, BreakerView, Transition};
+pub use breaker::{BreakerState, BreakerView, OpenWait, Transition, TripCause};
 pub use event::{Command, Component, Event};
 pub use ids::{EndpointId, EndpointKind, ExchangeKind};
 pub use limits::{Tier, TierFill};
