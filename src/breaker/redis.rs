@@ -112,7 +112,7 @@ struct Read {
     lease: Option<String>,
 }
 
-/// The Redis store. Use it through [`build`](super::build), which adds the
+/// The Redis store. Use it through [`build`](super::build()), which adds the
 /// fallback to memory.
 pub struct RedisBreakers {
     link: RedisLink,
