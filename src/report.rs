@@ -187,7 +187,7 @@ pub fn build(entries: impl IntoIterator<Item = Entry>, window: Window) -> Report
                     endpoint,
                     from: transition.from.as_str().into(),
                     to: transition.to.as_str().into(),
-                    reason: transition.reason,
+                    reason: transition.reason.to_string(),
                 });
             }
             Event::AlertChanged { alert } => {

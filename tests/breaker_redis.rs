@@ -7,9 +7,8 @@
 mod common;
 
 use common::redis::RedisServer;
-use exwatch::breaker::redis::{
-    BreakerHealth, RedisBreakers, breaker_key, build_with_retry, report_health,
-};
+use exwatch::breaker::redis::{RedisBreakers, breaker_key};
+use exwatch::breaker::{BreakerHealth, build_with_retry, report_health};
 use exwatch::breaker::{BreakerSettings, BreakerStore, CallResult, Grant, Permit, StoreKind};
 use exwatch::model::{BreakerState, EndpointId, OutcomeClass, Transition};
 use exwatch::model::{Component, Event};
@@ -94,7 +93,7 @@ async fn two_instances_share_one_breaker() {
     let t = trip(&a).await;
     assert_eq!((t.from, t.to), (BreakerState::Closed, BreakerState::Open));
     assert!(
-        t.reason.starts_with("2 consecutive failures"),
+        t.reason.to_string().starts_with("2 consecutive failures"),
         "{}",
         t.reason
     );
@@ -178,7 +177,11 @@ async fn a_fresh_instance_keeps_an_open_breaker_open_until_its_time() {
         .await
         .expect("b answers")
         .expect("probe failure reopens");
-    assert!(t.reason.contains("open 1s 200ms (trip 2)"), "{}", t.reason);
+    assert!(
+        t.reason.to_string().contains("open 1s 200ms (trip 2)"),
+        "{}",
+        t.reason
+    );
     let c = instance(&r, &s);
     assert_eq!(c.view(&id()).await.expect("c answers").trips, 2);
 }

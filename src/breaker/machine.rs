@@ -1,4 +1,6 @@
-//! The breaker state machine: pure, with time (unix ms) passed in.
+//! The breaker state machine, transitions only: pure, with time (unix ms)
+//! passed in, and every change reported as a [`Transition`] with a typed
+//! [`TripCause`].
 //!
 //! ```text
 //!            failure rate / slow-call rate ≥ threshold over the window,
@@ -11,15 +13,17 @@
 //! ```
 //!
 //! Both stores drive this one machine: the memory store keeps it in a map,
-//! the Redis store reads it from a hash, runs it and writes it back with a
-//! compare-and-set. Only the half-open probe leases differ: the memory store
-//! keeps them here ([`Machine::leases`]), the Redis store keeps them as
-//! `SET NX PX` keys, so both reach [`Machine::apply`] with a [`ProbeStatus`].
+//! the Redis store reads it from a hash ([`super::codec`]), runs it and
+//! writes it back with a compare-and-set. Only the half-open probe leases
+//! differ: the memory store keeps them in the machine ([`Machine::leases`],
+//! handled in [`super::memory`]), the Redis store keeps them as `SET NX PX`
+//! keys, so both reach [`Machine::apply`] with a [`ProbeStatus`]. The
+//! sliding window is [`super::window`].
 
+use super::memory::Lease;
+use super::window::Window;
 use super::{BreakerSettings, CallResult, WindowKind};
-
-use crate::model::{BreakerState, BreakerView, OutcomeClass, Transition};
-use std::collections::{HashMap, VecDeque};
+use crate::model::{BreakerState, BreakerView, OpenWait, OutcomeClass, Transition, TripCause};
 use std::time::Duration;
 
 /// A denied half-open caller re-asks at least this often, so it notices a
@@ -28,13 +32,7 @@ const HALF_OPEN_RECHECK: Duration = Duration::from_secs(1);
 /// A forced-open breaker has no end; callers re-ask this often to notice a reset.
 const FORCED_RECHECK: Duration = Duration::from_secs(1);
 
-/// One half-open probe slot held by an in-flight call (memory store only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lease {
-    pub token: u64,
-    pub expires_ms: i64,
-}
-
+/// One breaker's whole state. Times are unix ms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Machine {
     pub state: BreakerState,
@@ -43,6 +41,7 @@ pub struct Machine {
     pub consecutive_failures: u32,
     /// Trips since the breaker last closed; drives the exponential wait.
     pub trips: u32,
+    /// Unix ms when an open breaker may go half-open (`i64::MAX` when forced).
     pub open_until_ms: i64,
     /// The latest "stay away until" an exchange gave us (Retry-After, ban),
     /// kept so a trip caused by a later call still honours it.
@@ -53,6 +52,7 @@ pub struct Machine {
     pub window: Window,
     /// Half-open probes out (memory store only; Redis keeps them as keys).
     pub leases: Vec<Lease>,
+    /// The next probe lease token (memory store only; never 0).
     pub next_token: u64,
 }
 
@@ -83,6 +83,7 @@ pub enum Admit {
         generation: u64,
         probe: Option<u64>,
     },
+    /// Do not call; ask again after `retry_in`.
     No {
         state: BreakerState,
         retry_in: Duration,
@@ -100,196 +101,9 @@ pub enum ProbeStatus {
     Expired,
 }
 
-/// Sliding window of recent outcomes, with running totals.
-///
-/// Count-based: one slot per call, the last `window_size` calls.
-/// Time-based: one slot per second, the last `window` (rounded up to seconds).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Window {
-    pub kind: WindowKind,
-    slots: VecDeque<Slot>,
-    calls: u32,
-    failures: u32,
-    slow: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Slot {
-    sec: i64,
-    calls: u32,
-    failures: u32,
-    slow: u32,
-}
-
-/// Totals of the window at some instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Figures {
-    pub calls: u32,
-    pub failures: u32,
-    pub slow: u32,
-}
-
-impl Window {
-    fn window_secs(s: &BreakerSettings) -> i64 {
-        (s.window.as_millis().div_ceil(1000) as i64).max(1)
-    }
-
-    fn clear(&mut self, kind: WindowKind) {
-        *self = Window {
-            kind,
-            ..Window::default()
-        };
-    }
-
-    fn pop_front(&mut self) {
-        if let Some(old) = self.slots.pop_front() {
-            self.calls -= old.calls;
-            self.failures -= old.failures;
-            self.slow -= old.slow;
-        }
-    }
-
-    /// Drop what fell out of the window at `now_ms` (and everything if the
-    /// settings changed kind since the window was filled).
-    fn evict(&mut self, s: &BreakerSettings, now_ms: i64) {
-        if self.kind != s.window_kind {
-            self.clear(s.window_kind);
-        }
-        match self.kind {
-            WindowKind::Count => {
-                while self.slots.len() > s.window_size.max(1) as usize {
-                    self.pop_front();
-                }
-            }
-            WindowKind::Time => {
-                let oldest = now_ms.div_euclid(1000) - Self::window_secs(s) + 1;
-                while self.slots.front().is_some_and(|f| f.sec < oldest) {
-                    self.pop_front();
-                }
-            }
-        }
-    }
-
-    pub fn push(&mut self, s: &BreakerSettings, now_ms: i64, failed: bool, slow: bool) {
-        self.evict(s, now_ms);
-        let (f, sl) = (u32::from(failed), u32::from(slow));
-        let sec = now_ms.div_euclid(1000);
-        match self.slots.back_mut() {
-            Some(b) if self.kind == WindowKind::Time && b.sec == sec => {
-                b.calls += 1;
-                b.failures += f;
-                b.slow += sl;
-            }
-            _ => self.slots.push_back(Slot {
-                sec: if self.kind == WindowKind::Time {
-                    sec
-                } else {
-                    0
-                },
-                calls: 1,
-                failures: f,
-                slow: sl,
-            }),
-        }
-        self.calls += 1;
-        self.failures += f;
-        self.slow += sl;
-        self.evict(s, now_ms);
-    }
-
-    pub fn figures(&mut self, s: &BreakerSettings, now_ms: i64) -> Figures {
-        self.evict(s, now_ms);
-        self.figures_unevicted()
-    }
-
-    /// Totals as last computed (for views that must not mutate).
-    pub fn figures_unevicted(&self) -> Figures {
-        Figures {
-            calls: self.calls,
-            failures: self.failures,
-            slow: self.slow,
-        }
-    }
-
-    /// Compact text form for the Redis hash: `c:` then one digit per call
-    /// (bit 0 failure, bit 1 slow), or `t:` then `sec.calls.failures.slow`
-    /// slots joined by commas.
-    pub fn encode(&self) -> String {
-        match self.kind {
-            WindowKind::Count => {
-                let mut out = String::with_capacity(2 + self.slots.len());
-                out.push_str("c:");
-                for sl in &self.slots {
-                    let code = u8::from(sl.failures > 0) | (u8::from(sl.slow > 0) << 1);
-                    out.push(char::from(b'0' + code));
-                }
-                out
-            }
-            WindowKind::Time => {
-                let slots: Vec<String> = self
-                    .slots
-                    .iter()
-                    .map(|sl| format!("{}.{}.{}.{}", sl.sec, sl.calls, sl.failures, sl.slow))
-                    .collect();
-                format!("t:{}", slots.join(","))
-            }
-        }
-    }
-
-    /// Parse [`Window::encode`]'s output; `None` if it is not that.
-    pub fn decode(text: &str) -> Option<Window> {
-        let mut w = Window::default();
-        if let Some(codes) = text.strip_prefix("c:") {
-            w.kind = WindowKind::Count;
-            for c in codes.bytes() {
-                let code = c.checked_sub(b'0').filter(|c| *c <= 3)?;
-                w.slots.push_back(Slot {
-                    sec: 0,
-                    calls: 1,
-                    failures: u32::from(code & 1),
-                    slow: u32::from(code >> 1),
-                });
-            }
-        } else if let Some(slots) = text.strip_prefix("t:") {
-            w.kind = WindowKind::Time;
-            for part in slots.split(',').filter(|p| !p.is_empty()) {
-                let mut it = part.split('.');
-                let mut next = || it.next().and_then(|v| v.parse::<i64>().ok());
-                let (sec, calls, failures, slow) = (next()?, next()?, next()?, next()?);
-                let small = |v: i64| u32::try_from(v).ok();
-                let slot = Slot {
-                    sec,
-                    calls: small(calls)?,
-                    failures: small(failures)?,
-                    slow: small(slow)?,
-                };
-                if slot.failures > slot.calls || slot.slow > slot.calls {
-                    return None;
-                }
-                w.slots.push_back(slot);
-            }
-        } else {
-            return None;
-        }
-        for sl in &w.slots {
-            w.calls = w.calls.checked_add(sl.calls)?;
-            w.failures += sl.failures;
-            w.slow += sl.slow;
-        }
-        Some(w)
-    }
-}
-
-fn pct(part: u32, whole: u32) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        f64::from(part) * 100.0 / f64::from(whole)
-    }
-}
-
-fn human(d: Duration) -> String {
-    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
+/// Whole milliseconds of `d`, as causes carry them.
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
 }
 
 impl Machine {
@@ -305,7 +119,8 @@ impl Machine {
         }
     }
 
-    /// The wait before half-open for the next trip, before any hold-off.
+    /// The wait before half-open for the next trip, before any hold-off:
+    /// `open_for × backoff^trips`, capped at `max_open_for`.
     pub fn backoff_wait(&self, s: &BreakerSettings) -> Duration {
         let factor = s.backoff.max(1.0).powi(self.trips.min(64) as i32);
         let secs = (s.open_for.as_secs_f64() * factor).min(s.max_open_for.as_secs_f64());
@@ -315,15 +130,9 @@ impl Machine {
     /// Open → half-open once the wait is over. Both stores call this first.
     pub fn advance(&mut self, now_ms: i64) -> Option<Transition> {
         if self.state == BreakerState::Open && !self.forced && now_ms >= self.open_until_ms {
-            let late = now_ms - self.open_until_ms;
-            let reason = if late > 1000 {
-                format!(
-                    "open wait over ({} ago, after trip {})",
-                    human(Duration::from_millis(late as u64)),
-                    self.trips
-                )
-            } else {
-                format!("open wait over (after trip {})", self.trips)
+            let reason = TripCause::WaitOver {
+                trip: self.trips,
+                late_ms: (now_ms - self.open_until_ms) as u64,
             };
             return Some(self.move_to(BreakerState::HalfOpen, reason));
         }
@@ -342,8 +151,8 @@ impl Machine {
         }
     }
 
-    /// Ask to make a call at `now_ms`, with the probe leases kept here
-    /// (memory store). May move open → half-open.
+    /// Ask to make a call at `now_ms`, with the probe leases kept in the
+    /// machine (memory store). May move open → half-open.
     pub fn admit(&mut self, s: &BreakerSettings, now_ms: i64) -> (Admit, Option<Transition>) {
         let transition = self.advance(now_ms);
         let admit = match self.state {
@@ -356,40 +165,23 @@ impl Machine {
                 state: self.state,
                 retry_in: self.denied_for(now_ms).unwrap_or(FORCED_RECHECK),
             },
-            BreakerState::HalfOpen => {
-                self.leases.retain(|l| l.expires_ms > now_ms);
-                if self.leases.len() < s.half_open_probes as usize {
-                    let token = self.next_token;
-                    self.next_token += 1;
-                    let lease_ms = s.probe_lease.as_millis().min(i64::MAX as u128) as i64;
-                    self.leases.push(Lease {
-                        token,
-                        expires_ms: now_ms.saturating_add(lease_ms.max(1)),
-                    });
-                    Admit::Yes {
-                        state: self.state,
-                        generation: self.generation,
-                        probe: Some(token),
-                    }
-                } else {
-                    let first_free = self
-                        .leases
-                        .iter()
-                        .map(|l| l.expires_ms)
-                        .min()
-                        .unwrap_or(now_ms);
-                    let wait = Duration::from_millis((first_free - now_ms).max(1) as u64);
-                    Admit::No {
-                        state: self.state,
-                        retry_in: wait.min(HALF_OPEN_RECHECK),
-                    }
-                }
-            }
+            BreakerState::HalfOpen => match self.take_lease(s, now_ms) {
+                Ok(token) => Admit::Yes {
+                    state: self.state,
+                    generation: self.generation,
+                    probe: Some(token),
+                },
+                Err(first_free) => Admit::No {
+                    state: self.state,
+                    retry_in: first_free.min(HALF_OPEN_RECHECK),
+                },
+            },
         };
         (admit, transition)
     }
 
-    /// Feed back a result with the probe leases kept here (memory store).
+    /// Feed back a result with the probe leases kept in the machine (memory
+    /// store): `probe` is the token [`Machine::admit`] gave, if any.
     pub fn record(
         &mut self,
         s: &BreakerSettings,
@@ -398,22 +190,7 @@ impl Machine {
         r: CallResult,
         now_ms: i64,
     ) -> Option<Transition> {
-        let status = match probe {
-            Some(token)
-                if generation == self.generation && self.state == BreakerState::HalfOpen =>
-            {
-                self.leases.retain(|l| l.expires_ms > now_ms);
-                let before = self.leases.len();
-                self.leases.retain(|l| l.token != token);
-                if self.leases.len() < before {
-                    ProbeStatus::Held
-                } else {
-                    ProbeStatus::Expired
-                }
-            }
-            Some(_) => ProbeStatus::Expired,
-            None => ProbeStatus::None,
-        };
+        let status = self.release_lease(generation, probe, now_ms);
         self.apply(s, generation, status, r, now_ms)
     }
 
@@ -451,13 +228,14 @@ impl Machine {
                     return self.ban(s, r, now_ms);
                 }
                 if self.consecutive_failures >= s.consecutive_failures {
-                    let reason = format!(
-                        "{} consecutive failures ≥ {} (last: {})",
-                        self.consecutive_failures,
-                        s.consecutive_failures,
-                        r.class.as_str()
-                    );
-                    return Some(self.trip(s, now_ms, reason));
+                    let (count, threshold, last) =
+                        (self.consecutive_failures, s.consecutive_failures, r.class);
+                    return Some(self.trip(s, now_ms, |open| TripCause::ConsecutiveFailures {
+                        count,
+                        threshold,
+                        last,
+                        open,
+                    }));
                 }
                 self.check_rates(s, r, now_ms)
             }
@@ -465,23 +243,22 @@ impl Machine {
                 (Some(true), _) if banned => self.ban(s, r, now_ms),
                 // A late failure is still evidence the endpoint is sick.
                 (Some(true), _) => {
-                    let late = if probe == ProbeStatus::Expired {
-                        ", after its lease expired"
-                    } else {
-                        ""
-                    };
-                    let reason = format!("half-open probe failed ({}{late})", r.class.as_str());
-                    Some(self.trip(s, now_ms, reason))
+                    let lease_expired = probe == ProbeStatus::Expired;
+                    Some(self.trip(s, now_ms, |open| TripCause::ProbeFailed {
+                        class: r.class,
+                        lease_expired,
+                        open,
+                    }))
                 }
                 // Its slot may have gone to another probe: counting it could
                 // close on more successes than probes allowed at once.
                 (Some(false), ProbeStatus::Held) => {
                     self.half_open_successes += 1;
                     if self.half_open_successes >= s.close_after {
-                        let reason = format!(
-                            "{} of {} half-open probes succeeded",
-                            self.half_open_successes, s.close_after
-                        );
+                        let reason = TripCause::ProbesSucceeded {
+                            successes: self.half_open_successes,
+                            close_after: s.close_after,
+                        };
                         Some(self.move_to(BreakerState::Closed, reason))
                     } else {
                         None
@@ -511,36 +288,36 @@ impl Machine {
         }
         let failure_rate = f64::from(f.failures) / f64::from(f.calls);
         let slow_rate = f64::from(f.slow) / f64::from(f.calls);
-        let over = match s.window_kind {
-            WindowKind::Count => format!("{} calls", f.calls),
-            WindowKind::Time => format!("{} calls in {}", f.calls, human(s.window)),
+        let window_ms = match s.window_kind {
+            WindowKind::Count => None,
+            WindowKind::Time => Some(ms(s.window)),
         };
         // A tiny epsilon so 10 of 20 reaches 50% despite float rounding.
-        let reason = if failure_rate + 1e-9 >= s.failure_rate {
-            format!(
-                "failure rate {:.0}% over {over} ≥ {:.0}% (last: {})",
-                pct(f.failures, f.calls),
-                s.failure_rate * 100.0,
-                r.class.as_str()
-            )
+        if failure_rate + 1e-9 >= s.failure_rate {
+            Some(self.trip(s, now_ms, |open| TripCause::FailureRate {
+                failures: f.failures,
+                calls: f.calls,
+                window_ms,
+                threshold: s.failure_rate,
+                last: r.class,
+                open,
+            }))
         } else if slow_rate + 1e-9 >= s.slow_call_rate {
-            format!(
-                "slow-call rate {:.0}% (> {}) over {over} ≥ {:.0}%",
-                pct(f.slow, f.calls),
-                human(s.slow_call),
-                s.slow_call_rate * 100.0
-            )
+            Some(self.trip(s, now_ms, |open| TripCause::SlowCallRate {
+                slow: f.slow,
+                calls: f.calls,
+                window_ms,
+                slow_call_ms: ms(s.slow_call),
+                threshold: s.slow_call_rate,
+                open,
+            }))
         } else {
-            return None;
-        };
-        Some(self.trip(s, now_ms, reason))
+            None
+        }
     }
 
     fn ban(&mut self, s: &BreakerSettings, r: CallResult, now_ms: i64) -> Option<Transition> {
-        let for_ = r
-            .hold_off
-            .map(|h| format!(" for {}", human(h)))
-            .unwrap_or_default();
+        let hold_off_ms = r.hold_off.map(ms);
         if self.state == BreakerState::Open {
             // Already open: a longer ban still pushes the end out.
             if !self.forced && self.hold_until_ms > self.open_until_ms {
@@ -548,33 +325,42 @@ impl Machine {
                 return Some(Transition {
                     from: BreakerState::Open,
                     to: BreakerState::Open,
-                    reason: format!("banned by the exchange{for_}: open wait extended"),
+                    reason: TripCause::BanExtended { hold_off_ms },
                     open_until_ms: Some(self.open_until_ms),
                 });
             }
             return None;
         }
-        Some(self.trip(s, now_ms, format!("banned by the exchange{for_}")))
+        Some(self.trip(s, now_ms, |open| TripCause::Banned { hold_off_ms, open }))
     }
 
-    fn trip(&mut self, s: &BreakerSettings, now_ms: i64, reason: String) -> Transition {
+    /// Open the breaker for the backoff wait, or longer if the exchange
+    /// asked; `cause` is given how long and why.
+    fn trip(
+        &mut self,
+        s: &BreakerSettings,
+        now_ms: i64,
+        cause: impl FnOnce(OpenWait) -> TripCause,
+    ) -> Transition {
         let wait = self.backoff_wait(s);
         let by_backoff = now_ms.saturating_add(wait.as_millis() as i64);
         self.open_until_ms = by_backoff.max(self.hold_until_ms);
         self.trips = self.trips.saturating_add(1);
-        let waiting = if self.open_until_ms > by_backoff {
-            format!(
-                "; open {} as the exchange asked (backoff alone: {})",
-                human(Duration::from_millis((self.open_until_ms - now_ms) as u64)),
-                human(wait)
-            )
+        let open = if self.open_until_ms > by_backoff {
+            OpenWait::HeldByExchange {
+                open_ms: (self.open_until_ms - now_ms) as u64,
+                backoff_ms: ms(wait),
+            }
         } else {
-            format!("; open {} (trip {})", human(wait), self.trips)
+            OpenWait::Backoff {
+                wait_ms: ms(wait),
+                trip: self.trips,
+            }
         };
-        self.move_to(BreakerState::Open, format!("{reason}{waiting}"))
+        self.move_to(BreakerState::Open, cause(open))
     }
 
-    fn move_to(&mut self, to: BreakerState, reason: String) -> Transition {
+    fn move_to(&mut self, to: BreakerState, reason: TripCause) -> Transition {
         let from = self.state;
         self.state = to;
         self.generation += 1;
@@ -597,17 +383,18 @@ impl Machine {
         }
     }
 
-    /// Operator: stop calling until reset.
+    /// Operator: stop calling until reset. `None` if already forced open.
     pub fn force_open(&mut self) -> Option<Transition> {
         if self.state == BreakerState::Open && self.forced {
             return None;
         }
         self.forced = true;
         self.open_until_ms = i64::MAX;
-        Some(self.move_to(BreakerState::Open, "forced open by operator".into()))
+        Some(self.move_to(BreakerState::Open, TripCause::ForcedOpen))
     }
 
-    /// Operator: close and forget the history.
+    /// Operator: close and forget the history. `None` (but the counts
+    /// forgotten) if already closed.
     pub fn reset(&mut self) -> Option<Transition> {
         let was_closed = self.state == BreakerState::Closed;
         self.trips = 0;
@@ -618,7 +405,7 @@ impl Machine {
         if was_closed {
             return None;
         }
-        Some(self.move_to(BreakerState::Closed, "reset by operator".into()))
+        Some(self.move_to(BreakerState::Closed, TripCause::Reset))
     }
 
     /// What the UI shows. A forced-open breaker is open with no end
@@ -632,64 +419,16 @@ impl Machine {
             trips: self.trips,
         }
     }
-
-    /// The fields of the Redis hash (leases excluded: they are keys there).
-    pub fn to_fields(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("state", self.state.as_str().to_string()),
-            ("generation", self.generation.to_string()),
-            (
-                "consecutive_failures",
-                self.consecutive_failures.to_string(),
-            ),
-            ("trips", self.trips.to_string()),
-            ("open_until", self.open_until_ms.to_string()),
-            ("hold_until", self.hold_until_ms.to_string()),
-            ("half_open_successes", self.half_open_successes.to_string()),
-            ("forced", u8::from(self.forced).to_string()),
-            ("window", self.window.encode()),
-        ]
-    }
-
-    /// Rebuild from the Redis hash; an empty hash is a fresh breaker.
-    pub fn from_fields(fields: &HashMap<String, String>) -> Result<Machine, String> {
-        let mut m = Machine::default();
-        if !fields.contains_key("state") {
-            return Ok(m);
-        }
-        fn num<T: std::str::FromStr>(f: &HashMap<String, String>, k: &str) -> Result<T, String> {
-            let v = f.get(k).ok_or_else(|| format!("field {k} missing"))?;
-            v.parse()
-                .map_err(|_| format!("field {k} is not a number: {v:?}"))
-        }
-        m.state = match fields.get("state").map(String::as_str) {
-            Some("closed") => BreakerState::Closed,
-            Some("open") => BreakerState::Open,
-            Some("half_open") => BreakerState::HalfOpen,
-            other => return Err(format!("field state is {other:?}")),
-        };
-        m.generation = num(fields, "generation")?;
-        m.consecutive_failures = num(fields, "consecutive_failures")?;
-        m.trips = num(fields, "trips")?;
-        m.open_until_ms = num(fields, "open_until")?;
-        m.hold_until_ms = num(fields, "hold_until")?;
-        m.half_open_successes = num(fields, "half_open_successes")?;
-        m.forced = num::<u8>(fields, "forced")? == 1;
-        let w = fields.get("window").map(String::as_str).unwrap_or("c:");
-        m.window =
-            Window::decode(w).ok_or_else(|| format!("field window is not a window: {w:?}"))?;
-        Ok(m)
-    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const T0: i64 = 1_700_000_000_000;
+    pub(crate) const T0: i64 = 1_700_000_000_000;
 
-    fn settings() -> BreakerSettings {
+    pub(crate) fn settings() -> BreakerSettings {
         BreakerSettings {
             consecutive_failures: 3,
             window_size: 10,
@@ -707,7 +446,7 @@ mod tests {
         }
     }
 
-    fn res(class: OutcomeClass) -> CallResult {
+    pub(crate) fn res(class: OutcomeClass) -> CallResult {
         CallResult {
             class,
             latency: Duration::from_millis(100),
@@ -715,16 +454,21 @@ mod tests {
         }
     }
 
-    fn ok() -> CallResult {
+    pub(crate) fn ok() -> CallResult {
         res(OutcomeClass::Ok)
     }
 
-    fn fail() -> CallResult {
+    pub(crate) fn fail() -> CallResult {
         res(OutcomeClass::ServerError)
     }
 
     /// Admit then record; panics if the call is not admitted.
-    fn call(m: &mut Machine, s: &BreakerSettings, r: CallResult, now: i64) -> Option<Transition> {
+    pub(crate) fn call(
+        m: &mut Machine,
+        s: &BreakerSettings,
+        r: CallResult,
+        now: i64,
+    ) -> Option<Transition> {
         match m.admit(s, now).0 {
             Admit::Yes {
                 generation, probe, ..
@@ -751,6 +495,7 @@ mod tests {
         assert_eq!((t.from, t.to), (BreakerState::Closed, BreakerState::Open));
         assert!(
             t.reason
+                .to_string()
                 .starts_with("3 consecutive failures ≥ 3 (last: server_error)"),
             "{}",
             t.reason
@@ -793,7 +538,9 @@ mod tests {
         assert_eq!(call(&mut m, &s, ok(), T0), None, "2 of 5 is 40%");
         let t = call(&mut m, &s, fail(), T0).expect("3 of 6 is 50%");
         assert!(
-            t.reason.starts_with("failure rate 50% over 6 calls ≥ 50%"),
+            t.reason
+                .to_string()
+                .starts_with("failure rate 50% over 6 calls ≥ 50%"),
             "{}",
             t.reason
         );
@@ -812,6 +559,7 @@ mod tests {
         let t = call(&mut m, &s, ok(), T0).expect("4 of 5 trips");
         assert!(
             t.reason
+                .to_string()
                 .starts_with("failure rate 80% over 5 calls ≥ 50% (last: ok)"),
             "{}",
             t.reason
@@ -872,6 +620,7 @@ mod tests {
         let t = call(&mut m, &s, fail(), later + 7_000).expect("3 of 6 = 50%");
         assert!(
             t.reason
+                .to_string()
                 .starts_with("failure rate 50% over 6 calls in 10s ≥ 50%"),
             "{}",
             t.reason
@@ -893,6 +642,7 @@ mod tests {
         let t = call(&mut m, &s, slow, T0).expect("4 of 5 slow = 80%");
         assert!(
             t.reason
+                .to_string()
                 .starts_with("slow-call rate 80% (> 2s) over 5 calls ≥ 80%"),
             "{}",
             t.reason
@@ -963,7 +713,7 @@ mod tests {
             (t.from, t.to),
             (BreakerState::HalfOpen, BreakerState::Closed)
         );
-        assert_eq!(t.reason, "2 of 2 half-open probes succeeded");
+        assert_eq!(t.reason.to_string(), "2 of 2 half-open probes succeeded");
         assert_eq!((m.trips, m.consecutive_failures), (0, 0));
         assert_eq!(
             m.window.figures(&s, now).calls,
@@ -982,6 +732,7 @@ mod tests {
         assert_eq!((t.from, t.to), (BreakerState::HalfOpen, BreakerState::Open));
         assert!(
             t.reason
+                .to_string()
                 .starts_with("half-open probe failed (server_error); open 20s (trip 2)"),
             "{}",
             t.reason
@@ -1028,6 +779,7 @@ mod tests {
         assert_eq!(t.open_until_ms, Some(T0 + 120_000));
         assert!(
             t.reason
+                .to_string()
                 .contains("open 2m as the exchange asked (backoff alone: 10s)"),
             "{}",
             t.reason
@@ -1107,7 +859,9 @@ mod tests {
         let t = call(&mut m, &s, r, T0).expect("one ban opens it");
         assert_eq!(t.open_until_ms, Some(T0 + 600_000));
         assert!(
-            t.reason.starts_with("banned by the exchange for 10m"),
+            t.reason
+                .to_string()
+                .starts_with("banned by the exchange for 10m"),
             "{}",
             t.reason
         );
@@ -1189,7 +943,11 @@ mod tests {
         let t = m
             .record(&s, generation, hung, fail(), now + 6_001)
             .expect("late failure reopens");
-        assert!(t.reason.contains("after its lease expired"), "{}", t.reason);
+        assert!(
+            t.reason.to_string().contains("after its lease expired"),
+            "{}",
+            t.reason
+        );
         assert_eq!(
             m.record(&s, generation, third, ok(), now + 6_002),
             None,
@@ -1231,7 +989,7 @@ mod tests {
         );
         let t = m.reset().expect("reset closes");
         assert_eq!(
-            (t.from, t.to, t.reason.as_str()),
+            (t.from, t.to, t.reason.to_string().as_str()),
             (
                 BreakerState::Open,
                 BreakerState::Closed,
@@ -1268,57 +1026,6 @@ mod tests {
         assert_eq!(
             (m.consecutive_failures, m.window.figures(&s, T0).calls),
             (0, 0)
-        );
-    }
-
-    #[test]
-    fn fields_round_trip() {
-        for kind in [WindowKind::Count, WindowKind::Time] {
-            let s = BreakerSettings {
-                window_kind: kind,
-                consecutive_failures: 100,
-                min_calls: 100,
-                ..settings()
-            };
-            let mut m = Machine::default();
-            for i in 0..7 {
-                let r = if i % 3 == 0 { fail() } else { ok() };
-                call(&mut m, &s, r, T0 + i * 700);
-            }
-            m.force_open();
-            let fields: HashMap<String, String> = m
-                .to_fields()
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
-            let back = Machine::from_fields(&fields).expect("decodes");
-            assert_eq!(
-                back,
-                Machine {
-                    leases: vec![],
-                    next_token: 1,
-                    ..m.clone()
-                }
-            );
-        }
-        assert_eq!(
-            Machine::from_fields(&HashMap::new()),
-            Ok(Machine::default())
-        );
-        let bad: HashMap<String, String> = [("state", "ajar")]
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        assert!(Machine::from_fields(&bad).is_err());
-        assert_eq!(
-            Window::decode("c:0123"),
-            Some(Window::decode("c:0123").expect("valid"))
-        );
-        assert_eq!(Window::decode("c:4"), None);
-        assert_eq!(
-            Window::decode("t:1.2.3.0"),
-            None,
-            "more failures than calls"
         );
     }
 

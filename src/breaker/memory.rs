@@ -1,15 +1,80 @@
-//! In-process breaker store: one machine per breaker behind a mutex.
+//! In-process breaker store: one machine per breaker behind a mutex, and
+//! the half-open probe leases it keeps inside each machine.
 //!
 //! The default store, and the fallback of the Redis store while Redis is
-//! unreachable.
+//! unreachable. A probe lease here is a token (a `u64`, never 0) with an
+//! expiry in [`Machine::leases`]; the grant carries the token as text.
 
-use super::machine::{Admit, Machine};
+use super::machine::{Admit, Machine, ProbeStatus};
 use super::{BreakerError, BreakerSettings, BreakerStore, CallResult, Grant, Permit, StoreKind};
-use crate::model::{BreakerView, EndpointId, Transition};
+use crate::model::{BreakerState, BreakerView, EndpointId, Transition};
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
+/// One half-open probe slot held by an in-flight call (memory store only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub token: u64,
+    /// Unix ms when the slot frees itself if the probe never reports.
+    pub expires_ms: i64,
+}
+
+/// The probe leases of the memory store, kept in the machine.
+impl Machine {
+    /// Take a half-open probe slot at `now_ms` for `probe_lease`: its token,
+    /// or how long until the first held slot expires.
+    pub(super) fn take_lease(&mut self, s: &BreakerSettings, now_ms: i64) -> Result<u64, Duration> {
+        self.leases.retain(|l| l.expires_ms > now_ms);
+        if self.leases.len() < s.half_open_probes as usize {
+            let token = self.next_token;
+            self.next_token += 1;
+            let lease_ms = s.probe_lease.as_millis().min(i64::MAX as u128) as i64;
+            self.leases.push(Lease {
+                token,
+                expires_ms: now_ms.saturating_add(lease_ms.max(1)),
+            });
+            Ok(token)
+        } else {
+            let first_free = self
+                .leases
+                .iter()
+                .map(|l| l.expires_ms)
+                .min()
+                .unwrap_or(now_ms);
+            Err(Duration::from_millis((first_free - now_ms).max(1) as u64))
+        }
+    }
+
+    /// Give back the slot of `probe` (a token from [`Machine::take_lease`])
+    /// reporting at `now_ms`, and say whether it still held it.
+    pub(super) fn release_lease(
+        &mut self,
+        generation: u64,
+        probe: Option<u64>,
+        now_ms: i64,
+    ) -> ProbeStatus {
+        match probe {
+            Some(token)
+                if generation == self.generation && self.state == BreakerState::HalfOpen =>
+            {
+                self.leases.retain(|l| l.expires_ms > now_ms);
+                let before = self.leases.len();
+                self.leases.retain(|l| l.token != token);
+                if self.leases.len() < before {
+                    ProbeStatus::Held
+                } else {
+                    ProbeStatus::Expired
+                }
+            }
+            Some(_) => ProbeStatus::Expired,
+            None => ProbeStatus::None,
+        }
+    }
+}
+
+/// The in-process store; per-breaker settings with a default.
 pub struct MemoryBreakers {
     settings: HashMap<EndpointId, BreakerSettings>,
     default: BreakerSettings,
@@ -26,6 +91,7 @@ impl MemoryBreakers {
         }
     }
 
+    /// The settings breaker `id` runs with.
     pub fn settings(&self, id: &EndpointId) -> &BreakerSettings {
         self.settings.get(id).unwrap_or(&self.default)
     }
@@ -56,6 +122,8 @@ impl MemoryBreakers {
         map.drain().collect()
     }
 
+    /// [`BreakerStore::permit`] at `now_ms` (unix ms). A half-open grant
+    /// carries its lease token as text.
     pub fn permit_at(&self, id: &EndpointId, now_ms: i64) -> (Permit, Option<Transition>) {
         let s = self.settings(id);
         let (admit, transition) = self.with(id, |m| m.admit(s, now_ms));
@@ -75,6 +143,7 @@ impl MemoryBreakers {
         (p, transition)
     }
 
+    /// [`BreakerStore::record`] at `now_ms` (unix ms).
     pub fn record_at(
         &self,
         id: &EndpointId,
@@ -88,14 +157,17 @@ impl MemoryBreakers {
         self.with(id, |m| m.record(s, grant.generation, probe, result, now_ms))
     }
 
+    /// [`BreakerStore::force_open`], now.
     pub fn force_open_now(&self, id: &EndpointId) -> Option<Transition> {
         self.with(id, |m| m.force_open())
     }
 
+    /// [`BreakerStore::reset`], now.
     pub fn reset_now(&self, id: &EndpointId) -> Option<Transition> {
         self.with(id, |m| m.reset())
     }
 
+    /// [`BreakerStore::view`] as of the last change.
     pub fn view_at(&self, id: &EndpointId) -> BreakerView {
         self.with(id, |m| m.view())
     }
@@ -149,8 +221,7 @@ impl BreakerStore for MemoryBreakers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{BreakerState, OutcomeClass};
-    use std::time::Duration;
+    use crate::model::OutcomeClass;
 
     const T0: i64 = 1_700_000_000_000;
 

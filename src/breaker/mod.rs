@@ -1,22 +1,46 @@
 //! Circuit breaker per (exchange, endpoint): a pure state machine and stores
 //! (memory; Redis for several instances) behind [`BreakerStore`].
+//!
+//! Where each concern lives:
+//!
+//! - [`settings`]: the `[breaker]` table ([`BreakerSettings`]).
+//! - [`machine`]: the state machine, transitions only ([`machine::Machine`]);
+//!   each transition carries a typed [`TripCause`](crate::model::TripCause).
+//! - [`window`]: the sliding window of recent outcomes.
+//! - [`codec`]: the machine as fields of a Redis hash.
+//! - [`memory`]: the in-process store and its half-open probe leases.
+//! - [`redis`]: the Redis store (shared by instances, kept across restarts).
+//! - [`resilient`]: the Redis store falling back to memory while Redis is
+//!   away, and coming back.
+//! - `build`: the factories [`build()`], [`build_with_retry`], [`build_on_link`].
+//! - [`health`]: [`BreakerHealth`] and [`report_health`].
 
+mod build;
+pub mod codec;
+pub mod health;
 pub mod machine;
 pub mod memory;
-
 pub mod redis;
+pub mod resilient;
+pub mod settings;
+pub mod window;
 
-pub use redis::{BreakerHealth, build};
+pub use build::{build, build_on_link, build_with_retry};
+pub use health::{BreakerHealth, report_health};
+pub use memory::MemoryBreakers;
+pub use redis::RedisBreakers;
+pub use resilient::{DEFAULT_RETRY_EVERY, ResilientBreakers};
+pub use settings::{BreakerSettings, StoreKind, WindowKind};
 
 use crate::model::{BreakerState, BreakerView, EndpointId, OutcomeClass, Transition};
 use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The result of one call, fed back to the breaker.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CallResult {
     pub class: OutcomeClass,
+    /// How long the call took; longer than `slow_call` counts as slow.
     pub latency: Duration,
     /// The exchange asked us to stay away at least this long (Retry-After, ban).
     pub hold_off: Option<Duration>,
@@ -39,6 +63,8 @@ pub enum Permit {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grant {
     pub state: BreakerState,
+    /// The machine's generation when granted; a result from an older
+    /// generation is ignored (except a ban).
     pub generation: u64,
     /// The half-open probe lease this call holds (`None` outside half-open).
     pub lease: Option<String>,
@@ -47,16 +73,24 @@ pub struct Grant {
     pub backend: StoreKind,
 }
 
+/// Why a store could not answer. The memory store never fails.
 #[derive(Debug, thiserror::Error)]
 pub enum BreakerError {
+    /// Redis refused or failed (the message never carries the URL).
     #[error("redis: {0}")]
     Redis(String),
+    /// Redis did not answer within the store's timeout.
     #[error("timed out talking to the breaker store")]
     Timeout,
+    /// The compare-and-set on this breaker key kept losing (16 times in a
+    /// row): something rewrites it in a loop.
     #[error("breaker {0} is changing too fast to update (compare-and-set kept failing)")]
     Contended(String),
 }
 
+/// Where breakers live: [`MemoryBreakers`], [`RedisBreakers`] or
+/// [`ResilientBreakers`]. Every method may return the [`Transition`] it
+/// caused, for the event stream.
 pub trait BreakerStore: Send + Sync {
     /// Ask to make one call. Also returns the transition the asking caused
     /// (open → half-open once the wait is over), for the event stream.
@@ -64,6 +98,8 @@ pub trait BreakerStore: Send + Sync {
         &'a self,
         id: &'a EndpointId,
     ) -> BoxFuture<'a, Result<(Permit, Option<Transition>), BreakerError>>;
+    /// Report the result of a call made under `grant` (to the store that
+    /// granted it).
     fn record<'a>(
         &'a self,
         id: &'a EndpointId,
@@ -80,166 +116,6 @@ pub trait BreakerStore: Send + Sync {
         &'a self,
         id: &'a EndpointId,
     ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>>;
+    /// What the UI shows of the breaker.
     fn view<'a>(&'a self, id: &'a EndpointId) -> BoxFuture<'a, Result<BreakerView, BreakerError>>;
-}
-
-/// Breaker settings; every field has a default, and an exchange may override
-/// the whole table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BreakerSettings {
-    /// Open after this many failures in a row.
-    pub consecutive_failures: u32,
-    /// Sliding window: `count` (last `window_size` calls) or `time` (last `window`).
-    pub window_kind: WindowKind,
-    pub window_size: u32,
-    #[serde(with = "humantime_serde")]
-    pub window: Duration,
-    /// No rate-based trip before this many calls are in the window.
-    pub min_calls: u32,
-    /// Open when the failure rate over the window reaches this (0..=1).
-    pub failure_rate: f64,
-    /// Open when the share of slow calls reaches this (0..=1).
-    pub slow_call_rate: f64,
-    /// A call slower than this counts as slow.
-    #[serde(with = "humantime_serde")]
-    pub slow_call: Duration,
-    /// First wait before half-open.
-    #[serde(with = "humantime_serde")]
-    pub open_for: Duration,
-    /// The wait grows by this factor on every trip in a row...
-    pub backoff: f64,
-    /// ...up to this cap.
-    #[serde(with = "humantime_serde")]
-    pub max_open_for: Duration,
-    /// Probes admitted at once while half-open.
-    pub half_open_probes: u32,
-    /// Successes in half-open that close the breaker.
-    pub close_after: u32,
-    /// A probe that has not reported after this long frees its slot.
-    #[serde(with = "humantime_serde")]
-    pub probe_lease: Duration,
-    /// Which outcome classes count as failures. A class not listed counts as
-    /// a success, except `rate_limited`, which is then ignored (neither).
-    pub failure_on: Vec<OutcomeClass>,
-    /// Where breaker state lives: `memory` (this process) or `redis` (shared
-    /// by every instance, kept across restarts; needs a [redis] table). Only
-    /// the top-level `[breaker]` value is used; per-exchange tables ignore it.
-    pub store: StoreKind,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreKind {
-    #[default]
-    Memory,
-    Redis,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WindowKind {
-    #[default]
-    Count,
-    Time,
-}
-
-impl Default for BreakerSettings {
-    fn default() -> Self {
-        BreakerSettings {
-            consecutive_failures: 5,
-            window_kind: WindowKind::Count,
-            window_size: 20,
-            window: Duration::from_secs(60),
-            min_calls: 10,
-            failure_rate: 0.5,
-            slow_call_rate: 1.0,
-            slow_call: Duration::from_secs(5),
-            open_for: Duration::from_secs(10),
-            backoff: 2.0,
-            max_open_for: Duration::from_secs(300),
-            half_open_probes: 1,
-            close_after: 2,
-            probe_lease: Duration::from_secs(30),
-            failure_on: vec![
-                OutcomeClass::ServerError,
-                OutcomeClass::Timeout,
-                OutcomeClass::Connect,
-                OutcomeClass::InvalidPayload,
-                OutcomeClass::Banned,
-            ],
-            store: StoreKind::Memory,
-        }
-    }
-}
-
-impl BreakerSettings {
-    /// Semantic checks of one `[breaker]` table (or an endpoint's override at `at`).
-    pub fn validate(&self, at: &str, p: &mut crate::problems::Problems) {
-        let b = self;
-        for (field, v) in [
-            ("failure_rate", b.failure_rate),
-            ("slow_call_rate", b.slow_call_rate),
-        ] {
-            if !(v.is_finite() && v > 0.0 && v <= 1.0) {
-                p.push(
-                    format!("{at}.{field}"),
-                    "must be a fraction in (0, 1], e.g. 0.5",
-                );
-            }
-        }
-        for (field, v) in [
-            ("consecutive_failures", b.consecutive_failures),
-            ("window_size", b.window_size),
-            ("half_open_probes", b.half_open_probes),
-            ("close_after", b.close_after),
-        ] {
-            if v == 0 {
-                p.push(format!("{at}.{field}"), "must be at least 1");
-            }
-        }
-        for (field, d) in [
-            ("open_for", b.open_for),
-            ("max_open_for", b.max_open_for),
-            ("probe_lease", b.probe_lease),
-            ("window", b.window),
-            ("slow_call", b.slow_call),
-        ] {
-            crate::problems::check_duration(p, &format!("{at}.{field}"), d);
-        }
-        if b.max_open_for < b.open_for {
-            p.push(format!("{at}.max_open_for"), "must be at least open_for");
-        }
-        if !(b.backoff.is_finite() && b.backoff >= 1.0) {
-            p.push(format!("{at}.backoff"), "must be a factor >= 1.0, e.g. 2.0");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn settings_parse_with_defaults_and_refuse_unknown_fields() {
-        let s: BreakerSettings = toml::from_str(
-            "store = \"redis\"\nwindow_kind = \"time\"\nwindow = \"30s\"\nfailure_on = [\"timeout\", \"rate_limited\"]",
-        )
-        .expect("valid table");
-        assert_eq!(s.store, StoreKind::Redis);
-        assert_eq!(
-            (s.window_kind, s.window),
-            (WindowKind::Time, Duration::from_secs(30))
-        );
-        assert_eq!(
-            s.failure_on,
-            vec![OutcomeClass::Timeout, OutcomeClass::RateLimited]
-        );
-        assert_eq!(s.open_for, BreakerSettings::default().open_for);
-        let empty: BreakerSettings = toml::from_str("").expect("every field defaulted");
-        assert_eq!(empty, BreakerSettings::default());
-        let err =
-            toml::from_str::<BreakerSettings>("open_four = \"1s\"").expect_err("typo refused");
-        assert!(err.to_string().contains("open_four"), "{err}");
-    }
 }

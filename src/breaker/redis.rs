@@ -18,30 +18,29 @@
 //! probe slot is a `SET NX PX` key, so a prober that crashes or hangs loses
 //! its slot when the lease runs out.
 //!
-//! [`ResilientBreakers`] wraps this store: while Redis is unreachable it
-//! serves from a [`MemoryBreakers`] seeded with the last state seen in Redis,
-//! reports it on a `watch` channel, and goes back to Redis by itself.
+//! The hash fields are written by [`super::codec`], plus `version` (the
+//! compare-and-set counter), `updated_ms` (Redis time of the last write) and
+//! `reason` (the English [`TripCause`](crate::model::TripCause) of the last
+//! transition, for an operator reading the hash).
+//!
+//! [`ResilientBreakers`](super::resilient::ResilientBreakers) wraps this
+//! store and falls back to memory while Redis is unreachable.
 
 use super::machine::{Machine, ProbeStatus};
-use super::memory::MemoryBreakers;
 use super::{BreakerError, BreakerSettings, BreakerStore, CallResult, Grant, Permit, StoreKind};
-use crate::model::{BreakerState, BreakerView, EndpointId, Transition};
+use crate::model::{BreakerState, BreakerView, EndpointId, Transition, TripCause};
 use crate::redis_link::{LinkError, LinkScript, RedisLink};
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// A compare-and-set that keeps losing means something rewrites the breaker
 /// in a loop; give up rather than spin.
 const MAX_CAS_ATTEMPTS: usize = 16;
 /// A denied half-open caller re-asks at least this often.
 const HALF_OPEN_RECHECK: Duration = Duration::from_secs(1);
-/// How often a degraded store tries Redis again.
-pub const DEFAULT_RETRY_EVERY: Duration = Duration::from_secs(2);
 
 /// Read the breaker (and optionally a probe lease) with the server's time.
 const READ: &str = r#"
@@ -113,12 +112,14 @@ struct Read {
     lease: Option<String>,
 }
 
-/// The Redis store. Use it through [`build`], which adds the fallback.
+/// The Redis store. Use it through [`build`](super::build()), which adds the
+/// fallback to memory.
 pub struct RedisBreakers {
     link: RedisLink,
     timeout: Duration,
-    settings: HashMap<EndpointId, BreakerSettings>,
-    default: BreakerSettings,
+    /// Per-breaker overrides; others use `default`.
+    pub(super) settings: HashMap<EndpointId, BreakerSettings>,
+    pub(super) default: BreakerSettings,
     read: LinkScript,
     write: LinkScript,
     probe: LinkScript,
@@ -127,6 +128,13 @@ pub struct RedisBreakers {
 }
 
 impl RedisBreakers {
+    /// A store on its own link to `redis_url` (`redis://`, `rediss://`, or a
+    /// cluster URL), every round trip bounded by `timeout`. Does not connect
+    /// yet.
+    ///
+    /// # Errors
+    /// [`BreakerError::Redis`] when the URL is unusable (the message never
+    /// carries the URL, which may hold a password).
     pub fn new(
         redis_url: &str,
         timeout: Duration,
@@ -138,6 +146,11 @@ impl RedisBreakers {
             default,
             settings,
         ))
+    }
+
+    /// Ask Redis for a PONG, bounded like every call.
+    pub(super) async fn ping(&self) -> Result<(), BreakerError> {
+        self.bounded(self.link.health()).await.map(|_| ())
     }
 
     /// On an existing link (e.g. the one the limiter uses, built from the
@@ -223,7 +236,7 @@ impl RedisBreakers {
         id: &EndpointId,
         version: &str,
         m: &Machine,
-        reason: Option<&str>,
+        reason: Option<&TripCause>,
         release: Option<(&str, &str)>,
     ) -> Result<bool, BreakerError> {
         let (lease_key, token) = release.unwrap_or(("", ""));
@@ -249,6 +262,13 @@ impl RedisBreakers {
         Ok(written == 1)
     }
 
+    /// [`BreakerStore::permit`]: moves open → half-open in Redis once the
+    /// wait is over, and takes a probe slot key while half-open (the grant's
+    /// lease is `<slot>:<token>`).
+    ///
+    /// # Errors
+    /// [`BreakerError::Redis`] / [`BreakerError::Timeout`] when Redis fails;
+    /// [`BreakerError::Contended`] after too many lost compare-and-sets.
     pub async fn permit_shared(
         &self,
         id: &EndpointId,
@@ -325,6 +345,9 @@ impl RedisBreakers {
         Err(BreakerError::Contended(breaker_key(id)))
     }
 
+    /// [`BreakerStore::record`]: runs the result through the machine and
+    /// releases the probe slot the grant held. Errors as
+    /// [`RedisBreakers::permit_shared`].
     pub async fn record_shared(
         &self,
         id: &EndpointId,
@@ -361,7 +384,7 @@ impl RedisBreakers {
                 self.saw(id, &machine);
                 return Ok(transition);
             }
-            let reason = transition.as_ref().map(|t| t.reason.as_str());
+            let reason = transition.as_ref().map(|t| &t.reason);
             if self
                 .write(id, &read.version, &machine, reason, release)
                 .await?
@@ -373,7 +396,11 @@ impl RedisBreakers {
     }
 
     /// Read, change with `f`, write back; retried on a lost race.
-    async fn update(
+    ///
+    /// # Errors
+    /// [`BreakerError::Contended`] after `MAX_CAS_ATTEMPTS` lost races;
+    /// [`BreakerError::Redis`] or [`BreakerError::Timeout`] when Redis fails.
+    pub(super) async fn update(
         &self,
         id: &EndpointId,
         f: impl Fn(&mut Machine) -> Option<Transition>,
@@ -386,7 +413,7 @@ impl RedisBreakers {
                 self.saw(id, &machine);
                 return Ok(transition);
             }
-            let reason = transition.as_ref().map(|t| t.reason.as_str());
+            let reason = transition.as_ref().map(|t| &t.reason);
             if self
                 .write(id, &read.version, &machine, reason, None)
                 .await?
@@ -397,6 +424,10 @@ impl RedisBreakers {
         Err(BreakerError::Contended(breaker_key(id)))
     }
 
+    /// [`BreakerStore::view`] as stored in Redis.
+    ///
+    /// # Errors
+    /// [`BreakerError::Redis`] / [`BreakerError::Timeout`] when Redis fails.
     pub async fn view_shared(&self, id: &EndpointId) -> Result<BreakerView, BreakerError> {
         let read = self.read(id, None).await?;
         self.saw(id, &read.machine);
@@ -404,7 +435,9 @@ impl RedisBreakers {
     }
 
     /// Carry a breaker that opened here while Redis was away into Redis,
-    /// unless Redis already holds it open at least as long.
+    /// unless Redis already holds it open at least as long. The transition
+    /// (cause [`TripCause::SharedAfterOutage`]) if Redis changed. Errors as
+    /// [`RedisBreakers::update`].
     pub async fn adopt(
         &self,
         id: &EndpointId,
@@ -431,7 +464,7 @@ impl RedisBreakers {
             Some(Transition {
                 from,
                 to: BreakerState::Open,
-                reason: "opened while Redis was unreachable; shared on its return".into(),
+                reason: TripCause::SharedAfterOutage,
                 open_until_ms: (!m.forced).then_some(m.open_until_ms),
             })
         })
@@ -472,324 +505,6 @@ impl BreakerStore for RedisBreakers {
 
     fn view<'a>(&'a self, id: &'a EndpointId) -> BoxFuture<'a, Result<BreakerView, BreakerError>> {
         Box::pin(self.view_shared(id))
-    }
-}
-
-/// Where breaker state lives right now, for a banner and an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BreakerHealth {
-    /// In this process, by configuration.
-    Memory,
-    /// Shared in Redis.
-    Redis,
-    /// Redis is configured but unreachable since `since_ms` (unix ms): this
-    /// instance decides alone, from memory, until Redis answers again.
-    Degraded { since_ms: i64, error: String },
-}
-
-/// The Redis store with an in-memory fallback.
-pub struct ResilientBreakers {
-    redis: RedisBreakers,
-    memory: MemoryBreakers,
-    health: watch::Sender<BreakerHealth>,
-    retry_every: Duration,
-    /// While degraded, unix ms before which nobody tries Redis again.
-    next_try_ms: AtomicI64,
-}
-
-impl ResilientBreakers {
-    pub fn new(
-        redis: RedisBreakers,
-        retry_every: Duration,
-    ) -> (Self, watch::Receiver<BreakerHealth>) {
-        let memory = MemoryBreakers::new(redis.default.clone(), redis.settings.clone());
-        let (health, rx) = watch::channel(BreakerHealth::Redis);
-        let store = ResilientBreakers {
-            redis,
-            memory,
-            health,
-            retry_every,
-            next_try_ms: AtomicI64::new(0),
-        };
-        (store, rx)
-    }
-
-    pub fn health(&self) -> BreakerHealth {
-        self.health.borrow().clone()
-    }
-
-    fn degraded(&self) -> bool {
-        matches!(*self.health.borrow(), BreakerHealth::Degraded { .. })
-    }
-
-    /// Whether this call should go to Redis: always when healthy; while
-    /// degraded, one caller per `retry_every` finds out if it is back.
-    fn try_redis(&self) -> bool {
-        if !self.degraded() {
-            return true;
-        }
-        let now = crate::clock::wall_ms();
-        let next = self.next_try_ms.load(Ordering::Acquire);
-        let after = now + self.retry_every.as_millis() as i64;
-        now >= next
-            && self
-                .next_try_ms
-                .compare_exchange(next, after, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-    }
-
-    fn mark_down(&self, error: &BreakerError) {
-        let now = crate::clock::wall_ms();
-        self.next_try_ms
-            .store(now + self.retry_every.as_millis() as i64, Ordering::Release);
-        let error = error.to_string();
-        self.health.send_if_modified(|h| match h {
-            BreakerHealth::Degraded { .. } => false,
-            _ => {
-                tracing::warn!(%error, "breaker store: Redis unreachable, deciding from memory");
-                *h = BreakerHealth::Degraded {
-                    since_ms: now,
-                    error,
-                };
-                true
-            }
-        });
-    }
-
-    /// Redis answered. If it was away, share what opened meanwhile and let
-    /// the next outage start again from Redis's state.
-    async fn mark_up(&self) {
-        if !self.degraded() {
-            return;
-        }
-        for (id, m) in self.memory.drain() {
-            match self.redis.adopt(&id, &m).await {
-                Ok(Some(t)) => {
-                    tracing::info!(exchange = %id.exchange, endpoint = %id.endpoint, reason = %t.reason, "breaker shared after Redis outage")
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(exchange = %id.exchange, endpoint = %id.endpoint, error = %e, "could not share breaker after Redis outage")
-                }
-            }
-        }
-        tracing::info!("breaker store: Redis reachable again");
-        self.health.send_replace(BreakerHealth::Redis);
-    }
-
-    fn fallback(&self, id: &EndpointId) -> &MemoryBreakers {
-        if let Some(mut m) = self.redis.last_seen(id) {
-            m.leases.clear();
-            self.memory.seed(id, m);
-        }
-        &self.memory
-    }
-
-    /// Run `op` on Redis if it is worth trying; `None` means use memory.
-    async fn via_redis<T>(
-        &self,
-        op: impl Future<Output = Result<T, BreakerError>>,
-    ) -> Option<Result<T, BreakerError>> {
-        if !self.try_redis() {
-            return None;
-        }
-        match op.await {
-            Ok(v) => {
-                self.mark_up().await;
-                Some(Ok(v))
-            }
-            // Redis answered: the store works, the breaker is just busy.
-            Err(e @ BreakerError::Contended(_)) => Some(Err(e)),
-            Err(e) => {
-                self.mark_down(&e);
-                None
-            }
-        }
-    }
-}
-
-impl BreakerStore for ResilientBreakers {
-    fn permit<'a>(
-        &'a self,
-        id: &'a EndpointId,
-    ) -> BoxFuture<'a, Result<(Permit, Option<Transition>), BreakerError>> {
-        Box::pin(async move {
-            if let Some(r) = self.via_redis(self.redis.permit_shared(id)).await {
-                return r;
-            }
-            self.fallback(id).permit(id).await
-        })
-    }
-
-    fn record<'a>(
-        &'a self,
-        id: &'a EndpointId,
-        grant: &'a Grant,
-        result: CallResult,
-    ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>> {
-        Box::pin(async move {
-            if grant.backend == StoreKind::Memory {
-                return self.fallback(id).record(id, grant, result).await;
-            }
-            // Lost if Redis went away meanwhile: a Redis generation means
-            // nothing to the memory machine. The next calls count in memory.
-            if let Some(r) = self
-                .via_redis(self.redis.record_shared(id, grant, result))
-                .await
-            {
-                return r;
-            }
-            Ok(None)
-        })
-    }
-
-    fn force_open<'a>(
-        &'a self,
-        id: &'a EndpointId,
-    ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>> {
-        Box::pin(async move {
-            if let Some(r) = self
-                .via_redis(self.redis.update(id, |m| m.force_open()))
-                .await
-            {
-                return r;
-            }
-            // Shared with Redis on its return, by mark_up.
-            self.fallback(id).force_open(id).await
-        })
-    }
-
-    fn reset<'a>(
-        &'a self,
-        id: &'a EndpointId,
-    ) -> BoxFuture<'a, Result<Option<Transition>, BreakerError>> {
-        Box::pin(async move {
-            if let Some(r) = self.via_redis(self.redis.update(id, |m| m.reset())).await {
-                return r;
-            }
-            self.fallback(id).reset(id).await
-        })
-    }
-
-    fn view<'a>(&'a self, id: &'a EndpointId) -> BoxFuture<'a, Result<BreakerView, BreakerError>> {
-        Box::pin(async move {
-            if let Some(r) = self.via_redis(self.redis.view_shared(id)).await {
-                return r;
-            }
-            self.fallback(id).view(id).await
-        })
-    }
-}
-
-/// The breaker store the config asks for, and its health.
-///
-/// `default.store` decides (the top-level `[breaker]` table): `memory`, or
-/// `redis` at `redis_url` with every Redis call bounded by `timeout`. A Redis
-/// store that cannot reach Redis still works, from memory, and says so on the
-/// health channel; so does one with no URL (a config the validation should
-/// have refused).
-pub async fn build(
-    default: BreakerSettings,
-    settings: HashMap<EndpointId, BreakerSettings>,
-    redis_url: Option<String>,
-    timeout: Duration,
-) -> (Arc<dyn BreakerStore>, watch::Receiver<BreakerHealth>) {
-    build_with_retry(default, settings, redis_url, timeout, DEFAULT_RETRY_EVERY).await
-}
-
-/// [`build`] with the interval at which a degraded store tries Redis again.
-pub async fn build_with_retry(
-    default: BreakerSettings,
-    settings: HashMap<EndpointId, BreakerSettings>,
-    redis_url: Option<String>,
-    timeout: Duration,
-    retry_every: Duration,
-) -> (Arc<dyn BreakerStore>, watch::Receiver<BreakerHealth>) {
-    let degraded = |error: String| {
-        watch::channel(BreakerHealth::Degraded {
-            since_ms: crate::clock::wall_ms(),
-            error,
-        })
-        .1
-    };
-    if default.store == StoreKind::Memory {
-        let rx = watch::channel(BreakerHealth::Memory).1;
-        return (Arc::new(MemoryBreakers::new(default, settings)), rx);
-    }
-    let Some(url) = redis_url else {
-        let rx = degraded("breaker.store is redis but no Redis URL is set".into());
-        return (Arc::new(MemoryBreakers::new(default, settings)), rx);
-    };
-    let redis = match RedisBreakers::new(&url, timeout, default.clone(), settings.clone()) {
-        Ok(r) => r,
-        Err(e) => {
-            return (
-                Arc::new(MemoryBreakers::new(default, settings)),
-                degraded(e.to_string()),
-            );
-        }
-    };
-    on_redis(redis, retry_every).await
-}
-
-/// The Redis store with fallback on an existing link (e.g. the one built from
-/// the `[redis]` table, with its TLS CA), whatever `default.store` says.
-pub async fn build_on_link(
-    default: BreakerSettings,
-    settings: HashMap<EndpointId, BreakerSettings>,
-    link: RedisLink,
-) -> (Arc<dyn BreakerStore>, watch::Receiver<BreakerHealth>) {
-    let redis = RedisBreakers::with_link(link, default, settings);
-    on_redis(redis, DEFAULT_RETRY_EVERY).await
-}
-
-async fn on_redis(
-    redis: RedisBreakers,
-    retry_every: Duration,
-) -> (Arc<dyn BreakerStore>, watch::Receiver<BreakerHealth>) {
-    let (store, rx) = ResilientBreakers::new(redis, retry_every);
-    // Learn the truth at start rather than on the first probe.
-    if let Err(e) = store.redis.bounded(store.redis.link.health()).await {
-        store.mark_down(&e);
-    }
-    (Arc::new(store), rx)
-}
-
-/// Turn changes of the store's health into `BackendHealth` events (the
-/// dashboard's banner, the journal), until shutdown. A memory store by
-/// configuration says nothing.
-pub async fn report_health(
-    mut health: watch::Receiver<BreakerHealth>,
-    events: tokio::sync::mpsc::Sender<crate::model::Event>,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        let current = health.borrow_and_update().clone();
-        let (healthy, detail) = match current {
-            BreakerHealth::Memory => (true, None),
-            BreakerHealth::Redis => (true, Some("breaker state shared in Redis".to_string())),
-            BreakerHealth::Degraded { error, .. } => (
-                false,
-                Some(format!(
-                    "Redis unreachable ({error}): breakers decided from memory by this instance"
-                )),
-            ),
-        };
-        if let Some(detail) = detail {
-            let event = crate::model::Event::BackendHealth {
-                at_ms: crate::clock::wall_ms(),
-                component: crate::model::Component::RedisBreaker,
-                healthy,
-                detail,
-            };
-            if events.send(event).await.is_err() {
-                return;
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            changed = health.changed() => if changed.is_err() { return },
-        }
     }
 }
 

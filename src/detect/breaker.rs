@@ -80,7 +80,7 @@ impl BreakerDetector {
             return None;
         }
         self.state = t.to;
-        self.reason = t.reason.clone();
+        self.reason = t.reason.to_string();
         self.open_until_ms = t.open_until_ms;
         // Half-open is still not serving: only a closed breaker clears.
         let step = self.gate.step(

@@ -387,3 +387,89 @@ pub fn restore_open_alerts(path: &Path) -> Result<Vec<Alert>, JournalError> {
     }
     Ok(alerts.into_values().filter(|a| a.state.is_open()).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BreakerState, OpenWait, OutcomeClass, Transition, TripCause};
+
+    /// A `breaker_changed` line as the release before typed causes wrote it:
+    /// the reason is prose.
+    const OLD_LINE: &str = r#"{"v":1,"ts_ms":1700000000123,"ev":{"event":"breaker_changed","exchange":"binance","endpoint":"ticker","at_ms":1700000000100,"transition":{"from":"closed","to":"open","reason":"3 consecutive failures ≥ 3 (last: server_error); open 10s (trip 1)","open_until_ms":1700000010100}}}"#;
+
+    #[test]
+    fn an_old_breaker_changed_line_still_reads() {
+        let e: Entry = serde_json::from_str(OLD_LINE).expect("old journals stay readable");
+        let Event::BreakerChanged {
+            exchange,
+            endpoint,
+            at_ms,
+            transition,
+        } = &e.ev
+        else {
+            panic!("not a breaker event: {:?}", e.ev)
+        };
+        assert_eq!(
+            (exchange.as_str(), endpoint.as_str(), *at_ms),
+            ("binance", "ticker", 1_700_000_000_100)
+        );
+        assert_eq!(
+            transition,
+            &Transition {
+                from: BreakerState::Closed,
+                to: BreakerState::Open,
+                reason: TripCause::Other(
+                    "3 consecutive failures ≥ 3 (last: server_error); open 10s (trip 1)".into()
+                ),
+                open_until_ms: Some(1_700_000_010_100),
+            }
+        );
+        assert_eq!(
+            transition.reason.to_string(),
+            "3 consecutive failures ≥ 3 (last: server_error); open 10s (trip 1)"
+        );
+        // Written again, it is the same line.
+        assert_eq!(serde_json::to_string(&e).expect("serializes"), OLD_LINE);
+    }
+
+    #[test]
+    fn a_typed_breaker_changed_line_round_trips() {
+        let e = Entry {
+            v: VERSION,
+            ts_ms: 1_700_000_000_123,
+            ev: Event::BreakerChanged {
+                exchange: "binance".into(),
+                endpoint: "ticker".into(),
+                at_ms: 1_700_000_000_100,
+                transition: Transition {
+                    from: BreakerState::Closed,
+                    to: BreakerState::Open,
+                    reason: TripCause::ConsecutiveFailures {
+                        count: 3,
+                        threshold: 3,
+                        last: OutcomeClass::ServerError,
+                        open: OpenWait::Backoff {
+                            wait_ms: 10_000,
+                            trip: 1,
+                        },
+                    },
+                    open_until_ms: Some(1_700_000_010_100),
+                },
+            },
+        };
+        let line = serde_json::to_string(&e).expect("serializes");
+        assert!(
+            line.contains(r#""reason":{"cause":"consecutive_failures","count":3,"threshold":3,"last":"server_error","open":{"wait":"backoff","wait_ms":10000,"trip":1}}"#),
+            "{line}"
+        );
+        let back: Entry = serde_json::from_str(&line).expect("reads back");
+        assert_eq!(back, e);
+        let Event::BreakerChanged { transition, .. } = &back.ev else {
+            unreachable!()
+        };
+        assert_eq!(
+            transition.reason.to_string(),
+            "3 consecutive failures ≥ 3 (last: server_error); open 10s (trip 1)"
+        );
+    }
+}

@@ -13,7 +13,7 @@ pub mod outcome;
 pub use alert::{
     Alert, AlertKind, AlertState, Delivery, Severity, Triage, TriageSource, TriageTotals,
 };
-pub use breaker::{BreakerState, BreakerView, Transition};
+pub use breaker::{BreakerState, BreakerView, OpenWait, Transition, TripCause};
 pub use event::{Command, Component, Event};
 pub use ids::{EndpointId, EndpointKind, ExchangeKind};
 pub use limits::{Tier, TierFill};

@@ -78,10 +78,10 @@ impl Monitor {
                 // The same link settings as the limiter: URL from the env var, TLS CA, timeout.
                 let link = crate::redis_link::RedisLink::from_config(r)
                     .map_err(|e| MonitorError::Backend(format!("breaker store: {e}")))?;
-                crate::breaker::redis::build_on_link(cfg.breaker.clone(), per_endpoint, link).await
+                crate::breaker::build_on_link(cfg.breaker.clone(), per_endpoint, link).await
             }
             _ => {
-                crate::breaker::redis::build(
+                crate::breaker::build(
                     cfg.breaker.clone(),
                     per_endpoint,
                     None,
@@ -154,7 +154,7 @@ impl Monitor {
             ev_tx.clone(),
             shutdown.clone(),
         ));
-        tasks.spawn(crate::breaker::redis::report_health(
+        tasks.spawn(crate::breaker::report_health(
             breaker_health,
             ev_tx.clone(),
             shutdown.clone(),
