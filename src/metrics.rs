@@ -1259,4 +1259,323 @@ mod tests {
         .validate(&mut ok);
         assert!(ok.0.is_empty());
     }
+
+    /// A busy few seconds of two exchanges: every kind of event the exporter
+    /// counts or reads gauges from (polls of every outcome, stalls, limiter
+    /// waits and fills, breaker trips and rejections, clock offsets, backend
+    /// health, alerts raised, re-sent, resolved, delivered, failed, triaged).
+    fn golden_events() -> Vec<Event> {
+        use crate::model::{
+            EndpointKind, ExchangeKind, InvalidReason, Tier, TierFill, Transition, TriageSource,
+        };
+        let watching = |ex: &str, ep: &str, kind: EndpointKind, interval_ms: u64| Event::Watching {
+            exchange: ex.into(),
+            exchange_kind: ExchangeKind::Binance,
+            endpoint: ep.into(),
+            kind,
+            url: format!("http://127.0.0.1:1/{ex}/{ep}"),
+            interval_ms,
+        };
+        let poll = |ex: &str, ep: &str, at_ms: i64, latency_us: u64, outcome: Outcome| {
+            Event::Sample(Sample {
+                exchange: ex.into(),
+                endpoint: ep.into(),
+                at_ms,
+                latency_us,
+                status: None,
+                outcome,
+                summary: None,
+                price: None,
+                exchange_ts_ms: None,
+                signal: None,
+            })
+        };
+        let mut stale = alert(AlertState::Firing, None);
+        stale.fingerprint = "okx/*/stale".into();
+        stale.exchange = "okx".into();
+        stale.endpoint = None;
+        stale.kind = "stale".into();
+        stale.severity = Severity::Warning;
+        stale.metrics = BTreeMap::new();
+        let mut err = alert(AlertState::Firing, None);
+        err.fingerprint = "bin/book/error_rate".into();
+        err.kind = "error_rate".into();
+        err.severity = Severity::Emergency;
+        let mut usage = alert(AlertState::Firing, None);
+        usage.fingerprint = "okx/ticker/rate_limit".into();
+        usage.exchange = "okx".into();
+        usage.endpoint = Some("ticker".into());
+        usage.kind = "rate_limit".into();
+        usage.severity = Severity::Info;
+        usage.metrics = BTreeMap::from([("usage".to_string(), 0.875)]);
+        let mut gone = usage.clone();
+        gone.fingerprint = "okx/ticker/ban".into();
+        gone.kind = "ban".into();
+        let mut gone_resolved = gone.clone();
+        gone_resolved.state = AlertState::Resolved;
+        gone_resolved.resolved_at_ms = Some(4_000);
+        let triaged = Triage {
+            source: TriageSource::Rules,
+            escalation: 2,
+            requires_human: false,
+            summary: String::new(),
+            likely_cause: String::new(),
+            suggested_actions: vec![],
+            auto_resolve: false,
+            note: String::new(),
+            latency_ms: 1,
+            cost_usd: 0.0,
+            at_ms: 3,
+        };
+        vec![
+            watching("bin", "book", EndpointKind::Book, 1000),
+            watching("bin", "ticker", EndpointKind::Ticker, 500),
+            watching("okx", "ticker", EndpointKind::Ticker, 2000),
+            poll("bin", "book", 1_000, 3_000, Outcome::Ok),
+            poll("bin", "book", 2_000, 70_000, Outcome::Ok),
+            poll(
+                "bin",
+                "book",
+                3_000,
+                1_200_000,
+                Outcome::Http {
+                    status: 503,
+                    detail: "down".into(),
+                },
+            ),
+            poll(
+                "bin",
+                "book",
+                3_500,
+                9_000,
+                Outcome::Invalid {
+                    reason: InvalidReason::CrossedBook { bid: 2.0, ask: 1.0 },
+                },
+            ),
+            poll("bin", "ticker", 1_100, 1_000_000, Outcome::Timeout),
+            poll(
+                "bin",
+                "ticker",
+                1_600,
+                40_000,
+                Outcome::Exchange {
+                    error: ApiError::Maintenance {
+                        message: "m".into(),
+                    },
+                },
+            ),
+            poll(
+                "okx",
+                "ticker",
+                1_200,
+                15_000,
+                Outcome::RateLimited {
+                    retry_after_ms: Some(1000),
+                    detail: "429".into(),
+                },
+            ),
+            poll(
+                "okx",
+                "ticker",
+                2_200,
+                15_000,
+                Outcome::Connect {
+                    detail: "refused".into(),
+                },
+            ),
+            poll("okx", "ticker", 4_200, 25_000, Outcome::Ok),
+            Event::Stalled {
+                exchange: "bin".into(),
+                endpoint: "ticker".into(),
+                at_ms: 4_000,
+                in_flight_ms: 900,
+            },
+            Event::LimiterWaited {
+                exchange: "bin".into(),
+                endpoint: "book".into(),
+                at_ms: 2_500,
+                waited_ms: 40,
+                tier: Tier::Endpoint,
+            },
+            Event::LimiterWaited {
+                exchange: "bin".into(),
+                endpoint: "book".into(),
+                at_ms: 2_600,
+                waited_ms: 2_000,
+                tier: Tier::Exchange,
+            },
+            Event::LimiterFill {
+                exchange: "bin".into(),
+                endpoint: "book".into(),
+                at_ms: 3_000,
+                tiers: vec![
+                    TierFill {
+                        tier: Tier::Exchange,
+                        tokens: 47.5,
+                        capacity: 50.0,
+                        blocked_for_ms: None,
+                    },
+                    TierFill {
+                        tier: Tier::Endpoint,
+                        tokens: 0.25,
+                        capacity: 1.0,
+                        blocked_for_ms: Some(100),
+                    },
+                ],
+            },
+            Event::BreakerChanged {
+                exchange: "bin".into(),
+                endpoint: "ticker".into(),
+                at_ms: 2_000,
+                transition: Transition {
+                    from: BreakerState::Closed,
+                    to: BreakerState::Open,
+                    reason: "3 failures".into(),
+                    open_until_ms: Some(6_000),
+                },
+            },
+            Event::BreakerRejected {
+                exchange: "bin".into(),
+                endpoint: "ticker".into(),
+                at_ms: 2_500,
+                state: BreakerState::Open,
+            },
+            Event::BreakerChanged {
+                exchange: "okx".into(),
+                endpoint: "ticker".into(),
+                at_ms: 2_300,
+                transition: Transition {
+                    from: BreakerState::Open,
+                    to: BreakerState::HalfOpen,
+                    reason: "probe".into(),
+                    open_until_ms: None,
+                },
+            },
+            Event::PollInterval {
+                exchange: "okx".into(),
+                endpoint: "ticker".into(),
+                interval_ms: 4_000,
+            },
+            Event::ClockOffset {
+                exchange: "bin".into(),
+                offset_ms: -1_250,
+            },
+            Event::BackendHealth {
+                at_ms: 100,
+                component: Component::RedisBreaker,
+                healthy: true,
+                detail: String::new(),
+            },
+            Event::BackendHealth {
+                at_ms: 200,
+                component: Component::Journal,
+                healthy: false,
+                detail: "disk full".into(),
+            },
+            Event::AlertChanged {
+                alert: alert(AlertState::Firing, None),
+            },
+            Event::AlertChanged { alert: stale },
+            Event::AlertChanged { alert: err },
+            Event::AlertChanged { alert: usage },
+            Event::AlertChanged { alert: gone },
+            Event::AlertChanged {
+                alert: gone_resolved,
+            },
+            Event::AlertChanged {
+                alert: alert(AlertState::Acknowledged, Some(triaged)),
+            },
+            Event::AlertDelivery {
+                fingerprint: "bin/book/latency".into(),
+                sink: "slack".into(),
+                delivery: Delivery::Sent { at_ms: 5 },
+            },
+            Event::AlertDelivery {
+                fingerprint: "okx/*/stale".into(),
+                sink: "slack".into(),
+                delivery: Delivery::Sent { at_ms: 6 },
+            },
+            Event::AlertDelivery {
+                fingerprint: "nobody/knows/this".into(),
+                sink: "email".into(),
+                delivery: Delivery::Sent { at_ms: 7 },
+            },
+            Event::AlertDelivery {
+                fingerprint: "okx/*/stale".into(),
+                sink: "pagerduty".into(),
+                delivery: Delivery::Retrying {
+                    attempts: 1,
+                    last_error: "503".into(),
+                },
+            },
+            Event::AlertDelivery {
+                fingerprint: "okx/*/stale".into(),
+                sink: "webhook".into(),
+                delivery: Delivery::Failed {
+                    error: "403".into(),
+                },
+            },
+            Event::AlertDelivery {
+                fingerprint: "okx/*/stale".into(),
+                sink: "webhook".into(),
+                delivery: Delivery::Suppressed {
+                    reason: "grouped".into(),
+                },
+            },
+            Event::TriageUsage(TriageTotals {
+                calls: 4,
+                failed_calls: 1,
+                tokens_in: 1_000,
+                tokens_out: 250,
+                cost_usd: 0.125,
+                by_model: 3,
+                by_rules: 2,
+                fallbacks: 1,
+                overflows: 0,
+            }),
+        ]
+    }
+
+    /// Every line of an exposition except exwatch's own process figures
+    /// (which move by themselves), sorted: the order of families and series
+    /// is not part of the format's meaning.
+    fn comparable(text: &str) -> String {
+        let mut lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains(" process_") && !l.starts_with("process_"))
+            .collect();
+        lines.sort_unstable();
+        lines.join("\n") + "\n"
+    }
+
+    /// The whole exposition of [`golden_events`] at a fixed time, against
+    /// the one the exporter gave before its split into areas
+    /// (`tests/fixtures/metrics/exposition.txt`; `EXWATCH_BLESS=1` rewrites it).
+    fn assert_golden(text: &str) {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/metrics/exposition.txt"
+        );
+        let got = comparable(text);
+        if std::env::var_os("EXWATCH_BLESS").is_some() {
+            std::fs::create_dir_all(std::path::Path::new(path).parent().expect("dir"))
+                .expect("mkdir");
+            std::fs::write(path, &got).expect("bless");
+        }
+        let want = std::fs::read_to_string(path).expect("read the golden exposition");
+        assert_eq!(got, want, "exposition differs from {path}");
+    }
+
+    #[test]
+    fn the_exposition_of_a_busy_stretch_is_unchanged() {
+        let m = Arc::new(Metrics::new());
+        let mut r = EventRecorder::new(m.clone());
+        let mut st = crate::state::State::new();
+        for ev in &golden_events() {
+            st.apply(ev);
+            r.record(ev);
+        }
+        let text = m.scrape(&st.snapshot(), 50_000).expect("scrape");
+        assert_golden(&text);
+    }
 }
