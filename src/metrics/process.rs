@@ -6,16 +6,10 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-/// exwatch's own process figures, read from `/proc/self` on each scrape
+/// exwatch's own process figures ([`ProcessStats`]), read on each scrape
 /// (nothing is exported where `/proc` is missing).
 #[derive(Debug)]
 pub(super) struct ProcessCollector;
-
-/// `USER_HZ`: the unit of the tick counts in `/proc/<pid>/stat`. The kernel
-/// fixes it at 100 for user space on every architecture Linux ships for
-/// servers (x86, arm, arm64, riscv, ppc, s390); reading it needs `sysconf`,
-/// which would need `unsafe`.
-const TICKS_PER_SEC: f64 = 100.0;
 
 /// This process's figures as read at one moment; each is `None` where it
 /// cannot be read.
@@ -38,53 +32,40 @@ pub struct ProcessStats {
 }
 
 impl ProcessStats {
-    /// Read this process's figures; each one that cannot be read stays `None`.
+    /// Read this process's figures from `/proc/self` with the `procfs`
+    /// crate (tick rate and page size from `sysconf`); each one that cannot
+    /// be read stays `None`.
+    #[cfg(target_os = "linux")]
     pub fn read() -> ProcessStats {
+        use procfs::WithCurrentSystemInfo;
+        use procfs::process::{LimitValue, Process};
         let mut s = ProcessStats::default();
-        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
-            // Fields after the command name, which is in parentheses and may hold spaces.
-            let fields: Vec<&str> = stat
-                .rsplit_once(')')
-                .map(|(_, rest)| rest.split_whitespace().collect())
-                .unwrap_or_default();
-            // `fields[0]` is field 3 (state) of proc(5).
-            let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
-            if let (Some(u), Some(k)) = (field(14), field(15)) {
-                s.cpu_seconds = Some((u + k) as f64 / TICKS_PER_SEC);
-            }
-            s.threads = field(20);
-            let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("btime "))
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-            });
-            if let (Some(start), Some(boot)) = (field(22), boot) {
-                s.start_time_seconds = Some(boot as f64 + start as f64 / TICKS_PER_SEC);
+        let Ok(me) = Process::myself() else {
+            return s;
+        };
+        if let Ok(stat) = me.stat() {
+            let ticks = procfs::ticks_per_second() as f64;
+            s.cpu_seconds = Some((stat.utime + stat.stime) as f64 / ticks);
+            s.threads = u64::try_from(stat.num_threads).ok();
+            s.resident_bytes = Some(stat.rss_bytes().get());
+            s.virtual_bytes = Some(stat.vsize);
+            if let Ok(boot) = procfs::boot_time_secs() {
+                s.start_time_seconds = Some(boot as f64 + stat.starttime as f64 / ticks);
             }
         }
-        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-            let kb = |key: &str| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix(key))
-                    .and_then(|v| v.split_whitespace().next())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .map(|v| v * 1024)
-            };
-            s.resident_bytes = kb("VmRSS:");
-            s.virtual_bytes = kb("VmSize:");
-        }
-        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-            s.open_fds = Some(dir.count() as u64);
-        }
-        if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
-            s.max_fds = limits
-                .lines()
-                .find_map(|l| l.strip_prefix("Max open files"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<u64>().ok());
+        s.open_fds = me.fd_count().ok().map(|n| n as u64);
+        if let Ok(limits) = me.limits()
+            && let LimitValue::Value(max) = limits.max_open_files.soft_limit
+        {
+            s.max_fds = Some(max);
         }
         s
+    }
+
+    /// Nothing to read without `/proc`.
+    #[cfg(not(target_os = "linux"))]
+    pub fn read() -> ProcessStats {
+        ProcessStats::default()
     }
 }
 
@@ -169,6 +150,8 @@ mod tests {
         assert!(s.resident_bytes.is_some_and(|b| b > 0), "{s:?}");
         assert!(s.open_fds.is_some_and(|n| n >= 3), "{s:?}");
         assert!(s.cpu_seconds.is_some(), "{s:?}");
+        assert!(s.virtual_bytes.is_some_and(|b| b > 0), "{s:?}");
+        assert!(s.threads.is_some_and(|n| n >= 1), "{s:?}");
         let now = crate::clock::wall_ms() as f64 / 1000.0;
         // Started in the past, and not before 2020.
         assert!(
