@@ -8,14 +8,14 @@
 //!
 //! | file | families |
 //! | --- | --- |
-//! | [`polls`] | `exchange_api_calls`, `exchange_api_latency_seconds`, `exwatch_stalled_requests`, `exwatch_data_age_seconds`, `exwatch_poll_interval_seconds`, `exwatch_clock_offset_seconds` |
-//! | [`limiter`] | `exwatch_limiter_wait_seconds`, `exwatch_limiter_tokens`, `exwatch_limiter_capacity` |
-//! | [`breaker`] | `exwatch_breaker_state`, `exwatch_breaker_transitions`, `exwatch_breaker_rejections` |
-//! | [`alerts`] | `alerts_sent`, `exwatch_alerts_raised`, `exwatch_alerts_open`, `exwatch_alert_delivery_failures`, `exwatch_sink_up`, `anomaly_score` |
-//! | [`triage`] | `exwatch_triage`, `exwatch_triage_model_calls`, `exwatch_triage_tokens`, `exwatch_triage_cost_usd` |
-//! | [`backends`] | `exwatch_backend_up` |
-//! | [`process`] | `process_cpu_seconds`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_threads`, `process_start_time_seconds` |
-//! | here | `exwatch_events` |
+//! | `polls.rs` | `exchange_api_calls`, `exchange_api_latency_seconds`, `exwatch_stalled_requests`, `exwatch_data_age_seconds`, `exwatch_poll_interval_seconds`, `exwatch_clock_offset_seconds` |
+//! | `limiter.rs` | `exwatch_limiter_wait_seconds`, `exwatch_limiter_tokens`, `exwatch_limiter_capacity` |
+//! | `breaker.rs` | `exwatch_breaker_state`, `exwatch_breaker_transitions`, `exwatch_breaker_rejections` |
+//! | `alerts.rs` | `alerts_sent`, `exwatch_alerts_raised`, `exwatch_alerts_open`, `exwatch_alert_delivery_failures`, `exwatch_sink_up`, `anomaly_score` |
+//! | `triage.rs` | `exwatch_triage`, `exwatch_triage_model_calls`, `exwatch_triage_tokens`, `exwatch_triage_cost_usd` |
+//! | `backends.rs` | `exwatch_backend_up` |
+//! | `process.rs` | `process_cpu_seconds`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_threads`, `process_start_time_seconds` |
+//! | `mod.rs` (this file: bind, serve, the run loop) | `exwatch_events` |
 //!
 //! Two feeds, so counters are exact and gauges are fresh:
 //! - counters and histograms are driven by [`Event`]s from a monitor tap

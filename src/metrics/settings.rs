@@ -40,7 +40,9 @@ pub enum MetricsError {
     /// The address is taken, or not ours to bind.
     #[error("cannot listen for /metrics on {addr}: {source}")]
     Bind {
+        /// The `[metrics] listen` address.
         addr: SocketAddr,
+        /// What the OS said.
         source: std::io::Error,
     },
 }
