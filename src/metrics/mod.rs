@@ -123,7 +123,7 @@ struct GaugeFamily<'e, 'w> {
 enum FamilyState<'e, 'w> {
     NotStarted(&'e mut DescriptorEncoder<'w>),
     Started(MetricEncoder<'e>),
-    /// Only while starting, or after starting failed.
+    /// While starting, and for good if starting failed.
     Failed,
 }
 
@@ -148,17 +148,18 @@ impl<'e, 'w> GaugeFamily<'e, 'w> {
         labels: &impl EncodeLabelSet,
         value: V,
     ) -> Result<(), std::fmt::Error> {
-        if let FamilyState::NotStarted(_) = self.state {
-            let FamilyState::NotStarted(encoder) =
-                std::mem::replace(&mut self.state, FamilyState::Failed)
-            else {
-                unreachable!("checked above");
-            };
-            let help = format!("{}.", self.help);
-            let family =
-                encoder.encode_descriptor(self.name, &help, self.unit, MetricType::Gauge)?;
-            self.state = FamilyState::Started(family);
-        }
+        self.state = match std::mem::replace(&mut self.state, FamilyState::Failed) {
+            FamilyState::NotStarted(encoder) => {
+                let help = format!("{}.", self.help);
+                FamilyState::Started(encoder.encode_descriptor(
+                    self.name,
+                    &help,
+                    self.unit,
+                    MetricType::Gauge,
+                )?)
+            }
+            started => started,
+        };
         match &mut self.state {
             FamilyState::Started(family) => {
                 ConstGauge::new(value).encode(family.encode_family(labels)?)
