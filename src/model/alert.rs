@@ -16,6 +16,14 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Every severity, lowest first.
+    pub const ALL: [Severity; 4] = [
+        Severity::Info,
+        Severity::Warning,
+        Severity::Critical,
+        Severity::Emergency,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Info => "info",
@@ -72,12 +80,36 @@ pub enum Delivery {
     },
 }
 
+impl Delivery {
+    /// Stable snake_case name, as in JSON and the `outcome` metric label:
+    /// `pending`, `sent`, `retrying`, `failed`, `suppressed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Delivery::Pending => "pending",
+            Delivery::Sent { .. } => "sent",
+            Delivery::Retrying { .. } => "retrying",
+            Delivery::Failed { .. } => "failed",
+            Delivery::Suppressed { .. } => "suppressed",
+        }
+    }
+}
+
 /// Where an alert's triage came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TriageSource {
     Model,
     Rules,
+}
+
+impl TriageSource {
+    /// `model` or `rules`, as in JSON and the `source` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriageSource::Model => "model",
+            TriageSource::Rules => "rules",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -25,6 +25,15 @@ impl BreakerState {
             BreakerState::HalfOpen => "half_open",
         }
     }
+
+    /// The number the `exwatch_breaker_state` gauge shows: 0 closed, 1 half-open, 2 open.
+    pub fn code(self) -> i64 {
+        match self {
+            BreakerState::Closed => 0,
+            BreakerState::HalfOpen => 1,
+            BreakerState::Open => 2,
+        }
+    }
 }
 
 /// A state change, with its cause and the figures behind it.

@@ -28,6 +28,16 @@ impl Component {
             Component::Journal => "journal",
         }
     }
+
+    /// Stable snake_case name, as in JSON and the `component` metric label:
+    /// `redis_limiter`, `redis_breaker`, `journal`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::RedisLimiter => "redis_limiter",
+            Component::RedisBreaker => "redis_breaker",
+            Component::Journal => "journal",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -82,6 +82,40 @@ impl Outcome {
         }
     }
 
+    /// The `status` label of `exchange_api_calls_total`: a bounded set, never
+    /// free text (`ok`, `http_<code>` for 100..=599 else `http_other`,
+    /// `rate_limited`, `banned`, `timeout`, `connect_error`,
+    /// `invalid_<reason>`, `invalid_symbol`, `maintenance`, `exchange_error`).
+    /// Exchange error codes are unbounded, so they stay in logs and alerts.
+    pub fn status_label(&self) -> String {
+        match self {
+            Outcome::Ok => "ok".into(),
+            Outcome::Http { status, .. } if (100..=599).contains(status) => {
+                format!("http_{status}")
+            }
+            Outcome::Http { .. } => "http_other".into(),
+            Outcome::RateLimited { .. } => "rate_limited".into(),
+            Outcome::Banned { .. } => "banned".into(),
+            Outcome::Timeout => "timeout".into(),
+            Outcome::Connect { .. } => "connect_error".into(),
+            Outcome::Invalid { reason } => format!("invalid_{}", reason.name()),
+            Outcome::Exchange { error } => match error {
+                ApiError::InvalidSymbol { .. } => "invalid_symbol".into(),
+                ApiError::Maintenance { .. } => "maintenance".into(),
+                ApiError::Exchange { .. } => "exchange_error".into(),
+                ApiError::RateLimited { .. } => "rate_limited".into(),
+                ApiError::IpBanned { .. } => "banned".into(),
+            },
+        }
+    }
+
+    /// Whether the call's response time says something about the API's
+    /// speed: a timeout's latency is the timeout, and a refused connection
+    /// has none.
+    pub fn has_latency(&self) -> bool {
+        !matches!(self, Outcome::Timeout | Outcome::Connect { .. })
+    }
+
     /// One line saying why, for the verdict column.
     pub fn detail(&self) -> String {
         match self {
@@ -322,5 +356,38 @@ impl RateLimitSignal {
             (None, None) => None,
             (a, b) => Some(Duration::from_millis(a.unwrap_or(0).max(b.unwrap_or(0)))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_labels_are_bounded() {
+        assert_eq!(Outcome::Ok.status_label(), "ok");
+        let http = |status| Outcome::Http {
+            status,
+            detail: "x".into(),
+        };
+        assert_eq!(http(503).status_label(), "http_503");
+        assert_eq!(http(1000).status_label(), "http_other");
+        assert_eq!(
+            Outcome::Exchange {
+                error: ApiError::Exchange {
+                    code: Some("-1121".into()),
+                    message: "m".into()
+                }
+            }
+            .status_label(),
+            "exchange_error"
+        );
+        assert_eq!(
+            Outcome::Invalid {
+                reason: InvalidReason::CrossedBook { bid: 2.0, ask: 1.0 }
+            }
+            .status_label(),
+            "invalid_crossed_book"
+        );
     }
 }
