@@ -144,6 +144,19 @@ struct Inner {
     round_trips: AtomicU64,
 }
 
+/// How a Redis-backed part (breaker store, alert dedup) stands: what the
+/// banner, the journal, metrics and headless lines show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkHealth {
+    /// Kept in this process, by configuration: nothing to report.
+    Local,
+    /// Shared in Redis, which answers.
+    Shared,
+    /// Redis is configured but unreachable since `since_ms` (unix ms): the
+    /// part works from memory, for this instance alone, until Redis answers.
+    Degraded { since_ms: i64, error: String },
+}
+
 /// A cheap-to-clone handle on one Redis (or Redis Cluster) connection.
 #[derive(Clone)]
 pub struct RedisLink {

@@ -181,3 +181,107 @@ async fn two_instances_send_one_notification_per_incident() {
     assert!(got.len() >= 3, "lost a notification while Redis was down");
     assert_eq!(got[2].body["status"], "firing");
 }
+
+/// The header line of the dashboard rendered from `snap`, 120 columns wide.
+fn header(snap: &exwatch::state::Snapshot, now_ms: i64) -> String {
+    use exwatch::ui::{Keymap, Mode, Theme, ViewState};
+    let view = ViewState::new(
+        "dedup-test",
+        Mode::Live,
+        Keymap::default(),
+        Theme::default(),
+    );
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 30)).unwrap();
+    term.draw(|f| exwatch::ui::render(f, snap, &view, now_ms))
+        .unwrap();
+    term.backend()
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Losing Redis under alert dedup shows like the limiter's and the breaker
+/// store's: a `redis (dedup)` backend-health event, in the snapshot and in the
+/// dashboard's header, and it clears when Redis answers again.
+#[tokio::test]
+async fn losing_redis_for_dedup_shows_in_the_snapshot_and_on_screen() {
+    use exwatch::model::Component;
+    use exwatch::state::State;
+    let mut redis = common::redis::RedisServer::start();
+    let claims = RedisClaims::new(&redis.url(), Duration::from_millis(300), "a").unwrap();
+    let health = claims.health();
+    let claims = Claims::redis(claims, "exwatch");
+    let (tx, mut events) = tokio::sync::mpsc::channel(16);
+    let shutdown = CancellationToken::new();
+    let reporter = tokio::spawn(exwatch::monitor::health::report(
+        Component::RedisDedup,
+        health,
+        tx,
+        shutdown.clone(),
+    ));
+    let mut state = State::new();
+    let mut next_health = async || loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("a health event")
+            .expect("reporter alive");
+        if let Event::BackendHealth { component, .. } = &ev {
+            assert_eq!(*component, Component::RedisDedup);
+            return ev;
+        }
+    };
+    // Shared and answering: the first claim wins, the same one again does not.
+    assert!(claims.claim("sig-1", Duration::from_secs(60)).await);
+    assert!(!claims.claim("sig-1", Duration::from_secs(60)).await);
+    let ev = next_health().await;
+    state.apply(&ev);
+
+    // Redis goes away: claims are decided in memory (a duplicate at worst,
+    // never a lost message), and it shows.
+    redis.kill();
+    assert!(claims.claim("sig-2", Duration::from_secs(60)).await);
+    let ev = next_health().await;
+    let Event::BackendHealth {
+        healthy,
+        detail,
+        at_ms,
+        ..
+    } = &ev
+    else {
+        unreachable!()
+    };
+    assert!(!healthy, "{detail}");
+    assert!(detail.contains("Redis unreachable"), "{detail}");
+    state.apply(&ev);
+    let snap = state.snapshot();
+    let h = snap
+        .health
+        .iter()
+        .find(|h| h.component == Component::RedisDedup)
+        .expect("in the snapshot");
+    assert!(!h.healthy);
+    let line = header(&snap, at_ms + 5_000);
+    assert!(line.contains("redis (dedup) DOWN"), "{line}");
+
+    // Back: the next claim reaches Redis, and the banner clears.
+    redis.restart();
+    let mut back = None;
+    for _ in 0..50 {
+        claims.claim("sig-3", Duration::from_secs(60)).await;
+        if let Ok(Some(ev @ Event::BackendHealth { healthy: true, .. })) =
+            tokio::time::timeout(Duration::from_millis(200), events.recv()).await
+        {
+            back = Some(ev);
+            break;
+        }
+    }
+    let ev = back.expect("dedup never reported Redis back");
+    state.apply(&ev);
+    let line = header(&state.snapshot(), at_ms + 7_000);
+
+    assert!(line.contains("redis (dedup) ok"), "{line}");
+    shutdown.cancel();
+    reporter.await.unwrap();
+}

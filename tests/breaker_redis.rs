@@ -7,11 +7,13 @@
 mod common;
 
 use common::redis::RedisServer;
+use exwatch::breaker::build_with_retry;
 use exwatch::breaker::redis::{RedisBreakers, breaker_key};
-use exwatch::breaker::{BreakerHealth, build_with_retry, report_health};
 use exwatch::breaker::{BreakerSettings, BreakerStore, CallResult, Grant, Permit, StoreKind};
 use exwatch::model::{BreakerState, EndpointId, OutcomeClass, Transition};
 use exwatch::model::{Component, Event};
+use exwatch::monitor::health::report;
+use exwatch::redis_link::LinkHealth;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -305,9 +307,9 @@ async fn force_open_and_reset_are_shared() {
 }
 
 async fn wait_for_health(
-    rx: &mut tokio::sync::watch::Receiver<BreakerHealth>,
+    rx: &mut tokio::sync::watch::Receiver<LinkHealth>,
     store: &dyn BreakerStore,
-    want: fn(&BreakerHealth) -> bool,
+    want: fn(&LinkHealth) -> bool,
 ) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !want(&rx.borrow_and_update()) {
@@ -337,7 +339,7 @@ async fn redis_outage_falls_back_to_memory_and_recovers() {
         Duration::from_millis(100),
     )
     .await;
-    assert_eq!(*health.borrow(), BreakerHealth::Redis);
+    assert_eq!(*health.borrow(), LinkHealth::Shared);
     let opened = trip(store.as_ref()).await;
 
     r.kill();
@@ -357,7 +359,7 @@ async fn redis_outage_falls_back_to_memory_and_recovers() {
         "{p:?}"
     );
     assert!(
-        matches!(&*health.borrow_and_update(), BreakerHealth::Degraded { error, .. } if !error.is_empty())
+        matches!(&*health.borrow_and_update(), LinkHealth::Degraded { error, .. } if !error.is_empty())
     );
     // Other endpoints keep being monitored, from memory.
     let other = EndpointId {
@@ -372,7 +374,7 @@ async fn redis_outage_falls_back_to_memory_and_recovers() {
     // Redis comes back empty (no persistence): the open breaker is shared
     // again rather than forgotten.
     r.restart();
-    wait_for_health(&mut health, store.as_ref(), |h| *h == BreakerHealth::Redis).await;
+    wait_for_health(&mut health, store.as_ref(), |h| *h == LinkHealth::Shared).await;
     let fresh = instance(&r, &s);
     let v = fresh.view(&id()).await.expect("redis answers");
     assert_eq!(
@@ -402,14 +404,19 @@ async fn a_store_built_while_redis_is_down_starts_degraded_and_recovers() {
     .await;
     let (tx, mut events) = tokio::sync::mpsc::channel(16);
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let reporter = tokio::spawn(report_health(health.clone(), tx, shutdown.clone()));
+    let reporter = tokio::spawn(report(
+        Component::RedisBreaker,
+        health.clone(),
+        tx,
+        shutdown.clone(),
+    ));
     assert!(matches!(
         *health.borrow_and_update(),
-        BreakerHealth::Degraded { .. }
+        LinkHealth::Degraded { .. }
     ));
     assert_eq!(grant(store.as_ref()).await.backend, StoreKind::Memory);
     r.restart();
-    wait_for_health(&mut health, store.as_ref(), |h| *h == BreakerHealth::Redis).await;
+    wait_for_health(&mut health, store.as_ref(), |h| *h == LinkHealth::Shared).await;
     assert_eq!(grant(store.as_ref()).await.backend, StoreKind::Redis);
 
     // The dashboard hears about both, as backend health events.
@@ -447,7 +454,7 @@ async fn memory_store_is_chosen_by_default() {
         Duration::from_millis(100),
     )
     .await;
-    assert_eq!(*health.borrow(), BreakerHealth::Memory);
+    assert_eq!(*health.borrow(), LinkHealth::Local);
     assert_eq!(grant(store.as_ref()).await.backend, StoreKind::Memory);
 }
 

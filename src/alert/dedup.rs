@@ -7,14 +7,17 @@
 //!
 //! Without Redis, claims are kept in memory (one instance: every claim but
 //! duplicates within the TTL succeeds). If Redis fails, the claim falls back
-//! to memory: a Redis outage may cause a duplicate message, never a lost one.
+//! to memory: a Redis outage may cause a duplicate message, never a lost one,
+//! and it shows as a degraded `redis (dedup)` backend like the limiter's and
+//! the breaker store's.
 
 use crate::problems::Problems;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use crate::redis_link::{LinkHealth, RedisLink};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
+use tokio::sync::watch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -102,60 +105,52 @@ impl MemoryClaims {
     }
 }
 
-/// Claims in a shared Redis (connection made lazily, re-made after failures).
+/// Claims in a shared Redis, over a [`RedisLink`] (the supervisor's one link:
+/// TLS CA and Cluster as configured under `[redis]`). When Redis fails, the
+/// claim is decided in memory and the health channel says so; the next
+/// claim that reaches Redis says it is back.
 pub struct RedisClaims {
-    client: redis::Client,
-    timeout: Duration,
+    link: RedisLink,
     instance: String,
-    conn: tokio::sync::Mutex<Option<ConnectionManager>>,
     fallback: MemoryClaims,
+    health: watch::Sender<LinkHealth>,
 }
 
 impl std::fmt::Debug for RedisClaims {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The client holds the URL, password included: never print it.
         f.debug_struct("RedisClaims")
-            .field("timeout", &self.timeout)
+            .field("link", &self.link)
             .field("instance", &self.instance)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisClaims {
-    /// `url` is the Redis URL (read from the env var named in config).
+    /// Claims on their own link to `url` (the Redis URL), every call bounded
+    /// by `timeout`. Errors: a URL that does not parse.
     pub fn new(url: &str, timeout: Duration, instance: &str) -> Result<Self, DedupError> {
-        let client = redis::Client::open(url).map_err(|e| DedupError::Redis(e.to_string()))?;
-        Ok(RedisClaims {
-            client,
-            timeout,
-            instance: instance.into(),
-            conn: tokio::sync::Mutex::new(None),
-            fallback: MemoryClaims::default(),
-        })
+        let link = RedisLink::new(url, timeout).map_err(|e| DedupError::Redis(e.to_string()))?;
+        Ok(Self::on_link(link, instance))
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, DedupError> {
-        let mut guard = self.conn.lock().await;
-        if let Some(c) = guard.as_ref() {
-            return Ok(c.clone());
+    /// Claims on an existing link (shared with the limiter and the breaker store).
+    pub fn on_link(link: RedisLink, instance: &str) -> Self {
+        let (health, _) = watch::channel(LinkHealth::Shared);
+        RedisClaims {
+            link,
+            instance: instance.into(),
+            fallback: MemoryClaims::default(),
+            health,
         }
-        let cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1);
-        let c = tokio::time::timeout(
-            self.timeout * 2,
-            ConnectionManager::new_with_config(self.client.clone(), cfg),
-        )
-        .await
-        .map_err(|_| DedupError::Timeout(self.timeout))?
-        .map_err(|e| DedupError::Redis(e.to_string()))?;
-        *guard = Some(c.clone());
-        Ok(c)
+    }
+
+    /// Where claims are decided right now: `Shared`, or `Degraded` since the
+    /// first failed claim until one reaches Redis again.
+    pub fn health(&self) -> watch::Receiver<LinkHealth> {
+        self.health.subscribe()
     }
 
     pub async fn try_claim(&self, key: &str, ttl: Duration) -> Result<bool, DedupError> {
-        let mut c = self.connection().await?;
         let ttl_ms = ttl.as_millis().max(1) as u64;
         let cmd = redis::cmd("SET")
             .arg(key)
@@ -164,11 +159,36 @@ impl RedisClaims {
             .arg("PX")
             .arg(ttl_ms)
             .to_owned();
-        let r: Option<String> = tokio::time::timeout(self.timeout, cmd.query_async(&mut c))
+        let r: Option<String> = self
+            .link
+            .query(&cmd)
             .await
-            .map_err(|_| DedupError::Timeout(self.timeout))?
             .map_err(|e| DedupError::Redis(e.to_string()))?;
         Ok(r.is_some())
+    }
+
+    fn mark(&self, result: &Result<bool, DedupError>) {
+        match result {
+            Ok(_) => {
+                self.health.send_if_modified(|h| {
+                    let changed = *h != LinkHealth::Shared;
+                    *h = LinkHealth::Shared;
+                    changed
+                });
+            }
+            Err(e) => {
+                self.health.send_if_modified(|h| match h {
+                    LinkHealth::Degraded { .. } => false,
+                    _ => {
+                        *h = LinkHealth::Degraded {
+                            since_ms: crate::clock::wall_ms(),
+                            error: e.to_string(),
+                        };
+                        true
+                    }
+                });
+            }
+        }
     }
 }
 
@@ -195,7 +215,9 @@ impl Claims {
             Claims::Memory(m, prefix) => m.claim_at(&claim_key(prefix, signature), ttl, now),
             Claims::Redis(r, prefix) => {
                 let key = claim_key(prefix, signature);
-                match r.try_claim(&key, ttl).await {
+                let result = r.try_claim(&key, ttl).await;
+                r.mark(&result);
+                match result {
                     Ok(won) => won,
                     Err(e) => {
                         tracing::warn!(error = %e, "dedup claim failed, deciding locally");

@@ -1,14 +1,14 @@
 //! The factories: the breaker store the config asks for ([`build`],
 //! [`build_with_retry`]) or the Redis store on an existing link
 //! ([`build_on_link`]), each with the `watch` channel of its
-//! [`BreakerHealth`] (feed it to [`report_health`](super::report_health)).
+//! [`LinkHealth`] (the supervisor reports its changes).
 
-use super::health::BreakerHealth;
 use super::memory::MemoryBreakers;
 use super::redis::RedisBreakers;
 use super::resilient::{DEFAULT_RETRY_EVERY, ResilientBreakers};
 use super::{BreakerSettings, BreakerStore, StoreKind};
 use crate::model::EndpointId;
+use crate::redis_link::LinkHealth;
 use crate::redis_link::RedisLink;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub async fn build(
     settings: HashMap<EndpointId, BreakerSettings>,
     redis_url: Option<String>,
     timeout: Duration,
-) -> (Arc<dyn BreakerStore>, watch::Receiver<BreakerHealth>) {
+) -> (Arc<dyn BreakerStore>, watch::Receiver<LinkHealth>) {
     build_with_retry(default, settings, redis_url, timeout, DEFAULT_RETRY_EVERY).await
 }
 
@@ -38,16 +38,16 @@ pub async fn build_with_retry(
     redis_url: Option<String>,
     timeout: Duration,
     retry_every: Duration,
-) -> (Arc<dyn BreakerStore>, watch::Receiver<BreakerHealth>) {
+) -> (Arc<dyn BreakerStore>, watch::Receiver<LinkHealth>) {
     let degraded = |error: String| {
-        watch::channel(BreakerHealth::Degraded {
+        watch::channel(LinkHealth::Degraded {
             since_ms: crate::clock::wall_ms(),
             error,
         })
         .1
     };
     if default.store == StoreKind::Memory {
-        let rx = watch::channel(BreakerHealth::Memory).1;
+        let rx = watch::channel(LinkHealth::Local).1;
         return (Arc::new(MemoryBreakers::new(default, settings)), rx);
     }
     let Some(url) = redis_url else {
@@ -72,7 +72,7 @@ pub async fn build_on_link(
     default: BreakerSettings,
     settings: HashMap<EndpointId, BreakerSettings>,
     link: RedisLink,
-) -> (Arc<dyn BreakerStore>, watch::Receiver<BreakerHealth>) {
+) -> (Arc<dyn BreakerStore>, watch::Receiver<LinkHealth>) {
     let redis = RedisBreakers::with_link(link, default, settings);
     on_redis(redis, DEFAULT_RETRY_EVERY).await
 }
@@ -80,7 +80,7 @@ pub async fn build_on_link(
 async fn on_redis(
     redis: RedisBreakers,
     retry_every: Duration,
-) -> (Arc<dyn BreakerStore>, watch::Receiver<BreakerHealth>) {
+) -> (Arc<dyn BreakerStore>, watch::Receiver<LinkHealth>) {
     let (store, rx) = ResilientBreakers::new(redis, retry_every);
     // Learn the truth at start rather than on the first probe.
     store.check_redis().await;

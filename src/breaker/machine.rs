@@ -20,7 +20,6 @@
 //! keys, so both reach [`Machine::apply`] with a [`ProbeStatus`]. The
 //! sliding window is [`super::window`].
 
-use super::memory::Lease;
 use super::window::Window;
 use super::{BreakerSettings, CallResult, WindowKind};
 use crate::model::{BreakerState, BreakerView, OpenWait, OutcomeClass, Transition, TripCause};
@@ -419,6 +418,14 @@ impl Machine {
             trips: self.trips,
         }
     }
+}
+
+/// One half-open probe slot held by an in-flight call (memory store only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub token: u64,
+    /// Unix ms when the slot frees itself if the probe never reports.
+    pub expires_ms: i64,
 }
 
 #[cfg(test)]

@@ -5,21 +5,13 @@
 //! unreachable. A probe lease here is a token (a `u64`, never 0) with an
 //! expiry in [`Machine::leases`]; the grant carries the token as text.
 
-use super::machine::{Admit, Machine, ProbeStatus};
+use super::machine::{Admit, Lease, Machine, ProbeStatus};
 use super::{BreakerError, BreakerSettings, BreakerStore, CallResult, Grant, Permit, StoreKind};
 use crate::model::{BreakerState, BreakerView, EndpointId, Transition};
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
-
-/// One half-open probe slot held by an in-flight call (memory store only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lease {
-    pub token: u64,
-    /// Unix ms when the slot frees itself if the probe never reports.
-    pub expires_ms: i64,
-}
 
 /// The probe leases of the memory store, kept in the machine.
 impl Machine {

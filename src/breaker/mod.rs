@@ -13,11 +13,9 @@
 //! - [`resilient`]: the Redis store falling back to memory while Redis is
 //!   away, and coming back.
 //! - `build`: the factories [`build()`], [`build_with_retry`], [`build_on_link`].
-//! - [`health`]: [`BreakerHealth`] and [`report_health`].
 
 mod build;
 pub mod codec;
-pub mod health;
 pub mod machine;
 pub mod memory;
 pub mod redis;
@@ -26,7 +24,6 @@ pub mod settings;
 pub mod window;
 
 pub use build::{build, build_on_link, build_with_retry};
-pub use health::{BreakerHealth, report_health};
 pub use memory::MemoryBreakers;
 pub use redis::RedisBreakers;
 pub use resilient::{DEFAULT_RETRY_EVERY, ResilientBreakers};

@@ -1,14 +1,14 @@
 //! The Redis store with a fallback: while Redis is unreachable it serves
 //! from a [`MemoryBreakers`] seeded with the last state seen in Redis,
-//! reports that on a `watch` channel of [`BreakerHealth`], retries Redis
+//! reports that on a `watch` channel of [`LinkHealth`], retries Redis
 //! every `retry_every`, and on its return writes into Redis what opened
 //! meanwhile ([`RedisBreakers::adopt`]).
 
-use super::health::BreakerHealth;
 use super::memory::MemoryBreakers;
 use super::redis::RedisBreakers;
 use super::{BreakerError, BreakerStore, CallResult, Grant, Permit, StoreKind};
 use crate::model::{BreakerView, EndpointId, Transition};
+use crate::redis_link::LinkHealth;
 use futures::future::BoxFuture;
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -22,7 +22,7 @@ pub const DEFAULT_RETRY_EVERY: Duration = Duration::from_secs(2);
 pub struct ResilientBreakers {
     redis: RedisBreakers,
     memory: MemoryBreakers,
-    health: watch::Sender<BreakerHealth>,
+    health: watch::Sender<LinkHealth>,
     retry_every: Duration,
     /// While degraded, unix ms before which nobody tries Redis again.
     next_try_ms: AtomicI64,
@@ -31,12 +31,9 @@ pub struct ResilientBreakers {
 impl ResilientBreakers {
     /// Wrap `redis`, healthy until a call fails; the receiver follows the
     /// health. A degraded store tries Redis again every `retry_every`.
-    pub fn new(
-        redis: RedisBreakers,
-        retry_every: Duration,
-    ) -> (Self, watch::Receiver<BreakerHealth>) {
+    pub fn new(redis: RedisBreakers, retry_every: Duration) -> (Self, watch::Receiver<LinkHealth>) {
         let memory = MemoryBreakers::new(redis.default.clone(), redis.settings.clone());
-        let (health, rx) = watch::channel(BreakerHealth::Redis);
+        let (health, rx) = watch::channel(LinkHealth::Shared);
         let store = ResilientBreakers {
             redis,
             memory,
@@ -48,7 +45,7 @@ impl ResilientBreakers {
     }
 
     /// The health right now.
-    pub fn health(&self) -> BreakerHealth {
+    pub fn health(&self) -> LinkHealth {
         self.health.borrow().clone()
     }
 
@@ -61,7 +58,7 @@ impl ResilientBreakers {
     }
 
     fn degraded(&self) -> bool {
-        matches!(*self.health.borrow(), BreakerHealth::Degraded { .. })
+        matches!(*self.health.borrow(), LinkHealth::Degraded { .. })
     }
 
     /// Whether this call should go to Redis: always when healthy; while
@@ -86,10 +83,10 @@ impl ResilientBreakers {
             .store(now + self.retry_every.as_millis() as i64, Ordering::Release);
         let error = error.to_string();
         self.health.send_if_modified(|h| match h {
-            BreakerHealth::Degraded { .. } => false,
+            LinkHealth::Degraded { .. } => false,
             _ => {
                 tracing::warn!(%error, "breaker store: Redis unreachable, deciding from memory");
-                *h = BreakerHealth::Degraded {
+                *h = LinkHealth::Degraded {
                     since_ms: now,
                     error,
                 };
@@ -116,7 +113,7 @@ impl ResilientBreakers {
             }
         }
         tracing::info!("breaker store: Redis reachable again");
-        self.health.send_replace(BreakerHealth::Redis);
+        self.health.send_replace(LinkHealth::Shared);
     }
 
     fn fallback(&self, id: &EndpointId) -> &MemoryBreakers {

@@ -288,6 +288,27 @@ pub async fn build(
         LimiterBackend::Redis => {
             let cfg = redis.ok_or(LimiterError::NoRedisConfig)?;
             let link = crate::redis_link::RedisLink::from_config(cfg)?;
+            build_on_link(settings, Some(link)).await
+        }
+    }
+}
+
+/// [`build`] on an existing link (the supervisor's one Redis link, shared
+/// with the breaker store and alert dedup). Errors: the Redis backend
+/// without a link.
+pub async fn build_on_link(
+    settings: &LimiterSettings,
+    link: Option<crate::redis_link::RedisLink>,
+) -> Result<(Arc<dyn RateLimiter>, HealthReceiver), LimiterError> {
+    match (settings.backend, link) {
+        (LimiterBackend::Memory, _) => {
+            let (_, rx) = watch::channel(BackendHealth::Healthy {
+                backend: LimiterBackend::Memory,
+            });
+            Ok((Arc::new(memory::MemoryLimiter::new()), rx))
+        }
+        (LimiterBackend::Redis, None) => Err(LimiterError::NoRedisConfig),
+        (LimiterBackend::Redis, Some(link)) => {
             let limiter =
                 redis::RedisLimiter::new(link, settings.on_redis_outage, settings.instances);
             // An unreachable Redis shows up on the health channel instead.

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 pub enum Component {
     RedisLimiter,
     RedisBreaker,
+    /// Cross-instance dedup of notifications (`alerts.dedup.backend = "redis"`).
+    RedisDedup,
     Journal,
 }
 
@@ -25,16 +27,18 @@ impl Component {
         match self {
             Component::RedisLimiter => "redis (limiter)",
             Component::RedisBreaker => "redis (breaker)",
+            Component::RedisDedup => "redis (dedup)",
             Component::Journal => "journal",
         }
     }
 
     /// Stable snake_case name, as in JSON and the `component` metric label:
-    /// `redis_limiter`, `redis_breaker`, `journal`.
+    /// `redis_limiter`, `redis_breaker`, `redis_dedup`, `journal`.
     pub fn name(self) -> &'static str {
         match self {
             Component::RedisLimiter => "redis_limiter",
             Component::RedisBreaker => "redis_breaker",
+            Component::RedisDedup => "redis_dedup",
             Component::Journal => "journal",
         }
     }

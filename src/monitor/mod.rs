@@ -8,10 +8,11 @@ use crate::alert::engine::Engine;
 use crate::breaker::StoreKind;
 use crate::config::Config;
 use crate::journal::{Journal, JournalWriter};
-use crate::model::Command;
 use crate::model::EndpointId;
 use crate::model::Event;
+use crate::model::{Command, Component};
 use crate::probe::{self, WorkerDeps};
+use crate::redis_link::RedisLink;
 use crate::state::{Snapshot, State};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 mod core;
-mod health;
+pub mod health;
 mod notifying;
 
 use core::Core;
@@ -60,7 +61,19 @@ impl Monitor {
     pub async fn start(cfg: &Config, taps: usize) -> Result<Monitor, MonitorError> {
         let client =
             crate::http::client(&cfg.http).map_err(|e| MonitorError::Http(e.to_string()))?;
-        let (limiter, limiter_health) = crate::limiter::build(&cfg.limiter, cfg.redis.as_ref())
+        // One Redis link for every part that shares state (limiter, breaker
+        // store, alert dedup): one URL, TLS CA, timeout and topology.
+        let wants_redis = cfg.limiter.backend == crate::limiter::LimiterBackend::Redis
+            || cfg.breaker.store == StoreKind::Redis
+            || cfg.alerts.dedup.backend == crate::alert::dedup::DedupBackend::Redis;
+        let link = match (&cfg.redis, wants_redis) {
+            (Some(r), true) => Some(
+                RedisLink::from_config(r)
+                    .map_err(|e| MonitorError::Backend(format!("redis: {e}")))?,
+            ),
+            _ => None,
+        };
+        let (limiter, limiter_health) = crate::limiter::build_on_link(&cfg.limiter, link.clone())
             .await
             .map_err(|e| MonitorError::Backend(format!("rate limiter: {e}")))?;
         let mut per_endpoint = HashMap::new();
@@ -73,12 +86,9 @@ impl Monitor {
                 ep.breaker.clone(),
             );
         }
-        let (breakers, breaker_health) = match (cfg.breaker.store, &cfg.redis) {
-            (StoreKind::Redis, Some(r)) => {
-                // The same link settings as the limiter: URL from the env var, TLS CA, timeout.
-                let link = crate::redis_link::RedisLink::from_config(r)
-                    .map_err(|e| MonitorError::Backend(format!("breaker store: {e}")))?;
-                crate::breaker::build_on_link(cfg.breaker.clone(), per_endpoint, link).await
+        let (breakers, breaker_health) = match (cfg.breaker.store, &link) {
+            (StoreKind::Redis, Some(link)) => {
+                crate::breaker::build_on_link(cfg.breaker.clone(), per_endpoint, link.clone()).await
             }
             _ => {
                 crate::breaker::build(
@@ -118,7 +128,7 @@ impl Monitor {
             ));
         }
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
-        let notifying = notifying::start(cfg, ev_tx.clone(), shutdown.clone())
+        let notifying = notifying::start(cfg, link.clone(), ev_tx.clone(), shutdown.clone())
             .map_err(|e| MonitorError::Backend(e.to_string()))?;
         let triage = crate::alert::triage::spawn(
             cfg.triage.clone(),
@@ -142,7 +152,7 @@ impl Monitor {
             journal,
             restored,
             journal_settings: cfg.journal.clone(),
-            notify: notifying,
+            notify: notifying.alerts,
             triage,
             taps: tap_txs,
             breakers: breakers.clone(),
@@ -154,7 +164,16 @@ impl Monitor {
             ev_tx.clone(),
             shutdown.clone(),
         ));
-        tasks.spawn(crate::breaker::report_health(
+        if let Some(dedup_health) = notifying.dedup_health {
+            tasks.spawn(health::report(
+                Component::RedisDedup,
+                dedup_health,
+                ev_tx.clone(),
+                shutdown.clone(),
+            ));
+        }
+        tasks.spawn(health::report(
+            Component::RedisBreaker,
             breaker_health,
             ev_tx.clone(),
             shutdown.clone(),

@@ -5,28 +5,36 @@ use crate::alert::notify::{self, AlertSender};
 use crate::alert::sinks::{self, SinkError};
 use crate::config::Config;
 use crate::model::Event;
+use crate::redis_link::{LinkHealth, RedisLink};
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error(transparent)]
     Sink(#[from] SinkError),
-    #[error("alerts.dedup: environment variable {0} (redis.url_env) is not set")]
-    RedisEnv(String),
-    #[error("alerts.dedup: {0}")]
-    Redis(String),
+    #[error("alerts.dedup.backend = \"redis\" needs a [redis] table")]
+    NoRedis,
 }
 
-/// Start the sinks and the notifier; returns where to send every `Alert` of
-/// every `Event::AlertChanged`, after journaling it. Delivery state comes back
-/// on `events` as `Event::AlertDelivery`. The tasks stop on `shutdown`.
+/// What [`start`] gives back: where to send every `Alert` of every
+/// `Event::AlertChanged` (after journaling it), and the dedup store's health
+/// when it is shared in Redis.
+pub struct Notifying {
+    pub alerts: AlertSender,
+    pub dedup_health: Option<watch::Receiver<LinkHealth>>,
+}
+
+/// Start the sinks and the notifier. Delivery state comes back on `events` as
+/// `Event::AlertDelivery`. Dedup uses `link` (the supervisor's one Redis link)
+/// when `alerts.dedup.backend = "redis"`. The tasks stop on `shutdown`.
 pub fn start(
     cfg: &Config,
+    link: Option<RedisLink>,
     events: mpsc::Sender<Event>,
     shutdown: CancellationToken,
-) -> Result<AlertSender, SetupError> {
+) -> Result<Notifying, SetupError> {
     let a = &cfg.alerts;
     let mut handles = Vec::new();
     for sc in &a.sinks {
@@ -39,16 +47,14 @@ pub fn start(
         )?;
         handles.push(h);
     }
-    let claims = match (a.dedup.backend, &cfg.redis) {
-        (DedupBackend::Redis, Some(r)) => {
-            let url = std::env::var(&r.url_env)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| SetupError::RedisEnv(r.url_env.clone()))?;
-            let rc = RedisClaims::new(&url, r.timeout, &cfg.instance.name)
-                .map_err(|e| SetupError::Redis(e.to_string()))?;
+    let mut dedup_health = None;
+    let claims = match (a.dedup.backend, link) {
+        (DedupBackend::Redis, Some(link)) => {
+            let rc = RedisClaims::on_link(link, &cfg.instance.name);
+            dedup_health = Some(rc.health());
             Claims::redis(rc, &a.dedup.key_prefix)
         }
+        (DedupBackend::Redis, None) => return Err(SetupError::NoRedis),
         _ => Claims::memory(&a.dedup.key_prefix),
     };
     let (alerts, _task) = notify::spawn(
@@ -58,5 +64,8 @@ pub fn start(
         events,
         shutdown,
     );
-    Ok(alerts)
+    Ok(Notifying {
+        alerts,
+        dedup_health,
+    })
 }
