@@ -1,7 +1,8 @@
 //! The journal: an append-only JSON Lines file of [`Event`]s, the audit log
 //! and the source of replays and of restored alerts after a restart.
 //!
-//! Each line is `{"v":1,"ts_ms":<unix ms written>,"ev":{...event...}}`. A line
+//! Each line is `{"v":2,"ts_ms":<unix ms written>,"ev":{...event...}}`
+//! (see [`VERSION`]; version 1 files are read too). A line
 //! is handed to the OS with one `write` before `append` returns, so a SIGKILL
 //! right after loses nothing; `fsync` decides when it is also forced to disk
 //! (`always`, `alerts` — after alert and breaker events, the default — or
@@ -23,7 +24,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-pub const VERSION: u8 = 1;
+/// The format written now. 2 (this release): breaker transitions carry a
+/// typed `reason` object (`TripCause`), and triage results are their own
+/// `alert_triaged` events. Version 1 lines (prose reasons, triage inside
+/// `alert_changed`) are still read by `replay`, `report` and restore.
+pub const VERSION: u8 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
