@@ -259,7 +259,7 @@ mod tests {
                     fingerprint: "b/t/latency".into(),
                     exchange: "b".into(),
                     endpoint: Some("t".into()),
-                    kind: "latency".into(),
+                    kind: "latency".parse().unwrap(),
                     severity: Severity::Warning,
                     title: String::new(),
                     description: String::new(),

@@ -154,7 +154,7 @@ pub fn build(entries: impl IntoIterator<Item = Entry>, window: Window) -> Report
                         r.limits.push(LimitEpisode {
                             exchange: s.exchange.clone(),
                             endpoint: s.endpoint.clone(),
-                            kind: kind.into(),
+                            kind: kind.parse().unwrap(),
                             from_ms: s.at_ms,
                             to_ms: s.at_ms,
                             polls: 1,
@@ -212,7 +212,7 @@ pub fn build(entries: impl IntoIterator<Item = Entry>, window: Window) -> Report
                             fingerprint: alert.fingerprint.clone(),
                             exchange: alert.exchange.clone(),
                             endpoint: alert.endpoint.clone(),
-                            kind: alert.kind.clone(),
+                            kind: alert.kind.name(),
                             severity: alert.severity,
                             title: alert.title.clone(),
                             // A re-opened alert may keep its first_seen; its new episode starts at the change.
@@ -578,7 +578,7 @@ mod tests {
                     fingerprint: "b/t/error_rate".into(),
                     exchange: "b".into(),
                     endpoint: Some("t".into()),
-                    kind: "error_rate".into(),
+                    kind: "error_rate".parse().unwrap(),
                     severity: Severity::Critical,
                     title: "b/t failing".into(),
                     description: String::new(),

@@ -217,7 +217,7 @@ fn alert(exchange: &str, state: AlertState) -> Alert {
         fingerprint: format!("{exchange}/ticker/error_rate"),
         exchange: exchange.into(),
         endpoint: Some("ticker".into()),
-        kind: "error_rate".into(),
+        kind: "error_rate".parse().unwrap(),
         severity: Severity::Critical,
         title: format!("{exchange} failing"),
         description: "503".into(),

@@ -16,7 +16,7 @@ fn alert(fp: &str, state: AlertState) -> Alert {
         fingerprint: fp.into(),
         exchange: "bin".into(),
         endpoint: Some("ticker".into()),
-        kind: "error_rate".into(),
+        kind: "error_rate".parse().unwrap(),
         severity: Severity::Critical,
         title: format!("{fp} failing"),
         description: "d".into(),

@@ -468,7 +468,7 @@ async fn alert_families_and_every_dashboard_metric_are_exported() {
         fingerprint: "binance/book/stale".into(),
         exchange: "binance".into(),
         endpoint: Some("book".into()),
-        kind: "stale".into(),
+        kind: "stale".parse().unwrap(),
         severity: Severity::Critical,
         title: "binance/ticker failing".into(),
         description: String::new(),

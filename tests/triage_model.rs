@@ -163,7 +163,7 @@ fn alert(endpoint: &str, kind: &str, severity: Severity) -> Alert {
         fingerprint: Alert::fingerprint_of("binance", Some(endpoint), kind),
         exchange: "binance".into(),
         endpoint: Some(endpoint.into()),
-        kind: kind.into(),
+        kind: kind.parse().unwrap(),
         severity,
         title: format!("{kind} on binance/{endpoint}"),
         description: "p99 above threshold".into(),

@@ -17,7 +17,7 @@ fn alert(exchange: &str, endpoint: Option<&str>, kind: &str, severity: Severity)
         fingerprint: Alert::fingerprint_of(exchange, endpoint, kind),
         exchange: exchange.into(),
         endpoint: endpoint.map(str::to_string),
-        kind: kind.into(),
+        kind: kind.parse().unwrap(),
         severity,
         title: format!("{kind} on {exchange}"),
         description: "detector said so".into(),
@@ -255,7 +255,9 @@ fn resolved_alerts_and_unknown_kinds() {
         (d.rule, d.escalation, d.auto_resolve),
         ("resolved", 1, true)
     );
-    let odd = alert("kraken", None, "something_new", Severity::Critical);
+    // An alert kind no rule names (an unknown one cannot be built any more:
+    // kinds are typed) falls back to its severity.
+    let odd = alert("kraken", Some("time"), "no_data", Severity::Critical);
     let d = decide(&odd, &snap);
     assert_eq!(d.rule, "severity");
     assert_eq!((d.escalation, d.requires_human), (4, true));

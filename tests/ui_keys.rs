@@ -173,7 +173,7 @@ fn silence_asks_for_a_duration_then_sends() {
         Reaction::Send(Command::Silence {
             exchange: Some(first.exchange.clone()),
             endpoint: first.endpoint.clone(),
-            kind: Some(first.kind.clone()),
+            kind: Some(first.kind.name()),
             duration: Duration::from_secs(1800),
             by: "alice".into(),
         })

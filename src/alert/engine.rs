@@ -412,7 +412,7 @@ fn derive(
             Some(format!("silence #{} by {}", s.id, s.by)),
         );
     }
-    if a.kind != OUTAGE && inh.kinds.contains(&a.kind) {
+    if a.kind != OUTAGE && inh.kinds.iter().any(|k| a.kind == k.as_str()) {
         if let Some((_, fp)) = inh.outages.iter().find(|(ex, _)| *ex == a.exchange) {
             return (AlertState::Silenced, Some(format!("inhibited by {fp}")));
         }

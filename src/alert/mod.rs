@@ -123,8 +123,8 @@ impl Matcher {
                 .kind
                 .as_ref()
                 .is_none_or(|k| match k.strip_suffix('*') {
-                    Some(prefix) => a.kind.starts_with(prefix),
-                    None => *k == a.kind,
+                    Some(prefix) => a.kind.name().starts_with(prefix),
+                    None => a.kind == k.as_str(),
                 })
     }
 

@@ -320,7 +320,7 @@ mod tests {
             fingerprint: fp.into(),
             exchange: "bin".into(),
             endpoint: Some("ticker".into()),
-            kind: "error_rate".into(),
+            kind: "error_rate".parse().unwrap(),
             severity: sev,
             title: fp.into(),
             description: String::new(),

@@ -247,7 +247,7 @@ pub async fn bench_detect(poll: Duration, control: Duration) -> Result<Value, Be
                 if first_detect[i].is_none() {
                     first_detect[i] = Some(*at - episodes[i].start);
                 }
-                attributed[i].push(a.kind.clone());
+                attributed[i].push(a.kind.name());
             }
             None => false_alerts.push(json!({
                 "fingerprint": a.fingerprint,

@@ -6,14 +6,14 @@
 
 use super::{Finding, Firing, Gate, Step};
 use crate::model::Sample;
-use crate::model::Severity;
+use crate::model::{AlertKind, Severity};
 use crate::model::{BreakerState, OutcomeClass, Transition};
 use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub const BREAKER_OPEN: &str = "breaker_open";
-pub const OUTAGE: &str = "outage";
+pub const BREAKER_OPEN: AlertKind = AlertKind::BreakerOpen;
+pub const OUTAGE: AlertKind = AlertKind::Outage;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -107,7 +107,7 @@ impl BreakerDetector {
             Step::Cleared => Some(Finding::Cleared {
                 exchange: self.exchange.clone(),
                 endpoint: Some(self.endpoint.clone()),
-                kind: BREAKER_OPEN.into(),
+                kind: BREAKER_OPEN,
             }),
             Step::Fired | Step::Firing => {
                 let mut metrics = BTreeMap::new();
@@ -117,7 +117,7 @@ impl BreakerDetector {
                 Some(Finding::Firing(Firing {
                     exchange: self.exchange.clone(),
                     endpoint: Some(self.endpoint.clone()),
-                    kind: BREAKER_OPEN.into(),
+                    kind: BREAKER_OPEN,
                     severity: Severity::Critical,
                     title: format!(
                         "{}/{}: circuit breaker {}",
@@ -218,7 +218,7 @@ impl OutageDetector {
             Step::Cleared => Some(Finding::Cleared {
                 exchange: exchange.into(),
                 endpoint: None,
-                kind: OUTAGE.into(),
+                kind: OUTAGE,
             }),
             Step::Fired | Step::Firing => {
                 let detail: Vec<String> = eps
@@ -233,7 +233,7 @@ impl OutageDetector {
                 Some(Finding::Firing(Firing {
                     exchange: exchange.into(),
                     endpoint: None,
-                    kind: OUTAGE.into(),
+                    kind: OUTAGE,
                     severity: Severity::Emergency,
                     title: format!(
                         "{exchange}: exchange-wide outage ({down} of {} endpoints down)",

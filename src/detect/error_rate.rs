@@ -7,14 +7,14 @@ use super::{Finding, Firing, Gate, Step};
 use crate::clock::ms;
 use crate::model::OutcomeClass;
 use crate::model::Sample;
-use crate::model::Severity;
+use crate::model::{AlertKind, Severity};
 use crate::problems::Problems;
 use crate::problems::{check_pair, check_ratio};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-pub const KIND: &str = "error_rate";
+pub const KIND: AlertKind = AlertKind::ErrorRate;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -172,7 +172,7 @@ impl ErrorRateDetector {
                 Some(Finding::Cleared {
                     exchange: self.exchange.clone(),
                     endpoint: Some(self.endpoint.clone()),
-                    kind: KIND.into(),
+                    kind: KIND,
                 })
             }
             Step::Fired | Step::Firing => Some(self.firing(smp, rate, failures, total)),
@@ -212,7 +212,7 @@ impl ErrorRateDetector {
         Finding::Firing(Firing {
             exchange: self.exchange.clone(),
             endpoint: Some(self.endpoint.clone()),
-            kind: KIND.into(),
+            kind: KIND,
             severity: Severity::Critical,
             title: format!(
                 "{}/{} failing: {:.0}% errors ({dominant})",

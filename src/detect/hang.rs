@@ -13,14 +13,14 @@
 
 use super::{Finding, Firing};
 use crate::model::Sample;
-use crate::model::Severity;
+use crate::model::{AlertKind, Severity};
 use crate::problems::Problems;
 use crate::problems::check_positive;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-pub const KIND: &str = "hung";
+pub const KIND: AlertKind = AlertKind::Hung;
 
 /// Answers kept for the latency baseline.
 const BASELINE: usize = 64;
@@ -143,7 +143,7 @@ impl HangDetector {
             return Some(Finding::Cleared {
                 exchange: self.exchange.clone(),
                 endpoint: Some(self.endpoint.clone()),
-                kind: KIND.into(),
+                kind: KIND,
             });
         }
         None
@@ -165,7 +165,7 @@ impl HangDetector {
         Some(Finding::Firing(Firing {
             exchange: self.exchange.clone(),
             endpoint: Some(self.endpoint.clone()),
-            kind: KIND.into(),
+            kind: KIND,
             severity: Severity::Warning,
             title: format!(
                 "{}/{} hung: no answer after {in_flight_ms} ms",

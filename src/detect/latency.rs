@@ -7,7 +7,7 @@
 
 use super::{Finding, Firing, Gate, Step};
 use crate::clock::ms;
-use crate::model::Severity;
+use crate::model::{AlertKind, Severity};
 use crate::model::{Outcome, Sample};
 use crate::problems::Problems;
 use crate::problems::{check_pair, check_positive};
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-pub const KIND: &str = "latency";
+pub const KIND: AlertKind = AlertKind::Latency;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -209,7 +209,7 @@ impl LatencyDetector {
             Step::Cleared => Some(Finding::Cleared {
                 exchange: self.exchange.clone(),
                 endpoint: Some(self.endpoint.clone()),
-                kind: KIND.into(),
+                kind: KIND,
             }),
             Step::Fired | Step::Firing => {
                 let ratio = fast / med.max(0.001);
@@ -230,7 +230,7 @@ impl LatencyDetector {
                 Some(Finding::Firing(Firing {
                     exchange: self.exchange.clone(),
                     endpoint: Some(self.endpoint.clone()),
-                    kind: KIND.into(),
+                    kind: KIND,
                     severity,
                     title: format!(
                         "{}/{} degraded: {:.0} ms vs {:.0} ms usual",

@@ -5,7 +5,7 @@
 use super::{Finding, Firing, Gate, Step};
 use crate::clock::ms;
 use crate::model::RateLimitSignal;
-use crate::model::Severity;
+use crate::model::{AlertKind, Severity};
 use crate::model::{Outcome, Sample};
 use crate::problems::Problems;
 use crate::problems::{check_pair, check_ratio};
@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-pub const RATE_LIMIT: &str = "rate_limit";
-pub const BAN: &str = "ban";
+pub const RATE_LIMIT: AlertKind = AlertKind::RateLimit;
+pub const BAN: AlertKind = AlertKind::Ban;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -206,7 +206,7 @@ impl LimitDetector {
             Step::Cleared => Some(Finding::Cleared {
                 exchange: self.exchange.clone(),
                 endpoint: Some(self.endpoint.clone()),
-                kind: RATE_LIMIT.into(),
+                kind: RATE_LIMIT,
             }),
             Step::Fired | Step::Firing => {
                 let mut reasons = Vec::new();
@@ -233,7 +233,7 @@ impl LimitDetector {
                 Some(Finding::Firing(Firing {
                     exchange: self.exchange.clone(),
                     endpoint: Some(self.endpoint.clone()),
-                    kind: RATE_LIMIT.into(),
+                    kind: RATE_LIMIT,
                     severity: if n429 > 0 {
                         Severity::Critical
                     } else {
@@ -253,7 +253,7 @@ impl LimitDetector {
             Step::Cleared => Some(Finding::Cleared {
                 exchange: self.exchange.clone(),
                 endpoint: Some(self.endpoint.clone()),
-                kind: BAN.into(),
+                kind: BAN,
             }),
             Step::Fired | Step::Firing => {
                 let left = self.banned_until_ms.map(|u| (u - now_ms).max(0));
@@ -264,7 +264,7 @@ impl LimitDetector {
                 Some(Finding::Firing(Firing {
                     exchange: self.exchange.clone(),
                     endpoint: Some(self.endpoint.clone()),
-                    kind: BAN.into(),
+                    kind: BAN,
                     severity: Severity::Emergency,
                     title: format!(
                         "{}/{}: IP banned by the exchange",
@@ -368,7 +368,7 @@ mod tests {
             },
         ));
         assert!(fired(&f, BAN));
-        let Some(Finding::Firing(x)) = f.iter().find(|f| f.kind() == BAN) else {
+        let Some(Finding::Firing(x)) = f.iter().find(|f| *f.kind() == BAN) else {
             panic!()
         };
         assert_eq!(x.severity, Severity::Emergency);

@@ -18,7 +18,7 @@ pub mod payload;
 pub mod staleness;
 
 use crate::model::Event;
-use crate::model::{Alert, Severity};
+use crate::model::{Alert, AlertKind, Severity};
 use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -29,7 +29,7 @@ pub struct Firing {
     pub exchange: String,
     /// `None` for exchange-wide conditions.
     pub endpoint: Option<String>,
-    pub kind: String,
+    pub kind: AlertKind,
     pub severity: Severity,
     pub title: String,
     pub description: String,
@@ -44,7 +44,7 @@ pub enum Finding {
     Cleared {
         exchange: String,
         endpoint: Option<String>,
-        kind: String,
+        kind: AlertKind,
     },
 }
 
@@ -52,17 +52,17 @@ impl Finding {
     pub fn fingerprint(&self) -> String {
         match self {
             Finding::Firing(f) => {
-                Alert::fingerprint_of(&f.exchange, f.endpoint.as_deref(), &f.kind)
+                Alert::fingerprint_of(&f.exchange, f.endpoint.as_deref(), &f.kind.name())
             }
             Finding::Cleared {
                 exchange,
                 endpoint,
                 kind,
-            } => Alert::fingerprint_of(exchange, endpoint.as_deref(), kind),
+            } => Alert::fingerprint_of(exchange, endpoint.as_deref(), &kind.name()),
         }
     }
 
-    pub fn kind(&self) -> &str {
+    pub fn kind(&self) -> &AlertKind {
         match self {
             Finding::Firing(f) => &f.kind,
             Finding::Cleared { kind, .. } => kind,
@@ -379,14 +379,20 @@ pub(crate) mod testutil {
         }
     }
 
-    pub fn fired(fs: &[super::Finding], kind: &str) -> bool {
+    pub fn fired<K>(fs: &[super::Finding], kind: K) -> bool
+    where
+        crate::model::AlertKind: PartialEq<K>,
+    {
         fs.iter()
             .any(|f| matches!(f, super::Finding::Firing(x) if x.kind == kind))
     }
 
-    pub fn cleared(fs: &[super::Finding], kind: &str) -> bool {
+    pub fn cleared<K>(fs: &[super::Finding], kind: K) -> bool
+    where
+        crate::model::AlertKind: PartialEq<K>,
+    {
         fs.iter()
-            .any(|f| matches!(f, super::Finding::Cleared { kind: k, .. } if k == kind))
+            .any(|f| matches!(f, super::Finding::Cleared { kind: k, .. } if *k == kind))
     }
 }
 

@@ -4,7 +4,7 @@
 //! `clear_ok` good answers in a row. Stale and frozen belong to staleness.
 
 use super::{Finding, Firing};
-use crate::model::Severity;
+use crate::model::{AlertKind, Severity};
 use crate::model::{Outcome, Sample};
 use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
@@ -127,7 +127,7 @@ impl PayloadDetector {
                 out.push(Finding::Cleared {
                     exchange: self.exchange.clone(),
                     endpoint: Some(self.endpoint.clone()),
-                    kind: format!("{PREFIX}{name}"),
+                    kind: AlertKind::Payload(name.to_string()),
                 });
             }
         }
@@ -148,7 +148,7 @@ impl PayloadDetector {
                 Finding::Firing(Firing {
                     exchange: self.exchange.clone(),
                     endpoint: Some(self.endpoint.clone()),
-                    kind: format!("{PREFIX}{name}"),
+                    kind: AlertKind::Payload(name.to_string()),
                     severity,
                     title: format!("{}/{}: bad payload ({name})", self.exchange, self.endpoint),
                     description: format!(

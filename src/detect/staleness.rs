@@ -6,16 +6,16 @@
 use super::{Finding, Firing, Gate, Step};
 use crate::clock::ms;
 use crate::model::InvalidReason;
-use crate::model::Severity;
+use crate::model::{AlertKind, Severity};
 use crate::model::{Outcome, Sample};
 use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub const NO_DATA: &str = "no_data";
-pub const STALE: &str = "stale";
-pub const FROZEN: &str = "frozen";
+pub const NO_DATA: AlertKind = AlertKind::NoData;
+pub const STALE: AlertKind = AlertKind::Stale;
+pub const FROZEN: AlertKind = AlertKind::Frozen;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -172,13 +172,13 @@ impl StalenessDetector {
         self.finding(NO_DATA, step, silent as f64, now_ms)
     }
 
-    fn finding(&self, kind: &str, step: Step, metric: f64, _now_ms: i64) -> Option<Finding> {
+    fn finding(&self, kind: AlertKind, step: Step, metric: f64, _now_ms: i64) -> Option<Finding> {
         match step {
             Step::Quiet => None,
             Step::Cleared => Some(Finding::Cleared {
                 exchange: self.exchange.clone(),
                 endpoint: Some(self.endpoint.clone()),
-                kind: kind.into(),
+                kind: kind.clone(),
             }),
             Step::Fired | Step::Firing => {
                 let secs = metric / 1000.0;
@@ -218,7 +218,7 @@ impl StalenessDetector {
                 Some(Finding::Firing(Firing {
                     exchange: self.exchange.clone(),
                     endpoint: Some(self.endpoint.clone()),
-                    kind: kind.into(),
+                    kind,
                     severity: Severity::Critical,
                     title,
                     description,

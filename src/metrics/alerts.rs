@@ -109,7 +109,7 @@ impl Alerts {
                     self.raised
                         .get_or_create(&RaisedLabels {
                             severity: alert.severity.as_str().into(),
-                            kind: alert.kind.clone(),
+                            kind: alert.kind.name(),
                         })
                         .inc();
                 }
@@ -227,10 +227,11 @@ impl SnapshotGauges for AlertGauges {
             } else {
                 0.0
             };
+            let detector = alert.kind.name();
             let labels = [
                 ("exchange", &*alert.exchange),
                 ("endpoint", alert.endpoint.as_deref().unwrap_or("*")),
-                ("detector", &*alert.kind),
+                ("detector", &*detector),
             ];
             score.series(&labels, value)?;
         }

@@ -25,7 +25,7 @@ fn alert(state: AlertState, triage: Option<Triage>) -> Alert {
         fingerprint: "bin/book/latency".into(),
         exchange: "bin".into(),
         endpoint: Some("book".into()),
-        kind: "latency".into(),
+        kind: "latency".parse().unwrap(),
         severity: Severity::Critical,
         title: String::new(),
         description: String::new(),
@@ -238,23 +238,23 @@ fn golden_events() -> Vec<Event> {
     stale.fingerprint = "okx/*/stale".into();
     stale.exchange = "okx".into();
     stale.endpoint = None;
-    stale.kind = "stale".into();
+    stale.kind = "stale".parse().unwrap();
     stale.severity = Severity::Warning;
     stale.metrics = BTreeMap::new();
     let mut err = alert(AlertState::Firing, None);
     err.fingerprint = "bin/book/error_rate".into();
-    err.kind = "error_rate".into();
+    err.kind = "error_rate".parse().unwrap();
     err.severity = Severity::Emergency;
     let mut usage = alert(AlertState::Firing, None);
     usage.fingerprint = "okx/ticker/rate_limit".into();
     usage.exchange = "okx".into();
     usage.endpoint = Some("ticker".into());
-    usage.kind = "rate_limit".into();
+    usage.kind = "rate_limit".parse().unwrap();
     usage.severity = Severity::Info;
     usage.metrics = BTreeMap::from([("usage".to_string(), 0.875)]);
     let mut gone = usage.clone();
     gone.fingerprint = "okx/ticker/ban".into();
-    gone.kind = "ban".into();
+    gone.kind = "ban".parse().unwrap();
     let mut gone_resolved = gone.clone();
     gone_resolved.state = AlertState::Resolved;
     gone_resolved.resolved_at_ms = Some(4_000);

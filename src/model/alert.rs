@@ -135,8 +135,9 @@ pub struct Alert {
     pub fingerprint: String,
     pub exchange: String,
     pub endpoint: Option<String>,
-    /// `latency`, `error_rate`, `stale`, `frozen`, `payload:<reason>`, `rate_limit`, `ban`, `breaker_open`, ...
-    pub kind: String,
+    /// What it is about; written as its name (`latency`, `error_rate`,
+    /// `payload:crossed_book`, `breaker_open`, ...).
+    pub kind: AlertKind,
     pub severity: Severity,
     pub title: String,
     pub description: String,
@@ -287,6 +288,49 @@ impl AlertKind {
                     .map(|r| format!("{}{r}", Self::PAYLOAD_PREFIX)),
             )
             .collect()
+    }
+}
+
+impl std::str::FromStr for AlertKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AlertKind::parse(s).ok_or_else(|| {
+            format!(
+                "{s:?} is not an alert kind; expected one of {}, payload:<reason>",
+                AlertKind::SIMPLE.map(|k| k.name()).join(", ")
+            )
+        })
+    }
+}
+
+impl PartialEq<str> for AlertKind {
+    fn eq(&self, other: &str) -> bool {
+        match (self, other.strip_prefix(Self::PAYLOAD_PREFIX)) {
+            (AlertKind::Payload(reason), Some(r)) => reason == r,
+            (AlertKind::Payload(_), None) | (_, Some(_)) => false,
+            (simple, None) => simple.simple_name() == Some(other),
+        }
+    }
+}
+
+impl PartialEq<&str> for AlertKind {
+    fn eq(&self, other: &&str) -> bool {
+        self == *other
+    }
+}
+
+/// Written as its name, so journals and webhooks keep the strings they had.
+impl Serialize for AlertKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for AlertKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -150,7 +150,7 @@ impl ViewState {
                     &a.exchange,
                     a.endpoint.as_deref().unwrap_or(""),
                     &a.title,
-                    &a.kind,
+                    &a.kind.name(),
                 ])
             })
             .collect()
@@ -361,7 +361,7 @@ impl ViewState {
                     Panel::Alerts => self.current_alert(snap).map(|a| SilenceTarget {
                         exchange: a.exchange.clone(),
                         endpoint: a.endpoint.clone(),
-                        kind: Some(a.kind.clone()),
+                        kind: Some(a.kind.name()),
                     }),
                     Panel::Exchanges => self.current_endpoint(snap).map(|(ex, ep)| SilenceTarget {
                         exchange: ex.name.clone(),

@@ -108,7 +108,7 @@ pub fn alert(
         fingerprint: Alert::fingerprint_of(exchange, endpoint, kind),
         exchange: exchange.into(),
         endpoint: endpoint.map(str::to_string),
-        kind: kind.into(),
+        kind: kind.parse().unwrap(),
         severity,
         title: title.into(),
         description: format!("{title}: seen {occurrences} times since it started"),

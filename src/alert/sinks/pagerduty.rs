@@ -86,7 +86,7 @@ mod tests {
                 fingerprint: format!("bn/ep{i}/error_rate"),
                 exchange: "bn".into(),
                 endpoint: Some(format!("ep{i}")),
-                kind: "error_rate".into(),
+                kind: "error_rate".parse().unwrap(),
                 severity: Severity::Critical,
                 title: "failing".into(),
                 description: String::new(),

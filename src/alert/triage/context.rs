@@ -130,7 +130,7 @@ impl AlertContext {
                 fingerprint: alert.fingerprint.clone(),
                 exchange: alert.exchange.clone(),
                 endpoint: alert.endpoint.clone(),
-                kind: alert.kind.clone(),
+                kind: alert.kind.name(),
                 severity: alert.severity,
                 state: alert.state,
                 title: cut(&alert.title),
@@ -147,7 +147,7 @@ impl AlertContext {
                 .take(MAX_RELATED)
                 .map(|a| RelatedAlert {
                     fingerprint: a.fingerprint.clone(),
-                    kind: a.kind.clone(),
+                    kind: a.kind.name(),
                     severity: a.severity,
                     state: a.state,
                     title: cut(&a.title),
