@@ -142,14 +142,14 @@ pub fn retry_after(value: &str, now_ms: i64, cap: Duration) -> Option<Duration> 
     Some(Duration::from_millis(ms).min(cap))
 }
 
-/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) as unix ms.
+/// An HTTP date as unix ms: the IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`)
+/// and the two obsolete forms RFC 9110 §5.6.7 says a recipient must accept
+/// (RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT`, asctime `Sun Nov  6 08:49:37
+/// 1994`). Parsed by the `httpdate` crate, which takes years 1970 to 9999.
 pub fn http_date_ms(v: &str) -> Option<i64> {
-    let fmt = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let dt = time::PrimitiveDateTime::parse(v, &fmt).ok()?;
-    let ns = dt.assume_utc().unix_timestamp_nanos();
-    i64::try_from(ns / 1_000_000).ok()
+    let at = httpdate::parse_http_date(v).ok()?;
+    let since = at.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_millis()).ok()
 }
 
 /// The `Retry-After` of a response, as a delay from now.
@@ -182,6 +182,14 @@ mod retry_after_tests {
             retry_after(date, 784_111_777_000 + 5_000, CAP),
             Some(Duration::ZERO)
         );
+        // The obsolete forms name the same instant.
+        for obsolete in ["Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"] {
+            assert_eq!(
+                retry_after(obsolete, 784_111_777_000 - 5_000, CAP),
+                Some(Duration::from_secs(5)),
+                "{obsolete}"
+            );
+        }
         assert_eq!(retry_after("soon", 0, CAP), None);
         assert_eq!(retry_after("-3", 0, CAP), None);
         assert_eq!(retry_after("NaN", 0, CAP), None);

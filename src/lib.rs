@@ -23,6 +23,7 @@ pub mod problems;
 pub mod redis_link;
 pub mod replay;
 pub mod report;
+pub mod retry;
 pub mod sim;
 pub mod state;
 pub mod ui;

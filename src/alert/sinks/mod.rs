@@ -1,8 +1,9 @@
 //! Sinks: where notifications go (Slack, PagerDuty, a generic webhook).
 //!
 //! Each sink has a bounded queue and one delivery task that sends in order,
-//! retrying with exponential backoff on 429 (honouring `Retry-After`), 5xx and
-//! network errors only. Other 4xx answers (400, 403, 404, 410, ...) are
+//! retrying on 429, 5xx, 408 and network errors only, by the shared
+//! [`RetryPolicy`](crate::retry::RetryPolicy): exponential backoff with ±20%
+//! jitter, a longer `Retry-After` winning, until `give_up_after`. Other 4xx answers (400, 403, 404, 410, ...) are
 //! permanent: shown as `Delivery::Failed`, not retried. A full queue is
 //! reported as `Delivery::Failed` too: nothing is dropped silently. Delivery
 //! state flows back as `Event::AlertDelivery`.
@@ -15,7 +16,7 @@ use super::notification::Notification;
 use crate::model::Event;
 use crate::model::{AlertState, Delivery, Severity};
 use crate::problems::{Problems, is_env_name};
-use rand::Rng;
+use crate::retry::RetryPolicy;
 use serde::Deserialize;
 use std::fmt;
 use std::time::Duration;
@@ -58,11 +59,16 @@ pub struct SinkConfig {
     pub queue: usize,
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Wait after the first failed attempt (default 1 s); doubles after each
+    /// further failure, with ±20% jitter.
     #[serde(default = "default_retry_initial", with = "humantime_serde")]
     pub retry_initial: Duration,
+    /// Longest wait between attempts from the backoff (default 60 s); a
+    /// longer `Retry-After` from the receiver still wins.
     #[serde(default = "default_retry_max", with = "humantime_serde")]
     pub retry_max: Duration,
-    /// Retrying stops (and the delivery shows as failed) after this long.
+    /// Retrying stops (and the delivery shows as failed) after this long
+    /// (default 3600 s) from the first attempt: no attempt starts later.
     #[serde(default = "default_give_up", with = "humantime_serde")]
     pub give_up_after: Duration,
 }
@@ -85,6 +91,10 @@ fn default_retry_max() -> Duration {
 fn default_give_up() -> Duration {
     Duration::from_secs(3600)
 }
+
+/// Relative jitter of a sink's backoff: ±20%, so sinks that failed together
+/// do not retry together.
+pub const SINK_JITTER: f64 = 0.2;
 
 pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
@@ -161,6 +171,17 @@ impl SinkConfig {
             url: Secret::new(url),
             routing_key,
         })
+    }
+
+    /// How this sink retries: `retry_initial`, `retry_max`, `give_up_after`,
+    /// ±20% jitter.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            initial: self.retry_initial,
+            max: self.retry_max,
+            give_up_after: self.give_up_after,
+            jitter: SINK_JITTER,
+        }
     }
 
     /// A config with every default, for building sinks in code.
@@ -457,10 +478,11 @@ impl Worker {
     /// (returns false only on shutdown).
     async fn deliver(&self, req: &Request) -> bool {
         let c = &self.sink.config;
-        let started = tokio::time::Instant::now();
-        let mut attempts: u32 = 0;
+        // tokio's clock, so a paused test clock drives the deadline too.
+        let mut retries = c
+            .retry_policy()
+            .start(tokio::time::Instant::now().into_std());
         loop {
-            attempts += 1;
             let result = self
                 .client
                 .post(self.sink.url.expose())
@@ -490,28 +512,28 @@ impl Worker {
                     Delivery::Failed { error }
                 }
                 Attempt::Retry { error, after } => {
-                    if started.elapsed() >= c.give_up_after {
-                        Delivery::Failed {
+                    let next = retries.next_wait(tokio::time::Instant::now().into_std(), after);
+                    let attempts = retries.attempts();
+                    match next {
+                        None => Delivery::Failed {
                             error: format!("gave up after {attempts} attempts: {error}"),
+                        },
+                        Some(wait) => {
+                            tracing::info!(sink = %c.name, attempts, %error, wait_ms = wait.as_millis() as u64, "delivery failed, will retry");
+                            self.report(
+                                req,
+                                Delivery::Retrying {
+                                    attempts,
+                                    last_error: error,
+                                },
+                            )
+                            .await;
+                            tokio::select! {
+                                _ = tokio::time::sleep(wait) => {}
+                                _ = self.shutdown.cancelled() => return false,
+                            }
+                            continue;
                         }
-                    } else {
-                        tracing::info!(sink = %c.name, attempts, %error, "delivery failed, will retry");
-                        self.report(
-                            req,
-                            Delivery::Retrying {
-                                attempts,
-                                last_error: error,
-                            },
-                        )
-                        .await;
-                        let wait = after
-                            .unwrap_or_else(|| backoff(c.retry_initial, c.retry_max, attempts))
-                            .min(c.give_up_after);
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait) => {}
-                            _ = self.shutdown.cancelled() => return false,
-                        }
-                        continue;
                     }
                 }
             };
@@ -548,14 +570,6 @@ fn network_error(e: reqwest::Error) -> String {
     format!("{what}: {}", e.without_url())
 }
 
-/// Exponential backoff with ±20% jitter: initial × 2^(attempt-1), capped.
-pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
-    let exp = initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-    let base = exp.min(max);
-    let jitter = rand::rng().random_range(0.8..1.2);
-    base.mul_f64(jitter).min(max)
-}
-
 /// `firing`, `acknowledged`, `resolved` for messages.
 pub fn state_word(s: AlertState) -> &'static str {
     s.as_str()
@@ -589,11 +603,15 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let i = Duration::from_secs(1);
-        let m = Duration::from_secs(60);
-        assert!(backoff(i, m, 1) <= Duration::from_millis(1200));
-        assert!(backoff(i, m, 4) >= Duration::from_millis(6400));
-        assert!(backoff(i, m, 30) <= m);
+        // The defaults: 1 s doubling, 60 s cap, ±20%.
+        let c = SinkConfig::new("hook", SinkKind::Webhook);
+        let t0 = std::time::Instant::now();
+        let mut r = c.retry_policy().start(t0);
+        let waits: Vec<Duration> = (0..30).filter_map(|_| r.next_wait(t0, None)).collect();
+        assert_eq!(waits.len(), 30);
+        assert!(waits[0] <= Duration::from_millis(1200));
+        assert!(waits[3] >= Duration::from_millis(6400));
+        assert!(waits[29] <= c.retry_max);
     }
 
     #[test]

@@ -4,15 +4,31 @@
 //! One call is bounded by the configured timeout, retries included: 429 (but
 //! not `insufficient_quota`, which no wait will fix), 408, 409 and 5xx are
 //! retried with exponential backoff (or the server's Retry-After when longer)
-//! as long as the next attempt can still start before the deadline.
+//! as long as the next attempt can still start before the deadline: the
+//! shared [`RetryPolicy`] with [`FIRST_BACKOFF`], no jitter, and the timeout
+//! as both cap and give-up deadline.
 
+use crate::retry::RetryPolicy;
 use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-/// First wait between attempts; doubles each retry.
+/// First wait between attempts (200 ms); doubles each retry.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+/// How one call of `timeout` (ms to minutes) is retried: from
+/// [`FIRST_BACKOFF`], doubling, no jitter (one client, no herd to spread),
+/// and no attempt starting `timeout` or later after the first. Capping the
+/// backoff at `timeout` changes nothing: a wait that long could never fit.
+pub fn retry_policy(timeout: Duration) -> RetryPolicy {
+    RetryPolicy {
+        initial: FIRST_BACKOFF,
+        max: timeout,
+        give_up_after: timeout,
+        jitter: 0.0,
+    }
+}
 /// Largest response body read; a chat completion for a batch is far smaller.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Provider error messages are cut to this many characters in notes.
@@ -154,7 +170,7 @@ impl Provider {
             timeout_ms: self.timeout.as_millis() as u64,
             attempts,
         };
-        let mut backoff = FIRST_BACKOFF;
+        let mut retries = retry_policy(self.timeout).start(start);
         let mut attempts = 0u32;
         loop {
             attempts += 1;
@@ -219,15 +235,14 @@ impl Provider {
                     attempts,
                 });
             }
-            let wait = retry_after.map_or(backoff, |r| r.max(backoff));
-            if Instant::now() + wait >= deadline {
+            let Some(wait) = retries.next_wait(Instant::now(), retry_after) else {
                 tracing::debug!(status, attempts, "triage: no time left for another attempt");
                 return Err(CallError::Http {
                     status,
                     detail,
                     attempts,
                 });
-            }
+            };
             tracing::debug!(
                 status,
                 attempts,
@@ -235,7 +250,6 @@ impl Provider {
                 "triage: retrying"
             );
             tokio::time::sleep(wait).await;
-            backoff = backoff.saturating_mul(2);
         }
     }
 
