@@ -278,7 +278,7 @@ fn binance_default_budget_matches_exchange_info() {
         (v["interval"].as_str(), v["intervalNum"].as_u64()),
         (Some("MINUTE"), Some(1))
     );
-    let b = exchange::default_budget(Binance);
+    let b = exchange::spec(Binance).budget;
     assert_eq!((b.capacity, b.refill_per_sec), (limit, limit / 60.0));
 }
 

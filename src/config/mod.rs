@@ -15,7 +15,7 @@ mod resolve;
 mod validate;
 
 pub use load::{ConfigError, ConfigErrors, LoadError, load, locate, parse};
-pub use resolve::{ResolvedEndpoint, default_symbol};
+pub use resolve::ResolvedEndpoint;
 
 use crate::breaker::BreakerSettings;
 use crate::exchange::generic::GenericSpec;

@@ -36,13 +36,14 @@ impl Config {
 
 impl ExchangeConfig {
     fn resolve(&self, ep: &EndpointConfig, cfg: &Config) -> Option<ResolvedEndpoint> {
+        let spec = exchange::spec(self.kind);
         let symbol = ep
             .symbol
             .clone()
             .or_else(|| self.symbol.clone())
-            .unwrap_or_else(|| default_symbol(self.kind).to_string());
+            .unwrap_or_else(|| spec.default_symbol.to_string());
         let depth = ep.depth.unwrap_or(20);
-        let preset = exchange::preset(self.kind, ep.kind, &symbol, depth);
+        let preset = spec.preset.map(|p| p(ep.kind, &symbol, depth));
         let (path, mut query, preset_weight) = match (&ep.path, preset) {
             (Some(path), _) => (path.clone(), Vec::new(), 1),
             (None, Some(pr)) => (pr.path, pr.query, pr.weight),
@@ -55,7 +56,7 @@ impl ExchangeConfig {
         let base = self
             .base_url
             .clone()
-            .or_else(|| exchange::default_base_url(self.kind).map(str::to_string))?;
+            .or_else(|| spec.base_url.map(str::to_string))?;
         // A base with a path (https://host/prefix, the simulator's /binance) stays a prefix.
         let mut url = url::Url::parse(&format!("{}{}", base.trim_end_matches('/'), path)).ok()?;
         if !query.is_empty() {
@@ -63,12 +64,9 @@ impl ExchangeConfig {
                 .extend_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         }
         let weight = ep.weight.unwrap_or(preset_weight).max(1);
-        let exchange_spec = self.rate_limit.unwrap_or_else(|| {
-            let b = exchange::default_budget(self.kind);
-            BucketSpec {
-                capacity: b.capacity,
-                refill_per_sec: b.refill_per_sec,
-            }
+        let exchange_spec = self.rate_limit.unwrap_or(BucketSpec {
+            capacity: spec.budget.capacity,
+            refill_per_sec: spec.budget.refill_per_sec,
         });
         let mut tiers = vec![TierBucket {
             tier: Tier::Exchange,
@@ -130,14 +128,4 @@ pub struct ResolvedEndpoint {
     pub breaker: BreakerSettings,
     pub generic: Option<GenericSpec>,
     pub validation: ValidationSettings,
-}
-
-pub fn default_symbol(kind: ExchangeKind) -> &'static str {
-    match kind {
-        ExchangeKind::Binance | ExchangeKind::Bybit => "BTCUSDT",
-        ExchangeKind::Okx => "BTC-USDT",
-        ExchangeKind::Coinbase => "BTC-USD",
-        ExchangeKind::Kraken => "XBTUSDT",
-        ExchangeKind::Generic => "BTC-USDT",
-    }
 }

@@ -182,7 +182,7 @@ impl ExchangeConfig {
             let exchange_cap = self
                 .rate_limit
                 .map(|b| b.capacity)
-                .unwrap_or(exchange::default_budget(self.kind).capacity);
+                .unwrap_or(exchange::spec(self.kind).budget.capacity);
             if weight > exchange_cap {
                 p.push(format!("{at}.weight"), format!("weight {weight} exceeds the exchange's capacity {exchange_cap}: it could never be granted"));
             }

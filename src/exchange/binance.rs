@@ -7,15 +7,26 @@
 
 use super::parse::{self, at, opt_num};
 use super::{
-    DefaultBudget, Interpretation, OrderBook, Payload, Preset, Problem, RawResponse, Ticker,
+    DefaultBudget, ExchangeSpec, Interpretation, OrderBook, Payload, Preset, Problem, RawResponse,
+    Ticker,
 };
-use crate::model::{ApiError, EndpointKind, RateLimitSignal};
+use crate::model::{ApiError, EndpointKind, ExchangeKind, RateLimitSignal};
 use serde_json::Value;
 
-/// `REQUEST_WEIGHT` 6000 per minute per IP (enums.md, exchangeInfo).
-pub const DEFAULT_BUDGET: DefaultBudget = DefaultBudget {
-    capacity: 6000.0,
-    refill_per_sec: 100.0,
+/// Everything exwatch knows about Binance that is not parsing code:
+/// read through [`super::spec`].
+pub const SPEC: ExchangeSpec = ExchangeSpec {
+    kind: ExchangeKind::Binance,
+    base_url: Some("https://data-api.binance.vision"),
+    default_symbol: "BTCUSDT",
+    budget: DefaultBudget {
+        // `REQUEST_WEIGHT` 6000 per minute per IP (enums.md, exchangeInfo).
+        capacity: 6000.0,
+        refill_per_sec: 100.0,
+        source: "Binance spot API docs: rest-api.md, enums.md (REQUEST_WEIGHT), exchangeInfo rateLimits",
+    },
+    preset: Some(preset),
+    interpret: |endpoint, resp, _| interpret(endpoint, resp),
 };
 
 /// The weight window of `X-MBX-USED-WEIGHT-1M`.
@@ -64,7 +75,7 @@ pub fn interpret(endpoint: EndpointKind, resp: &RawResponse<'_>) -> Interpretati
     if let Some(used) = parse::header_u64(resp, "x-mbx-used-weight-1m") {
         signal.used = Some(used);
         signal.window_ms = Some(USED_WEIGHT_WINDOW_MS);
-        signal.limit = Some(DEFAULT_BUDGET.capacity as u64);
+        signal.limit = Some(SPEC.budget.capacity as u64);
     }
     let body = match parse::json_body(resp.body) {
         Ok(v) => v,

@@ -10,15 +10,26 @@
 
 use super::parse::{self, at, opt_num};
 use super::{
-    DefaultBudget, Interpretation, OrderBook, Payload, Preset, Problem, RawResponse, Ticker,
+    DefaultBudget, ExchangeSpec, Interpretation, OrderBook, Payload, Preset, Problem, RawResponse,
+    Ticker,
 };
-use crate::model::{ApiError, EndpointKind, InvalidReason, RateLimitSignal};
+use crate::model::{ApiError, EndpointKind, ExchangeKind, InvalidReason, RateLimitSignal};
 use serde_json::Value;
 
-/// 600 requests per 5 s per IP (rate-limit.mdx); market endpoints count 1.
-pub const DEFAULT_BUDGET: DefaultBudget = DefaultBudget {
-    capacity: 600.0,
-    refill_per_sec: 120.0,
+/// Everything exwatch knows about Bybit that is not parsing code:
+/// read through [`super::spec`].
+pub const SPEC: ExchangeSpec = ExchangeSpec {
+    kind: ExchangeKind::Bybit,
+    base_url: Some("https://api.bybit.com"),
+    default_symbol: "BTCUSDT",
+    budget: DefaultBudget {
+        // 600 requests per 5 s per IP (rate-limit.mdx); market endpoints count 1.
+        capacity: 600.0,
+        refill_per_sec: 120.0,
+        source: "Bybit v5 API docs: rate-limit.mdx (IP limit for HTTP)",
+    },
+    preset: Some(preset),
+    interpret: |endpoint, resp, _| interpret(endpoint, resp),
 };
 
 /// How long Bybit tells an IP that broke its limit to stay away.

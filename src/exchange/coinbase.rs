@@ -8,15 +8,26 @@
 
 use super::parse::{self, opt_num};
 use super::{
-    DefaultBudget, Interpretation, OrderBook, Payload, Preset, Problem, RawResponse, Ticker,
+    DefaultBudget, ExchangeSpec, Interpretation, OrderBook, Payload, Preset, Problem, RawResponse,
+    Ticker,
 };
-use crate::model::{ApiError, EndpointKind, InvalidReason};
+use crate::model::{ApiError, EndpointKind, ExchangeKind, InvalidReason};
 use serde_json::Value;
 
-/// Public endpoints: 10 requests/s per IP, bursts up to 15 (lazy-fill token bucket).
-pub const DEFAULT_BUDGET: DefaultBudget = DefaultBudget {
-    capacity: 15.0,
-    refill_per_sec: 10.0,
+/// Everything exwatch knows about Coinbase that is not parsing code:
+/// read through [`super::spec`].
+pub const SPEC: ExchangeSpec = ExchangeSpec {
+    kind: ExchangeKind::Coinbase,
+    base_url: Some("https://api.exchange.coinbase.com"),
+    default_symbol: "BTC-USD",
+    budget: DefaultBudget {
+        // Public endpoints: 10 requests/s per IP, bursts up to 15 (lazy-fill token bucket).
+        capacity: 15.0,
+        refill_per_sec: 10.0,
+        source: "Coinbase Exchange API docs: Rate limits, public endpoints",
+    },
+    preset: Some(preset),
+    interpret: |endpoint, resp, _| interpret(endpoint, resp),
 };
 
 /// A product id as one path segment: ids are like `BTC-USD`, anything else is

@@ -21,16 +21,27 @@
 
 use super::parse;
 use super::{
-    DefaultBudget, Interpretation, Level, OrderBook, Payload, Problem, RawResponse, Ticker,
+    DefaultBudget, ExchangeSpec, Interpretation, Level, OrderBook, Payload, Problem, RawResponse,
+    Ticker,
 };
-use crate::model::{ApiError, EndpointKind, InvalidReason};
+use crate::model::{ApiError, EndpointKind, ExchangeKind, InvalidReason};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Unknown exchanges get a cautious budget: 1 request/s, bursts of 10.
-pub const DEFAULT_BUDGET: DefaultBudget = DefaultBudget {
-    capacity: 10.0,
-    refill_per_sec: 1.0,
+/// Everything exwatch knows about the generic kind that is not parsing code:
+/// read through [`super::spec`].
+pub const SPEC: ExchangeSpec = ExchangeSpec {
+    kind: ExchangeKind::Generic,
+    base_url: None,
+    default_symbol: "BTC-USDT",
+    budget: DefaultBudget {
+        // Unknown exchanges get a cautious budget: 1 request/s, bursts of 10.
+        capacity: 10.0,
+        refill_per_sec: 1.0,
+        source: "none: a cautious default for an exchange exwatch has no docs for",
+    },
+    preset: None,
+    interpret,
 };
 
 /// How to read an unknown exchange's JSON.

@@ -8,16 +8,27 @@
 
 use super::parse::{self, opt_num};
 use super::{
-    DefaultBudget, Interpretation, OrderBook, Payload, Preset, Problem, RawResponse, Ticker,
+    DefaultBudget, ExchangeSpec, Interpretation, OrderBook, Payload, Preset, Problem, RawResponse,
+    Ticker,
 };
-use crate::model::{ApiError, EndpointKind, InvalidReason};
+use crate::model::{ApiError, EndpointKind, ExchangeKind, InvalidReason};
 use serde_json::Value;
 
-/// "1 per second (or less) would remain within the rate limits" (Kraken
-/// support); the small burst covers the three presets starting together.
-pub const DEFAULT_BUDGET: DefaultBudget = DefaultBudget {
-    capacity: 15.0,
-    refill_per_sec: 1.0,
+/// Everything exwatch knows about Kraken that is not parsing code:
+/// read through [`super::spec`].
+pub const SPEC: ExchangeSpec = ExchangeSpec {
+    kind: ExchangeKind::Kraken,
+    base_url: Some("https://api.kraken.com"),
+    default_symbol: "XBTUSDT",
+    budget: DefaultBudget {
+        // "1 per second (or less) would remain within the rate limits" (Kraken
+        // support); the small burst covers the three presets starting together.
+        capacity: 15.0,
+        refill_per_sec: 1.0,
+        source: "Kraken support article \"What are the API rate limits?\" (public endpoints)",
+    },
+    preset: Some(preset),
+    interpret: |endpoint, resp, _| interpret(endpoint, resp),
 };
 
 pub fn preset(endpoint: EndpointKind, symbol: &str, depth: u32) -> Preset {

@@ -162,22 +162,55 @@ pub struct Preset {
 }
 
 /// The documented rate budget of an exchange's public API, used when the
-/// config does not set one: capacity in weight units, refill per second.
+/// config does not set one.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DefaultBudget {
+    /// Bucket size in the exchange's weight units (requests where every
+    /// call costs 1).
     pub capacity: f64,
+    /// Weight units regained per second.
     pub refill_per_sec: f64,
+    /// The documentation page the numbers come from.
+    pub source: &'static str,
 }
 
-/// Real base URL, default symbol and default budget of each kind.
-pub fn default_base_url(kind: ExchangeKind) -> Option<&'static str> {
+/// An adapter's preset path, query and weight for an endpoint kind, a symbol
+/// and a book depth (levels asked for, 0 for the exchange's default).
+pub type PresetFn = fn(EndpointKind, &str, u32) -> Preset;
+
+/// An adapter's parser. The spec is the generic kind's JSON pointers;
+/// built-in kinds ignore it.
+pub type InterpretFn =
+    fn(EndpointKind, &RawResponse<'_>, Option<&generic::GenericSpec>) -> Interpretation;
+
+/// One exchange kind's facts, declared once as `SPEC` in its adapter file
+/// (`binance::SPEC`, ...) and read through [`spec`] by config resolution,
+/// validation, the probe worker and the simulator.
+#[derive(Debug, Clone, Copy)]
+pub struct ExchangeSpec {
+    pub kind: ExchangeKind,
+    /// The real public API's base URL; `None` when the config must give one.
+    pub base_url: Option<&'static str>,
+    /// The symbol polled when the config names none, in the exchange's spelling.
+    pub default_symbol: &'static str,
+    /// The exchange tier's bucket when the config sets no `rate_limit`.
+    pub budget: DefaultBudget,
+    /// Path, query and weight per endpoint kind; `None` when the config
+    /// must give each endpoint's `path`.
+    pub preset: Option<PresetFn>,
+    pub interpret: InterpretFn,
+}
+
+/// The one list of exchange kinds: each kind's `SPEC`. Adding an exchange is
+/// its adapter file, its arm here and its `ExchangeKind` variant.
+pub fn spec(kind: ExchangeKind) -> &'static ExchangeSpec {
     match kind {
-        ExchangeKind::Binance => Some("https://data-api.binance.vision"),
-        ExchangeKind::Bybit => Some("https://api.bybit.com"),
-        ExchangeKind::Okx => Some("https://www.okx.com"),
-        ExchangeKind::Coinbase => Some("https://api.exchange.coinbase.com"),
-        ExchangeKind::Kraken => Some("https://api.kraken.com"),
-        ExchangeKind::Generic => None,
+        ExchangeKind::Binance => &binance::SPEC,
+        ExchangeKind::Bybit => &bybit::SPEC,
+        ExchangeKind::Okx => &okx::SPEC,
+        ExchangeKind::Coinbase => &coinbase::SPEC,
+        ExchangeKind::Kraken => &kraken::SPEC,
+        ExchangeKind::Generic => &generic::SPEC,
     }
 }
 
@@ -189,25 +222,7 @@ pub fn preset(
     symbol: &str,
     depth: u32,
 ) -> Option<Preset> {
-    match kind {
-        ExchangeKind::Binance => Some(binance::preset(endpoint, symbol, depth)),
-        ExchangeKind::Bybit => Some(bybit::preset(endpoint, symbol, depth)),
-        ExchangeKind::Okx => Some(okx::preset(endpoint, symbol, depth)),
-        ExchangeKind::Coinbase => Some(coinbase::preset(endpoint, symbol, depth)),
-        ExchangeKind::Kraken => Some(kraken::preset(endpoint, symbol, depth)),
-        ExchangeKind::Generic => None,
-    }
-}
-
-pub fn default_budget(kind: ExchangeKind) -> DefaultBudget {
-    match kind {
-        ExchangeKind::Binance => binance::DEFAULT_BUDGET,
-        ExchangeKind::Bybit => bybit::DEFAULT_BUDGET,
-        ExchangeKind::Okx => okx::DEFAULT_BUDGET,
-        ExchangeKind::Coinbase => coinbase::DEFAULT_BUDGET,
-        ExchangeKind::Kraken => kraken::DEFAULT_BUDGET,
-        ExchangeKind::Generic => generic::DEFAULT_BUDGET,
-    }
+    spec(kind).preset.map(|p| p(endpoint, symbol, depth))
 }
 
 /// Parse and classify one response. Never panics, whatever the bytes.
@@ -223,12 +238,24 @@ pub fn interpret(
     resp: &RawResponse<'_>,
     generic: Option<&generic::GenericSpec>,
 ) -> Interpretation {
-    match kind {
-        ExchangeKind::Binance => binance::interpret(endpoint, resp),
-        ExchangeKind::Bybit => bybit::interpret(endpoint, resp),
-        ExchangeKind::Okx => okx::interpret(endpoint, resp),
-        ExchangeKind::Coinbase => coinbase::interpret(endpoint, resp),
-        ExchangeKind::Kraken => kraken::interpret(endpoint, resp),
-        ExchangeKind::Generic => generic::interpret(endpoint, resp, generic),
+    (spec(kind).interpret)(endpoint, resp, generic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_its_own_spec() {
+        for kind in ExchangeKind::ALL {
+            let s = spec(kind);
+            assert_eq!(s.kind, kind);
+            assert!(
+                s.budget.capacity > 0.0 && s.budget.refill_per_sec > 0.0,
+                "{kind}"
+            );
+            assert!(!s.budget.source.is_empty(), "{kind}");
+            assert_eq!(s.base_url.is_some(), s.preset.is_some(), "{kind}");
+        }
     }
 }

@@ -8,15 +8,26 @@
 
 use super::parse::{self, opt_num};
 use super::{
-    DefaultBudget, Interpretation, OrderBook, Payload, Preset, Problem, RawResponse, Ticker,
+    DefaultBudget, ExchangeSpec, Interpretation, OrderBook, Payload, Preset, Problem, RawResponse,
+    Ticker,
 };
-use crate::model::{ApiError, EndpointKind, InvalidReason};
+use crate::model::{ApiError, EndpointKind, ExchangeKind, InvalidReason};
 use serde_json::Value;
 
-/// `market/ticker` allows 20 requests / 2 s per IP (books 40 / 2 s, time 10 / 2 s).
-pub const DEFAULT_BUDGET: DefaultBudget = DefaultBudget {
-    capacity: 20.0,
-    refill_per_sec: 10.0,
+/// Everything exwatch knows about OKX that is not parsing code:
+/// read through [`super::spec`].
+pub const SPEC: ExchangeSpec = ExchangeSpec {
+    kind: ExchangeKind::Okx,
+    base_url: Some("https://www.okx.com"),
+    default_symbol: "BTC-USDT",
+    budget: DefaultBudget {
+        // `market/ticker` allows 20 requests / 2 s per IP (books 40 / 2 s, time 10 / 2 s).
+        capacity: 20.0,
+        refill_per_sec: 10.0,
+        source: "OKX v5 API docs: GET /api/v5/market/ticker, \"Rate Limit: 20 requests per 2 seconds\"",
+    },
+    preset: Some(preset),
+    interpret: |endpoint, resp, _| interpret(endpoint, resp),
 };
 
 pub fn preset(endpoint: EndpointKind, symbol: &str, depth: u32) -> Preset {

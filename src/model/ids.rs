@@ -27,38 +27,40 @@ impl std::fmt::Display for EndpointId {
     }
 }
 
-/// Which API dialect an exchange speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExchangeKind {
-    Binance,
-    Bybit,
-    Okx,
-    Coinbase,
-    Kraken,
-    Generic,
+/// Declares [`ExchangeKind`] from one `Variant => "name"` line per kind: the
+/// enum, its config spelling (serde and `as_str`) and `ALL`, so a new kind is
+/// one line here (and its `SPEC` in `exchange/`).
+macro_rules! exchange_kinds {
+    ($($variant:ident => $name:literal,)+) => {
+        /// Which API dialect an exchange speaks; its lowercase name is the
+        /// config's `kind`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum ExchangeKind {
+            $(#[serde(rename = $name)] $variant,)+
+        }
+
+        impl ExchangeKind {
+            /// Every kind, in declaration order.
+            pub const ALL: [ExchangeKind; [$(ExchangeKind::$variant),+].len()] =
+                [$(ExchangeKind::$variant),+];
+
+            /// The config's spelling, e.g. `binance`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ExchangeKind::$variant => $name,)+
+                }
+            }
+        }
+    };
 }
 
-impl ExchangeKind {
-    pub const ALL: [ExchangeKind; 6] = [
-        ExchangeKind::Binance,
-        ExchangeKind::Bybit,
-        ExchangeKind::Okx,
-        ExchangeKind::Coinbase,
-        ExchangeKind::Kraken,
-        ExchangeKind::Generic,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExchangeKind::Binance => "binance",
-            ExchangeKind::Bybit => "bybit",
-            ExchangeKind::Okx => "okx",
-            ExchangeKind::Coinbase => "coinbase",
-            ExchangeKind::Kraken => "kraken",
-            ExchangeKind::Generic => "generic",
-        }
-    }
+exchange_kinds! {
+    Binance => "binance",
+    Bybit => "bybit",
+    Okx => "okx",
+    Coinbase => "coinbase",
+    Kraken => "kraken",
+    Generic => "generic",
 }
 
 impl std::fmt::Display for ExchangeKind {

@@ -192,7 +192,7 @@ pub fn set_usage(kind: ExchangeKind, resp: &mut SimResponse, used: u64, now_ms: 
     match kind {
         ExchangeKind::Binance => resp.headers.push((names[0].into(), used.to_string())),
         ExchangeKind::Bybit => {
-            let limit = bybit::DEFAULT_BUDGET.capacity as u64;
+            let limit = bybit::SPEC.budget.capacity as u64;
             resp.headers.push((names[1].into(), limit.to_string()));
             resp.headers
                 .push((names[2].into(), limit.saturating_sub(used).to_string()));
@@ -380,13 +380,13 @@ pub fn rate_limited(kind: ExchangeKind, retry_after_s: u64, now_ms: i64) -> SimR
                 retry_after(retry_after_s),
                 (
                     "X-MBX-USED-WEIGHT-1M".into(),
-                    (binance::DEFAULT_BUDGET.capacity as u64 + 1).to_string(),
+                    (binance::SPEC.budget.capacity as u64 + 1).to_string(),
                 ),
             ],
             json!({ "code": -1003, "msg": "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API." }),
         ),
         ExchangeKind::Bybit => {
-            let limit = bybit::DEFAULT_BUDGET.capacity as u64;
+            let limit = bybit::SPEC.budget.capacity as u64;
             let reset = now_ms.saturating_add(
                 i64::try_from(retry_after_s.saturating_mul(1000)).unwrap_or(i64::MAX),
             );
