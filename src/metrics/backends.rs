@@ -28,7 +28,7 @@ impl SnapshotGauges for Backends {
         let mut up = GaugeFamily::new(
             encoder,
             "exwatch_backend_up",
-            "1 if the shared backend is healthy, 0 if degraded (component: redis_limiter, redis_breaker; absent with in-memory backends)",
+            "1 if the shared backend is healthy, 0 if degraded (component: redis_limiter, redis_breaker, redis_dedup, journal; absent while all is in memory and the journal is fine)",
             None,
         );
         for h in &snap.health {
