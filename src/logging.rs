@@ -27,13 +27,7 @@ impl Default for LogConfig {
 
 /// The default log directory: `$XDG_STATE_HOME/exwatch` or `~/.local/state/exwatch`.
 pub fn default_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(d).join("exwatch");
-    }
-    match std::env::var_os("HOME") {
-        Some(h) => PathBuf::from(h).join(".local/state/exwatch"),
-        None => std::env::temp_dir().join("exwatch"),
-    }
+    crate::paths::state_dir()
 }
 
 /// Install the global subscriber. The guard must live until exit so the

@@ -162,11 +162,41 @@ fn a_missing_config_points_at_the_example() {
     let out = Command::new(BIN)
         .arg("check")
         .env_remove("EXWATCH_CONFIG")
+        .env_remove("XDG_CONFIG_HOME")
         .env("HOME", "/nonexistent")
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("config.example.toml"));
+}
+
+/// The config file is looked up under `$XDG_CONFIG_HOME` when it is set
+/// (here a broken one, so the error names the file it found).
+#[test]
+fn the_config_is_found_under_xdg_config_home() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("exwatch").join("config.toml");
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&file, "[[exchanges]]\nname = 3\n").expect("write");
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    let direct = String::from_utf8_lossy(&out.stderr).to_string();
+    let out = Command::new(BIN)
+        .arg("check")
+        .env_remove("EXWATCH_CONFIG")
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env("HOME", "/nonexistent")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&file.display().to_string()),
+        "the error names the file under XDG_CONFIG_HOME: {stderr} (config check said: {direct})"
+    );
 }
 
 #[tokio::test]

@@ -54,8 +54,8 @@ pub enum LoadError {
     #[error("{0}")]
     Invalid(ConfigErrors),
     #[error(
-        "no config given: pass -c FILE, set EXWATCH_CONFIG, or create ~/.config/exwatch/config.toml \
-         (start from config.example.toml; `exwatch demo` needs no config)"
+        "no config given: pass -c FILE, set EXWATCH_CONFIG, or create $XDG_CONFIG_HOME/exwatch/config.toml \
+         (~/.config/exwatch/config.toml by default; start from config.example.toml; `exwatch demo` needs no config)"
     )]
     NotFound,
 }
@@ -68,13 +68,10 @@ pub fn locate(cli: Option<&Path>) -> Result<PathBuf, LoadError> {
     if let Some(p) = std::env::var_os("EXWATCH_CONFIG").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(p));
     }
-    if let Some(home) = std::env::var_os("HOME") {
-        let p = PathBuf::from(home).join(".config/exwatch/config.toml");
-        if p.exists() {
-            return Ok(p);
-        }
+    match crate::paths::config_file() {
+        Some(p) if p.exists() => Ok(p),
+        _ => Err(LoadError::NotFound),
     }
-    Err(LoadError::NotFound)
 }
 
 pub fn load(path: &Path) -> Result<Config, LoadError> {

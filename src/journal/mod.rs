@@ -93,15 +93,10 @@ impl JournalSettings {
     }
 }
 
+/// The default journal: `journal.jsonl` in the state directory
+/// ([`crate::paths::state_dir`]).
 pub fn default_path() -> PathBuf {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")));
-    match base {
-        Some(b) => b.join("exwatch").join("journal.jsonl"),
-        None => PathBuf::from("exwatch-journal.jsonl"),
-    }
+    crate::paths::state_dir().join("journal.jsonl")
 }
 
 #[derive(Debug, thiserror::Error)]
