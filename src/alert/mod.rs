@@ -73,14 +73,8 @@ impl AlertSettings {
             p.push(format!("{at}.resolve_after"), "must be at least 1s");
         }
         for (i, kind) in self.inhibit_kinds.iter().enumerate() {
-            if AlertKind::parse(kind).is_none() {
-                p.push(
-                    format!("{at}.inhibit_kinds[{i}]"),
-                    format!(
-                        "{kind:?} is not an alert kind; expected one of {}",
-                        AlertKind::SIMPLE.map(|k| k.name()).join(", ") + ", payload:<reason>"
-                    ),
-                );
+            if let Err(e) = kind.parse::<AlertKind>() {
+                p.push(format!("{at}.inhibit_kinds[{i}]"), e);
             }
         }
         self.grouping.validate(&format!("{at}.grouping"), p);
