@@ -18,6 +18,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod monitor;
+pub mod pacing;
 pub mod paths;
 pub mod probe;
 pub mod problems;

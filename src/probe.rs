@@ -5,7 +5,6 @@ use crate::breaker::{BreakerStore, CallResult, Permit};
 
 use crate::clock::wall_ms;
 use crate::config::ResolvedEndpoint;
-use crate::detect::adaptive::{Adaptive, AdaptiveSettings};
 use crate::detect::hang::HangSettings;
 use crate::exchange::validate::Validator;
 use crate::exchange::{self, Payload, Problem, RawResponse};
@@ -14,6 +13,7 @@ use crate::limiter::{self, RateLimiter};
 use crate::model::EndpointId;
 use crate::model::{ApiError, EndpointKind, InvalidReason, RateLimitSignal};
 use crate::model::{Event, Outcome, Sample};
+use crate::pacing::{Adaptive, AdaptiveSettings};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;

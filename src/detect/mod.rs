@@ -8,7 +8,6 @@
 //!
 //! [`Detectors`] runs all of them for every endpoint; the alert engine owns one.
 
-pub mod adaptive;
 pub mod breaker;
 pub mod error_rate;
 pub mod hang;
@@ -162,7 +161,9 @@ pub struct DetectSettings {
     pub payload: payload::PayloadSettings,
     pub limits: limits::LimitSettings,
     pub breaker: breaker::BreakerAlertSettings,
-    pub adaptive: adaptive::AdaptiveSettings,
+    /// Poll pacing (`alerts.detect.adaptive`): owned by [`crate::pacing`],
+    /// configured here for compatibility with existing config files.
+    pub adaptive: crate::pacing::AdaptiveSettings,
 }
 
 impl DetectSettings {

@@ -1,4 +1,8 @@
-//! Adaptive polling: the next poll interval of one endpoint, within bounds.
+//! Poll pacing (adaptive polling): the next poll interval of one endpoint,
+//! within bounds. It sits beside [`crate::probe`], whose worker loop is its
+//! only user; it is not a detector (it raises nothing). Its settings keep
+//! their config key `alerts.detect.adaptive`.
+//!
 //! Faster while the endpoint is unhealthy (to see recovery and confirm faults
 //! quickly) or the price moves fast; slower after a quiet stretch; never
 //! faster than the configured interval when the rate budget runs low, and
