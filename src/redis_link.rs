@@ -270,10 +270,6 @@ impl RedisLink {
         self.read_conn().map(|(_, _, t)| t)
     }
 
-    pub fn is_connected(&self) -> bool {
-        self.read_conn().is_some()
-    }
-
     fn read_conn(&self) -> Option<(u64, Conn, Topology)> {
         self.inner
             .conn
@@ -289,11 +285,6 @@ impl RedisLink {
         if slot.as_ref().is_some_and(|(g, _, _)| *g == generation) {
             *slot = None;
         }
-    }
-
-    /// Forget the current connection.
-    pub fn disconnect(&self) {
-        *self.inner.conn.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Connect (or reconnect), detecting a cluster, within the timeout.

@@ -24,14 +24,6 @@ impl Config {
         }
         out
     }
-
-    pub fn breaker_for(&self, exchange: &str) -> &BreakerSettings {
-        self.exchanges
-            .iter()
-            .find(|e| e.name == exchange)
-            .and_then(|e| e.breaker.as_ref())
-            .unwrap_or(&self.breaker)
-    }
 }
 
 impl ExchangeConfig {

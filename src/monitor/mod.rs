@@ -251,8 +251,4 @@ impl Monitor {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
-
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
 }

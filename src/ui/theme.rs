@@ -51,13 +51,6 @@ impl Theme {
         }
     }
 
-    pub fn monochrome() -> Theme {
-        Theme {
-            color: false,
-            ascii: false,
-        }
-    }
-
     fn fg(&self, c: Color) -> Style {
         if self.color {
             Style::new().fg(c)

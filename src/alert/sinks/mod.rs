@@ -14,7 +14,7 @@ pub mod webhook;
 
 use super::notification::Notification;
 use crate::model::Event;
-use crate::model::{AlertState, Delivery, Severity};
+use crate::model::{Delivery, Severity};
 use crate::problems::{Problems, is_env_name};
 use crate::retry::RetryPolicy;
 use serde::Deserialize;
@@ -568,11 +568,6 @@ fn network_error(e: reqwest::Error) -> String {
     };
     // Without the URL: it holds the webhook's token.
     format!("{what}: {}", e.without_url())
-}
-
-/// `firing`, `acknowledged`, `resolved` for messages.
-pub fn state_word(s: AlertState) -> &'static str {
-    s.as_str()
 }
 
 #[cfg(test)]
