@@ -144,16 +144,19 @@ struct Inner {
     round_trips: AtomicU64,
 }
 
-/// How a Redis-backed part (breaker store, alert dedup) stands: what the
-/// banner, the journal, metrics and headless lines show.
+/// How a Redis-backed part (rate limiter, breaker store, alert dedup)
+/// stands: what the banner, the journal, metrics and headless lines show
+/// (worded per part by `monitor::health::report`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkHealth {
     /// Kept in this process, by configuration: nothing to report.
     Local,
     /// Shared in Redis, which answers.
     Shared,
-    /// Redis is configured but unreachable since `since_ms` (unix ms): the
-    /// part works from memory, for this instance alone, until Redis answers.
+    /// Redis is configured but unreachable since `since_ms` (unix ms),
+    /// `error` the latest failure: until Redis answers, the part works for
+    /// this instance alone (from memory; the limiter as its outage policy
+    /// says, which may be to hold polls).
     Degraded { since_ms: i64, error: String },
 }
 

@@ -216,7 +216,7 @@ async fn losing_redis_for_dedup_shows_in_the_snapshot_and_on_screen() {
     let (tx, mut events) = tokio::sync::mpsc::channel(16);
     let shutdown = CancellationToken::new();
     let reporter = tokio::spawn(exwatch::monitor::health::report(
-        Component::RedisDedup,
+        exwatch::monitor::health::RedisPart::Dedup,
         health,
         tx,
         shutdown.clone(),

@@ -12,7 +12,7 @@ use exwatch::breaker::redis::{RedisBreakers, breaker_key};
 use exwatch::breaker::{BreakerSettings, BreakerStore, CallResult, Grant, Permit, StoreKind};
 use exwatch::model::{BreakerState, EndpointId, OutcomeClass, Transition};
 use exwatch::model::{Component, Event};
-use exwatch::monitor::health::report;
+use exwatch::monitor::health::{RedisPart, report};
 use exwatch::redis_link::LinkHealth;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -405,7 +405,7 @@ async fn a_store_built_while_redis_is_down_starts_degraded_and_recovers() {
     let (tx, mut events) = tokio::sync::mpsc::channel(16);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let reporter = tokio::spawn(report(
-        Component::RedisBreaker,
+        RedisPart::Breaker,
         health.clone(),
         tx,
         shutdown.clone(),

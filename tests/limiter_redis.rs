@@ -11,12 +11,13 @@ use axum::routing::get;
 use common::redis::RedisServer;
 use exwatch::limiter::redis::RedisLimiter;
 use exwatch::limiter::{
-    BackendHealth, BucketSpec, Decision, LimitRequest, LimiterBackend, LimiterSettings,
-    OutagePolicy, RateLimiter, TierBucket, acquire,
+    BucketSpec, Decision, LimitRequest, LimiterBackend, LimiterSettings, OutagePolicy, RateLimiter,
+    TierBucket, acquire,
 };
 use exwatch::model::RateLimitSignal;
 use exwatch::model::Tier;
-use exwatch::redis_link::{RedisLink, Topology};
+use exwatch::monitor::health::RedisPart;
+use exwatch::redis_link::{LinkHealth, RedisLink, Topology};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -71,13 +72,13 @@ async fn limiter(url: &str, policy: OutagePolicy, instances: u32) -> RedisLimite
     l
 }
 
-async fn wait_health(l: &RedisLimiter, want_degraded: bool) -> BackendHealth {
+async fn wait_health(l: &RedisLimiter, want_degraded: bool) -> LinkHealth {
     let mut rx = l.health();
     let deadline = tokio::time::sleep(Duration::from_secs(15));
     tokio::pin!(deadline);
     loop {
         let now = rx.borrow_and_update().clone();
-        if matches!(now, BackendHealth::Degraded { .. }) == want_degraded {
+        if matches!(now, LinkHealth::Degraded { .. }) == want_degraded {
             return now;
         }
         tokio::select! {
@@ -189,12 +190,7 @@ async fn redis_killed_then_restarted_degrades_under_local_policy_and_recovers() 
     let l = limiter(&redis.url(), OutagePolicy::Local, 2).await;
     let req = request("outagex", 100.0, 10.0, 1);
     assert_eq!(l.check(&req).await.ok(), Some(Decision::Granted));
-    assert!(matches!(
-        *l.health().borrow(),
-        BackendHealth::Healthy {
-            backend: LimiterBackend::Redis
-        }
-    ));
+    assert_eq!(*l.health().borrow(), LinkHealth::Shared);
 
     redis.kill();
     // The first check after the kill notices; it still gets an answer.
@@ -205,13 +201,21 @@ async fn redis_killed_then_restarted_degrades_under_local_policy_and_recovers() 
         "local policy keeps granting this instance's share"
     );
     let health = wait_health(&l, true).await;
-    match health {
-        BackendHealth::Degraded { policy, reason } => {
-            assert_eq!(policy, OutagePolicy::Local);
-            assert!(!reason.is_empty());
-        }
-        other => panic!("expected degraded, got {other:?}"),
+    let LinkHealth::Degraded { error, .. } = &health else {
+        panic!("expected degraded, got {health:?}")
+    };
+    assert!(!error.is_empty());
+    // What the operator sees carries the reason and names the policy.
+    let (healthy, detail) = RedisPart::Limiter {
+        on_outage: OutagePolicy::Local,
     }
+    .describe(&health)
+    .expect("a degraded limiter is reported");
+    assert!(!healthy);
+    assert!(
+        detail.contains(error.as_str()) && detail.contains("policy local"),
+        "{detail}"
+    );
     // Local share: capacity 100 / 2 instances = 50 tokens, one of them
     // taken by the check that noticed the outage.
     let granted = {
@@ -262,13 +266,18 @@ async fn redis_killed_under_closed_policy_denies_then_recovers() {
             })
         );
     }
-    assert!(matches!(
-        wait_health(&l, true).await,
-        BackendHealth::Degraded {
-            policy: OutagePolicy::Closed,
-            ..
-        }
-    ));
+    let health = wait_health(&l, true).await;
+    assert!(
+        matches!(&health, LinkHealth::Degraded { error, .. } if !error.is_empty()),
+        "{health:?}"
+    );
+    let (healthy, detail) = RedisPart::Limiter {
+        on_outage: OutagePolicy::Closed,
+    }
+    .describe(&health)
+    .expect("a degraded limiter is reported");
+    assert!(!healthy);
+    assert!(detail.contains("policy closed"), "{detail}");
     redis.restart();
     wait_health(&l, false).await;
     assert_eq!(l.check(&req).await.ok(), Some(Decision::Granted));

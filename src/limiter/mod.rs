@@ -12,6 +12,7 @@ pub mod redis;
 
 use crate::model::RateLimitSignal;
 use crate::model::{Tier, TierFill};
+use crate::redis_link::LinkHealth;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -251,40 +252,20 @@ impl Default for LimiterSettings {
     }
 }
 
-/// Whether the configured backend is the one in use.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "state", rename_all = "lowercase")]
-pub enum BackendHealth {
-    Healthy {
-        backend: LimiterBackend,
-    },
-    /// Redis is unavailable; checks follow `policy` until it is back.
-    Degraded {
-        reason: String,
-        policy: OutagePolicy,
-    },
-}
-
-/// Changes of the limiter backend's health, for the supervisor to turn into
-/// events. For the memory backend nothing ever changes (`changed()` returns
-/// an error at once: the sender is gone).
-pub type HealthReceiver = watch::Receiver<BackendHealth>;
-
-/// The limiter the settings ask for. With Redis, the URL comes from the
-/// environment variable `redis.url_env` names; Redis being unreachable at
+/// The limiter the settings ask for, and the `watch` channel of its
+/// [`LinkHealth`]: [`LinkHealth::Local`] for the memory backend (its sender
+/// is dropped at once: `changed()` errors, nothing ever changes);
+/// [`LinkHealth::Shared`] or [`LinkHealth::Degraded`] for Redis, under
+/// `settings.on_redis_outage` while degraded. With Redis, the URL comes from
+/// the environment variable `redis.url_env` names; Redis being unreachable at
 /// start is not an error (the limiter starts degraded and recovers by
 /// itself), a missing variable or a bad URL is.
 pub async fn build(
     settings: &LimiterSettings,
     redis: Option<&crate::redis_link::RedisConfig>,
-) -> Result<(Arc<dyn RateLimiter>, HealthReceiver), LimiterError> {
+) -> Result<(Arc<dyn RateLimiter>, watch::Receiver<LinkHealth>), LimiterError> {
     match settings.backend {
-        LimiterBackend::Memory => {
-            let (_, rx) = watch::channel(BackendHealth::Healthy {
-                backend: LimiterBackend::Memory,
-            });
-            Ok((Arc::new(memory::MemoryLimiter::new()), rx))
-        }
+        LimiterBackend::Memory => build_on_link(settings, None).await,
         LimiterBackend::Redis => {
             let cfg = redis.ok_or(LimiterError::NoRedisConfig)?;
             let link = crate::redis_link::RedisLink::from_config(cfg)?;
@@ -294,17 +275,15 @@ pub async fn build(
 }
 
 /// [`build`] on an existing link (the supervisor's one Redis link, shared
-/// with the breaker store and alert dedup). Errors: the Redis backend
-/// without a link.
+/// with the breaker store and alert dedup), with the same health channel.
+/// Errors: the Redis backend without a link.
 pub async fn build_on_link(
     settings: &LimiterSettings,
     link: Option<crate::redis_link::RedisLink>,
-) -> Result<(Arc<dyn RateLimiter>, HealthReceiver), LimiterError> {
+) -> Result<(Arc<dyn RateLimiter>, watch::Receiver<LinkHealth>), LimiterError> {
     match (settings.backend, link) {
         (LimiterBackend::Memory, _) => {
-            let (_, rx) = watch::channel(BackendHealth::Healthy {
-                backend: LimiterBackend::Memory,
-            });
+            let rx = watch::channel(LinkHealth::Local).1;
             Ok((Arc::new(memory::MemoryLimiter::new()), rx))
         }
         (LimiterBackend::Redis, None) => Err(LimiterError::NoRedisConfig),

@@ -16,13 +16,10 @@
 //! Redis longer than the link's timeout, and not at all while degraded.
 
 use super::memory::MemoryLimiter;
-use super::{
-    BackendHealth, Decision, HealthReceiver, LimitRequest, LimiterBackend, LimiterError,
-    OutagePolicy, RateLimiter, SignalPlan,
-};
+use super::{Decision, LimitRequest, LimiterError, OutagePolicy, RateLimiter, SignalPlan};
 use crate::model::RateLimitSignal;
 use crate::model::{Tier, TierFill};
-use crate::redis_link::{LinkError, LinkScript, RedisLink};
+use crate::redis_link::{LinkError, LinkHealth, LinkScript, RedisLink};
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
@@ -142,7 +139,7 @@ struct Shared {
     policy: OutagePolicy,
     fallback: MemoryLimiter,
     degraded: AtomicBool,
-    health: watch::Sender<BackendHealth>,
+    health: watch::Sender<LinkHealth>,
     wake: Arc<Notify>,
     /// Holds (Retry-After, bans) received while Redis was unavailable, to
     /// write back when it returns so every instance backs off, not just
@@ -168,9 +165,7 @@ impl RedisLimiter {
     /// No I/O here: call [`RedisLimiter::connect`] to connect (and learn
     /// about an outage) before the first check.
     pub fn new(link: RedisLink, policy: OutagePolicy, instances: u32) -> Self {
-        let (health, _) = watch::channel(BackendHealth::Healthy {
-            backend: LimiterBackend::Redis,
-        });
+        let (health, _) = watch::channel(LinkHealth::Shared);
         let wake = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
             link,
@@ -197,7 +192,11 @@ impl RedisLimiter {
         }
     }
 
-    pub fn health(&self) -> HealthReceiver {
+    /// Follows the limiter's health: [`LinkHealth::Shared`] while the
+    /// budget is in Redis, [`LinkHealth::Degraded`] (since when, and the
+    /// latest error) while checks follow the outage policy instead. Never
+    /// [`LinkHealth::Local`].
+    pub fn health(&self) -> watch::Receiver<LinkHealth> {
         self.shared.health.subscribe()
     }
 
@@ -347,9 +346,9 @@ impl Shared {
     fn degrade(&self, why: &LinkError) {
         if !self.degraded.swap(true, Ordering::AcqRel) {
             tracing::warn!(error = %why, policy = ?self.policy, "rate limiter: Redis unavailable, degraded");
-            self.health.send_replace(BackendHealth::Degraded {
-                reason: why.to_string(),
-                policy: self.policy,
+            self.health.send_replace(LinkHealth::Degraded {
+                since_ms: crate::clock::wall_ms(),
+                error: why.to_string(),
             });
             self.wake.notify_one();
         }
@@ -358,9 +357,7 @@ impl Shared {
     fn recovered(&self) {
         if self.degraded.swap(false, Ordering::AcqRel) {
             tracing::info!("rate limiter: Redis is back, shared budget in use again");
-            self.health.send_replace(BackendHealth::Healthy {
-                backend: LimiterBackend::Redis,
-            });
+            self.health.send_replace(LinkHealth::Shared);
         }
     }
 }
@@ -386,10 +383,11 @@ async fn recover(shared: Weak<Shared>, wake: Arc<Notify>) {
                     break;
                 }
                 Err(e) => {
-                    let reason = e.to_string();
+                    // Same outage (`since_ms` kept), news only if the error changed.
+                    let error = e.to_string();
                     s.health.send_if_modified(|h| match h {
-                        BackendHealth::Degraded { reason: r, .. } if *r != reason => {
-                            *r = reason;
+                        LinkHealth::Degraded { error: was, .. } if *was != error => {
+                            *was = error;
                             true
                         }
                         _ => false,

@@ -8,9 +8,9 @@ use crate::alert::engine::Engine;
 use crate::breaker::StoreKind;
 use crate::config::Config;
 use crate::journal::{Journal, JournalWriter};
+use crate::model::Command;
 use crate::model::EndpointId;
 use crate::model::Event;
-use crate::model::{Command, Component};
 use crate::probe::{self, WorkerDeps};
 use crate::redis_link::RedisLink;
 use crate::state::{Snapshot, State};
@@ -159,21 +159,24 @@ impl Monitor {
             events: ev_tx.clone(),
         };
         tasks.spawn(core.run(ev_rx, cmd_rx, snap_tx, journal_problem, shutdown.clone()));
-        tasks.spawn(health::watch_limiter_health(
+        tasks.spawn(health::report(
+            health::RedisPart::Limiter {
+                on_outage: cfg.limiter.on_redis_outage,
+            },
             limiter_health,
             ev_tx.clone(),
             shutdown.clone(),
         ));
         if let Some(dedup_health) = notifying.dedup_health {
             tasks.spawn(health::report(
-                Component::RedisDedup,
+                health::RedisPart::Dedup,
                 dedup_health,
                 ev_tx.clone(),
                 shutdown.clone(),
             ));
         }
         tasks.spawn(health::report(
-            Component::RedisBreaker,
+            health::RedisPart::Breaker,
             breaker_health,
             ev_tx.clone(),
             shutdown.clone(),
