@@ -521,7 +521,7 @@ async fn alert_families_and_every_dashboard_metric_are_exported() {
             at_ms: 4,
             component: Component::RedisLimiter,
             healthy: false,
-            detail: "connection refused; policy local".into(),
+            detail: "Redis unreachable (connection refused): rate-limit budget kept by this instance, on its share in memory (policy local)".into(),
         },
     ] {
         extra_tx.send(ev).await.expect("feed");
