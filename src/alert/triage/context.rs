@@ -9,7 +9,7 @@
 
 use crate::model::BreakerState;
 use crate::model::Tier;
-use crate::model::{Alert, AlertState, Severity};
+use crate::model::{Alert, AlertKind, AlertState, Severity};
 use crate::state::{EndpointView, ExchangeView, Snapshot};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -36,7 +36,8 @@ pub struct AlertFacts {
     pub fingerprint: String,
     pub exchange: String,
     pub endpoint: Option<String>,
-    pub kind: String,
+    /// Serialized as its name (`latency`, `payload:crossed_book`...).
+    pub kind: AlertKind,
     pub severity: Severity,
     pub state: AlertState,
     pub title: String,
@@ -94,7 +95,7 @@ pub struct ExchangeFacts {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RelatedAlert {
     pub fingerprint: String,
-    pub kind: String,
+    pub kind: AlertKind,
     pub severity: Severity,
     pub state: AlertState,
     pub title: String,
@@ -130,7 +131,7 @@ impl AlertContext {
                 fingerprint: alert.fingerprint.clone(),
                 exchange: alert.exchange.clone(),
                 endpoint: alert.endpoint.clone(),
-                kind: alert.kind.name(),
+                kind: alert.kind.clone(),
                 severity: alert.severity,
                 state: alert.state,
                 title: cut(&alert.title),
@@ -147,7 +148,7 @@ impl AlertContext {
                 .take(MAX_RELATED)
                 .map(|a| RelatedAlert {
                     fingerprint: a.fingerprint.clone(),
-                    kind: a.kind.name(),
+                    kind: a.kind.clone(),
                     severity: a.severity,
                     state: a.state,
                     title: cut(&a.title),

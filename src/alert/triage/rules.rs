@@ -7,7 +7,7 @@
 //! exchange, the incident is probably exchange-wide and escalation goes up one.
 
 use super::context::AlertContext;
-use crate::model::BreakerState;
+use crate::model::{AlertKind, BreakerState};
 use crate::model::{AlertState, Severity, Triage, TriageSource};
 
 /// Other open alerts on the exchange from which an incident counts as exchange-wide.
@@ -97,7 +97,7 @@ fn base(ctx: &AlertContext) -> Decision {
         };
     }
 
-    if a.kind == "ban" {
+    if a.kind == AlertKind::Ban {
         return Decision {
             rule: "ban",
             why:
@@ -120,8 +120,8 @@ fn base(ctx: &AlertContext) -> Decision {
         };
     }
 
-    if a.kind == "breaker_open" || breaker == Some(BreakerState::Open) {
-        let why = if a.kind == "breaker_open" {
+    if a.kind == AlertKind::BreakerOpen || breaker == Some(BreakerState::Open) {
+        let why = if a.kind == AlertKind::BreakerOpen {
             "the circuit breaker opened: the endpoint failed repeatedly".to_string()
         } else {
             format!(
@@ -146,7 +146,7 @@ fn base(ctx: &AlertContext) -> Decision {
         };
     }
 
-    if a.kind == "rate_limit" {
+    if a.kind == AlertKind::RateLimit {
         let hard = a.severity >= Severity::Critical;
         return Decision {
             rule: "rate_limit",
@@ -171,7 +171,8 @@ fn base(ctx: &AlertContext) -> Decision {
         };
     }
 
-    if let Some(reason) = a.kind.strip_prefix("payload:") {
+    if let AlertKind::Payload(reason) = &a.kind {
+        let reason = reason.as_str();
         if matches!(reason, "stale" | "frozen") {
             return stale(ctx, &where_, reason);
         }
@@ -202,11 +203,11 @@ fn base(ctx: &AlertContext) -> Decision {
         };
     }
 
-    if a.kind == "stale" || a.kind == "frozen" {
-        return stale(ctx, &where_, &a.kind);
+    if matches!(a.kind, AlertKind::Stale | AlertKind::Frozen) {
+        return stale(ctx, &where_, &a.kind.name());
     }
 
-    if a.kind == "error_rate" {
+    if a.kind == AlertKind::ErrorRate {
         let rate = error_rate.or_else(|| a.metrics.get("error_rate").copied());
         let down = rate.is_some_and(|r| r >= DOWN_ERROR_RATE);
         return Decision {
@@ -236,7 +237,7 @@ fn base(ctx: &AlertContext) -> Decision {
         };
     }
 
-    if a.kind == "hung" {
+    if a.kind == AlertKind::Hung {
         // The error rate (and its own rule) takes over if the requests then
         // time out; on its own a stall that cleared is a blip.
         let repeated = a.occurrences > 1;
@@ -265,7 +266,7 @@ fn base(ctx: &AlertContext) -> Decision {
         };
     }
 
-    if a.kind == "latency" {
+    if a.kind == AlertKind::Latency {
         let single = a.occurrences <= 1;
         let closed = breaker.is_none_or(|b| b == BreakerState::Closed);
         if single && closed {
@@ -314,7 +315,7 @@ fn base(ctx: &AlertContext) -> Decision {
     Decision {
         rule: "severity",
         why: format!(
-            "no rule for kind {:?}; escalation follows severity {}",
+            "no rule for kind \"{}\"; escalation follows severity {}",
             a.kind,
             a.severity.as_str()
         ),
