@@ -29,3 +29,4 @@ pub mod retry;
 pub mod sim;
 pub mod state;
 pub mod ui;
+pub mod units;
