@@ -114,9 +114,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> axum::Json<Stats> {
 }
 
 fn kind_of(segment: &str) -> Option<ExchangeKind> {
-    ExchangeKind::ALL
-        .into_iter()
-        .find(|k| k.as_str() == segment)
+    segment.parse().ok()
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
