@@ -258,7 +258,7 @@ pub async fn bench_detect(poll: Duration, control: Duration) -> Result<Value, Be
         }
     }
     let mut per_kind = BTreeMap::new();
-    for kind in FaultKind::ALL {
+    for &kind in FaultKind::VARIANTS {
         let idx: Vec<usize> = (0..episodes.len())
             .filter(|i| episodes[*i].kind == kind)
             .collect();
@@ -302,7 +302,7 @@ pub async fn bench_detect(poll: Duration, control: Duration) -> Result<Value, Be
         let poll_s = poll.as_secs_f64();
         let p95 = percentile(&ttd, 0.95);
         per_kind.insert(
-            kind.as_str().to_string(),
+            kind.to_string(),
             json!({
                 "episodes": idx.len(),
                 "detected": detected,
