@@ -2,6 +2,7 @@
 
 use crate::config::{self, Config};
 use crate::model::ExchangeKind;
+use strum::VariantArray;
 
 /// Where the demo journals unless told otherwise: beside the logs, new each run.
 pub fn default_journal() -> std::path::PathBuf {
@@ -18,8 +19,9 @@ pub fn config_for(base: &str, journal: &std::path::Path) -> Result<Config, confi
          [breaker]\nconsecutive_failures = 3\nopen_for = \"4s\"\nmax_open_for = \"20s\"\nclose_after = 1\n\n\
          [validation]\nmax_age = \"5s\"\nfrozen_after = \"4s\"\n",
     );
-    for kind in ExchangeKind::ALL
-        .into_iter()
+    for kind in ExchangeKind::VARIANTS
+        .iter()
+        .copied()
         .filter(|k| *k != ExchangeKind::Generic)
     {
         text.push_str(&format!(

@@ -7,7 +7,7 @@
 //! a 429/418-style answer, ended by the next other answer.
 
 use crate::journal::Entry;
-use crate::model::{AlertState, Delivery, Severity, TriageSource};
+use crate::model::{AlertState, Delivery, Severity};
 use crate::model::{Event, Outcome};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -257,10 +257,7 @@ pub fn build(entries: impl IntoIterator<Item = Entry>, window: Window) -> Report
                 }
                 if let Some(t) = &alert.triage {
                     ep.triage = Some(TriageLine {
-                        source: match t.source {
-                            TriageSource::Model => "model".into(),
-                            TriageSource::Rules => "rules".into(),
-                        },
+                        source: t.source.as_str().into(),
                         escalation: t.escalation,
                         summary: t.summary.clone(),
                         likely_cause: t.likely_cause.clone(),

@@ -17,6 +17,7 @@ use exwatch::model::{EndpointKind, ExchangeKind};
 use proptest::prelude::*;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
+use strum::VariantArray;
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
@@ -69,7 +70,7 @@ fn interpret_all(
     elapsed_ms: u64,
 ) {
     let spec = generic_spec();
-    for kind in ExchangeKind::ALL {
+    for &kind in ExchangeKind::VARIANTS {
         for endpoint in ENDPOINTS {
             let raw = RawResponse {
                 status,
@@ -237,7 +238,7 @@ fn templates() -> Vec<Value> {
         asks: vec![(101.0, 1.0), (101.5, 3.0)],
     };
     let mut out = Vec::new();
-    for kind in ExchangeKind::ALL {
+    for &kind in ExchangeKind::VARIANTS {
         let mut bodies: Vec<String> = ENDPOINTS
             .iter()
             .map(|e| exwatch::sim::shapes::ok(kind, *e, &q, 1_716_863_719_382).body)
@@ -387,7 +388,7 @@ proptest! {
 #[test]
 fn templates_are_real_bodies() {
     // Guards the mutation property: it must start from bodies the adapters accept.
-    assert_eq!(templates().len(), ExchangeKind::ALL.len() * 5);
+    assert_eq!(templates().len(), ExchangeKind::VARIANTS.len() * 5);
 }
 
 #[test]

@@ -515,6 +515,7 @@ fn a_triage_result_lands_on_the_current_state_of_its_episode() {
 fn every_detector_kind_is_an_alert_kind() {
     use exwatch::detect::{breaker, error_rate, hang, latency, limits, payload, staleness};
     use exwatch::model::{AlertKind, InvalidReason};
+    use strum::VariantNames;
     let mut raised = vec![
         latency::KIND,
         error_rate::KIND,
@@ -577,7 +578,7 @@ fn every_detector_kind_is_an_alert_kind() {
     ];
     assert_eq!(
         reasons.iter().map(|r| r.name()).collect::<Vec<_>>(),
-        InvalidReason::NAMES.to_vec()
+        InvalidReason::VARIANTS.to_vec()
     );
     for r in &reasons {
         let name = format!("{}{}", payload::PREFIX, r.name());

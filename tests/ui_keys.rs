@@ -12,6 +12,7 @@ use exwatch::model::Command;
 use exwatch::ui::keymap::CTRL_C;
 use exwatch::ui::{Action, Key, Keymap, Mode, Panel, Reaction, Theme, ViewState};
 use std::time::Duration;
+use strum::VariantArray;
 use ui_fixtures::NOW;
 
 const BASE: &str = r#"
@@ -44,7 +45,7 @@ fn view_with(km: Keymap) -> ViewState {
 #[test]
 fn every_default_action_is_reachable_by_a_key() {
     let km = Keymap::default();
-    for a in Action::ALL {
+    for &a in Action::VARIANTS {
         let keys = km.keys_for(a);
         assert!(!keys.is_empty(), "{a:?} has no key");
         for k in keys {

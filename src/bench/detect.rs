@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
+use strum::VariantArray;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchDetectError {
@@ -36,8 +37,9 @@ fn config_for(base: &str, poll: Duration) -> Result<Config, BenchDetectError> {
          [breaker]\nconsecutive_failures = 3\nopen_for = \"4s\"\nmax_open_for = \"20s\"\nclose_after = 1\n\n\
          [validation]\nmax_age = \"5s\"\nfrozen_after = \"4s\"\n"
     );
-    for kind in ExchangeKind::ALL
-        .into_iter()
+    for kind in ExchangeKind::VARIANTS
+        .iter()
+        .copied()
         .filter(|k| *k != ExchangeKind::Generic)
     {
         text.push_str(&format!(
@@ -256,7 +258,7 @@ pub async fn bench_detect(poll: Duration, control: Duration) -> Result<Value, Be
         }
     }
     let mut per_kind = BTreeMap::new();
-    for kind in FaultKind::ALL {
+    for &kind in FaultKind::VARIANTS {
         let idx: Vec<usize> = (0..episodes.len())
             .filter(|i| episodes[*i].kind == kind)
             .collect();
@@ -300,7 +302,7 @@ pub async fn bench_detect(poll: Duration, control: Duration) -> Result<Value, Be
         let poll_s = poll.as_secs_f64();
         let p95 = percentile(&ttd, 0.95);
         per_kind.insert(
-            kind.as_str().to_string(),
+            kind.to_string(),
             json!({
                 "episodes": idx.len(),
                 "detected": detected,

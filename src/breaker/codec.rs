@@ -115,12 +115,10 @@ impl Machine {
             v.parse()
                 .map_err(|_| format!("field {k} is not a number: {v:?}"))
         }
-        m.state = match fields.get("state").map(String::as_str) {
-            Some("closed") => BreakerState::Closed,
-            Some("open") => BreakerState::Open,
-            Some("half_open") => BreakerState::HalfOpen,
-            other => return Err(format!("field state is {other:?}")),
-        };
+        let state = fields.get("state").map(String::as_str);
+        m.state = state
+            .and_then(|s| s.parse::<BreakerState>().ok())
+            .ok_or_else(|| format!("field state is {state:?}"))?;
         m.generation = num(fields, "generation")?;
         m.consecutive_failures = num(fields, "consecutive_failures")?;
         m.trips = num(fields, "trips")?;

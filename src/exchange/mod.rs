@@ -244,10 +244,11 @@ pub fn interpret(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strum::VariantArray;
 
     #[test]
     fn each_kind_has_its_own_spec() {
-        for kind in ExchangeKind::ALL {
+        for &kind in ExchangeKind::VARIANTS {
             let s = spec(kind);
             assert_eq!(s.kind, kind);
             assert!(

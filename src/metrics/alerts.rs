@@ -9,6 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
+use strum::VariantArray;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SentLabels {
@@ -186,7 +187,7 @@ impl SnapshotGauges for AlertGauges {
             None,
         );
         // Every severity has a series, so "no open alerts" is a 0 and not a gap.
-        for severity in Severity::ALL {
+        for &severity in Severity::VARIANTS {
             let n = snap
                 .alerts
                 .iter()

@@ -5,9 +5,30 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::outcome::InvalidReason;
+use strum::VariantNames;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// How bad an alert is, declared lowest first (`Ord` and
+/// [`VariantArray::VARIANTS`](strum::VariantArray) follow that order).
+///
+/// Its lowercase name (`info`, `warning`, `critical`, `emergency`) is one
+/// table for serde and strum: JSON, journals, the `severity` metric label and
+/// sink payloads.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Severity {
     Info,
     Warning,
@@ -16,26 +37,30 @@ pub enum Severity {
 }
 
 impl Severity {
-    /// Every severity, lowest first.
-    pub const ALL: [Severity; 4] = [
-        Severity::Info,
-        Severity::Warning,
-        Severity::Critical,
-        Severity::Emergency,
-    ];
-
+    /// The lowercase name: `info`, `warning`, `critical`, `emergency`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-            Severity::Emergency => "emergency",
-        }
+        self.into()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Where an alert is in its life. Its lowercase name (`firing`,
+/// `acknowledged`, `silenced`, `resolved`) is one table for serde and strum:
+/// JSON, journals, sink payloads and the UI.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum AlertState {
     Firing,
     Acknowledged,
@@ -44,13 +69,9 @@ pub enum AlertState {
 }
 
 impl AlertState {
+    /// The lowercase name: `firing`, `acknowledged`, `silenced`, `resolved`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            AlertState::Firing => "firing",
-            AlertState::Acknowledged => "acknowledged",
-            AlertState::Silenced => "silenced",
-            AlertState::Resolved => "resolved",
-        }
+        self.into()
     }
 
     pub fn is_open(self) -> bool {
@@ -59,8 +80,12 @@ impl AlertState {
 }
 
 /// Delivery of an alert's notification to one sink.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// The serde tag and the strum name ([`Delivery::name`]) are one snake_case
+/// table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "delivery", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Delivery {
     Pending,
     Sent {
@@ -84,31 +109,25 @@ impl Delivery {
     /// Stable snake_case name, as in JSON and the `outcome` metric label:
     /// `pending`, `sent`, `retrying`, `failed`, `suppressed`.
     pub fn name(&self) -> &'static str {
-        match self {
-            Delivery::Pending => "pending",
-            Delivery::Sent { .. } => "sent",
-            Delivery::Retrying { .. } => "retrying",
-            Delivery::Failed { .. } => "failed",
-            Delivery::Suppressed { .. } => "suppressed",
-        }
+        self.into()
     }
 }
 
-/// Where an alert's triage came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where an alert's triage came from. Its lowercase name is one table for
+/// serde and strum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum TriageSource {
     Model,
     Rules,
 }
 
 impl TriageSource {
-    /// `model` or `rules`, as in JSON and the `source` metric label.
+    /// `model` or `rules`, as in JSON, the `source` metric label, the detail
+    /// pane and `report`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            TriageSource::Model => "model",
-            TriageSource::Rules => "rules",
-        }
+        self.into()
     }
 }
 
@@ -259,7 +278,7 @@ impl AlertKind {
     /// known [`InvalidReason`] name).
     pub fn parse(name: &str) -> Option<AlertKind> {
         if let Some(reason) = name.strip_prefix(Self::PAYLOAD_PREFIX) {
-            return InvalidReason::NAMES
+            return InvalidReason::VARIANTS
                 .contains(&reason)
                 .then(|| AlertKind::Payload(reason.to_string()));
         }
@@ -283,7 +302,7 @@ impl AlertKind {
             .iter()
             .map(AlertKind::name)
             .chain(
-                InvalidReason::NAMES
+                InvalidReason::VARIANTS
                     .iter()
                     .map(|r| format!("{}{r}", Self::PAYLOAD_PREFIX)),
             )
@@ -337,5 +356,64 @@ impl<'de> Deserialize<'de> for AlertKind {
 impl std::fmt::Display for AlertKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::VariantArray;
+
+    /// The strum names are the serde names, byte for byte.
+    fn serde_name<T: Serialize>(v: &T) -> String {
+        serde_json::to_value(v)
+            .ok()
+            .and_then(|j| j.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn names_are_the_serde_names() {
+        let severities: Vec<&str> = Severity::VARIANTS.iter().map(|s| s.as_str()).collect();
+        assert_eq!(severities, ["info", "warning", "critical", "emergency"]);
+        for s in Severity::VARIANTS {
+            assert_eq!(serde_name(s), s.as_str());
+        }
+        let states = [
+            AlertState::Firing,
+            AlertState::Acknowledged,
+            AlertState::Silenced,
+            AlertState::Resolved,
+        ];
+        assert_eq!(
+            states.map(AlertState::as_str),
+            ["firing", "acknowledged", "silenced", "resolved"]
+        );
+        for s in states {
+            assert_eq!(serde_name(&s), s.as_str());
+        }
+        let sources = [TriageSource::Model, TriageSource::Rules];
+        assert_eq!(sources.map(TriageSource::as_str), ["model", "rules"]);
+        for s in sources {
+            assert_eq!(serde_name(&s), s.as_str());
+        }
+        let deliveries = [
+            Delivery::Pending,
+            Delivery::Sent { at_ms: 1 },
+            Delivery::Retrying {
+                attempts: 2,
+                last_error: "e".into(),
+            },
+            Delivery::Failed { error: "e".into() },
+            Delivery::Suppressed { reason: "r".into() },
+        ];
+        assert_eq!(
+            deliveries.each_ref().map(Delivery::name),
+            ["pending", "sent", "retrying", "failed", "suppressed"]
+        );
+        for d in &deliveries {
+            let tag = serde_json::to_value(d).ok().map(|j| j["delivery"].clone());
+            assert_eq!(tag, Some(serde_json::Value::from(d.name())));
+        }
     }
 }

@@ -7,8 +7,23 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where a breaker is. Its snake_case name (`closed`, `open`, `half_open`) is
+/// one table for serde and strum: JSON, the Redis hash's `state` field (read
+/// back by `FromStr`), metrics labels and the UI.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum BreakerState {
     Closed,
     Open,
@@ -19,11 +34,7 @@ impl BreakerState {
     /// `closed`, `open` or `half_open`: the serde name, also used in the
     /// Redis hash and in metrics labels.
     pub fn as_str(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-        }
+        self.into()
     }
 
     /// The number the `exwatch_breaker_state` gauge shows: 0 closed, 1 half-open, 2 open.
@@ -321,6 +332,27 @@ pub struct BreakerView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_names_are_the_serde_names() {
+        let states = [
+            BreakerState::Closed,
+            BreakerState::Open,
+            BreakerState::HalfOpen,
+        ];
+        assert_eq!(
+            states.map(BreakerState::as_str),
+            ["closed", "open", "half_open"]
+        );
+        for s in states {
+            assert_eq!(
+                serde_json::to_value(s).ok(),
+                Some(serde_json::Value::from(s.as_str()))
+            );
+            assert_eq!(s.as_str().parse::<BreakerState>().ok(), Some(s));
+        }
+        assert!("Open".parse::<BreakerState>().is_err());
+    }
 
     fn backoff(wait_ms: u64, trip: u32) -> OpenWait {
         OpenWait::Backoff { wait_ms, trip }

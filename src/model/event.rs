@@ -12,35 +12,49 @@ use super::outcome::Sample;
 use serde::{Deserialize, Serialize};
 
 /// Which backend a health event is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// It has two names, both declared on the variant: the snake_case
+/// [`name`](Self::name), one table for serde and strum, and the label the
+/// dashboard's header shows ([`as_str`](Self::as_str), the strum `message`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumMessage,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Component {
+    #[strum(message = "redis (limiter)")]
     RedisLimiter,
+    #[strum(message = "redis (breaker)")]
     RedisBreaker,
     /// Cross-instance dedup of notifications (`alerts.dedup.backend = "redis"`).
+    #[strum(message = "redis (dedup)")]
     RedisDedup,
+    #[strum(message = "journal")]
     Journal,
 }
 
 impl Component {
+    /// The header's label: `redis (limiter)`, `redis (breaker)`,
+    /// `redis (dedup)`, `journal`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Component::RedisLimiter => "redis (limiter)",
-            Component::RedisBreaker => "redis (breaker)",
-            Component::RedisDedup => "redis (dedup)",
-            Component::Journal => "journal",
-        }
+        strum::EnumMessage::get_message(&self).unwrap_or(self.name())
     }
 
     /// Stable snake_case name, as in JSON and the `component` metric label:
     /// `redis_limiter`, `redis_breaker`, `redis_dedup`, `journal`.
     pub fn name(self) -> &'static str {
-        match self {
-            Component::RedisLimiter => "redis_limiter",
-            Component::RedisBreaker => "redis_breaker",
-            Component::RedisDedup => "redis_dedup",
-            Component::Journal => "journal",
-        }
+        self.into()
     }
 }
 
@@ -163,4 +177,39 @@ pub enum Command {
     Triage {
         fingerprints: Vec<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn component_names_and_labels() {
+        let all = [
+            Component::RedisLimiter,
+            Component::RedisBreaker,
+            Component::RedisDedup,
+            Component::Journal,
+        ];
+        assert_eq!(
+            all.map(Component::name),
+            ["redis_limiter", "redis_breaker", "redis_dedup", "journal"]
+        );
+        assert_eq!(
+            all.map(Component::as_str),
+            [
+                "redis (limiter)",
+                "redis (breaker)",
+                "redis (dedup)",
+                "journal"
+            ]
+        );
+        for c in all {
+            assert_eq!(
+                serde_json::to_value(c).ok(),
+                Some(serde_json::Value::from(c.name()))
+            );
+            assert!(strum::EnumMessage::get_message(&c).is_some(), "{c:?}");
+        }
+    }
 }

@@ -27,51 +27,51 @@ impl std::fmt::Display for EndpointId {
     }
 }
 
-/// Declares [`ExchangeKind`] from one `Variant => "name"` line per kind: the
-/// enum, its config spelling (serde and `as_str`) and `ALL`, so a new kind is
-/// one line here (and its `SPEC` in `exchange/`).
-macro_rules! exchange_kinds {
-    ($($variant:ident => $name:literal,)+) => {
-        /// Which API dialect an exchange speaks; its lowercase name is the
-        /// config's `kind`.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum ExchangeKind {
-            $(#[serde(rename = $name)] $variant,)+
-        }
-
-        impl ExchangeKind {
-            /// Every kind, in declaration order.
-            pub const ALL: [ExchangeKind; [$(ExchangeKind::$variant),+].len()] =
-                [$(ExchangeKind::$variant),+];
-
-            /// The config's spelling, e.g. `binance`.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(ExchangeKind::$variant => $name,)+
-                }
-            }
-        }
-    };
+/// Which API dialect an exchange speaks. A new kind is one variant here (and
+/// its `SPEC` in `exchange/`).
+///
+/// Its lowercase name (`binance`, `bybit`, `okx`, `coinbase`, `kraken`,
+/// `generic`) is the config's `kind`: one table for serde and strum
+/// ([`as_str`](Self::as_str), `Display`, `FromStr`), also the simulator's
+/// URL segment. [`VariantArray::VARIANTS`](strum::VariantArray) lists every
+/// kind in declaration order.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum ExchangeKind {
+    Binance,
+    Bybit,
+    Okx,
+    Coinbase,
+    Kraken,
+    Generic,
 }
 
-exchange_kinds! {
-    Binance => "binance",
-    Bybit => "bybit",
-    Okx => "okx",
-    Coinbase => "coinbase",
-    Kraken => "kraken",
-    Generic => "generic",
-}
-
-impl std::fmt::Display for ExchangeKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+impl ExchangeKind {
+    /// The config's spelling, e.g. `binance`.
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
-/// What an endpoint returns, which decides how its body is parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What an endpoint returns, which decides how its body is parsed. Its
+/// lowercase name (`time`, `ticker`, `book`) is one table for serde and strum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum EndpointKind {
     /// Server time, also used to measure the clock offset.
     Time,
@@ -82,11 +82,41 @@ pub enum EndpointKind {
 }
 
 impl EndpointKind {
+    /// The lowercase name: `time`, `ticker`, `book`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            EndpointKind::Time => "time",
-            EndpointKind::Ticker => "ticker",
-            EndpointKind::Book => "book",
+        self.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::VariantArray;
+
+    fn serde_name<T: Serialize>(v: T) -> Option<serde_json::Value> {
+        serde_json::to_value(v).ok()
+    }
+
+    #[test]
+    fn names_are_the_serde_names() {
+        let kinds: Vec<&str> = ExchangeKind::VARIANTS.iter().map(|k| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["binance", "bybit", "okx", "coinbase", "kraken", "generic"]
+        );
+        for &k in ExchangeKind::VARIANTS {
+            assert_eq!(serde_name(k), Some(k.as_str().into()));
+            assert_eq!(k.to_string(), k.as_str());
+            assert_eq!(k.as_str().parse::<ExchangeKind>().ok(), Some(k));
+        }
+        assert!("Binance".parse::<ExchangeKind>().is_err());
+        let endpoints = [EndpointKind::Time, EndpointKind::Ticker, EndpointKind::Book];
+        assert_eq!(
+            endpoints.map(EndpointKind::as_str),
+            ["time", "ticker", "book"]
+        );
+        for e in endpoints {
+            assert_eq!(serde_name(e), Some(e.as_str().into()));
         }
     }
 }

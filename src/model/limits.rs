@@ -2,9 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A tier of the hierarchy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A tier of the hierarchy. Its lowercase name (`exchange`, `endpoint`,
+/// `account`, `ip`) is one table for serde and strum: JSON, the `tier`
+/// metric label, the Redis bucket keys and the UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Tier {
     Exchange,
     Endpoint,
@@ -13,13 +16,9 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// The lowercase name: `exchange`, `endpoint`, `account`, `ip`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Exchange => "exchange",
-            Tier::Endpoint => "endpoint",
-            Tier::Account => "account",
-            Tier::Ip => "ip",
-        }
+        self.into()
     }
 }
 
@@ -31,4 +30,24 @@ pub struct TierFill {
     pub capacity: f64,
     /// Set while the exchange told us to hold off (Retry-After, ban).
     pub blocked_for_ms: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_serde_names() {
+        let tiers = [Tier::Exchange, Tier::Endpoint, Tier::Account, Tier::Ip];
+        assert_eq!(
+            tiers.map(Tier::as_str),
+            ["exchange", "endpoint", "account", "ip"]
+        );
+        for t in tiers {
+            assert_eq!(
+                serde_json::to_value(t).ok(),
+                Some(serde_json::Value::from(t.as_str()))
+            );
+        }
+    }
 }

@@ -166,9 +166,12 @@ pub struct Sample {
     pub signal: Option<RateLimitSignal>,
 }
 
-/// How a call ended, as the breaker classifies it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// How a call ended, as the breaker classifies it. Its snake_case name
+/// (`ok`, `client_error`, ..., `invalid_payload`) is one table for serde and
+/// strum: JSON, metrics labels, `detect.error_rate.classes` and trip causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum OutcomeClass {
     Ok,
     /// HTTP 4xx other than 429/418, or an exchange error body.
@@ -182,17 +185,9 @@ pub enum OutcomeClass {
 }
 
 impl OutcomeClass {
+    /// The snake_case name, e.g. `server_error`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            OutcomeClass::Ok => "ok",
-            OutcomeClass::ClientError => "client_error",
-            OutcomeClass::ServerError => "server_error",
-            OutcomeClass::RateLimited => "rate_limited",
-            OutcomeClass::Banned => "banned",
-            OutcomeClass::Timeout => "timeout",
-            OutcomeClass::Connect => "connect",
-            OutcomeClass::InvalidPayload => "invalid_payload",
-        }
+        self.into()
     }
 }
 
@@ -226,8 +221,16 @@ pub enum ApiError {
 
 /// Why a payload is not trusted. Each reason is distinct and named, so it can
 /// be alerted on, counted and shown.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// The serde tag and the strum name ([`name`](Self::name), and
+/// [`VariantNames::VARIANTS`](strum::VariantNames) for every reason in
+/// declaration order) are one snake_case table. `Display` is the sentence
+/// with the figures, written by hand.
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+)]
 #[serde(tag = "reason", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum InvalidReason {
     EmptyBody,
     NotJson { detail: String },
@@ -247,44 +250,9 @@ pub enum InvalidReason {
 }
 
 impl InvalidReason {
-    /// Every reason's [`name`](Self::name), in declaration order.
-    pub const NAMES: [&'static str; 15] = [
-        "empty_body",
-        "not_json",
-        "schema",
-        "bad_number",
-        "non_positive",
-        "crossed_book",
-        "locked_book",
-        "unsorted_levels",
-        "duplicate_level",
-        "empty_book",
-        "price_jump",
-        "stale",
-        "frozen",
-        "sequence_backwards",
-        "unhealthy",
-    ];
-
     /// Stable snake_case name used in metrics, alerts and JSON output.
     pub fn name(&self) -> &'static str {
-        match self {
-            InvalidReason::EmptyBody => "empty_body",
-            InvalidReason::NotJson { .. } => "not_json",
-            InvalidReason::Schema { .. } => "schema",
-            InvalidReason::BadNumber { .. } => "bad_number",
-            InvalidReason::NonPositive { .. } => "non_positive",
-            InvalidReason::CrossedBook { .. } => "crossed_book",
-            InvalidReason::LockedBook { .. } => "locked_book",
-            InvalidReason::UnsortedLevels { .. } => "unsorted_levels",
-            InvalidReason::DuplicateLevel { .. } => "duplicate_level",
-            InvalidReason::EmptyBook => "empty_book",
-            InvalidReason::PriceJump { .. } => "price_jump",
-            InvalidReason::Stale { .. } => "stale",
-            InvalidReason::Frozen { .. } => "frozen",
-            InvalidReason::SequenceBackwards { .. } => "sequence_backwards",
-            InvalidReason::Unhealthy { .. } => "unhealthy",
-        }
+        self.into()
     }
 }
 
@@ -389,5 +357,96 @@ mod tests {
             .status_label(),
             "invalid_crossed_book"
         );
+    }
+
+    #[test]
+    fn names_are_the_serde_names() {
+        let classes = [
+            OutcomeClass::Ok,
+            OutcomeClass::ClientError,
+            OutcomeClass::ServerError,
+            OutcomeClass::RateLimited,
+            OutcomeClass::Banned,
+            OutcomeClass::Timeout,
+            OutcomeClass::Connect,
+            OutcomeClass::InvalidPayload,
+        ];
+        assert_eq!(
+            classes.map(OutcomeClass::as_str),
+            [
+                "ok",
+                "client_error",
+                "server_error",
+                "rate_limited",
+                "banned",
+                "timeout",
+                "connect",
+                "invalid_payload"
+            ]
+        );
+        for c in classes {
+            assert_eq!(
+                serde_json::to_value(c).ok(),
+                Some(serde_json::Value::from(c.as_str()))
+            );
+        }
+
+        let d = || "d".to_string();
+        let reasons = [
+            InvalidReason::EmptyBody,
+            InvalidReason::NotJson { detail: d() },
+            InvalidReason::Schema { detail: d() },
+            InvalidReason::BadNumber {
+                field: d(),
+                text: d(),
+            },
+            InvalidReason::NonPositive {
+                field: d(),
+                value: 0.0,
+            },
+            InvalidReason::CrossedBook { bid: 2.0, ask: 1.0 },
+            InvalidReason::LockedBook { price: 1.0 },
+            InvalidReason::UnsortedLevels { side: d() },
+            InvalidReason::DuplicateLevel {
+                side: d(),
+                price: 1.0,
+            },
+            InvalidReason::EmptyBook,
+            InvalidReason::PriceJump {
+                from: 1.0,
+                to: 2.0,
+                pct: 100.0,
+            },
+            InvalidReason::Stale { age_ms: 1 },
+            InvalidReason::Frozen { for_ms: 1 },
+            InvalidReason::SequenceBackwards { from: 2, to: 1 },
+            InvalidReason::Unhealthy { detail: d() },
+        ];
+        let names: Vec<&str> = reasons.iter().map(InvalidReason::name).collect();
+        assert_eq!(names, <InvalidReason as strum::VariantNames>::VARIANTS);
+        assert_eq!(
+            names,
+            [
+                "empty_body",
+                "not_json",
+                "schema",
+                "bad_number",
+                "non_positive",
+                "crossed_book",
+                "locked_book",
+                "unsorted_levels",
+                "duplicate_level",
+                "empty_book",
+                "price_jump",
+                "stale",
+                "frozen",
+                "sequence_backwards",
+                "unhealthy",
+            ]
+        );
+        for r in &reasons {
+            let tag = serde_json::to_value(r).ok().map(|j| j["reason"].clone());
+            assert_eq!(tag, Some(serde_json::Value::from(r.name())));
+        }
     }
 }

@@ -114,9 +114,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> axum::Json<Stats> {
 }
 
 fn kind_of(segment: &str) -> Option<ExchangeKind> {
-    ExchangeKind::ALL
-        .into_iter()
-        .find(|k| k.as_str() == segment)
+    segment.parse().ok()
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
@@ -149,7 +147,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .cloned();
     if let Some(f) = &fault {
         let mut st = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
-        *st.faults.entry(f.fault.as_str().to_string()).or_default() += 1;
+        *st.faults.entry(f.fault.to_string()).or_default() += 1;
     }
     let now = wall_ms();
     let healthy_quote = |shared: &Shared| {

@@ -15,8 +15,25 @@ use crate::model::{EndpointKind, ExchangeKind};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A fault the simulator can inject. Its snake_case name (`latency`,
+/// `rate_limit`, ..., `bad_number`) is one table for serde (the scenario's
+/// `fault`) and strum (`Display`: the simulator's stats and `bench detect`).
+/// [`VariantArray::VARIANTS`](strum::VariantArray) lists every kind in
+/// declaration order.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum FaultKind {
     /// Added latency with jitter.
     Latency,
@@ -44,42 +61,6 @@ pub enum FaultKind {
     Jump,
     /// The best bid is not a number (`NaN`).
     BadNumber,
-}
-
-impl FaultKind {
-    pub const ALL: [FaultKind; 13] = [
-        FaultKind::Latency,
-        FaultKind::RateLimit,
-        FaultKind::Ban,
-        FaultKind::ServerError,
-        FaultKind::Html,
-        FaultKind::Truncated,
-        FaultKind::Empty,
-        FaultKind::Stale,
-        FaultKind::Crossed,
-        FaultKind::Reset,
-        FaultKind::Hang,
-        FaultKind::Jump,
-        FaultKind::BadNumber,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FaultKind::Latency => "latency",
-            FaultKind::RateLimit => "rate_limit",
-            FaultKind::Ban => "ban",
-            FaultKind::ServerError => "server_error",
-            FaultKind::Html => "html",
-            FaultKind::Truncated => "truncated",
-            FaultKind::Empty => "empty",
-            FaultKind::Stale => "stale",
-            FaultKind::Crossed => "crossed",
-            FaultKind::Reset => "reset",
-            FaultKind::Hang => "hang",
-            FaultKind::Jump => "jump",
-            FaultKind::BadNumber => "bad_number",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -226,11 +207,41 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strum::VariantArray;
+
+    #[test]
+    fn fault_names_are_the_serde_names() {
+        let names: Vec<String> = FaultKind::VARIANTS.iter().map(|k| k.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "latency",
+                "rate_limit",
+                "ban",
+                "server_error",
+                "html",
+                "truncated",
+                "empty",
+                "stale",
+                "crossed",
+                "reset",
+                "hang",
+                "jump",
+                "bad_number",
+            ]
+        );
+        for k in FaultKind::VARIANTS {
+            assert_eq!(
+                serde_json::to_value(k).ok(),
+                Some(serde_json::Value::from(k.to_string()))
+            );
+        }
+    }
 
     #[test]
     fn default_cycle_covers_every_fault_within_two_minutes() {
         let s = Scenario::default_cycle();
-        for k in FaultKind::ALL {
+        for &k in FaultKind::VARIANTS {
             assert!(s.faults.iter().any(|f| f.fault == k), "{k:?} missing");
         }
         assert!(

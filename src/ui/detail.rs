@@ -6,7 +6,7 @@ use super::alerts::{severity_span, state_span};
 use super::fmt;
 use super::theme::Theme;
 use super::view::{Panel, ViewState};
-use crate::model::{Alert, Delivery, TriageSource};
+use crate::model::{Alert, Delivery};
 use crate::state::{EndpointView, ExchangeView, Snapshot};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -138,10 +138,7 @@ fn alert_lines<'a>(a: &Alert, t: &Theme, now: i64) -> Vec<Line<'a>> {
     match &a.triage {
         None => l.push(Line::styled("No triage yet (t asks for one)", t.dim())),
         Some(tr) => {
-            let source = match tr.source {
-                TriageSource::Model => "model",
-                TriageSource::Rules => "rules",
-            };
+            let source = tr.source.as_str();
             l.push(section(
                 &format!(
                     "Triage ({source}, escalation {}/5{})",

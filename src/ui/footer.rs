@@ -7,6 +7,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
+use strum::VariantArray;
 
 pub fn render(frame: &mut Frame, area: Rect, view: &ViewState) {
     let t = &view.theme;
@@ -53,7 +54,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &ViewState) {
         let mut room = (area.width as usize)
             .saturating_sub(Line::from(spans.clone()).width())
             .saturating_sub(item_w(Action::Help) + item_w(Action::Quit));
-        for a in Action::ALL {
+        for &a in Action::VARIANTS {
             let Some(label) = a.footer_label() else {
                 continue;
             };

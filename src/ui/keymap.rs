@@ -15,9 +15,26 @@ use crate::problems::Problems;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use serde::Deserialize;
 use std::fmt;
+use strum::VariantArray;
 
-/// Everything the operator can do from the keyboard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Everything the operator can do from the keyboard, in the order the help
+/// overlay and the footer list them
+/// ([`VariantArray::VARIANTS`](strum::VariantArray)). Its snake_case name is
+/// its key in `[keys]` ([`config_name`](Self::config_name)), one table with
+/// the fields of [`KeymapConfig`].
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Action {
     Up,
     Down,
@@ -47,57 +64,9 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 22] = [
-        Action::Up,
-        Action::Down,
-        Action::Top,
-        Action::Bottom,
-        Action::NextPanel,
-        Action::Details,
-        Action::Back,
-        Action::Acknowledge,
-        Action::Triage,
-        Action::Silence,
-        Action::ForceOpen,
-        Action::ResetBreaker,
-        Action::Filter,
-        Action::ShowResolved,
-        Action::Freeze,
-        Action::Help,
-        Action::Quit,
-        Action::ReplayPause,
-        Action::ReplayStep,
-        Action::ReplayFaster,
-        Action::ReplaySlower,
-        Action::ReplayNextAlert,
-    ];
-
-    /// The name used in `[keys]`.
+    /// The name used in `[keys]`, e.g. `next_panel`.
     pub fn config_name(self) -> &'static str {
-        match self {
-            Action::Up => "up",
-            Action::Down => "down",
-            Action::Top => "top",
-            Action::Bottom => "bottom",
-            Action::NextPanel => "next_panel",
-            Action::Details => "details",
-            Action::Back => "back",
-            Action::Acknowledge => "acknowledge",
-            Action::Triage => "triage",
-            Action::Silence => "silence",
-            Action::ForceOpen => "force_open",
-            Action::ResetBreaker => "reset_breaker",
-            Action::Filter => "filter",
-            Action::ShowResolved => "show_resolved",
-            Action::Freeze => "freeze",
-            Action::Help => "help",
-            Action::Quit => "quit",
-            Action::ReplayPause => "replay_pause",
-            Action::ReplayStep => "replay_step",
-            Action::ReplayFaster => "replay_faster",
-            Action::ReplaySlower => "replay_slower",
-            Action::ReplayNextAlert => "replay_next_alert",
-        }
+        self.into()
     }
 
     /// One line for the help overlay.
@@ -404,7 +373,7 @@ impl Keymap {
         let mut bindings = Vec::new();
         // key → (action, came from the config)
         let mut owner: Vec<(Key, Action, bool)> = Vec::new();
-        for a in Action::ALL {
+        for &a in Action::VARIANTS {
             let path = format!("keys.{}", a.config_name());
             let (names, overridden): (Vec<&str>, bool) = match cfg.get(a) {
                 Some(spec) => (spec.items(), true),
@@ -505,6 +474,44 @@ impl Keymap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each action's name is its field of `[keys]`.
+    #[test]
+    fn config_names_are_the_keys_fields() {
+        let names: Vec<&str> = Action::VARIANTS.iter().map(|a| a.config_name()).collect();
+        assert_eq!(
+            names,
+            [
+                "up",
+                "down",
+                "top",
+                "bottom",
+                "next_panel",
+                "details",
+                "back",
+                "acknowledge",
+                "triage",
+                "silence",
+                "force_open",
+                "reset_breaker",
+                "filter",
+                "show_resolved",
+                "freeze",
+                "help",
+                "quit",
+                "replay_pause",
+                "replay_step",
+                "replay_faster",
+                "replay_slower",
+                "replay_next_alert",
+            ]
+        );
+        for &a in Action::VARIANTS {
+            let cfg: KeymapConfig =
+                toml::from_str(&format!("{} = \"x\"", a.config_name())).expect("a [keys] field");
+            assert_eq!(cfg.get(a), Some(&KeySpec::One("x".into())), "{a:?}");
+        }
+    }
 
     #[test]
     fn key_names_parse() {

@@ -23,22 +23,15 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// Which service a sink talks to. Its lowercase name (`slack`, `pagerduty`,
+/// `webhook`) is the config's `kind`: one table for serde and strum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum SinkKind {
     Slack,
     Pagerduty,
     Webhook,
-}
-
-impl SinkKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SinkKind::Slack => "slack",
-            SinkKind::Pagerduty => "pagerduty",
-            SinkKind::Webhook => "webhook",
-        }
-    }
 }
 
 /// One `[[alerts.sinks]]` table.
