@@ -164,3 +164,33 @@ pub enum Command {
         fingerprints: Vec<String>,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One line of each event that names an endpoint, as journals were
+    /// written before events carried an `EndpointId`: the shape must not
+    /// change, field order included.
+    const ENDPOINT_EVENTS: [&str; 10] = [
+        r#"{"event":"watching","exchange":"binance","exchange_kind":"binance","endpoint":"time","kind":"time","url":"http://127.0.0.1:45971/binance/api/v3/time","interval_ms":5000}"#,
+        r#"{"event":"sample","exchange":"binance","endpoint":"ticker","at_ms":1700000000000,"latency_us":1234,"status":200,"outcome":{"outcome":"ok"},"summary":"100.5 / 100.6","price":100.55,"exchange_ts_ms":1699999999990,"signal":{"used":12,"limit":6000,"remaining":null,"window_ms":60000,"reset_at_ms":null,"retry_after_ms":null,"banned_until_ms":null}}"#,
+        r#"{"event":"sample","exchange":"okx","endpoint":"book","at_ms":1700000000001,"latency_us":0,"status":null,"outcome":{"outcome":"invalid","reason":{"reason":"crossed_book","bid":2.5,"ask":1.25}},"summary":null,"price":null,"exchange_ts_ms":null,"signal":null}"#,
+        r#"{"event":"stalled","exchange":"binance","endpoint":"book","at_ms":1796029907200,"in_flight_ms":250}"#,
+        r#"{"event":"limiter_waited","exchange":"bybit","endpoint":"time","at_ms":1796029930409,"waited_ms":1471,"tier":"exchange"}"#,
+        r#"{"event":"limiter_fill","exchange":"bybit","endpoint":"time","at_ms":1796029930409,"tiers":[{"tier":"ip","tokens":3.5,"capacity":10.0,"blocked_for_ms":null}]}"#,
+        r#"{"event":"breaker_changed","exchange":"okx","endpoint":"book","at_ms":1796029913967,"transition":{"from":"closed","to":"open","reason":"3 consecutive failures ≥ 3 (last: server_error); open 4s (trip 1)","open_until_ms":1796029917967}}"#,
+        r#"{"event":"breaker_changed","exchange":"okx","endpoint":"book","at_ms":1700000000100,"transition":{"from":"closed","to":"open","reason":{"cause":"consecutive_failures","count":3,"threshold":3,"last":"server_error","open":{"wait":"backoff","wait_ms":10000,"trip":1}},"open_until_ms":1700000010100}}"#,
+        r#"{"event":"breaker_rejected","exchange":"okx","endpoint":"book","at_ms":1796029914468,"state":"open"}"#,
+        r#"{"event":"poll_interval","exchange":"coinbase","endpoint":"book","interval_ms":500}"#,
+    ];
+
+    #[test]
+    fn endpoint_events_keep_their_json_shape() {
+        for line in ENDPOINT_EVENTS {
+            let ev: Event = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            let again = serde_json::to_string(&ev).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert_eq!(again, line);
+        }
+    }
+}
