@@ -214,9 +214,8 @@ pub const OFFSET_UNKNOWN: i64 = i64::MIN;
 /// the order of the config file whatever the scheduler does.
 pub fn watching(ep: &ResolvedEndpoint) -> Event {
     Event::Watching {
-        exchange: ep.exchange.clone(),
+        id: EndpointId::new(&ep.exchange, &ep.endpoint),
         exchange_kind: ep.exchange_kind,
-        endpoint: ep.endpoint.clone(),
         kind: ep.kind,
         url: ep.url.clone(),
         interval_ms: ep.interval.as_millis() as u64,
@@ -250,8 +249,7 @@ pub async fn run_worker(ep: ResolvedEndpoint, deps: WorkerDeps) {
             emit(
                 &deps,
                 Event::PollInterval {
-                    exchange: ep.exchange.clone(),
-                    endpoint: ep.endpoint.clone(),
+                    id: id.clone(),
                     interval_ms: new.as_millis() as u64,
                 },
             )
@@ -279,8 +277,7 @@ async fn poll(
                 emit(
                     deps,
                     Event::BreakerChanged {
-                        exchange: ep.exchange.clone(),
-                        endpoint: ep.endpoint.clone(),
+                        id: id.clone(),
                         at_ms: wall_ms(),
                         transition: t,
                     },
@@ -293,8 +290,7 @@ async fn poll(
                     emit(
                         deps,
                         Event::BreakerRejected {
-                            exchange: ep.exchange.clone(),
-                            endpoint: ep.endpoint.clone(),
+                            id: id.clone(),
                             at_ms: wall_ms(),
                             state,
                         },
@@ -315,8 +311,7 @@ async fn poll(
                 emit(
                     deps,
                     Event::LimiterWaited {
-                        exchange: ep.exchange.clone(),
-                        endpoint: ep.endpoint.clone(),
+                        id: id.clone(),
                         at_ms: wall_ms(),
                         waited_ms: acq.waited.as_millis() as u64,
                         tier,
@@ -346,8 +341,7 @@ async fn poll(
                 emit(
                     deps,
                     Event::Stalled {
-                        exchange: ep.exchange.clone(),
-                        endpoint: ep.endpoint.clone(),
+                        id: id.clone(),
                         at_ms: wall_ms(),
                         in_flight_ms: after.as_millis() as u64,
                     },
@@ -391,8 +385,7 @@ async fn poll(
             emit(
                 deps,
                 Event::BreakerChanged {
-                    exchange: ep.exchange.clone(),
-                    endpoint: ep.endpoint.clone(),
+                    id: id.clone(),
                     at_ms,
                     transition: t,
                 },
@@ -412,8 +405,7 @@ async fn poll(
         emit(
             deps,
             Event::LimiterFill {
-                exchange: ep.exchange.clone(),
-                endpoint: ep.endpoint.clone(),
+                id: id.clone(),
                 at_ms,
                 tiers,
             },

@@ -167,24 +167,23 @@ pub fn build(entries: impl IntoIterator<Item = Entry>, window: Window) -> Report
                 }
             }
             Event::BreakerChanged {
-                exchange,
-                endpoint,
+                id,
                 at_ms,
                 transition,
             } => {
                 if transition.to == crate::model::BreakerState::Open {
                     summary
-                        .entry(exchange.clone())
+                        .entry(id.exchange.clone())
                         .or_insert_with(|| ExchangeSummary {
-                            exchange: exchange.clone(),
+                            exchange: id.exchange.clone(),
                             ..ExchangeSummary::default()
                         })
                         .breaker_opens += 1;
                 }
                 r.breaker.push(BreakerRow {
                     at_ms,
-                    exchange,
-                    endpoint,
+                    exchange: id.exchange,
+                    endpoint: id.endpoint,
                     from: transition.from.as_str().into(),
                     to: transition.to.as_str().into(),
                     reason: transition.reason.to_string(),

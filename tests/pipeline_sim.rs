@@ -377,7 +377,7 @@ async fn a_hang_is_reported_while_the_request_is_still_in_flight() {
     let started = Instant::now();
     let fired = watch_events(&mut tap, Duration::from_secs(10), |e| {
         match e {
-            Event::Stalled { endpoint, .. } if endpoint == "book" => stalled += 1,
+            Event::Stalled { id, .. } if id.endpoint == "book" => stalled += 1,
             Event::Sample(s) if s.endpoint == "book" && s.outcome == Outcome::Timeout => {
                 timeouts_before_fire += 1
             }

@@ -2,7 +2,7 @@
 //! events); data age, poll interval and clock offset (from the snapshot).
 
 use super::{EndpointLabels, GaugeFamily, Registrar, SnapshotGauges};
-use crate::model::Event;
+use crate::model::{EndpointId, Event};
 use crate::state::Snapshot;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
 use prometheus_client::metrics::counter::Counter;
@@ -82,16 +82,15 @@ impl Polls {
                 // Same rule as the reducer: a timeout's latency is the timeout, not the API's speed.
                 if s.outcome.has_latency() {
                     self.latency
-                        .get_or_create(&EndpointLabels::new(&s.exchange, &s.endpoint))
+                        .get_or_create(&EndpointLabels::new(&EndpointId::new(
+                            &s.exchange,
+                            &s.endpoint,
+                        )))
                         .observe(s.latency_us as f64 / 1_000_000.0);
                 }
             }
-            Event::Stalled {
-                exchange, endpoint, ..
-            } => {
-                self.stalls
-                    .get_or_create(&EndpointLabels::new(exchange, endpoint))
-                    .inc();
+            Event::Stalled { id, .. } => {
+                self.stalls.get_or_create(&EndpointLabels::new(id)).inc();
             }
             _ => {}
         }

@@ -6,10 +6,10 @@
 
 use super::alert::{Alert, Delivery, Triage, TriageTotals};
 use super::breaker::{BreakerState, Transition};
-use super::ids::{EndpointKind, ExchangeKind};
+use super::ids::{EndpointId, EndpointKind, ExchangeKind};
 use super::limits::{Tier, TierFill};
 use super::outcome::Sample;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Which backend a health event is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -48,10 +48,12 @@ impl Component {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// Describes an endpoint once at start, so views know it before its first sample.
+    /// Written by [`serialize_watching`], which keeps its historical field order.
+    #[serde(serialize_with = "serialize_watching")]
     Watching {
-        exchange: String,
+        #[serde(flatten)]
+        id: EndpointId,
         exchange_kind: ExchangeKind,
-        endpoint: String,
         kind: EndpointKind,
         url: String,
         interval_ms: u64,
@@ -60,41 +62,41 @@ pub enum Event {
     /// A request has been in flight for `in_flight_ms` and is still
     /// unanswered (sent once per poll; its `Sample` follows when it ends).
     Stalled {
-        exchange: String,
-        endpoint: String,
+        #[serde(flatten)]
+        id: EndpointId,
         at_ms: i64,
         in_flight_ms: u64,
     },
     /// A worker waited for the rate limiter before polling.
     LimiterWaited {
-        exchange: String,
-        endpoint: String,
+        #[serde(flatten)]
+        id: EndpointId,
         at_ms: i64,
         waited_ms: u64,
         tier: Tier,
     },
     LimiterFill {
-        exchange: String,
-        endpoint: String,
+        #[serde(flatten)]
+        id: EndpointId,
         at_ms: i64,
         tiers: Vec<TierFill>,
     },
     BreakerChanged {
-        exchange: String,
-        endpoint: String,
+        #[serde(flatten)]
+        id: EndpointId,
         at_ms: i64,
         transition: Transition,
     },
     /// A poll was skipped because the breaker is open.
     BreakerRejected {
-        exchange: String,
-        endpoint: String,
+        #[serde(flatten)]
+        id: EndpointId,
         at_ms: i64,
         state: BreakerState,
     },
     PollInterval {
-        exchange: String,
-        endpoint: String,
+        #[serde(flatten)]
+        id: EndpointId,
         interval_ms: u64,
     },
     ClockOffset {
@@ -134,23 +136,48 @@ pub enum Event {
     TriageUsage(TriageTotals),
 }
 
+/// Writes [`Event::Watching`] with its fields in the order journals have
+/// always had them (`exchange`, `exchange_kind`, `endpoint`, `kind`, ...):
+/// a flattened [`EndpointId`] would put its two fields side by side. Reading
+/// needs no counterpart: the flattened id takes its fields from anywhere.
+fn serialize_watching<S: Serializer>(
+    id: &EndpointId,
+    exchange_kind: &ExchangeKind,
+    kind: &EndpointKind,
+    url: &str,
+    interval_ms: &u64,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Watching<'a> {
+        exchange: &'a str,
+        exchange_kind: ExchangeKind,
+        endpoint: &'a str,
+        kind: EndpointKind,
+        url: &'a str,
+        interval_ms: u64,
+    }
+    Watching {
+        exchange: &id.exchange,
+        exchange_kind: *exchange_kind,
+        endpoint: &id.endpoint,
+        kind: *kind,
+        url,
+        interval_ms: *interval_ms,
+    }
+    .serialize(serializer)
+}
+
 /// What the operator can ask of the engine. The UI sends these; it never
 /// changes engine state itself.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    ForceOpen {
-        exchange: String,
-        endpoint: String,
-    },
-    ResetBreaker {
-        exchange: String,
-        endpoint: String,
-    },
+    /// Force the endpoint's breaker open: no calls until it is reset.
+    ForceOpen { id: EndpointId },
+    /// Close the endpoint's breaker and forget its history.
+    ResetBreaker { id: EndpointId },
     /// Stop reminders for an alert; `by` names the operator.
-    Acknowledge {
-        fingerprint: String,
-        by: String,
-    },
+    Acknowledge { fingerprint: String, by: String },
     /// Silence alerts matching every given field, for a while.
     Silence {
         exchange: Option<String>,
@@ -160,9 +187,7 @@ pub enum Command {
         by: String,
     },
     /// Ask for triage of these alerts (one batch).
-    Triage {
-        fingerprints: Vec<String>,
-    },
+    Triage { fingerprints: Vec<String> },
 }
 
 #[cfg(test)]
@@ -192,5 +217,27 @@ mod tests {
             let again = serde_json::to_string(&ev).unwrap_or_else(|e| panic!("{e}: {line}"));
             assert_eq!(again, line);
         }
+    }
+
+    #[test]
+    fn an_endpoint_id_is_written_as_the_two_fields_it_replaced() {
+        let watching = Event::Watching {
+            id: EndpointId::new("binance", "time"),
+            exchange_kind: ExchangeKind::Binance,
+            kind: EndpointKind::Time,
+            url: "http://127.0.0.1:45971/binance/api/v3/time".into(),
+            interval_ms: 5000,
+        };
+        let stalled = Event::Stalled {
+            id: EndpointId::new("binance", "book"),
+            at_ms: 1_796_029_907_200,
+            in_flight_ms: 250,
+        };
+        let json = |ev: &Event| serde_json::to_string(ev).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(json(&watching), ENDPOINT_EVENTS[0]);
+        assert_eq!(json(&stalled), ENDPOINT_EVENTS[3]);
+        let back: Event =
+            serde_json::from_str(ENDPOINT_EVENTS[0]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, watching);
     }
 }
