@@ -83,8 +83,7 @@ pub async fn probe_once(
         _ => None,
     };
     let sample = Sample {
-        exchange: ep.exchange.clone(),
-        endpoint: ep.endpoint.clone(),
+        id: EndpointId::new(&ep.exchange, &ep.endpoint),
         at_ms,
         latency_us: latency.as_micros() as u64,
         status,

@@ -134,7 +134,7 @@ impl State {
             }
             Event::Sample(s) => {
                 self.last_event_ms = self.last_event_ms.max(s.at_ms);
-                let Some(ep) = self.endpoint_mut(&EndpointId::new(&s.exchange, &s.endpoint)) else {
+                let Some(ep) = self.endpoint_mut(&s.id) else {
                     return;
                 };
                 ep.calls += 1;
@@ -454,8 +454,7 @@ mod tests {
 
     fn sample(at_ms: i64, latency_us: u64, outcome: Outcome) -> Event {
         Event::Sample(Sample {
-            exchange: "bin".into(),
-            endpoint: "book".into(),
+            id: EndpointId::new("bin", "book"),
             at_ms,
             latency_us,
             status: Some(200),

@@ -78,8 +78,7 @@ fn instance(name: &str, redis_url: &str, hook_url: &str, pd_url: &str) -> Instan
 
 fn ev(endpoint: &str, at_ms: i64, ok: bool) -> Event {
     Event::Sample(Sample {
-        exchange: "bin".into(),
-        endpoint: endpoint.into(),
+        id: EndpointId::new("bin", endpoint),
         at_ms,
         latency_us: 10_000,
         status: Some(if ok { 200 } else { 503 }),

@@ -24,8 +24,7 @@ fn watching(exchange: &str, endpoint: &str) -> Event {
 
 fn sample(exchange: &str, endpoint: &str, at_ms: i64, outcome: Outcome) -> Event {
     Event::Sample(Sample {
-        exchange: exchange.into(),
-        endpoint: endpoint.into(),
+        id: EndpointId::new(exchange, endpoint),
         at_ms,
         latency_us: 20_000,
         status: Some(200),

@@ -82,8 +82,7 @@ fn watching(endpoint: &str) -> Event {
 
 fn sample(endpoint: &str, at_ms: i64, outcome: Outcome) -> Event {
     Event::Sample(Sample {
-        exchange: "bin".into(),
-        endpoint: endpoint.into(),
+        id: EndpointId::new("bin", endpoint),
         at_ms,
         latency_us: 20_000,
         status: None,

@@ -286,8 +286,7 @@ fn snapshot_with(open: &[Alert]) -> Snapshot {
     });
     for i in 0..10 {
         st.apply(&Event::Sample(Sample {
-            exchange: "binance".into(),
-            endpoint: "book".into(),
+            id: EndpointId::new("binance", "book"),
             at_ms: 900 + i,
             latency_us: 35_000,
             status: Some(200),

@@ -47,8 +47,7 @@ fn snapshot(n: u64, failed: u64, breaker: BreakerState, open: &[Alert]) -> Snaps
     });
     for i in 0..n {
         st.apply(&Event::Sample(Sample {
-            exchange: "binance".into(),
-            endpoint: "book".into(),
+            id: EndpointId::new("binance", "book"),
             at_ms: 1_000 + i as i64,
             latency_us: 20_000,
             status: Some(200),

@@ -261,7 +261,7 @@ impl Detectors {
                 d.stale.set_interval(*interval_ms);
             }
             Event::Sample(s) => {
-                let d = self.endpoint(&EndpointId::new(&s.exchange, &s.endpoint), now_ms);
+                let d = self.endpoint(&s.id, now_ms);
                 out.extend(d.latency.on_sample(s));
                 out.extend(d.errors.on_sample(s));
                 out.extend(d.hang.on_sample(s));
@@ -348,12 +348,11 @@ impl Detectors {
 
 #[cfg(test)]
 pub(crate) mod testutil {
-    use crate::model::{Outcome, Sample};
+    use crate::model::{EndpointId, Outcome, Sample};
 
     pub fn sample(at_ms: i64, latency_ms: u64, outcome: Outcome) -> Sample {
         Sample {
-            exchange: "bin".into(),
-            endpoint: "ticker".into(),
+            id: EndpointId::new("bin", "ticker"),
             at_ms,
             latency_us: latency_ms * 1000,
             status: Some(200),

@@ -2,7 +2,7 @@
 //! events); data age, poll interval and clock offset (from the snapshot).
 
 use super::{EndpointLabels, GaugeFamily, Registrar, SnapshotGauges};
-use crate::model::{EndpointId, Event};
+use crate::model::Event;
 use crate::state::Snapshot;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
 use prometheus_client::metrics::counter::Counter;
@@ -74,18 +74,15 @@ impl Polls {
             Event::Sample(s) => {
                 self.calls
                     .get_or_create(&CallLabels {
-                        exchange: s.exchange.clone(),
-                        endpoint: s.endpoint.clone(),
+                        exchange: s.id.exchange.clone(),
+                        endpoint: s.id.endpoint.clone(),
                         status: s.outcome.status_label(),
                     })
                     .inc();
                 // Same rule as the reducer: a timeout's latency is the timeout, not the API's speed.
                 if s.outcome.has_latency() {
                     self.latency
-                        .get_or_create(&EndpointLabels::new(&EndpointId::new(
-                            &s.exchange,
-                            &s.endpoint,
-                        )))
+                        .get_or_create(&EndpointLabels::new(&s.id))
                         .observe(s.latency_us as f64 / 1_000_000.0);
                 }
             }

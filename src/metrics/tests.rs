@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 
 fn sample(outcome: Outcome) -> Event {
     Event::Sample(Sample {
-        exchange: "bin".into(),
-        endpoint: "book".into(),
+        id: EndpointId::new("bin", "book"),
         at_ms: 1,
         latency_us: 20_000,
         status: None,
@@ -220,8 +219,7 @@ fn golden_events() -> Vec<Event> {
     };
     let poll = |ex: &str, ep: &str, at_ms: i64, latency_us: u64, outcome: Outcome| {
         Event::Sample(Sample {
-            exchange: ex.into(),
-            endpoint: ep.into(),
+            id: EndpointId::new(ex, ep),
             at_ms,
             latency_us,
             status: None,

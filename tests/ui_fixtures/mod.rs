@@ -41,8 +41,7 @@ fn watching(st: &mut State, exchange: &str, kind: ExchangeKind) {
 fn sample(exchange: &str, endpoint: &str, at_ms: i64, latency_us: u64, outcome: Outcome) -> Event {
     let ok = outcome.is_ok();
     Event::Sample(Sample {
-        exchange: exchange.into(),
-        endpoint: endpoint.into(),
+        id: EndpointId::new(exchange, endpoint),
         at_ms,
         latency_us,
         status: Some(if ok { 200 } else { 503 }),
