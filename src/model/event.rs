@@ -48,7 +48,7 @@ impl Component {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// Describes an endpoint once at start, so views know it before its first sample.
-    /// Written by [`serialize_watching`], which keeps its historical field order.
+    /// Written by `serialize_watching`, in the field order journals have always had.
     #[serde(serialize_with = "serialize_watching")]
     Watching {
         #[serde(flatten)]
