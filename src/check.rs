@@ -86,8 +86,8 @@ fn position(all: &[ResolvedEndpoint], ep: &ResolvedEndpoint) -> usize {
 fn row(ep: &ResolvedEndpoint, p: probe::Probed) -> CheckRow {
     let s = p.sample;
     CheckRow {
-        exchange: s.exchange,
-        endpoint: s.endpoint,
+        exchange: s.id.exchange,
+        endpoint: s.id.endpoint,
         url: ep.url.clone(),
         status: s.status,
         latency_ms: s.latency_us as f64 / 1000.0,

@@ -83,8 +83,7 @@ pub async fn probe_once(
         _ => None,
     };
     let sample = Sample {
-        exchange: ep.exchange.clone(),
-        endpoint: ep.endpoint.clone(),
+        id: EndpointId::new(&ep.exchange, &ep.endpoint),
         at_ms,
         latency_us: latency.as_micros() as u64,
         status,
@@ -214,9 +213,8 @@ pub const OFFSET_UNKNOWN: i64 = i64::MIN;
 /// the order of the config file whatever the scheduler does.
 pub fn watching(ep: &ResolvedEndpoint) -> Event {
     Event::Watching {
-        exchange: ep.exchange.clone(),
+        id: EndpointId::new(&ep.exchange, &ep.endpoint),
         exchange_kind: ep.exchange_kind,
-        endpoint: ep.endpoint.clone(),
         kind: ep.kind,
         url: ep.url.clone(),
         interval_ms: ep.interval.as_millis() as u64,
@@ -250,8 +248,7 @@ pub async fn run_worker(ep: ResolvedEndpoint, deps: WorkerDeps) {
             emit(
                 &deps,
                 Event::PollInterval {
-                    exchange: ep.exchange.clone(),
-                    endpoint: ep.endpoint.clone(),
+                    id: id.clone(),
                     interval_ms: new.as_millis() as u64,
                 },
             )
@@ -279,8 +276,7 @@ async fn poll(
                 emit(
                     deps,
                     Event::BreakerChanged {
-                        exchange: ep.exchange.clone(),
-                        endpoint: ep.endpoint.clone(),
+                        id: id.clone(),
                         at_ms: wall_ms(),
                         transition: t,
                     },
@@ -293,8 +289,7 @@ async fn poll(
                     emit(
                         deps,
                         Event::BreakerRejected {
-                            exchange: ep.exchange.clone(),
-                            endpoint: ep.endpoint.clone(),
+                            id: id.clone(),
                             at_ms: wall_ms(),
                             state,
                         },
@@ -315,8 +310,7 @@ async fn poll(
                 emit(
                     deps,
                     Event::LimiterWaited {
-                        exchange: ep.exchange.clone(),
-                        endpoint: ep.endpoint.clone(),
+                        id: id.clone(),
                         at_ms: wall_ms(),
                         waited_ms: acq.waited.as_millis() as u64,
                         tier,
@@ -346,8 +340,7 @@ async fn poll(
                 emit(
                     deps,
                     Event::Stalled {
-                        exchange: ep.exchange.clone(),
-                        endpoint: ep.endpoint.clone(),
+                        id: id.clone(),
                         at_ms: wall_ms(),
                         in_flight_ms: after.as_millis() as u64,
                     },
@@ -391,8 +384,7 @@ async fn poll(
             emit(
                 deps,
                 Event::BreakerChanged {
-                    exchange: ep.exchange.clone(),
-                    endpoint: ep.endpoint.clone(),
+                    id: id.clone(),
                     at_ms,
                     transition: t,
                 },
@@ -412,8 +404,7 @@ async fn poll(
         emit(
             deps,
             Event::LimiterFill {
-                exchange: ep.exchange.clone(),
-                endpoint: ep.endpoint.clone(),
+                id: id.clone(),
                 at_ms,
                 tiers,
             },

@@ -8,7 +8,7 @@
 
 use crate::journal::Entry;
 use crate::model::{AlertState, Delivery, Severity};
-use crate::model::{Event, Outcome};
+use crate::model::{EndpointId, Event, Outcome};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -111,7 +111,7 @@ pub fn build(entries: impl IntoIterator<Item = Entry>, window: Window) -> Report
     let mut r = Report::default();
     // Fingerprint → index of its open episode in `r.alerts`.
     let mut open: HashMap<String, usize> = HashMap::new();
-    let mut limited: HashMap<(String, String), usize> = HashMap::new();
+    let mut limited: HashMap<EndpointId, usize> = HashMap::new();
     let mut summary: BTreeMap<String, ExchangeSummary> = BTreeMap::new();
     // Fingerprint → when its last episode resolved.
     let mut resolved: HashMap<String, i64> = HashMap::new();
@@ -125,16 +125,16 @@ pub fn build(entries: impl IntoIterator<Item = Entry>, window: Window) -> Report
         match e.ev {
             Event::Sample(s) => {
                 let sum = summary
-                    .entry(s.exchange.clone())
+                    .entry(s.id.exchange.clone())
                     .or_insert_with(|| ExchangeSummary {
-                        exchange: s.exchange.clone(),
+                        exchange: s.id.exchange.clone(),
                         ..ExchangeSummary::default()
                     });
                 sum.calls += 1;
                 if !s.outcome.is_ok() {
                     sum.failures += 1;
                 }
-                let key = (s.exchange.clone(), s.endpoint.clone());
+                let key = s.id.clone();
                 let limit_kind = match s.outcome {
                     Outcome::Banned { .. } => Some("banned"),
                     Outcome::RateLimited { .. } => Some("rate_limited"),
@@ -152,8 +152,8 @@ pub fn build(entries: impl IntoIterator<Item = Entry>, window: Window) -> Report
                     (Some(kind), None) => {
                         limited.insert(key, r.limits.len());
                         r.limits.push(LimitEpisode {
-                            exchange: s.exchange.clone(),
-                            endpoint: s.endpoint.clone(),
+                            exchange: s.id.exchange.clone(),
+                            endpoint: s.id.endpoint.clone(),
                             kind: kind.parse().unwrap(),
                             from_ms: s.at_ms,
                             to_ms: s.at_ms,
@@ -167,24 +167,23 @@ pub fn build(entries: impl IntoIterator<Item = Entry>, window: Window) -> Report
                 }
             }
             Event::BreakerChanged {
-                exchange,
-                endpoint,
+                id,
                 at_ms,
                 transition,
             } => {
                 if transition.to == crate::model::BreakerState::Open {
                     summary
-                        .entry(exchange.clone())
+                        .entry(id.exchange.clone())
                         .or_insert_with(|| ExchangeSummary {
-                            exchange: exchange.clone(),
+                            exchange: id.exchange.clone(),
                             ..ExchangeSummary::default()
                         })
                         .breaker_opens += 1;
                 }
                 r.breaker.push(BreakerRow {
                     at_ms,
-                    exchange,
-                    endpoint,
+                    exchange: id.exchange,
+                    endpoint: id.endpoint,
                     from: transition.from.as_str().into(),
                     to: transition.to.as_str().into(),
                     reason: transition.reason.to_string(),

@@ -9,7 +9,7 @@ use crate::model::TierFill;
 use crate::model::{Alert, AlertState};
 use crate::model::{BreakerState, BreakerView};
 use crate::model::{Component, Event, Outcome, Sample};
-use crate::model::{EndpointKind, ExchangeKind};
+use crate::model::{EndpointId, EndpointKind, ExchangeKind};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -98,11 +98,11 @@ impl State {
         State::default()
     }
 
-    fn endpoint_mut(&mut self, exchange: &str, endpoint: &str) -> Option<&mut EndpointState> {
+    fn endpoint_mut(&mut self, id: &EndpointId) -> Option<&mut EndpointState> {
         self.exchanges
             .iter_mut()
-            .find(|(n, _)| n == exchange)
-            .and_then(|(_, eps)| eps.iter_mut().find(|(n, _)| n == endpoint))
+            .find(|(n, _)| *n == id.exchange)
+            .and_then(|(_, eps)| eps.iter_mut().find(|(n, _)| *n == id.endpoint))
             .map(|(_, s)| s)
     }
 
@@ -111,31 +111,30 @@ impl State {
         self.events += 1;
         match event {
             Event::Watching {
-                exchange,
+                id,
                 exchange_kind,
-                endpoint,
                 kind,
                 url,
                 interval_ms,
             } => {
-                let pos = match self.exchanges.iter().position(|(n, _)| n == exchange) {
+                let pos = match self.exchanges.iter().position(|(n, _)| *n == id.exchange) {
                     Some(p) => p,
                     None => {
-                        self.exchanges.push((exchange.clone(), Vec::new()));
+                        self.exchanges.push((id.exchange.clone(), Vec::new()));
                         self.exchanges.len() - 1
                     }
                 };
                 let eps = &mut self.exchanges[pos].1;
-                if !eps.iter().any(|(n, _)| n == endpoint) {
+                if !eps.iter().any(|(n, _)| *n == id.endpoint) {
                     eps.push((
-                        endpoint.clone(),
+                        id.endpoint.clone(),
                         EndpointState::new(*exchange_kind, *kind, url.clone(), *interval_ms),
                     ));
                 }
             }
             Event::Sample(s) => {
                 self.last_event_ms = self.last_event_ms.max(s.at_ms);
-                let Some(ep) = self.endpoint_mut(&s.exchange, &s.endpoint) else {
+                let Some(ep) = self.endpoint_mut(&s.id) else {
                     return;
                 };
                 ep.calls += 1;
@@ -170,48 +169,40 @@ impl State {
                 ep.stalled_since_ms = None;
             }
             Event::Stalled {
-                exchange,
-                endpoint,
+                id,
                 at_ms,
                 in_flight_ms,
             } => {
                 self.last_event_ms = self.last_event_ms.max(*at_ms);
-                if let Some(ep) = self.endpoint_mut(exchange, endpoint) {
+                if let Some(ep) = self.endpoint_mut(id) {
                     ep.stalled_since_ms = Some(at_ms - *in_flight_ms as i64);
                 }
             }
             Event::LimiterWaited {
-                exchange,
-                endpoint,
+                id,
                 at_ms,
                 waited_ms,
                 ..
             } => {
                 self.last_event_ms = self.last_event_ms.max(*at_ms);
-                if let Some(ep) = self.endpoint_mut(exchange, endpoint) {
+                if let Some(ep) = self.endpoint_mut(id) {
                     ep.limiter_waits += 1;
                     ep.limiter_waited_ms += waited_ms;
                     ep.last_wait_ms = *waited_ms;
                 }
             }
-            Event::LimiterFill {
-                exchange,
-                endpoint,
-                tiers,
-                ..
-            } => {
-                if let Some(ep) = self.endpoint_mut(exchange, endpoint) {
+            Event::LimiterFill { id, tiers, .. } => {
+                if let Some(ep) = self.endpoint_mut(id) {
                     ep.limiter = tiers.clone();
                 }
             }
             Event::BreakerChanged {
-                exchange,
-                endpoint,
+                id,
                 at_ms,
                 transition,
             } => {
                 self.last_event_ms = self.last_event_ms.max(*at_ms);
-                if let Some(ep) = self.endpoint_mut(exchange, endpoint) {
+                if let Some(ep) = self.endpoint_mut(id) {
                     ep.breaker.state = transition.to;
                     ep.breaker.open_until_ms = transition.open_until_ms;
                     // A ban extending an open breaker (open → open) is not another trip.
@@ -224,24 +215,15 @@ impl State {
                     }
                 }
             }
-            Event::BreakerRejected {
-                exchange,
-                endpoint,
-                at_ms,
-                state,
-            } => {
+            Event::BreakerRejected { id, at_ms, state } => {
                 self.last_event_ms = self.last_event_ms.max(*at_ms);
-                if let Some(ep) = self.endpoint_mut(exchange, endpoint) {
+                if let Some(ep) = self.endpoint_mut(id) {
                     ep.breaker_rejections += 1;
                     ep.breaker.state = *state;
                 }
             }
-            Event::PollInterval {
-                exchange,
-                endpoint,
-                interval_ms,
-            } => {
-                if let Some(ep) = self.endpoint_mut(exchange, endpoint) {
+            Event::PollInterval { id, interval_ms } => {
+                if let Some(ep) = self.endpoint_mut(id) {
                     ep.interval_ms = *interval_ms;
                 }
             }
@@ -462,9 +444,8 @@ mod tests {
 
     fn watching() -> Event {
         Event::Watching {
-            exchange: "bin".into(),
+            id: EndpointId::new("bin", "book"),
             exchange_kind: ExchangeKind::Binance,
-            endpoint: "book".into(),
             kind: EndpointKind::Book,
             url: "http://x/".into(),
             interval_ms: 1000,
@@ -473,8 +454,7 @@ mod tests {
 
     fn sample(at_ms: i64, latency_us: u64, outcome: Outcome) -> Event {
         Event::Sample(Sample {
-            exchange: "bin".into(),
-            endpoint: "book".into(),
+            id: EndpointId::new("bin", "book"),
             at_ms,
             latency_us,
             status: Some(200),
@@ -526,8 +506,7 @@ mod tests {
         let mut st = State::new();
         st.apply(&watching());
         st.apply(&Event::BreakerChanged {
-            exchange: "bin".into(),
-            endpoint: "book".into(),
+            id: EndpointId::new("bin", "book"),
             at_ms: 5,
             transition: Transition {
                 from: BreakerState::Closed,

@@ -13,7 +13,7 @@ use exwatch::alert::engine::Engine;
 use exwatch::alert::notify::{self, AlertSender, GroupingSettings};
 use exwatch::alert::sinks::{self, Secret, Sink, SinkConfig, SinkKind};
 use exwatch::model::{Alert, Delivery, Severity};
-use exwatch::model::{EndpointKind, ExchangeKind};
+use exwatch::model::{EndpointId, EndpointKind, ExchangeKind};
 use exwatch::model::{Event, Outcome, Sample};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,8 +78,7 @@ fn instance(name: &str, redis_url: &str, hook_url: &str, pd_url: &str) -> Instan
 
 fn ev(endpoint: &str, at_ms: i64, ok: bool) -> Event {
     Event::Sample(Sample {
-        exchange: "bin".into(),
-        endpoint: endpoint.into(),
+        id: EndpointId::new("bin", endpoint),
         at_ms,
         latency_us: 10_000,
         status: Some(if ok { 200 } else { 503 }),
@@ -112,9 +111,8 @@ async fn both(instances: &mut [Instance], e: Event, t: i64) {
 
 fn watching(endpoint: &str) -> Event {
     Event::Watching {
-        exchange: "bin".into(),
+        id: EndpointId::new("bin", endpoint),
         exchange_kind: ExchangeKind::Binance,
-        endpoint: endpoint.into(),
         kind: EndpointKind::Ticker,
         url: "http://127.0.0.1:1/".into(),
         interval_ms: 1000,

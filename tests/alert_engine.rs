@@ -7,16 +7,15 @@ use exwatch::alert::{AlertSettings, MaintenanceWindow, Matcher};
 use exwatch::model::Command;
 use exwatch::model::{Alert, AlertState, Severity};
 use exwatch::model::{BreakerState, Transition};
-use exwatch::model::{EndpointKind, ExchangeKind};
+use exwatch::model::{EndpointId, EndpointKind, ExchangeKind};
 use exwatch::model::{Event, Outcome, Sample};
 use exwatch::state::State;
 use std::time::Duration;
 
 fn watching(exchange: &str, endpoint: &str) -> Event {
     Event::Watching {
-        exchange: exchange.into(),
+        id: EndpointId::new(exchange, endpoint),
         exchange_kind: ExchangeKind::Binance,
-        endpoint: endpoint.into(),
         kind: EndpointKind::Ticker,
         url: "http://127.0.0.1:1/".into(),
         interval_ms: 1000,
@@ -25,8 +24,7 @@ fn watching(exchange: &str, endpoint: &str) -> Event {
 
 fn sample(exchange: &str, endpoint: &str, at_ms: i64, outcome: Outcome) -> Event {
     Event::Sample(Sample {
-        exchange: exchange.into(),
-        endpoint: endpoint.into(),
+        id: EndpointId::new(exchange, endpoint),
         at_ms,
         latency_us: 20_000,
         status: Some(200),
@@ -253,8 +251,7 @@ fn exchange_wide_outage_inhibits_that_exchanges_endpoint_alerts() {
     // book's breaker opens: every endpoint of bin is down → outage.
     let evs = e.on_event(
         &Event::BreakerChanged {
-            exchange: "bin".into(),
-            endpoint: "book".into(),
+            id: EndpointId::new("bin", "book"),
             at_ms: 3000,
             transition: Transition {
                 from: BreakerState::Closed,
@@ -388,8 +385,7 @@ fn no_data_behind_an_open_breaker_is_inhibited_by_the_breaker_alert() {
     feed(&mut e, sample("bin", "book", 1000, Outcome::Ok), 1000);
     e.on_event(
         &Event::BreakerChanged {
-            exchange: "bin".into(),
-            endpoint: "book".into(),
+            id: EndpointId::new("bin", "book"),
             at_ms: 2000,
             transition: Transition {
                 from: BreakerState::Closed,
@@ -414,8 +410,7 @@ fn no_data_behind_an_open_breaker_is_inhibited_by_the_breaker_alert() {
     // Breaker closes but still no data: now it is news.
     e.on_event(
         &Event::BreakerChanged {
-            exchange: "bin".into(),
-            endpoint: "book".into(),
+            id: EndpointId::new("bin", "book"),
             at_ms: 21_000,
             transition: Transition {
                 from: BreakerState::HalfOpen,

@@ -13,7 +13,7 @@ use exwatch::alert::notify::{self, AlertSender, GroupingSettings};
 use exwatch::alert::sinks::{self, Secret, Sink, SinkConfig, SinkHandle, SinkKind};
 use exwatch::model::Command;
 use exwatch::model::{Alert, AlertState, Delivery, Severity};
-use exwatch::model::{EndpointKind, ExchangeKind};
+use exwatch::model::{EndpointId, EndpointKind, ExchangeKind};
 use exwatch::model::{Event, Outcome, Sample};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -72,9 +72,8 @@ fn start(
 
 fn watching(endpoint: &str) -> Event {
     Event::Watching {
-        exchange: "bin".into(),
+        id: EndpointId::new("bin", endpoint),
         exchange_kind: ExchangeKind::Binance,
-        endpoint: endpoint.into(),
         kind: EndpointKind::Ticker,
         url: "http://127.0.0.1:1/".into(),
         interval_ms: 1000,
@@ -83,8 +82,7 @@ fn watching(endpoint: &str) -> Event {
 
 fn sample(endpoint: &str, at_ms: i64, outcome: Outcome) -> Event {
     Event::Sample(Sample {
-        exchange: "bin".into(),
-        endpoint: endpoint.into(),
+        id: EndpointId::new("bin", endpoint),
         at_ms,
         latency_us: 20_000,
         status: None,

@@ -7,7 +7,7 @@ use exwatch::alert::AlertSettings;
 use exwatch::alert::engine::Engine;
 use exwatch::journal::{self, FsyncPolicy, Journal, JournalSettings};
 use exwatch::model::{Alert, AlertState, Delivery, Severity};
-use exwatch::model::{Event, Outcome, Sample};
+use exwatch::model::{EndpointId, Event, Outcome, Sample};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -35,8 +35,7 @@ fn alert(fp: &str, state: AlertState) -> Alert {
 
 fn sample(at_ms: i64) -> Event {
     Event::Sample(Sample {
-        exchange: "bin".into(),
-        endpoint: "ticker".into(),
+        id: EndpointId::new("bin", "ticker"),
         at_ms,
         latency_us: 1234,
         status: Some(200),

@@ -47,6 +47,37 @@ fn every_line_of_a_v1_journal_reads() {
     );
 }
 
+/// The `ev` of every line that names an endpoint is written back byte for
+/// byte: the event's shape (field order included) has not changed since v1.
+#[test]
+fn endpoint_events_of_a_v1_journal_are_written_back_unchanged() {
+    let text = std::fs::read_to_string(fixture("v1-demo.jsonl")).unwrap();
+    let mut checked = 0;
+    for line in text.lines() {
+        let (_, ev) = line.split_once(r#","ev":"#).unwrap();
+        let ev = ev.strip_suffix('}').unwrap();
+        let endpoint_event = [
+            "watching",
+            "stalled",
+            "limiter_waited",
+            "limiter_fill",
+            "breaker_changed",
+            "breaker_rejected",
+            "poll_interval",
+            "sample",
+        ]
+        .iter()
+        .any(|k| ev.starts_with(&format!(r#"{{"event":"{k}","#)));
+        if !endpoint_event {
+            continue;
+        }
+        let parsed: Event = serde_json::from_str(ev).unwrap();
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), ev);
+        checked += 1;
+    }
+    assert_eq!(checked, 15 + 13 + 6 + 16 + 53 + 122);
+}
+
 #[test]
 fn a_v1_journal_replays_to_its_alerts() {
     let (entries, _) = journal::read_file(&fixture("v1-demo.jsonl")).unwrap();

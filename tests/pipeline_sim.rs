@@ -331,10 +331,10 @@ async fn a_hung_endpoint_does_not_delay_the_others() {
     let mut book_samples = 0;
     watch_events(&mut tap, Duration::from_millis(1500), |e| {
         if let Event::Sample(s) = e {
-            if s.endpoint == "ticker" && s.outcome.is_ok() {
+            if s.id.endpoint == "ticker" && s.outcome.is_ok() {
                 ticker_ok += 1;
             }
-            if s.endpoint == "book" {
+            if s.id.endpoint == "book" {
                 book_samples += 1;
             }
         }
@@ -377,8 +377,8 @@ async fn a_hang_is_reported_while_the_request_is_still_in_flight() {
     let started = Instant::now();
     let fired = watch_events(&mut tap, Duration::from_secs(10), |e| {
         match e {
-            Event::Stalled { endpoint, .. } if endpoint == "book" => stalled += 1,
-            Event::Sample(s) if s.endpoint == "book" && s.outcome == Outcome::Timeout => {
+            Event::Stalled { id, .. } if id.endpoint == "book" => stalled += 1,
+            Event::Sample(s) if s.id.endpoint == "book" && s.outcome == Outcome::Timeout => {
                 timeouts_before_fire += 1
             }
             Event::AlertChanged { alert } if alert.kind == "hung" => {

@@ -14,7 +14,7 @@ use exwatch::alert::engine::Engine;
 use exwatch::alert::triage::{self, ApiKey, Requested, TriageHandle, TriageSettings, prompt};
 use exwatch::model::TriageTotals;
 use exwatch::model::{Alert, AlertState, Severity, TriageSource};
-use exwatch::model::{EndpointKind, ExchangeKind};
+use exwatch::model::{EndpointId, EndpointKind, ExchangeKind};
 use exwatch::model::{Event, Outcome, Sample};
 use exwatch::state::{Snapshot, State};
 use serde_json::{Value, json};
@@ -278,17 +278,15 @@ impl Rig {
 fn snapshot_with(open: &[Alert]) -> Snapshot {
     let mut st = State::new();
     st.apply(&Event::Watching {
-        exchange: "binance".into(),
+        id: EndpointId::new("binance", "book"),
         exchange_kind: ExchangeKind::Binance,
-        endpoint: "book".into(),
         kind: EndpointKind::Book,
         url: "http://127.0.0.1:9/api/v3/depth?symbol=BTCUSDT".into(),
         interval_ms: 1000,
     });
     for i in 0..10 {
         st.apply(&Event::Sample(Sample {
-            exchange: "binance".into(),
-            endpoint: "book".into(),
+            id: EndpointId::new("binance", "book"),
             at_ms: 900 + i,
             latency_us: 35_000,
             status: Some(200),

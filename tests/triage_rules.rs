@@ -7,7 +7,7 @@ use exwatch::alert::triage::{AlertContext, TriageSettings, rules};
 use exwatch::config;
 use exwatch::model::{Alert, AlertState, Severity, TriageSource};
 use exwatch::model::{BreakerState, Transition};
-use exwatch::model::{EndpointKind, ExchangeKind};
+use exwatch::model::{EndpointId, EndpointKind, ExchangeKind};
 use exwatch::model::{Event, Outcome, Sample};
 use exwatch::state::{Snapshot, State};
 use std::collections::BTreeMap;
@@ -39,17 +39,15 @@ fn alert(exchange: &str, endpoint: Option<&str>, kind: &str, severity: Severity)
 fn snapshot(n: u64, failed: u64, breaker: BreakerState, open: &[Alert]) -> Snapshot {
     let mut st = State::new();
     st.apply(&Event::Watching {
-        exchange: "binance".into(),
+        id: EndpointId::new("binance", "book"),
         exchange_kind: ExchangeKind::Binance,
-        endpoint: "book".into(),
         kind: EndpointKind::Book,
         url: "http://user:secret@127.0.0.1:9/api?token=abc".into(),
         interval_ms: 1000,
     });
     for i in 0..n {
         st.apply(&Event::Sample(Sample {
-            exchange: "binance".into(),
-            endpoint: "book".into(),
+            id: EndpointId::new("binance", "book"),
             at_ms: 1_000 + i as i64,
             latency_us: 20_000,
             status: Some(200),
@@ -66,8 +64,7 @@ fn snapshot(n: u64, failed: u64, breaker: BreakerState, open: &[Alert]) -> Snaps
     }
     if breaker != BreakerState::Closed {
         st.apply(&Event::BreakerChanged {
-            exchange: "binance".into(),
-            endpoint: "book".into(),
+            id: EndpointId::new("binance", "book"),
             at_ms: 5_000,
             transition: Transition {
                 from: BreakerState::Closed,

@@ -8,7 +8,7 @@ mod ui_fixtures;
 
 use exwatch::config;
 use exwatch::model::AlertState;
-use exwatch::model::Command;
+use exwatch::model::{Command, EndpointId};
 use exwatch::ui::keymap::CTRL_C;
 use exwatch::ui::{Action, Key, Keymap, Mode, Panel, Reaction, Theme, ViewState};
 use std::time::Duration;
@@ -203,8 +203,7 @@ fn breaker_keys_send_commands_for_the_selected_endpoint() {
     assert_eq!(
         v.on_key(key("o"), &snap, NOW),
         Reaction::Send(Command::ForceOpen {
-            exchange: "kraken".into(),
-            endpoint: "book".into()
+            id: EndpointId::new("kraken", "book")
         })
     );
     // From the alert feed, the alert's endpoint.
@@ -212,8 +211,7 @@ fn breaker_keys_send_commands_for_the_selected_endpoint() {
     assert_eq!(
         v.on_key(key("c"), &snap, NOW),
         Reaction::Send(Command::ResetBreaker {
-            exchange: "bybit".into(),
-            endpoint: "book".into()
+            id: EndpointId::new("bybit", "book")
         })
     );
 }

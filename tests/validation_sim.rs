@@ -164,7 +164,7 @@ async fn rules_with_history_show_their_reason_as_events() {
         if let Event::Sample(s) = ev
             && let Outcome::Invalid { reason } = &s.outcome
         {
-            if s.exchange == "okx"
+            if s.id.exchange == "okx"
                 && matches!(
                     reason,
                     InvalidReason::BadNumber { .. } | InvalidReason::NonPositive { .. }
@@ -173,7 +173,7 @@ async fn rules_with_history_show_their_reason_as_events() {
                 okx_bad = true;
             }
             for w in &wanted {
-                if w.0 == s.exchange && w.1 == s.endpoint && w.2 == reason.name() {
+                if w.0 == s.id.exchange && w.1 == s.id.endpoint && w.2 == reason.name() {
                     seen.insert(*w);
                 }
             }

@@ -16,8 +16,8 @@ use crate::detect::breaker::{BREAKER_OPEN, OUTAGE};
 use crate::detect::staleness::NO_DATA;
 use crate::detect::{Detectors, Finding, Firing, Health};
 use crate::model::Command;
-use crate::model::Event;
 use crate::model::{Alert, AlertState};
+use crate::model::{EndpointId, Event};
 use std::collections::BTreeMap;
 
 /// An operator's silence, live until `until_ms`.
@@ -225,8 +225,8 @@ impl Engine {
         &self.silences
     }
 
-    pub fn health(&self, exchange: &str, endpoint: &str) -> Health {
-        self.detectors.health(exchange, endpoint)
+    pub fn health(&self, id: &EndpointId) -> Health {
+        self.detectors.health(id)
     }
 
     fn apply(&mut self, findings: Vec<Finding>, now_ms: i64) -> Vec<Event> {
@@ -260,17 +260,11 @@ impl Engine {
             .collect();
         // A paused endpoint has no data because we stopped asking: the
         // breaker alert says so already.
-        let paused: Vec<(String, Option<String>, String)> = self
+        let paused: Vec<(EndpointId, String)> = self
             .alerts
             .values()
             .filter(|t| t.alert.kind == BREAKER_OPEN && t.alert.state.is_open())
-            .map(|t| {
-                (
-                    t.alert.exchange.clone(),
-                    t.alert.endpoint.clone(),
-                    t.alert.fingerprint.clone(),
-                )
-            })
+            .filter_map(|t| Some((t.alert.endpoint_id()?, t.alert.fingerprint.clone())))
             .collect();
         for (fp, t) in self.alerts.iter_mut() {
             if !t.alert.state.is_open() {
@@ -381,8 +375,8 @@ fn resolve(a: &mut Alert, now_ms: i64, by: String) {
 struct Inhibitors<'a> {
     /// (exchange, outage fingerprint)
     outages: &'a [(String, String)],
-    /// (exchange, endpoint, breaker_open fingerprint)
-    paused: &'a [(String, Option<String>, String)],
+    /// (endpoint, breaker_open fingerprint)
+    paused: &'a [(EndpointId, String)],
     kinds: &'a [String],
 }
 
@@ -417,14 +411,11 @@ fn derive(
             return (AlertState::Silenced, Some(format!("inhibited by {fp}")));
         }
     }
-    if a.kind == NO_DATA {
-        if let Some((_, _, fp)) = inh
-            .paused
-            .iter()
-            .find(|(ex, ep, _)| *ex == a.exchange && *ep == a.endpoint)
-        {
-            return (AlertState::Silenced, Some(format!("inhibited by {fp}")));
-        }
+    if a.kind == NO_DATA
+        && let Some(id) = a.endpoint_id()
+        && let Some((_, fp)) = inh.paused.iter().find(|(p, _)| *p == id)
+    {
+        return (AlertState::Silenced, Some(format!("inhibited by {fp}")));
     }
     if let Some((by, _)) = acked {
         return (AlertState::Acknowledged, Some(by.clone()));

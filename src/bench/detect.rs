@@ -9,9 +9,9 @@ use crate::alert::engine::Engine;
 use crate::alert::notify::{Grouper, GroupingSettings};
 use crate::clock::wall_ms;
 use crate::config::{self, Config};
-use crate::model::Event;
 use crate::model::ExchangeKind;
 use crate::model::{Alert, AlertState};
+use crate::model::{EndpointId, Event};
 use crate::monitor::Monitor;
 use crate::sim::scenario::{FaultKind, Scenario};
 use serde_json::{Value, json};
@@ -62,26 +62,27 @@ struct Phase {
     /// With grouping scaled to the fast polls (group_wait 2s, group_interval 10s).
     notifications_fast: usize,
     events: u64,
-    /// (at, exchange, endpoint, interval ms): each endpoint's first interval
-    /// and every change.
-    intervals: Vec<(i64, String, String, u64)>,
+    /// (at, endpoint, interval ms): each endpoint's first interval and
+    /// every change.
+    intervals: Vec<(i64, EndpointId, u64)>,
 }
 
 impl Phase {
     /// The poll interval in effect at `at` for an endpoint (the shortest of
     /// the exchange's endpoints when `endpoint` is `None`).
     fn interval_at(&self, at: i64, exchange: Option<&str>, endpoint: Option<&str>) -> Option<u64> {
-        let mut current: HashMap<(&str, &str), u64> = HashMap::new();
-        for (t, ex, ep, ms) in &self.intervals {
+        let mut current: HashMap<&EndpointId, u64> = HashMap::new();
+        for (t, id, ms) in &self.intervals {
             if *t > at {
                 break;
             }
-            current.insert((ex, ep), *ms);
+            current.insert(id, *ms);
         }
         current
             .iter()
-            .filter(|((ex, ep), _)| {
-                exchange.is_none_or(|x| x == *ex) && endpoint.is_none_or(|x| x == *ep)
+            .filter(|(id, _)| {
+                exchange.is_none_or(|x| x == id.exchange)
+                    && endpoint.is_none_or(|x| x == id.endpoint)
             })
             .map(|(_, ms)| *ms)
             .min()
@@ -127,10 +128,10 @@ async fn run_phase(
             ev = tap.recv() => match ev {
                 Some(ev) => {
                     phase.events += 1;
-                    if let Event::PollInterval { exchange, endpoint, interval_ms }
-                    | Event::Watching { exchange, endpoint, interval_ms, .. } = &ev
+                    if let Event::PollInterval { id, interval_ms }
+                    | Event::Watching { id, interval_ms, .. } = &ev
                     {
-                        phase.intervals.push((wall_ms(), exchange.clone(), endpoint.clone(), *interval_ms));
+                        phase.intervals.push((wall_ms(), id.clone(), *interval_ms));
                     }
                     engine.on_event(&ev, wall_ms())
                 }

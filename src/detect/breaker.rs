@@ -178,15 +178,15 @@ impl OutageDetector {
         if !self.s.enabled {
             return None;
         }
-        let ex = self.exchanges.entry(smp.exchange.clone()).or_default();
-        let ep = ex.0.entry(smp.endpoint.clone()).or_default();
+        let ex = self.exchanges.entry(smp.id.exchange.clone()).or_default();
+        let ep = ex.0.entry(smp.id.endpoint.clone()).or_default();
         if hard_failure(smp.outcome.class()) {
             ep.fail_streak += 1;
         } else {
             ep.fail_streak = 0;
         }
         ep.last = smp.outcome.label();
-        self.eval(&smp.exchange.clone(), smp.at_ms)
+        self.eval(&smp.id.exchange.clone(), smp.at_ms)
     }
 
     pub fn on_breaker(
@@ -283,7 +283,7 @@ mod tests {
 
     fn on(ep: &str, at: i64, o: Outcome) -> Sample {
         let mut s = sample(at, 5, o);
-        s.endpoint = ep.into();
+        s.id.endpoint = ep.into();
         s
     }
 
@@ -316,7 +316,7 @@ mod tests {
         d.watch("krk", "ticker");
         for t in 0..5 {
             let mut s = sample(t, 5, Outcome::Timeout);
-            s.exchange = "krk".into();
+            s.id.exchange = "krk".into();
             assert!(d.on_sample(&s).is_none());
         }
     }

@@ -16,8 +16,8 @@ pub mod limits;
 pub mod payload;
 pub mod staleness;
 
-use crate::model::Event;
 use crate::model::{Alert, AlertKind, Severity};
+use crate::model::{EndpointId, Event};
 use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -204,7 +204,7 @@ struct EndpointDetectors {
 #[derive(Debug, Clone)]
 pub struct Detectors {
     settings: DetectSettings,
-    endpoints: HashMap<(String, String), EndpointDetectors>,
+    endpoints: HashMap<EndpointId, EndpointDetectors>,
     outages: breaker::OutageDetector,
 }
 
@@ -221,10 +221,11 @@ impl Detectors {
         &self.settings
     }
 
-    fn endpoint(&mut self, exchange: &str, endpoint: &str, now_ms: i64) -> &mut EndpointDetectors {
+    fn endpoint(&mut self, id: &EndpointId, now_ms: i64) -> &mut EndpointDetectors {
         let s = &self.settings;
+        let (exchange, endpoint) = (id.exchange.as_str(), id.endpoint.as_str());
         self.endpoints
-            .entry((exchange.to_string(), endpoint.to_string()))
+            .entry(id.clone())
             .or_insert_with(|| EndpointDetectors {
                 latency: latency::LatencyDetector::new(exchange, endpoint, s.latency.clone()),
                 errors: error_rate::ErrorRateDetector::new(
@@ -250,25 +251,18 @@ impl Detectors {
         let mut out = Vec::new();
         match ev {
             Event::Watching {
-                exchange,
-                endpoint,
-                interval_ms,
-                ..
+                id, interval_ms, ..
             } => {
-                let d = self.endpoint(exchange, endpoint, now_ms);
+                let d = self.endpoint(id, now_ms);
                 d.stale.set_interval(*interval_ms);
-                self.outages.watch(exchange, endpoint);
+                self.outages.watch(&id.exchange, &id.endpoint);
             }
-            Event::PollInterval {
-                exchange,
-                endpoint,
-                interval_ms,
-            } => {
-                let d = self.endpoint(exchange, endpoint, now_ms);
+            Event::PollInterval { id, interval_ms } => {
+                let d = self.endpoint(id, now_ms);
                 d.stale.set_interval(*interval_ms);
             }
             Event::Sample(s) => {
-                let d = self.endpoint(&s.exchange, &s.endpoint, now_ms);
+                let d = self.endpoint(&s.id, now_ms);
                 out.extend(d.latency.on_sample(s));
                 out.extend(d.errors.on_sample(s));
                 out.extend(d.hang.on_sample(s));
@@ -278,46 +272,41 @@ impl Detectors {
                 out.extend(self.outages.on_sample(s));
             }
             Event::Stalled {
-                exchange,
-                endpoint,
-                in_flight_ms,
-                ..
+                id, in_flight_ms, ..
             } => {
-                let d = self.endpoint(exchange, endpoint, now_ms);
+                let d = self.endpoint(id, now_ms);
                 out.extend(d.hang.on_stalled(*in_flight_ms));
             }
             Event::LimiterWaited {
-                exchange,
-                endpoint,
+                id,
                 at_ms,
                 waited_ms,
                 ..
             } => {
-                let d = self.endpoint(exchange, endpoint, now_ms);
+                let d = self.endpoint(id, now_ms);
                 out.extend(d.limits.on_wait(*at_ms, *waited_ms));
             }
             Event::BreakerChanged {
-                exchange,
-                endpoint,
+                id,
                 at_ms,
                 transition,
             } => {
-                let d = self.endpoint(exchange, endpoint, now_ms);
+                let d = self.endpoint(id, now_ms);
                 out.extend(d.breaker.on_transition(*at_ms, transition));
+                out.extend(self.outages.on_breaker(
+                    &id.exchange,
+                    &id.endpoint,
+                    transition.to,
+                    *at_ms,
+                ));
+            }
+            Event::BreakerRejected { id, at_ms, state } => {
+                let d = self.endpoint(id, now_ms);
+                out.extend(d.breaker.on_rejected(*at_ms));
                 out.extend(
                     self.outages
-                        .on_breaker(exchange, endpoint, transition.to, *at_ms),
+                        .on_breaker(&id.exchange, &id.endpoint, *state, *at_ms),
                 );
-            }
-            Event::BreakerRejected {
-                exchange,
-                endpoint,
-                at_ms,
-                state,
-            } => {
-                let d = self.endpoint(exchange, endpoint, now_ms);
-                out.extend(d.breaker.on_rejected(*at_ms));
-                out.extend(self.outages.on_breaker(exchange, endpoint, *state, *at_ms));
             }
             Event::LimiterFill { .. }
             | Event::ClockOffset { .. }
@@ -341,11 +330,8 @@ impl Detectors {
     }
 
     /// How an endpoint looks right now, for views: down beats degraded.
-    pub fn health(&self, exchange: &str, endpoint: &str) -> Health {
-        match self
-            .endpoints
-            .get(&(exchange.to_string(), endpoint.to_string()))
-        {
+    pub fn health(&self, id: &EndpointId) -> Health {
+        match self.endpoints.get(id) {
             None => Health::Up,
             Some(d)
                 if d.errors.is_firing()
@@ -363,12 +349,11 @@ impl Detectors {
 
 #[cfg(test)]
 pub(crate) mod testutil {
-    use crate::model::{Outcome, Sample};
+    use crate::model::{EndpointId, Outcome, Sample};
 
     pub fn sample(at_ms: i64, latency_ms: u64, outcome: Outcome) -> Sample {
         Sample {
-            exchange: "bin".into(),
-            endpoint: "ticker".into(),
+            id: EndpointId::new("bin", "ticker"),
             at_ms,
             latency_us: latency_ms * 1000,
             status: Some(200),

@@ -391,7 +391,7 @@ pub fn restore_open_alerts(path: &Path) -> Result<Vec<Alert>, JournalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{BreakerState, OpenWait, OutcomeClass, Transition, TripCause};
+    use crate::model::{BreakerState, EndpointId, OpenWait, OutcomeClass, Transition, TripCause};
 
     /// A `breaker_changed` line as the release before typed causes wrote it:
     /// the reason is prose.
@@ -401,8 +401,7 @@ mod tests {
     fn an_old_breaker_changed_line_still_reads() {
         let e: Entry = serde_json::from_str(OLD_LINE).expect("old journals stay readable");
         let Event::BreakerChanged {
-            exchange,
-            endpoint,
+            id,
             at_ms,
             transition,
         } = &e.ev
@@ -410,8 +409,8 @@ mod tests {
             panic!("not a breaker event: {:?}", e.ev)
         };
         assert_eq!(
-            (exchange.as_str(), endpoint.as_str(), *at_ms),
-            ("binance", "ticker", 1_700_000_000_100)
+            (id, *at_ms),
+            (&EndpointId::new("binance", "ticker"), 1_700_000_000_100)
         );
         assert_eq!(
             transition,
@@ -438,8 +437,7 @@ mod tests {
             v: VERSION,
             ts_ms: 1_700_000_000_123,
             ev: Event::BreakerChanged {
-                exchange: "binance".into(),
-                endpoint: "ticker".into(),
+                id: EndpointId::new("binance", "ticker"),
                 at_ms: 1_700_000_000_100,
                 transition: Transition {
                     from: BreakerState::Closed,

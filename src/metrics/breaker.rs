@@ -49,25 +49,18 @@ impl Breaker {
     /// Count a transition (`BreakerChanged`) or a rejected poll (`BreakerRejected`).
     pub(super) fn on_event(&self, ev: &Event) {
         match ev {
-            Event::BreakerChanged {
-                exchange,
-                endpoint,
-                transition,
-                ..
-            } => {
+            Event::BreakerChanged { id, transition, .. } => {
                 self.transitions
                     .get_or_create(&TransitionLabels {
-                        exchange: exchange.clone(),
-                        endpoint: endpoint.clone(),
+                        exchange: id.exchange.clone(),
+                        endpoint: id.endpoint.clone(),
                         to: transition.to.as_str().into(),
                     })
                     .inc();
             }
-            Event::BreakerRejected {
-                exchange, endpoint, ..
-            } => {
+            Event::BreakerRejected { id, .. } => {
                 self.rejections
-                    .get_or_create(&EndpointLabels::new(exchange, endpoint))
+                    .get_or_create(&EndpointLabels::new(id))
                     .inc();
             }
             _ => {}

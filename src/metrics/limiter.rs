@@ -47,8 +47,7 @@ impl Limiter {
     /// Observe a wait (`LimiterWaited`).
     pub(super) fn on_event(&self, ev: &Event) {
         if let Event::LimiterWaited {
-            exchange,
-            endpoint,
+            id,
             waited_ms,
             tier,
             ..
@@ -56,8 +55,8 @@ impl Limiter {
         {
             self.wait
                 .get_or_create(&TierLabels {
-                    exchange: exchange.clone(),
-                    endpoint: endpoint.clone(),
+                    exchange: id.exchange.clone(),
+                    endpoint: id.endpoint.clone(),
                     tier: tier.as_str().into(),
                 })
                 .observe(*waited_ms as f64 / 1000.0);

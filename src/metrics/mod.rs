@@ -46,7 +46,7 @@ mod triage;
 pub use process::ProcessStats;
 pub use settings::{MetricsError, MetricsSettings};
 
-use crate::model::Event;
+use crate::model::{EndpointId, Event};
 use crate::state::Snapshot;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -76,10 +76,10 @@ struct EndpointLabels {
 }
 
 impl EndpointLabels {
-    fn new(exchange: &str, endpoint: &str) -> EndpointLabels {
+    fn new(id: &EndpointId) -> EndpointLabels {
         EndpointLabels {
-            exchange: exchange.to_owned(),
-            endpoint: endpoint.to_owned(),
+            exchange: id.exchange.clone(),
+            endpoint: id.endpoint.clone(),
         }
     }
 }

@@ -74,24 +74,20 @@ impl Polls {
             Event::Sample(s) => {
                 self.calls
                     .get_or_create(&CallLabels {
-                        exchange: s.exchange.clone(),
-                        endpoint: s.endpoint.clone(),
+                        exchange: s.id.exchange.clone(),
+                        endpoint: s.id.endpoint.clone(),
                         status: s.outcome.status_label(),
                     })
                     .inc();
                 // Same rule as the reducer: a timeout's latency is the timeout, not the API's speed.
                 if s.outcome.has_latency() {
                     self.latency
-                        .get_or_create(&EndpointLabels::new(&s.exchange, &s.endpoint))
+                        .get_or_create(&EndpointLabels::new(&s.id))
                         .observe(s.latency_us as f64 / 1_000_000.0);
                 }
             }
-            Event::Stalled {
-                exchange, endpoint, ..
-            } => {
-                self.stalls
-                    .get_or_create(&EndpointLabels::new(exchange, endpoint))
-                    .inc();
+            Event::Stalled { id, .. } => {
+                self.stalls.get_or_create(&EndpointLabels::new(id)).inc();
             }
             _ => {}
         }

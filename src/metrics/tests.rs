@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 
 fn sample(outcome: Outcome) -> Event {
     Event::Sample(Sample {
-        exchange: "bin".into(),
-        endpoint: "book".into(),
+        id: EndpointId::new("bin", "book"),
         at_ms: 1,
         latency_us: 20_000,
         status: None,
@@ -158,9 +157,8 @@ fn gauges_follow_the_latest_snapshot_only() {
     let m = Metrics::with_clock(rx, || 13_500);
     let mut st = crate::state::State::new();
     st.apply(&Event::Watching {
-        exchange: "bin".into(),
+        id: EndpointId::new("bin", "book"),
         exchange_kind: crate::model::ExchangeKind::Binance,
-        endpoint: "book".into(),
         kind: crate::model::EndpointKind::Book,
         url: "http://x/".into(),
         interval_ms: 2000,
@@ -213,17 +211,15 @@ fn gauges_follow_the_latest_snapshot_only() {
 fn golden_events() -> Vec<Event> {
     use crate::model::{EndpointKind, ExchangeKind, InvalidReason, Tier, TierFill, Transition};
     let watching = |ex: &str, ep: &str, kind: EndpointKind, interval_ms: u64| Event::Watching {
-        exchange: ex.into(),
+        id: EndpointId::new(ex, ep),
         exchange_kind: ExchangeKind::Binance,
-        endpoint: ep.into(),
         kind,
         url: format!("http://127.0.0.1:1/{ex}/{ep}"),
         interval_ms,
     };
     let poll = |ex: &str, ep: &str, at_ms: i64, latency_us: u64, outcome: Outcome| {
         Event::Sample(Sample {
-            exchange: ex.into(),
-            endpoint: ep.into(),
+            id: EndpointId::new(ex, ep),
             at_ms,
             latency_us,
             status: None,
@@ -329,28 +325,24 @@ fn golden_events() -> Vec<Event> {
         ),
         poll("okx", "ticker", 4_200, 25_000, Outcome::Ok),
         Event::Stalled {
-            exchange: "bin".into(),
-            endpoint: "ticker".into(),
+            id: EndpointId::new("bin", "ticker"),
             at_ms: 4_000,
             in_flight_ms: 900,
         },
         Event::LimiterWaited {
-            exchange: "bin".into(),
-            endpoint: "book".into(),
+            id: EndpointId::new("bin", "book"),
             at_ms: 2_500,
             waited_ms: 40,
             tier: Tier::Endpoint,
         },
         Event::LimiterWaited {
-            exchange: "bin".into(),
-            endpoint: "book".into(),
+            id: EndpointId::new("bin", "book"),
             at_ms: 2_600,
             waited_ms: 2_000,
             tier: Tier::Exchange,
         },
         Event::LimiterFill {
-            exchange: "bin".into(),
-            endpoint: "book".into(),
+            id: EndpointId::new("bin", "book"),
             at_ms: 3_000,
             tiers: vec![
                 TierFill {
@@ -368,8 +360,7 @@ fn golden_events() -> Vec<Event> {
             ],
         },
         Event::BreakerChanged {
-            exchange: "bin".into(),
-            endpoint: "ticker".into(),
+            id: EndpointId::new("bin", "ticker"),
             at_ms: 2_000,
             transition: Transition {
                 from: BreakerState::Closed,
@@ -379,14 +370,12 @@ fn golden_events() -> Vec<Event> {
             },
         },
         Event::BreakerRejected {
-            exchange: "bin".into(),
-            endpoint: "ticker".into(),
+            id: EndpointId::new("bin", "ticker"),
             at_ms: 2_500,
             state: BreakerState::Open,
         },
         Event::BreakerChanged {
-            exchange: "okx".into(),
-            endpoint: "ticker".into(),
+            id: EndpointId::new("okx", "ticker"),
             at_ms: 2_300,
             transition: Transition {
                 from: BreakerState::Open,
@@ -396,8 +385,7 @@ fn golden_events() -> Vec<Event> {
             },
         },
         Event::PollInterval {
-            exchange: "okx".into(),
-            endpoint: "ticker".into(),
+            id: EndpointId::new("okx", "ticker"),
             interval_ms: 4_000,
         },
         Event::ClockOffset {

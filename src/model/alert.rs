@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::ids::EndpointId;
 use super::outcome::InvalidReason;
 use strum::VariantNames;
 
@@ -178,6 +179,12 @@ pub struct Alert {
 impl Alert {
     pub fn fingerprint_of(exchange: &str, endpoint: Option<&str>, kind: &str) -> String {
         format!("{exchange}/{}/{kind}", endpoint.unwrap_or("*"))
+    }
+
+    /// The endpoint it is about; `None` for exchange-wide alerts.
+    pub fn endpoint_id(&self) -> Option<EndpointId> {
+        let endpoint = self.endpoint.as_ref()?;
+        Some(EndpointId::new(&self.exchange, endpoint))
     }
 }
 

@@ -6,10 +6,10 @@
 
 use super::alert::{Alert, Delivery, Triage, TriageTotals};
 use super::breaker::{BreakerState, Transition};
-use super::ids::{EndpointKind, ExchangeKind};
+use super::ids::{EndpointId, EndpointKind, ExchangeKind};
 use super::limits::{Tier, TierFill};
 use super::outcome::Sample;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Which backend a health event is about.
 ///
@@ -62,10 +62,12 @@ impl Component {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// Describes an endpoint once at start, so views know it before its first sample.
+    /// Written by `serialize_watching`, in the field order journals have always had.
+    #[serde(serialize_with = "serialize_watching")]
     Watching {
-        exchange: String,
+        #[serde(flatten)]
+        id: EndpointId,
         exchange_kind: ExchangeKind,
-        endpoint: String,
         kind: EndpointKind,
         url: String,
         interval_ms: u64,
@@ -74,41 +76,41 @@ pub enum Event {
     /// A request has been in flight for `in_flight_ms` and is still
     /// unanswered (sent once per poll; its `Sample` follows when it ends).
     Stalled {
-        exchange: String,
-        endpoint: String,
+        #[serde(flatten)]
+        id: EndpointId,
         at_ms: i64,
         in_flight_ms: u64,
     },
     /// A worker waited for the rate limiter before polling.
     LimiterWaited {
-        exchange: String,
-        endpoint: String,
+        #[serde(flatten)]
+        id: EndpointId,
         at_ms: i64,
         waited_ms: u64,
         tier: Tier,
     },
     LimiterFill {
-        exchange: String,
-        endpoint: String,
+        #[serde(flatten)]
+        id: EndpointId,
         at_ms: i64,
         tiers: Vec<TierFill>,
     },
     BreakerChanged {
-        exchange: String,
-        endpoint: String,
+        #[serde(flatten)]
+        id: EndpointId,
         at_ms: i64,
         transition: Transition,
     },
     /// A poll was skipped because the breaker is open.
     BreakerRejected {
-        exchange: String,
-        endpoint: String,
+        #[serde(flatten)]
+        id: EndpointId,
         at_ms: i64,
         state: BreakerState,
     },
     PollInterval {
-        exchange: String,
-        endpoint: String,
+        #[serde(flatten)]
+        id: EndpointId,
         interval_ms: u64,
     },
     ClockOffset {
@@ -148,23 +150,48 @@ pub enum Event {
     TriageUsage(TriageTotals),
 }
 
+/// Writes [`Event::Watching`] with its fields in the order journals have
+/// always had them (`exchange`, `exchange_kind`, `endpoint`, `kind`, ...):
+/// a flattened [`EndpointId`] would put its two fields side by side. Reading
+/// needs no counterpart: the flattened id takes its fields from anywhere.
+fn serialize_watching<S: Serializer>(
+    id: &EndpointId,
+    exchange_kind: &ExchangeKind,
+    kind: &EndpointKind,
+    url: &str,
+    interval_ms: &u64,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Watching<'a> {
+        exchange: &'a str,
+        exchange_kind: ExchangeKind,
+        endpoint: &'a str,
+        kind: EndpointKind,
+        url: &'a str,
+        interval_ms: u64,
+    }
+    Watching {
+        exchange: &id.exchange,
+        exchange_kind: *exchange_kind,
+        endpoint: &id.endpoint,
+        kind: *kind,
+        url,
+        interval_ms: *interval_ms,
+    }
+    .serialize(serializer)
+}
+
 /// What the operator can ask of the engine. The UI sends these; it never
 /// changes engine state itself.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    ForceOpen {
-        exchange: String,
-        endpoint: String,
-    },
-    ResetBreaker {
-        exchange: String,
-        endpoint: String,
-    },
+    /// Force the endpoint's breaker open: no calls until it is reset.
+    ForceOpen { id: EndpointId },
+    /// Close the endpoint's breaker and forget its history.
+    ResetBreaker { id: EndpointId },
     /// Stop reminders for an alert; `by` names the operator.
-    Acknowledge {
-        fingerprint: String,
-        by: String,
-    },
+    Acknowledge { fingerprint: String, by: String },
     /// Silence alerts matching every given field, for a while.
     Silence {
         exchange: Option<String>,
@@ -174,14 +201,59 @@ pub enum Command {
         by: String,
     },
     /// Ask for triage of these alerts (one batch).
-    Triage {
-        fingerprints: Vec<String>,
-    },
+    Triage { fingerprints: Vec<String> },
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One line of each event that names an endpoint, as journals were
+    /// written before events carried an `EndpointId`: the shape must not
+    /// change, field order included.
+    const ENDPOINT_EVENTS: [&str; 10] = [
+        r#"{"event":"watching","exchange":"binance","exchange_kind":"binance","endpoint":"time","kind":"time","url":"http://127.0.0.1:45971/binance/api/v3/time","interval_ms":5000}"#,
+        r#"{"event":"sample","exchange":"binance","endpoint":"ticker","at_ms":1700000000000,"latency_us":1234,"status":200,"outcome":{"outcome":"ok"},"summary":"100.5 / 100.6","price":100.55,"exchange_ts_ms":1699999999990,"signal":{"used":12,"limit":6000,"remaining":null,"window_ms":60000,"reset_at_ms":null,"retry_after_ms":null,"banned_until_ms":null}}"#,
+        r#"{"event":"sample","exchange":"okx","endpoint":"book","at_ms":1700000000001,"latency_us":0,"status":null,"outcome":{"outcome":"invalid","reason":{"reason":"crossed_book","bid":2.5,"ask":1.25}},"summary":null,"price":null,"exchange_ts_ms":null,"signal":null}"#,
+        r#"{"event":"stalled","exchange":"binance","endpoint":"book","at_ms":1796029907200,"in_flight_ms":250}"#,
+        r#"{"event":"limiter_waited","exchange":"bybit","endpoint":"time","at_ms":1796029930409,"waited_ms":1471,"tier":"exchange"}"#,
+        r#"{"event":"limiter_fill","exchange":"bybit","endpoint":"time","at_ms":1796029930409,"tiers":[{"tier":"ip","tokens":3.5,"capacity":10.0,"blocked_for_ms":null}]}"#,
+        r#"{"event":"breaker_changed","exchange":"okx","endpoint":"book","at_ms":1796029913967,"transition":{"from":"closed","to":"open","reason":"3 consecutive failures ≥ 3 (last: server_error); open 4s (trip 1)","open_until_ms":1796029917967}}"#,
+        r#"{"event":"breaker_changed","exchange":"okx","endpoint":"book","at_ms":1700000000100,"transition":{"from":"closed","to":"open","reason":{"cause":"consecutive_failures","count":3,"threshold":3,"last":"server_error","open":{"wait":"backoff","wait_ms":10000,"trip":1}},"open_until_ms":1700000010100}}"#,
+        r#"{"event":"breaker_rejected","exchange":"okx","endpoint":"book","at_ms":1796029914468,"state":"open"}"#,
+        r#"{"event":"poll_interval","exchange":"coinbase","endpoint":"book","interval_ms":500}"#,
+    ];
+
+    #[test]
+    fn endpoint_events_keep_their_json_shape() {
+        for line in ENDPOINT_EVENTS {
+            let ev: Event = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            let again = serde_json::to_string(&ev).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert_eq!(again, line);
+        }
+    }
+
+    #[test]
+    fn an_endpoint_id_is_written_as_the_two_fields_it_replaced() {
+        let watching = Event::Watching {
+            id: EndpointId::new("binance", "time"),
+            exchange_kind: ExchangeKind::Binance,
+            kind: EndpointKind::Time,
+            url: "http://127.0.0.1:45971/binance/api/v3/time".into(),
+            interval_ms: 5000,
+        };
+        let stalled = Event::Stalled {
+            id: EndpointId::new("binance", "book"),
+            at_ms: 1_796_029_907_200,
+            in_flight_ms: 250,
+        };
+        let json = |ev: &Event| serde_json::to_string(ev).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(json(&watching), ENDPOINT_EVENTS[0]);
+        assert_eq!(json(&stalled), ENDPOINT_EVENTS[3]);
+        let back: Event =
+            serde_json::from_str(ENDPOINT_EVENTS[0]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, watching);
+    }
 
     #[test]
     fn component_names_and_labels() {

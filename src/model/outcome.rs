@@ -3,6 +3,7 @@
 //! is not trusted ([`InvalidReason`]) and the exchange's rate-limit orders
 //! ([`RateLimitSignal`]).
 
+use super::ids::EndpointId;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -153,8 +154,9 @@ impl Outcome {
 /// The result of one poll of one endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
-    pub exchange: String,
-    pub endpoint: String,
+    /// Written as the `exchange` and `endpoint` fields, first, as always.
+    #[serde(flatten)]
+    pub id: EndpointId,
     pub at_ms: i64,
     pub latency_us: u64,
     pub status: Option<u16>,

@@ -196,12 +196,8 @@ impl Core {
             Command::Triage { fingerprints } => {
                 self.triage.request_fingerprints(&fingerprints);
             }
-            Command::ForceOpen { exchange, endpoint } => {
-                self.breaker_command(EndpointId { exchange, endpoint }, true);
-            }
-            Command::ResetBreaker { exchange, endpoint } => {
-                self.breaker_command(EndpointId { exchange, endpoint }, false);
-            }
+            Command::ForceOpen { id } => self.breaker_command(id, true),
+            Command::ResetBreaker { id } => self.breaker_command(id, false),
         }
     }
 
@@ -219,8 +215,7 @@ impl Core {
                 Ok(Some(transition)) => {
                     let _ = events
                         .send(Event::BreakerChanged {
-                            exchange: id.exchange,
-                            endpoint: id.endpoint,
+                            id,
                             at_ms: wall_ms(),
                             transition,
                         })

@@ -4,8 +4,8 @@
 
 use super::keymap::{Action, CTRL_C, Key, Keymap};
 use super::theme::Theme;
-use crate::model::Command;
 use crate::model::{Alert, AlertState};
+use crate::model::{Command, EndpointId};
 use crate::state::{EndpointView, ExchangeView, Snapshot};
 use crossterm::event::KeyCode;
 use std::time::Duration;
@@ -66,8 +66,8 @@ pub struct ViewState {
     /// Who acknowledges and silences (`$USER`).
     pub operator: String,
     pub focus: Panel,
-    /// (exchange, endpoint): kept by identity so the selection does not jump when rows move.
-    pub selected_endpoint: Option<(String, String)>,
+    /// Kept by identity so the selection does not jump when rows move.
+    pub selected_endpoint: Option<EndpointId>,
     pub selected_alert: Option<String>,
     pub show_resolved: bool,
     pub detail: bool,
@@ -161,9 +161,9 @@ impl ViewState {
         if rows.is_empty() {
             return None;
         }
-        let found = self.selected_endpoint.as_ref().and_then(|(x, e)| {
+        let found = self.selected_endpoint.as_ref().and_then(|id| {
             rows.iter()
-                .position(|(ex, ep)| &ex.name == x && &ep.name == e)
+                .position(|(ex, ep)| ex.name == id.exchange && ep.name == id.endpoint)
         });
         Some(found.unwrap_or(0))
     }
@@ -234,7 +234,7 @@ impl ViewState {
         if self.selected_endpoint.is_none()
             && let Some((ex, ep)) = self.current_endpoint(snap)
         {
-            self.selected_endpoint = Some((ex.name.clone(), ep.name.clone()));
+            self.selected_endpoint = Some(EndpointId::new(&ex.name, &ep.name));
         }
         if self.selected_alert.is_none()
             && let Some(a) = self.current_alert(snap)
@@ -381,28 +381,17 @@ impl ViewState {
                 Reaction::Redraw
             }
             Action::ForceOpen | Action::ResetBreaker => {
-                let Some((exchange, endpoint)) = self.endpoint_for_action(snap) else {
+                let Some(id) = self.endpoint_for_action(snap) else {
                     self.status("no endpoint selected", true);
                     return Reaction::Redraw;
                 };
                 let (verb, cmd) = if action == Action::ForceOpen {
-                    (
-                        "force open",
-                        Command::ForceOpen {
-                            exchange: exchange.clone(),
-                            endpoint: endpoint.clone(),
-                        },
-                    )
+                    ("force open", Command::ForceOpen { id: id.clone() })
                 } else {
-                    (
-                        "reset",
-                        Command::ResetBreaker {
-                            exchange: exchange.clone(),
-                            endpoint: endpoint.clone(),
-                        },
-                    )
+                    ("reset", Command::ResetBreaker { id: id.clone() })
                 };
-                self.status(format!("{verb} sent: {exchange}/{endpoint}"), false);
+                // `exchange/endpoint`, as the id displays.
+                self.status(format!("{verb} sent: {id}"), false);
                 Reaction::Send(cmd)
             }
         }
@@ -417,14 +406,12 @@ impl ViewState {
     }
 
     /// The endpoint a breaker action applies to: the selected row, or the selected alert's endpoint.
-    fn endpoint_for_action(&self, snap: &Snapshot) -> Option<(String, String)> {
+    fn endpoint_for_action(&self, snap: &Snapshot) -> Option<EndpointId> {
         match self.focus {
             Panel::Exchanges => self
                 .current_endpoint(snap)
-                .map(|(ex, ep)| (ex.name.clone(), ep.name.clone())),
-            Panel::Alerts => self
-                .current_alert(snap)
-                .and_then(|a| Some((a.exchange.clone(), a.endpoint.clone()?))),
+                .map(|(ex, ep)| EndpointId::new(&ex.name, &ep.name)),
+            Panel::Alerts => self.current_alert(snap).and_then(Alert::endpoint_id),
         }
     }
 
@@ -442,7 +429,7 @@ impl ViewState {
                 let Some(i) = step(self.endpoint_index(&rows), rows.len()) else {
                     return Reaction::None;
                 };
-                self.selected_endpoint = Some((rows[i].0.name.clone(), rows[i].1.name.clone()));
+                self.selected_endpoint = Some(EndpointId::new(&rows[i].0.name, &rows[i].1.name));
             }
             Panel::Alerts => {
                 let rows = self.visible_alerts(snap);

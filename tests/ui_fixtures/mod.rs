@@ -5,7 +5,7 @@
 use exwatch::model::{Alert, AlertState, Delivery, Severity, Triage, TriageSource};
 use exwatch::model::{BreakerState, Transition};
 use exwatch::model::{Component, Event, Outcome, Sample};
-use exwatch::model::{EndpointKind, ExchangeKind};
+use exwatch::model::{EndpointId, EndpointKind, ExchangeKind};
 use exwatch::model::{Tier, TierFill};
 use exwatch::state::{Snapshot, State};
 use std::collections::BTreeMap;
@@ -29,9 +29,8 @@ const ENDPOINTS: [(&str, EndpointKind, u64); 3] = [
 fn watching(st: &mut State, exchange: &str, kind: ExchangeKind) {
     for (ep, ek, interval) in ENDPOINTS {
         st.apply(&Event::Watching {
-            exchange: exchange.into(),
+            id: EndpointId::new(exchange, ep),
             exchange_kind: kind,
-            endpoint: ep.into(),
             kind: ek,
             url: format!("http://127.0.0.1:9900/{}/{ep}", kind.as_str()),
             interval_ms: interval,
@@ -42,8 +41,7 @@ fn watching(st: &mut State, exchange: &str, kind: ExchangeKind) {
 fn sample(exchange: &str, endpoint: &str, at_ms: i64, latency_us: u64, outcome: Outcome) -> Event {
     let ok = outcome.is_ok();
     Event::Sample(Sample {
-        exchange: exchange.into(),
-        endpoint: endpoint.into(),
+        id: EndpointId::new(exchange, endpoint),
         at_ms,
         latency_us,
         status: Some(if ok { 200 } else { 503 }),
@@ -71,8 +69,7 @@ fn healthy_exchange(st: &mut State, idx: usize, name: &str, kind: ExchangeKind) 
             st.apply(&sample(name, ep, at, latency(seed, i), Outcome::Ok));
         }
         st.apply(&Event::LimiterFill {
-            exchange: name.into(),
-            endpoint: (*ep).into(),
+            id: EndpointId::new(name, *ep),
             at_ms: NOW - 500,
             tiers: vec![TierFill {
                 tier: Tier::Exchange,
@@ -155,8 +152,7 @@ pub fn exchange_down() -> Snapshot {
         ));
     }
     st.apply(&Event::BreakerChanged {
-        exchange: "bybit".into(),
-        endpoint: "book".into(),
+        id: EndpointId::new("bybit", "book"),
         at_ms: NOW - 3_000,
         transition: Transition {
             from: BreakerState::Closed,
@@ -166,14 +162,12 @@ pub fn exchange_down() -> Snapshot {
         },
     });
     st.apply(&Event::BreakerRejected {
-        exchange: "bybit".into(),
-        endpoint: "book".into(),
+        id: EndpointId::new("bybit", "book"),
         at_ms: NOW - 1_000,
         state: BreakerState::Open,
     });
     st.apply(&Event::LimiterFill {
-        exchange: "bybit".into(),
-        endpoint: "ticker".into(),
+        id: EndpointId::new("bybit", "ticker"),
         at_ms: NOW - 500,
         tiers: vec![TierFill {
             tier: Tier::Exchange,
@@ -183,8 +177,7 @@ pub fn exchange_down() -> Snapshot {
         }],
     });
     st.apply(&Event::LimiterWaited {
-        exchange: "bybit".into(),
-        endpoint: "ticker".into(),
+        id: EndpointId::new("bybit", "ticker"),
         at_ms: NOW - 2_000,
         waited_ms: 1_450,
         tier: Tier::Exchange,
