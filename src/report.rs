@@ -230,8 +230,12 @@ pub fn build(entries: impl IntoIterator<Item = Entry>, window: Window) -> Report
                     }
                 };
                 let ep = &mut r.alerts[idx];
+                // The title that fired the episode, or the one of its worst
+                // severity: not whatever the alert said last.
+                if alert.severity > ep.severity {
+                    ep.title = alert.title.clone();
+                }
                 ep.severity = ep.severity.max(alert.severity);
-                ep.title = alert.title.clone();
                 match alert.state {
                     AlertState::Acknowledged if ep.acknowledged.is_none() => {
                         ep.acknowledged = Some(ByWhom {

@@ -6,7 +6,7 @@ use exwatch::alert::engine::Engine;
 use exwatch::alert::{AlertSettings, MaintenanceWindow, Matcher};
 use exwatch::model::Command;
 use exwatch::model::{Alert, AlertState, Severity};
-use exwatch::model::{BreakerState, Transition};
+use exwatch::model::{BreakerState, Transition, TripCause};
 use exwatch::model::{EndpointId, EndpointKind, ExchangeKind};
 use exwatch::model::{Event, Outcome, Sample};
 use exwatch::state::State;
@@ -580,4 +580,70 @@ fn every_detector_kind_is_an_alert_kind() {
         assert_eq!(AlertKind::parse(&name).map(|k| k.name()), Some(name));
     }
     assert!(AlertKind::parse("errors").is_none());
+}
+
+fn breaker(e: &mut Engine, at_ms: i64, from: BreakerState, to: BreakerState, reason: TripCause) {
+    e.on_event(
+        &Event::BreakerChanged {
+            id: EndpointId::new("bin", "book"),
+            at_ms,
+            transition: Transition {
+                from,
+                to,
+                reason,
+                open_until_ms: None,
+            },
+        },
+        at_ms,
+    );
+}
+
+#[test]
+fn an_alert_keeps_the_title_that_fired_it_for_the_episode() {
+    let mut e = Engine::new(AlertSettings::default());
+    feed(&mut e, watching("bin", "book"), 0);
+    feed(&mut e, sample("bin", "book", 1000, Outcome::Ok), 1000);
+    let fp = "bin/book/breaker_open";
+    breaker(
+        &mut e,
+        2000,
+        BreakerState::Closed,
+        BreakerState::Open,
+        "3 failures".into(),
+    );
+    assert_eq!(
+        e.alert(fp).map(|a| a.title.as_str()),
+        Some("bin/book: circuit breaker open")
+    );
+    // Half-open still is the same outage: the title that fired stays.
+    breaker(
+        &mut e,
+        12_000,
+        BreakerState::Open,
+        BreakerState::HalfOpen,
+        TripCause::WaitOver {
+            trip: 1,
+            late_ms: 0,
+        },
+    );
+    let a = e.alert(fp).expect("the breaker alert");
+    assert_eq!(a.state, AlertState::Firing);
+    assert_eq!(a.title, "bin/book: circuit breaker open");
+}
+
+#[test]
+fn an_operator_forcing_a_breaker_open_raises_no_alert() {
+    let mut e = Engine::new(AlertSettings::default());
+    feed(&mut e, watching("bin", "book"), 0);
+    feed(&mut e, watching("bin", "ticker"), 0);
+    feed(&mut e, sample("bin", "book", 1000, Outcome::Ok), 1000);
+    breaker(
+        &mut e,
+        2000,
+        BreakerState::Closed,
+        BreakerState::Open,
+        TripCause::ForcedOpen,
+    );
+    assert_eq!(e.alert("bin/book/breaker_open"), None);
+    assert_eq!(e.alert("bin/*/outage"), None);
 }

@@ -133,7 +133,7 @@ fn a_v1_journal_restores_its_open_alerts_and_takes_v2_lines_after() {
 }
 
 #[test]
-fn report_prints_what_the_release_that_wrote_it_printed() {
+fn report_prints_what_the_release_that_wrote_it_printed_with_the_titles_that_fired() {
     let out = Command::new(env!("CARGO_BIN_EXE_exwatch"))
         .arg("report")
         .arg(fixture("v1-demo.jsonl"))

@@ -321,11 +321,17 @@ impl Engine {
                     t.acked = None;
                     emit = true;
                 }
+                // The title says what fired and stays for the episode (a
+                // breaker that goes half-open is still the outage that
+                // opened it); a new episode or a rise in severity retitles
+                // it. The description and metrics carry the current figures.
+                if emit || x.severity > a.severity {
+                    a.title = x.title;
+                }
                 if a.severity != x.severity {
                     emit = true;
                 }
                 a.severity = x.severity;
-                a.title = x.title;
                 a.description = x.description;
                 a.metrics = x.metrics;
                 a.last_seen_ms = now_ms;

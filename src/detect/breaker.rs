@@ -82,9 +82,13 @@ impl BreakerDetector {
         self.state = t.to;
         self.reason = t.reason.to_string();
         self.open_until_ms = t.open_until_ms;
+        // An operator's force-open is an action, not a fault: journaled and
+        // shown with the breaker, never a page (an alert already firing for
+        // a real fault stays).
+        let forced = t.reason.is_forced();
         // Half-open is still not serving: only a closed breaker clears.
         let step = self.gate.step(
-            t.to == BreakerState::Open,
+            t.to == BreakerState::Open && !forced,
             t.to == BreakerState::Closed,
             at_ms,
             0,
@@ -136,6 +140,8 @@ impl BreakerDetector {
 #[derive(Debug, Clone, Default)]
 struct Ep {
     breaker: Option<BreakerState>,
+    /// Open because an operator forced it: not down.
+    forced: bool,
     fail_streak: u32,
     last: String,
 }
@@ -189,6 +195,22 @@ impl OutageDetector {
         self.eval(&smp.id.exchange.clone(), smp.at_ms)
     }
 
+    /// A breaker transition: its state, and whether an operator forced it open.
+    pub fn on_transition(
+        &mut self,
+        exchange: &str,
+        endpoint: &str,
+        t: &Transition,
+        at_ms: i64,
+    ) -> Option<Finding> {
+        if let Some((eps, _)) = self.exchanges.get_mut(exchange) {
+            if let Some(ep) = eps.get_mut(endpoint) {
+                ep.forced = t.to == BreakerState::Open && t.reason.is_forced();
+            }
+        }
+        self.on_breaker(exchange, endpoint, t.to, at_ms)
+    }
+
     pub fn on_breaker(
         &mut self,
         exchange: &str,
@@ -208,8 +230,10 @@ impl OutageDetector {
         let min = self.s.outage_min_endpoints;
         let after = self.s.down_after_failures;
         let (eps, gate) = self.exchanges.get_mut(exchange)?;
-        let is_down =
-            |e: &Ep| e.breaker.is_some_and(|b| b != BreakerState::Closed) || e.fail_streak >= after;
+        let is_down = |e: &Ep| {
+            (!e.forced && e.breaker.is_some_and(|b| b != BreakerState::Closed))
+                || e.fail_streak >= after
+        };
         let down = eps.values().filter(|e| is_down(e)).count();
         let all_down = eps.len() >= min && down == eps.len();
         let step = gate.step(all_down, down < eps.len(), now_ms, 0, 0);
@@ -257,7 +281,7 @@ impl OutageDetector {
 mod tests {
     use super::*;
     use crate::detect::testutil::{cleared, fired, sample};
-    use crate::model::Outcome;
+    use crate::model::{Outcome, TripCause};
 
     fn tr(from: BreakerState, to: BreakerState) -> Transition {
         Transition {
@@ -308,6 +332,63 @@ mod tests {
             .into_iter()
             .collect();
         assert!(cleared(&f, OUTAGE));
+    }
+
+    fn forced(from: BreakerState) -> Transition {
+        Transition {
+            from,
+            to: BreakerState::Open,
+            reason: TripCause::ForcedOpen,
+            open_until_ms: None,
+        }
+    }
+
+    #[test]
+    fn an_operator_forcing_a_breaker_open_pages_nobody() {
+        let mut d = BreakerDetector::new("bin", "ticker", BreakerAlertSettings::default());
+        assert!(
+            d.on_transition(1_000, &forced(BreakerState::Closed))
+                .is_none()
+        );
+        assert!(d.on_rejected(2_000).is_none());
+        assert!(!d.is_firing());
+        // Journals written before causes were typed carry the text.
+        let old = Transition {
+            reason: TripCause::Other("forced open by operator".into()),
+            ..forced(BreakerState::Closed)
+        };
+        assert!(d.on_transition(3_000, &old).is_none());
+        // The reset closes it: nothing to clear.
+        let reset = Transition {
+            from: BreakerState::Open,
+            to: BreakerState::Closed,
+            reason: TripCause::Reset,
+            open_until_ms: None,
+        };
+        assert!(d.on_transition(4_000, &reset).is_none());
+
+        // An endpoint forced open is not down: its siblings' failures alone
+        // are not an exchange-wide outage.
+        let mut o = OutageDetector::new(BreakerAlertSettings::default());
+        o.watch("bin", "ticker");
+        o.watch("bin", "book");
+        assert!(
+            o.on_transition("bin", "book", &forced(BreakerState::Closed), 5)
+                .is_none()
+        );
+        for t in 10..15 {
+            assert!(o.on_sample(&on("ticker", t, Outcome::Timeout)).is_none());
+            assert!(o.on_breaker("bin", "book", BreakerState::Open, t).is_none());
+        }
+    }
+
+    #[test]
+    fn a_fault_alert_stays_when_the_operator_then_forces_the_breaker_open() {
+        let mut d = BreakerDetector::new("bin", "ticker", BreakerAlertSettings::default());
+        let f = d.on_transition(1_000, &tr(BreakerState::Closed, BreakerState::Open));
+        assert!(fired(&f.into_iter().collect::<Vec<_>>(), BREAKER_OPEN));
+        let f = d.on_transition(2_000, &forced(BreakerState::Open));
+        assert!(f.is_some_and(|f| f.is_firing()));
     }
 
     #[test]

@@ -103,6 +103,11 @@ pub struct ErrorRateDetector {
     window: VecDeque<(i64, Option<OutcomeClass>)>,
     fail_streak: u32,
     ok_streak: u32,
+    /// Polls the open breaker skipped (at_ms), within the window: not
+    /// failures of the API, but not answers either; said in the text.
+    skipped: VecDeque<i64>,
+    /// The last poll's outcome label.
+    last: String,
     gate: Gate,
 }
 
@@ -115,6 +120,8 @@ impl ErrorRateDetector {
             window: VecDeque::new(),
             fail_streak: 0,
             ok_streak: 0,
+            skipped: VecDeque::new(),
+            last: String::new(),
             gate: Gate::default(),
         }
     }
@@ -133,6 +140,8 @@ impl ErrorRateDetector {
             return None;
         }
         let class = smp.outcome.class();
+        self.last = smp.outcome.label();
+        self.trim(smp.at_ms);
         let counted = self.s.classes.iter().any(|c| c == class.as_str());
         let failed = if class == OutcomeClass::Ok {
             None
@@ -140,7 +149,7 @@ impl ErrorRateDetector {
             Some(class)
         } else {
             // Another detector's business: neither good nor bad here.
-            return self.still_firing(smp);
+            return self.still_firing();
         };
         if failed.is_some() {
             self.fail_streak += 1;
@@ -150,10 +159,6 @@ impl ErrorRateDetector {
             self.fail_streak = 0;
         }
         self.window.push_back((smp.at_ms, failed));
-        let horizon = smp.at_ms - ms(self.s.window);
-        while self.window.front().is_some_and(|(t, _)| *t < horizon) {
-            self.window.pop_front();
-        }
         let total = self.window.len();
         let failures = self.window.iter().filter(|(_, f)| f.is_some()).count();
         let rate = failures as f64 / total.max(1) as f64;
@@ -169,26 +174,49 @@ impl ErrorRateDetector {
             Step::Cleared => {
                 // Start afresh so the outage's failures cannot fire it again.
                 self.window.clear();
+                self.skipped.clear();
                 Some(Finding::Cleared {
                     exchange: self.exchange.clone(),
                     endpoint: Some(self.endpoint.clone()),
                     kind: KIND,
                 })
             }
-            Step::Fired | Step::Firing => Some(self.firing(smp, rate, failures, total)),
+            Step::Fired | Step::Firing => Some(self.firing(rate, failures, total)),
         }
     }
 
-    fn still_firing(&self, smp: &Sample) -> Option<Finding> {
+    /// A poll the open breaker skipped: counted (and said) while firing, so
+    /// the alert's figures stay true during the outage the breaker hides.
+    pub fn on_rejected(&mut self, at_ms: i64) -> Option<Finding> {
+        if !self.s.enabled {
+            return None;
+        }
+        self.trim(at_ms);
+        self.skipped.push_back(at_ms);
+        self.still_firing()
+    }
+
+    /// Drop what is older than the window.
+    fn trim(&mut self, now_ms: i64) {
+        let horizon = now_ms - ms(self.s.window);
+        while self.window.front().is_some_and(|(t, _)| *t < horizon) {
+            self.window.pop_front();
+        }
+        while self.skipped.front().is_some_and(|t| *t < horizon) {
+            self.skipped.pop_front();
+        }
+    }
+
+    fn still_firing(&self) -> Option<Finding> {
         if !self.gate.is_firing() {
             return None;
         }
         let total = self.window.len();
         let failures = self.window.iter().filter(|(_, f)| f.is_some()).count();
-        Some(self.firing(smp, failures as f64 / total.max(1) as f64, failures, total))
+        Some(self.firing(failures as f64 / total.max(1) as f64, failures, total))
     }
 
-    fn firing(&self, smp: &Sample, rate: f64, failures: usize, total: usize) -> Finding {
+    fn firing(&self, rate: f64, failures: usize, total: usize) -> Finding {
         let mut by_class: BTreeMap<&'static str, usize> = BTreeMap::new();
         for (_, f) in &self.window {
             if let Some(c) = f {
@@ -200,6 +228,7 @@ impl ErrorRateDetector {
             ("failures".to_string(), failures as f64),
             ("polls".to_string(), total as f64),
             ("consecutive_failures".to_string(), self.fail_streak as f64),
+            ("skipped_polls".to_string(), self.skipped.len() as f64),
         ]);
         for (c, n) in &by_class {
             metrics.insert(format!("class_{c}"), *n as f64);
@@ -214,21 +243,34 @@ impl ErrorRateDetector {
             endpoint: Some(self.endpoint.clone()),
             kind: KIND,
             severity: Severity::Critical,
-            title: format!(
-                "{}/{} failing: {:.0}% errors ({dominant})",
-                self.exchange,
-                self.endpoint,
-                rate * 100.0
-            ),
+            // A streak is the truer figure while the window still holds
+            // the good polls from before the fault.
+            title: if self.fail_streak >= self.s.consecutive && rate < self.s.fire_rate {
+                format!(
+                    "{}/{} failing: last {} polls failed ({dominant})",
+                    self.exchange, self.endpoint, self.fail_streak
+                )
+            } else {
+                format!(
+                    "{}/{} failing: {} errors ({dominant})",
+                    self.exchange,
+                    self.endpoint,
+                    crate::units::percent(rate)
+                )
+            },
             description: format!(
-                "{failures} of the last {total} polls failed in {}s ({}); last: {}.",
+                "{failures} of the last {total} polls failed in {}s ({}){}; last: {}.",
                 self.s.window.as_secs(),
                 by_class
                     .iter()
                     .map(|(c, n)| format!("{c} {n}"))
                     .collect::<Vec<_>>()
                     .join(", "),
-                smp.outcome.label()
+                match self.skipped.len() {
+                    0 => String::new(),
+                    n => format!("; breaker open, {n} polls skipped"),
+                },
+                self.last
             ),
             metrics,
         })
@@ -266,6 +308,43 @@ mod tests {
         let Finding::Firing(x) = &f[0] else { panic!() };
         assert_eq!(x.metrics["class_server_error"], 1.0);
         assert_eq!(x.metrics["class_timeout"], 1.0);
+    }
+
+    #[test]
+    fn the_title_says_the_streak_and_the_text_counts_polls_the_breaker_skipped() {
+        let mut d = ErrorRateDetector::new("okx", "book", ErrorRateSettings::default());
+        let mut t = 0;
+        for _ in 0..40 {
+            assert!(run(&mut d, &mut t, Outcome::Ok).is_empty());
+        }
+        run(&mut d, &mut t, http(503));
+        let f = run(&mut d, &mut t, http(503));
+        let Some(Finding::Firing(x)) = f.first() else {
+            panic!("{f:?}")
+        };
+        // 2 of 42 polls is 5%: the streak is the truer figure.
+        assert_eq!(
+            x.title,
+            "okx/book failing: last 2 polls failed (server_error)"
+        );
+        // The breaker opens and skips polls: said, and counted.
+        let mut last = None;
+        for _ in 0..6 {
+            t += 1000;
+            last = d.on_rejected(t);
+        }
+        let Some(Finding::Firing(x)) = last else {
+            panic!("{last:?}")
+        };
+        assert!(
+            x.description.contains("breaker open, 6 polls skipped"),
+            "{}",
+            x.description
+        );
+        assert_eq!(x.metrics["skipped_polls"], 6.0);
+        // Not firing: a skipped poll says nothing.
+        let mut quiet = ErrorRateDetector::new("okx", "book", ErrorRateSettings::default());
+        assert!(quiet.on_rejected(1_000).is_none());
     }
 
     #[test]

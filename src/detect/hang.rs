@@ -16,6 +16,7 @@ use crate::model::Sample;
 use crate::model::{AlertKind, Severity};
 use crate::problems::Problems;
 use crate::problems::check_positive;
+use crate::units::latency_ms;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -168,13 +169,17 @@ impl HangDetector {
             kind: KIND,
             severity: Severity::Warning,
             title: format!(
-                "{}/{} hung: no answer after {in_flight_ms} ms",
-                self.exchange, self.endpoint
+                "{}/{} hung: no answer after {}",
+                self.exchange,
+                self.endpoint,
+                latency_ms(in_flight_ms as f64)
             ),
             description: format!(
-                "A request has been in flight for {in_flight_ms} ms; this endpoint's p99 over its \
-                 last {} answers is {p99_ms:.1} ms. Clears after {} prompt answers.",
+                "A request has been in flight for {}; this endpoint's p99 over its \
+                 last {} answers is {}. Clears after {} prompt answers.",
+                latency_ms(in_flight_ms as f64),
                 self.recent_us.len(),
+                latency_ms(p99_ms),
                 self.s.clear_ok
             ),
             metrics: BTreeMap::from([

@@ -11,6 +11,7 @@ use crate::model::{AlertKind, Severity};
 use crate::model::{Outcome, Sample};
 use crate::problems::Problems;
 use crate::problems::{check_pair, check_positive};
+use crate::units::latency_ms;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -233,14 +234,30 @@ impl LatencyDetector {
                     kind: KIND,
                     severity,
                     title: format!(
-                        "{}/{} degraded: {:.0} ms vs {:.0} ms usual",
-                        self.exchange, self.endpoint, fast, med
+                        "{}/{} degraded: {} vs {} usual",
+                        self.exchange,
+                        self.endpoint,
+                        latency_ms(fast),
+                        latency_ms(med)
                     ),
-                    description: format!(
-                        "Slow but answering: recent latency {fast:.0} ms is {ratio:.1}x the median {med:.0} ms \
-                         of the last {} samples (robust z {z:.1}, baseline {base:.0} ms).",
-                        self.window.len()
-                    ),
+                    description: if self.gate.is_clearing() {
+                        format!(
+                            "Recovering: recent latency {} is back near the median {} (robust z {z:.1}); \
+                             clears after {} of normal answers.",
+                            latency_ms(fast),
+                            latency_ms(med),
+                            humantime::format_duration(self.s.clear_for)
+                        )
+                    } else {
+                        format!(
+                            "Slow but answering: recent latency {} is {ratio:.1}x the median {} \
+                             of the last {} samples (robust z {z:.1}, baseline {}).",
+                            latency_ms(fast),
+                            latency_ms(med),
+                            self.window.len(),
+                            latency_ms(base)
+                        )
+                    },
                     metrics,
                 }))
             }

@@ -144,6 +144,12 @@ impl Gate {
         self.firing
     }
 
+    /// Firing, but the condition has been good since the last step and the
+    /// gate is waiting out `clear_for`: the alert is about to clear.
+    pub fn is_clearing(&self) -> bool {
+        self.firing && self.since_ms.is_some()
+    }
+
     /// Forget everything (used when an endpoint's history no longer applies).
     pub fn reset(&mut self) {
         *self = Gate::default();
@@ -293,16 +299,17 @@ impl Detectors {
             } => {
                 let d = self.endpoint(id, now_ms);
                 out.extend(d.breaker.on_transition(*at_ms, transition));
-                out.extend(self.outages.on_breaker(
+                out.extend(self.outages.on_transition(
                     &id.exchange,
                     &id.endpoint,
-                    transition.to,
+                    transition,
                     *at_ms,
                 ));
             }
             Event::BreakerRejected { id, at_ms, state } => {
                 let d = self.endpoint(id, now_ms);
                 out.extend(d.breaker.on_rejected(*at_ms));
+                out.extend(d.errors.on_rejected(*at_ms));
                 out.extend(
                     self.outages
                         .on_breaker(&id.exchange, &id.endpoint, *state, *at_ms),

@@ -138,6 +138,18 @@ pub enum TripCause {
     Other(String),
 }
 
+impl TripCause {
+    /// Whether an operator forced the breaker open (also as the text older
+    /// journals carry): an action, not a fault, so it never pages.
+    pub fn is_forced(&self) -> bool {
+        match self {
+            TripCause::ForcedOpen => true,
+            TripCause::Other(text) => text == "forced open by operator",
+            _ => false,
+        }
+    }
+}
+
 /// How long a trip keeps the breaker open, and why that long.
 ///
 /// Serialized internally tagged by `wait`: `{"wait":"backoff","wait_ms":
