@@ -52,6 +52,7 @@ pub async fn probe_once(
                 body: &f.body,
                 received_at_ms: at_ms,
                 elapsed_ms: f.elapsed.as_millis() as u64,
+                requested_symbol: (ep.kind != EndpointKind::Time).then_some(ep.symbol.as_str()),
             };
             let interp = exchange::interpret(ep.exchange_kind, ep.kind, &raw, ep.generic.as_ref());
             let mut signal = interp.signal;

@@ -77,6 +77,7 @@ fn interpret_all(
                 body,
                 received_at_ms,
                 elapsed_ms,
+                requested_symbol: None,
             };
             let i = exchange::interpret(kind, endpoint, &raw, Some(&spec));
             if let Ok(p) = &i.result {
@@ -405,6 +406,7 @@ fn extreme_ban_times_do_not_overflow() {
             body,
             received_at_ms: received,
             elapsed_ms: 0,
+            requested_symbol: None,
         };
         let i = exchange::interpret(ExchangeKind::Binance, EndpointKind::Book, &raw, None);
         let s = i.signal.expect("ban signal");

@@ -275,6 +275,41 @@ pub fn has_symbol(endpoint: EndpointKind) -> bool {
     !matches!(endpoint, EndpointKind::Time)
 }
 
+/// An instrument name with case and separators taken out (`btc-usdt`,
+/// `BTC/USDT`, `BTC_USDT` → `BTCUSDT`): how Binance, Bybit, OKX, Coinbase
+/// and the generic kind tell two spellings of one instrument apart from two
+/// instruments. Letters and digits of any script are kept.
+pub fn plain_instrument(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// `Err(WrongInstrument)` when the body names an instrument (`named`) and the
+/// request asked for another one: both are compared as `key` spells them, so
+/// each exchange's alternate names of one pair stay equal. A body that names
+/// none, or a request without a symbol, is not checked.
+pub fn same_instrument(
+    resp: &RawResponse<'_>,
+    named: &str,
+    key: fn(&str) -> String,
+) -> Result<(), Problem> {
+    match resp.requested_symbol {
+        Some(asked) if !asked.trim().is_empty() && !named.trim().is_empty() => {
+            if key(asked) == key(named) {
+                Ok(())
+            } else {
+                Err(Problem::Invalid(InvalidReason::WrongInstrument {
+                    expected: asked.to_string(),
+                    got: short(named),
+                }))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Seconds with an optional fraction (`1420674445.201`) as unix ms.
 pub fn seconds_to_ms(secs: f64) -> Option<i64> {
     let ms = (secs * 1000.0).round();
@@ -297,6 +332,7 @@ mod tests {
             body,
             received_at_ms: 784_111_777_000 - 5_000,
             elapsed_ms: 0,
+            requested_symbol: None,
         }
     }
 

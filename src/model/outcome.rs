@@ -225,7 +225,10 @@ pub enum ApiError {
 }
 
 /// Why a payload is not trusted. Each reason is distinct and named, so it can
-/// be alerted on, counted and shown.
+/// be alerted on, counted and shown. `WrongInstrument` is a body naming
+/// another instrument than the one asked for (Bybit answering `CANDYUSDT` to
+/// `symbol=BTCUSDT`): its prices are that instrument's, so they never reach
+/// the jump baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum InvalidReason {
@@ -244,11 +247,12 @@ pub enum InvalidReason {
     Frozen { for_ms: i64 },
     SequenceBackwards { from: u64, to: u64 },
     Unhealthy { detail: String },
+    WrongInstrument { expected: String, got: String },
 }
 
 impl InvalidReason {
     /// Every reason's [`name`](Self::name), in declaration order.
-    pub const NAMES: [&'static str; 15] = [
+    pub const NAMES: [&'static str; 16] = [
         "empty_body",
         "not_json",
         "schema",
@@ -264,6 +268,7 @@ impl InvalidReason {
         "frozen",
         "sequence_backwards",
         "unhealthy",
+        "wrong_instrument",
     ];
 
     /// Stable snake_case name used in metrics, alerts and JSON output.
@@ -284,6 +289,7 @@ impl InvalidReason {
             InvalidReason::Frozen { .. } => "frozen",
             InvalidReason::SequenceBackwards { .. } => "sequence_backwards",
             InvalidReason::Unhealthy { .. } => "unhealthy",
+            InvalidReason::WrongInstrument { .. } => "wrong_instrument",
         }
     }
 }
@@ -318,6 +324,9 @@ impl std::fmt::Display for InvalidReason {
                 write!(f, "sequence went backwards: {from} -> {to}")
             }
             InvalidReason::Unhealthy { detail } => write!(f, "unhealthy: {detail}"),
+            InvalidReason::WrongInstrument { expected, got } => {
+                write!(f, "wrong instrument: asked for {expected}, got {got}")
+            }
         }
     }
 }
