@@ -751,10 +751,8 @@ fn html_error_page_is_http_error_with_excerpt() {
                 body_excerpt,
             }) => {
                 assert_eq!(status, 502);
-                assert!(
-                    body_excerpt.contains("502 Bad Gateway") && !body_excerpt.contains('\n'),
-                    "{body_excerpt}"
-                );
+                // The page's title, not its markup.
+                assert_eq!(body_excerpt, "502 Bad Gateway");
             }
             other => panic!("{kind}: {other:?}"),
         }
@@ -765,9 +763,12 @@ fn html_error_page_is_http_error_with_excerpt() {
 fn html_page_with_200_is_not_json() {
     for kind in [Binance, Bybit, Okx, Coinbase, Kraken] {
         let r = read(kind, Tick, 200, "common/html_502.html");
-        assert!(
-            matches!(r, Err(Problem::Invalid(InvalidReason::NotJson { .. }))),
-            "{kind}: {r:?}"
+        assert_eq!(
+            r,
+            Err(Problem::Invalid(InvalidReason::NotJson {
+                detail: "an HTML page: 502 Bad Gateway".into()
+            })),
+            "{kind}"
         );
     }
 }
@@ -1001,5 +1002,123 @@ fn an_answer_for_another_instrument_is_checked_before_its_numbers() {
     assert_eq!(
         exchange::interpret(Bybit, Book, &raw, None).result,
         wrong("BTCUSDT", "CANDYUSDT")
+    );
+}
+
+// ------------------------------------------------- HTML pages and the BOM
+
+/// CloudFront's geo-block page: the title and the first heading, decoded
+/// and on one line, instead of `<!DOCTYPE HTML PUBLIC ...`.
+#[test]
+fn cloudfront_error_page_is_reported_by_its_title() {
+    let line = "ERROR: The request could not be satisfied — 403 ERROR";
+    for kind in [Binance, Okx, Coinbase, Kraken] {
+        assert_eq!(
+            read(kind, Tick, 403, "common/cloudfront_403.html"),
+            Err(Problem::Http {
+                status: 403,
+                body_excerpt: line.into()
+            }),
+            "{kind}"
+        );
+    }
+    // Bybit reads a non-JSON 403 as its IP limit; the message still says
+    // what the page said.
+    match api(read(Bybit, Tick, 403, "common/cloudfront_403.html")) {
+        ApiError::IpBanned { message, .. } => assert_eq!(message, format!("HTTP 403 {line}")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        read(Okx, Book, 200, "common/cloudfront_403.html"),
+        Err(Problem::Invalid(InvalidReason::NotJson {
+            detail: format!("an HTML page: {line}")
+        }))
+    );
+}
+
+#[test]
+fn html_headlines_decode_entities_and_ignore_markup() {
+    use exwatch::exchange::html_headline;
+    let page = |s: &str| html_headline(s.as_bytes());
+    assert_eq!(
+        page(
+            "<html><head><title lang=\"en\">\n  api.example.com | 502: Bad gateway\n</title></head></html>"
+        ),
+        Some("api.example.com | 502: Bad gateway".into())
+    );
+    assert_eq!(
+        page("<!doctype html><title>Q&amp;A &#8211; &lt;down&gt;&nbsp;&#x21;</title>"),
+        Some("Q&A – <down> !".into())
+    );
+    // No title: the first heading, its inner tags dropped.
+    assert_eq!(
+        page(
+            "<html><body><h1 class=\"x\">Bad gateway <span>Error code 502</span></h1></body></html>"
+        ),
+        Some("Bad gateway Error code 502".into())
+    );
+    // A heading that repeats the title adds nothing.
+    assert_eq!(
+        page("<html><title>502 Bad Gateway</title><h1>502 Bad Gateway</h1></html>"),
+        Some("502 Bad Gateway".into())
+    );
+    // `<titles>` is not a title, an unclosed title is not one either.
+    assert_eq!(page("<html><titles>x</titles></html>"), None);
+    assert_eq!(page("<html><title>never closed"), None);
+    // Not HTML at all: no headline, the excerpt stays the text.
+    assert_eq!(page("upstream connect error <title>"), None);
+    assert_eq!(page("{\"title\": \"<title>x</title>\"}"), None);
+    assert_eq!(
+        exchange::excerpt(b"upstream connect error or disconnect/reset before headers"),
+        "upstream connect error or disconnect/reset before headers"
+    );
+    // A headline is one line of bounded length however long the title.
+    let long = format!("<html><title>{}</title></html>", "x ".repeat(1000));
+    assert!(exchange::excerpt(long.as_bytes()).chars().count() <= 201);
+}
+
+/// RFC 8259 lets a parser ignore a leading byte order mark: a real body
+/// behind one is read as if it were not there.
+#[test]
+fn a_utf8_byte_order_mark_before_the_json_is_ignored() {
+    let bom = |path: &str| {
+        let mut b = b"\xEF\xBB\xBF".to_vec();
+        b.extend(fixture(path));
+        b
+    };
+    let h = HeaderMap::new();
+    for (kind, endpoint, path) in [
+        (Binance, Tick, "binance/book_ticker.json"),
+        (Bybit, Tick, "bybit/tickers_spot.json"),
+        (Okx, Book, "okx/books.json"),
+        (Coinbase, Tick, "coinbase/ticker.json"),
+        (Kraken, Book, "kraken/depth.json"),
+    ] {
+        let body = bom(path);
+        assert!(exchange::has_bom(&body));
+        let raw = RawResponse {
+            status: 200,
+            headers: &h,
+            body: &body,
+            received_at_ms: RECEIVED,
+            elapsed_ms: 1,
+            requested_symbol: None,
+        };
+        let with = exchange::interpret(kind, endpoint, &raw, None).result;
+        assert!(with.is_ok(), "{kind}: {with:?}");
+        assert_eq!(with, read(kind, endpoint, 200, path), "{kind}");
+    }
+    // A BOM and nothing else is an empty body, not garbage.
+    let raw = RawResponse {
+        status: 200,
+        headers: &h,
+        body: b"\xEF\xBB\xBF \n",
+        received_at_ms: RECEIVED,
+        elapsed_ms: 1,
+        requested_symbol: None,
+    };
+    assert_eq!(
+        exchange::interpret(Okx, Tick, &raw, None).result,
+        Err(Problem::Invalid(InvalidReason::EmptyBody))
     );
 }

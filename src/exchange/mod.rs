@@ -13,6 +13,7 @@ pub mod generic;
 pub mod kraken;
 pub mod okx;
 pub(crate) mod parse;
+pub use parse::{excerpt, has_bom, html_headline};
 pub mod validate;
 
 use crate::model::{ApiError, EndpointKind, ExchangeKind, InvalidReason, RateLimitSignal};
