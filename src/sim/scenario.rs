@@ -44,10 +44,15 @@ pub enum FaultKind {
     Jump,
     /// The best bid is not a number (`NaN`).
     BadNumber,
+    /// HTTP 200 with another instrument's data (`CANDYUSDT` for `BTCUSDT`,
+    /// at a thousandth of the price), as a misrouting gateway or cache
+    /// serves it. Seen where the body names its instrument (not Coinbase,
+    /// Binance depth or OKX books).
+    WrongInstrument,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 14] = [
         FaultKind::Latency,
         FaultKind::RateLimit,
         FaultKind::Ban,
@@ -61,6 +66,7 @@ impl FaultKind {
         FaultKind::Hang,
         FaultKind::Jump,
         FaultKind::BadNumber,
+        FaultKind::WrongInstrument,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +84,7 @@ impl FaultKind {
             FaultKind::Hang => "hang",
             FaultKind::Jump => "jump",
             FaultKind::BadNumber => "bad_number",
+            FaultKind::WrongInstrument => "wrong_instrument",
         }
     }
 }
@@ -200,6 +207,7 @@ impl Scenario {
                 f(96, 8, FaultKind::Reset, Okx, Some(Ticker)),
                 f(104, 6, FaultKind::Jump, Coinbase, Some(Ticker)),
                 f(110, 6, FaultKind::BadNumber, Kraken, Some(Book)),
+                f(115, 5, FaultKind::WrongInstrument, Bybit, Some(Ticker)),
             ],
         }
     }
