@@ -193,13 +193,31 @@ fn row<'a>(v: &'a serde_json::Value, ex: &str, ep: &str) -> &'a serde_json::Valu
 async fn documented_payloads_parse_and_exit_0() {
     let addr = serve().await;
     let mut text = String::new();
-    for kind in ["binance", "bybit", "okx", "coinbase", "kraken"] {
-        text.push_str(&exchange(
+    // Each asks for the instrument its documented example is about, since an
+    // answer for another one is `wrong_instrument`: Binance's bookTicker
+    // example is LTCBTC, OKX's ticker BTC-USD-SWAP, Kraken's XBTUSD (result
+    // key XXBTZUSD); Bybit's and Coinbase's are the defaults.
+    for (kind, symbol) in [
+        ("binance", Some("LTCBTC")),
+        ("bybit", None),
+        ("okx", Some("BTC-USD-SWAP")),
+        ("coinbase", None),
+        ("kraken", Some("XBTUSD")),
+    ] {
+        let mut ex = exchange(
             kind,
             kind,
             &format!("http://{addr}/{kind}"),
             &["time", "ticker", "book"],
-        ));
+        );
+        if let Some(symbol) = symbol {
+            ex = ex.replacen(
+                "\n[[exchanges.endpoints]]",
+                &format!("\nsymbol = \"{symbol}\"\n[[exchanges.endpoints]]"),
+                1,
+            );
+        }
+        text.push_str(&ex);
     }
     let (code, v) = check(text).await;
     assert_eq!(code, 0, "{v:#}");
@@ -296,4 +314,24 @@ async fn documented_error_bodies_are_classified_and_exit_1() {
             .as_str()
             .is_some_and(|s| s.contains("banned"))
     );
+}
+
+/// The case through `check`: a documented body for another
+/// instrument than the one configured is unhealthy, named, and exits 1.
+#[tokio::test]
+async fn an_answer_for_another_instrument_fails_check() {
+    let addr = serve().await;
+    // Binance's bookTicker example is LTCBTC; BTCUSDT is asked for.
+    let (code, v) = check(exchange(
+        "binance",
+        "binance",
+        &format!("http://{addr}/binance"),
+        &["ticker"],
+    ))
+    .await;
+    assert_eq!(code, 1, "{v:#}");
+    let r = row(&v, "binance", "ticker");
+    assert_eq!(r["verdict"], "invalid:wrong_instrument", "{r:#}");
+    assert_eq!(r["outcome"]["reason"]["expected"], "BTCUSDT", "{r:#}");
+    assert_eq!(r["outcome"]["reason"]["got"], "LTCBTC", "{r:#}");
 }
