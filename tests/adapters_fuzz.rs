@@ -69,7 +69,12 @@ fn interpret_all(
     elapsed_ms: u64,
 ) {
     let spec = generic_spec();
-    for kind in ExchangeKind::ALL {
+    // With and without an instrument to compare: Kraken's pair names are
+    // normalized from whatever keys the body has.
+    for (kind, requested_symbol) in ExchangeKind::ALL
+        .into_iter()
+        .flat_map(|k| [(k, None), (k, Some("XBT/USD"))])
+    {
         for endpoint in ENDPOINTS {
             let raw = RawResponse {
                 status,
@@ -77,7 +82,7 @@ fn interpret_all(
                 body,
                 received_at_ms,
                 elapsed_ms,
-                requested_symbol: None,
+                requested_symbol,
             };
             let i = exchange::interpret(kind, endpoint, &raw, Some(&spec));
             if let Ok(p) = &i.result {
