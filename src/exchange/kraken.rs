@@ -204,9 +204,12 @@ fn payload(
 }
 
 /// Kraken's legacy four-letter asset codes: an `X` before crypto and a `Z`
-/// before fiat (AssetPairs lists `XXBTZUSD` with base `XXBT`, quote `ZUSD`,
-/// altname `XBTUSD` and wsname `XBT/USD`). Result keys of `Ticker` and `Depth`
-/// use them for the pairs listed before the naming changed.
+/// before fiat. Source: Kraken REST docs (docs.kraken.com), "Get Tradable
+/// Asset Pairs" (`XXBTZUSD`: base `XXBT`, quote `ZUSD`, altname `XBTUSD`,
+/// wsname `XBT/USD`; `XETHXXBT`: altname `ETHXBT`) and "Get Asset Info"
+/// (`XXBT` altname `XBT`, `XXDG` altname `XDG`). Result keys of `Ticker` and
+/// `Depth` use them for the pairs listed before the naming changed
+/// ("Get Ticker Information" answers `pair=XBTUSD` under `XXBTZUSD`).
 const LEGACY_ASSETS: [&str; 21] = [
     "XXBT", "XETH", "XLTC", "XXRP", "XXLM", "XXMR", "XZEC", "XETC", "XREP", "XMLN", "XXDG", "XDAO",
     "XNMC", "XXVN", "XICN", "ZUSD", "ZEUR", "ZGBP", "ZJPY", "ZCAD", "ZAUD",
@@ -216,7 +219,7 @@ const LEGACY_ASSETS: [&str; 21] = [
 /// and the result key compare equal: `XBTUSD`, `xbtusd`, `XBT/USD`,
 /// `BTC/USD`, `BTCUSD` and `XXBTZUSD` are all `BTCUSD`. Case and separators
 /// go, an eight-letter key loses the `X`/`Z` of its legacy asset codes
-/// ([`LEGACY_ASSETS`]), and Kraken's `XBT` (bitcoin) and `XDG` (dogecoin)
+/// (`LEGACY_ASSETS`), and Kraken's `XBT` (bitcoin) and `XDG` (dogecoin)
 /// become `BTC` and `DOGE`, the names the newer API also takes.
 pub fn pair_key(name: &str) -> String {
     let mut p = parse::plain_instrument(name);

@@ -20,7 +20,7 @@ pub fn is_success(status: u16) -> bool {
 /// A body as one short line for error details: an HTML page is its
 /// `<title>` (and its first `<h1>` where that adds something), since CDN
 /// error pages put their one useful line there; anything else is its first
-/// [`EXCERPT_CHARS`] characters, lossily decoded, with whitespace runs
+/// `EXCERPT_CHARS` (200) characters, lossily decoded, with whitespace runs
 /// collapsed.
 pub fn excerpt(body: &[u8]) -> String {
     match html_headline(body) {
@@ -179,7 +179,7 @@ fn decode_entities(s: &str) -> String {
 /// order mark rather than treating it as an error".
 pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Whether a body starts with a UTF-8 byte order mark, which [`json_body`]
+/// Whether a body starts with a UTF-8 byte order mark, which `json_body`
 /// ignores (the probe worker logs it once per endpoint).
 pub fn has_bom(body: &[u8]) -> bool {
     body.starts_with(UTF8_BOM)
