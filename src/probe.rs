@@ -27,6 +27,9 @@ pub struct Probed {
     pub payload: Option<Payload>,
     /// server time − local time, measured by a time endpoint.
     pub clock_offset_ms: Option<i64>,
+    /// The body began with a UTF-8 byte order mark, which the adapter
+    /// ignored (RFC 8259 §8.1 allows it): worth a note, not an alert.
+    pub byte_order_mark: bool,
 }
 
 /// GET the endpoint once, parse, classify. Never panics, whatever comes back.
@@ -40,6 +43,7 @@ pub async fn probe_once(
     let sent_ms = wall_ms();
     let fetched = http::get(client, &ep.url, ep.timeout, max_body).await;
     let at_ms = wall_ms();
+    let byte_order_mark = matches!(&fetched, Ok(f) if crate::exchange::has_bom(&f.body));
     let (latency, status, outcome, payload, signal) = match fetched {
         Err(FetchError::Timeout { elapsed }) => (elapsed, None, Outcome::Timeout, None, None),
         Err(FetchError::Connect { detail, elapsed }) => {
@@ -52,6 +56,7 @@ pub async fn probe_once(
                 body: &f.body,
                 received_at_ms: at_ms,
                 elapsed_ms: f.elapsed.as_millis() as u64,
+                requested_symbol: (ep.kind != EndpointKind::Time).then_some(ep.symbol.as_str()),
             };
             let interp = exchange::interpret(ep.exchange_kind, ep.kind, &raw, ep.generic.as_ref());
             let mut signal = interp.signal;
@@ -97,6 +102,7 @@ pub async fn probe_once(
         sample,
         payload,
         clock_offset_ms,
+        byte_order_mark,
     }
 }
 
@@ -228,6 +234,7 @@ pub async fn run_worker(ep: ResolvedEndpoint, deps: WorkerDeps) {
         endpoint: ep.endpoint.clone(),
     };
     let mut validator = Validator::new(ep.validation.clone());
+    let mut bom_noted = false;
     let mut pace = Adaptive::new(ep.interval, deps.adaptive.clone());
     let mut interval = ep.interval;
     let mut next = tokio::time::Instant::now();
@@ -239,7 +246,7 @@ pub async fn run_worker(ep: ResolvedEndpoint, deps: WorkerDeps) {
         let started = tokio::time::Instant::now();
         let polled = tokio::select! {
             _ = deps.shutdown.cancelled() => return,
-            p = poll(&ep, &id, &deps, &mut validator, deps.hang.stall_deadline(interval)) => p,
+            p = poll(&ep, &id, &deps, &mut validator, &mut bom_noted, deps.hang.stall_deadline(interval)) => p,
         };
         if let Some((sample, budget_left)) = polled
             && let Some(new) = pace.observe(&sample, budget_left)
@@ -267,6 +274,7 @@ async fn poll(
     id: &EndpointId,
     deps: &WorkerDeps,
     validator: &mut Validator,
+    bom_noted: &mut bool,
     stall_after: Option<Duration>,
 ) -> Option<(Sample, Option<f64>)> {
     // Ask the breaker first: a call it will refuse must not spend rate budget.
@@ -350,6 +358,15 @@ async fn poll(
             }
         },
     };
+    if probed.byte_order_mark && !*bom_noted {
+        // Once per endpoint: a server that sends one sends it every time.
+        *bom_noted = true;
+        tracing::info!(
+            exchange = %ep.exchange,
+            endpoint = %ep.endpoint,
+            "the body starts with a UTF-8 byte order mark; ignored, as RFC 8259 allows"
+        );
+    }
     if let Some(off) = probed.clock_offset_ms {
         deps.clock_offset_ms.store(off, Ordering::Relaxed);
         emit(

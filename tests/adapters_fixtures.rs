@@ -41,6 +41,7 @@ fn read_with(
         body: &body,
         received_at_ms: RECEIVED,
         elapsed_ms: 12,
+        requested_symbol: None,
     };
     exchange::interpret(kind, endpoint, &raw, None)
 }
@@ -179,6 +180,7 @@ fn binance_jsonc_comments_are_refused_not_misread() {
         body,
         received_at_ms: RECEIVED,
         elapsed_ms: 0,
+        requested_symbol: None,
     };
     let got = exchange::interpret(Binance, Book, &r, None).result;
     assert!(
@@ -749,10 +751,8 @@ fn html_error_page_is_http_error_with_excerpt() {
                 body_excerpt,
             }) => {
                 assert_eq!(status, 502);
-                assert!(
-                    body_excerpt.contains("502 Bad Gateway") && !body_excerpt.contains('\n'),
-                    "{body_excerpt}"
-                );
+                // The page's title, not its markup.
+                assert_eq!(body_excerpt, "502 Bad Gateway");
             }
             other => panic!("{kind}: {other:?}"),
         }
@@ -763,9 +763,12 @@ fn html_error_page_is_http_error_with_excerpt() {
 fn html_page_with_200_is_not_json() {
     for kind in [Binance, Bybit, Okx, Coinbase, Kraken] {
         let r = read(kind, Tick, 200, "common/html_502.html");
-        assert!(
-            matches!(r, Err(Problem::Invalid(InvalidReason::NotJson { .. }))),
-            "{kind}: {r:?}"
+        assert_eq!(
+            r,
+            Err(Problem::Invalid(InvalidReason::NotJson {
+                detail: "an HTML page: 502 Bad Gateway".into()
+            })),
+            "{kind}"
         );
     }
 }
@@ -791,6 +794,7 @@ fn empty_body_is_named() {
             body: b"",
             received_at_ms: RECEIVED,
             elapsed_ms: 0,
+            requested_symbol: None,
         };
         let r = exchange::interpret(kind, Tick, &raw, None).result;
         assert_eq!(r, Err(Problem::Invalid(InvalidReason::EmptyBody)), "{kind}");
@@ -826,4 +830,295 @@ fn binance_418_without_a_ban_time_counts_from_retry_after() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+// ------------------------------------------------------ wrong instrument
+
+/// A fixture read as the answer to a request for `asked`.
+fn read_asking(
+    kind: ExchangeKind,
+    endpoint: EndpointKind,
+    asked: &str,
+    path: &str,
+) -> Result<Payload, Problem> {
+    let body = fixture(path);
+    let h = HeaderMap::new();
+    let raw = RawResponse {
+        status: 200,
+        headers: &h,
+        body: &body,
+        received_at_ms: RECEIVED,
+        elapsed_ms: 12,
+        requested_symbol: Some(asked),
+    };
+    exchange::interpret(kind, endpoint, &raw, None).result
+}
+
+fn wrong(expected: &str, got: &str) -> Result<Payload, Problem> {
+    Err(Problem::Invalid(InvalidReason::WrongInstrument {
+        expected: expected.into(),
+        got: got.into(),
+    }))
+}
+
+/// The issue's case: a Bybit tickers answer for `CANDYUSDT` when `BTCUSDT`
+/// was asked.
+#[test]
+fn bybit_ticker_of_another_symbol_is_wrong_instrument() {
+    let body = String::from_utf8(fixture("bybit/tickers_spot.json"))
+        .unwrap()
+        .replacen("\"BTCUSDT\"", "\"CANDYUSDT\"", 1);
+    let h = HeaderMap::new();
+    let raw = RawResponse {
+        status: 200,
+        headers: &h,
+        body: body.as_bytes(),
+        received_at_ms: RECEIVED,
+        elapsed_ms: 12,
+        requested_symbol: Some("BTCUSDT"),
+    };
+    let r = exchange::interpret(Bybit, Tick, &raw, None).result;
+    assert_eq!(r, wrong("BTCUSDT", "CANDYUSDT"));
+    assert!(read_asking(Bybit, Tick, "BTCUSDT", "bybit/tickers_spot.json").is_ok());
+}
+
+#[test]
+fn bybit_book_names_its_symbol_in_s() {
+    assert_eq!(
+        read_asking(Bybit, Book, "ETHUSDT", "bybit/orderbook.json"),
+        wrong("ETHUSDT", "BTCUSDT")
+    );
+    assert!(read_asking(Bybit, Book, "BTCUSDT", "bybit/orderbook.json").is_ok());
+    // Case and separators are spelling, not another instrument.
+    assert!(read_asking(Bybit, Book, "btc-usdt", "bybit/orderbook.json").is_ok());
+}
+
+#[test]
+fn binance_ticker_of_another_symbol_is_wrong_instrument() {
+    assert_eq!(
+        read_asking(Binance, Tick, "BTCUSDT", "binance/book_ticker.json"),
+        wrong("BTCUSDT", "LTCBTC")
+    );
+    for same in ["LTCBTC", "ltcbtc", "LTC-BTC", "LTC/BTC"] {
+        assert!(
+            read_asking(Binance, Tick, same, "binance/book_ticker.json").is_ok(),
+            "{same}"
+        );
+    }
+    // depth does not name its symbol: nothing to compare, so it stands.
+    assert!(read_asking(Binance, Book, "ETHUSDT", "binance/depth.json").is_ok());
+}
+
+#[test]
+fn okx_ticker_compares_inst_id() {
+    // The fixture is the docs' BTC-USD-SWAP: the spot pair is another instrument.
+    assert_eq!(
+        read_asking(Okx, Tick, "BTC-USD", "okx/ticker.json"),
+        wrong("BTC-USD", "BTC-USD-SWAP")
+    );
+    assert_eq!(
+        read_asking(Okx, Tick, "ETH-USD-SWAP", "okx/ticker.json"),
+        wrong("ETH-USD-SWAP", "BTC-USD-SWAP")
+    );
+    assert!(read_asking(Okx, Tick, "btc-usd-swap", "okx/ticker.json").is_ok());
+    // REST books carry no instId: unchecked.
+    assert!(read_asking(Okx, Book, "ETH-USDT", "okx/books.json").is_ok());
+}
+
+#[test]
+fn coinbase_bodies_do_not_name_the_product_so_it_cannot_be_checked() {
+    // The product id is only in the path; the ticker's trade_id and the
+    // book's sequence are per-product counters. An answer for another
+    // product cannot be told apart, and is not refused.
+    assert!(read_asking(Coinbase, Tick, "ETH-USD", "coinbase/ticker.json").is_ok());
+    assert!(read_asking(Coinbase, Book, "ETH-USD", "coinbase/book_level2.json").is_ok());
+}
+
+#[test]
+fn kraken_result_key_of_another_pair_is_wrong_instrument() {
+    assert_eq!(
+        read_asking(Kraken, Tick, "ETHUSD", "kraken/ticker.json"),
+        wrong("ETHUSD", "XXBTZUSD")
+    );
+    assert_eq!(
+        read_asking(Kraken, Book, "XBTEUR", "kraken/depth.json"),
+        wrong("XBTEUR", "XXBTZUSD")
+    );
+    assert_eq!(
+        read_asking(Kraken, Tick, "XBTUSDT", "kraken/ticker.json"),
+        wrong("XBTUSDT", "XXBTZUSD")
+    );
+}
+
+/// Every name Kraken takes for XBT/USD: the altname, its wsname, the result
+/// key itself, the BTC spelling with and without a separator, lower case.
+#[test]
+fn kraken_alternate_names_of_the_pair_are_the_same_instrument() {
+    for asked in [
+        "XBTUSD", "XBT/USD", "XXBTZUSD", "BTC/USD", "BTCUSD", "xbtusd", "BTC-USD",
+    ] {
+        let t = read_asking(Kraken, Tick, asked, "kraken/ticker.json");
+        assert!(t.is_ok(), "{asked}: {t:?}");
+        let b = read_asking(Kraken, Book, asked, "kraken/depth.json");
+        assert!(b.is_ok(), "{asked}: {b:?}");
+    }
+}
+
+#[test]
+fn kraken_pair_names_normalize_by_its_rules() {
+    use exwatch::exchange::kraken::pair_key;
+    // Legacy X/Z-prefixed keys, wsnames and altnames meet in one spelling.
+    assert_eq!(pair_key("XXBTZUSD"), pair_key("XBTUSD"));
+    assert_eq!(pair_key("XETHZUSD"), pair_key("ETH/USD"));
+    assert_eq!(pair_key("XETHXXBT"), pair_key("ETH/XBT"));
+    assert_eq!(pair_key("XETHXXBT"), pair_key("ETHBTC"));
+    assert_eq!(pair_key("ZEURZUSD"), pair_key("EUR/USD"));
+    assert_eq!(pair_key("USDTZUSD"), pair_key("USDT/USD"));
+    // XDG is Kraken's dogecoin, XBT its bitcoin.
+    assert_eq!(pair_key("XDGUSD"), pair_key("DOGE/USD"));
+    assert_eq!(pair_key("XXDGZUSD"), pair_key("DOGEUSD"));
+    assert_eq!(pair_key("XBTUSDT"), pair_key("BTC/USDT"));
+    // And different pairs stay different.
+    assert_ne!(pair_key("XXBTZUSD"), pair_key("XBTUSDT"));
+    assert_ne!(pair_key("XXBTZUSD"), pair_key("XETHZUSD"));
+    assert_ne!(pair_key("XTZUSD"), pair_key("XBTUSD"));
+    assert_ne!(pair_key("XXBTZEUR"), pair_key("XBTUSD"));
+}
+
+#[test]
+fn an_answer_for_another_instrument_is_checked_before_its_numbers() {
+    // A crossed or unparsable book of another instrument is first of all
+    // the wrong instrument.
+    let h = HeaderMap::new();
+    let body = br#"{"retCode":0,"retMsg":"OK","result":{"s":"CANDYUSDT","a":[["1","1"]],"b":[["2","1"]],"ts":1,"u":1},"time":1}"#;
+    let raw = RawResponse {
+        status: 200,
+        headers: &h,
+        body,
+        received_at_ms: RECEIVED,
+        elapsed_ms: 1,
+        requested_symbol: Some("BTCUSDT"),
+    };
+    assert_eq!(
+        exchange::interpret(Bybit, Book, &raw, None).result,
+        wrong("BTCUSDT", "CANDYUSDT")
+    );
+}
+
+// ------------------------------------------------- HTML pages and the BOM
+
+/// CloudFront's geo-block page: the title and the first heading, decoded
+/// and on one line, instead of `<!DOCTYPE HTML PUBLIC ...`.
+#[test]
+fn cloudfront_error_page_is_reported_by_its_title() {
+    let line = "ERROR: The request could not be satisfied — 403 ERROR";
+    for kind in [Binance, Okx, Coinbase, Kraken] {
+        assert_eq!(
+            read(kind, Tick, 403, "common/cloudfront_403.html"),
+            Err(Problem::Http {
+                status: 403,
+                body_excerpt: line.into()
+            }),
+            "{kind}"
+        );
+    }
+    // Bybit reads a non-JSON 403 as its IP limit; the message still says
+    // what the page said.
+    match api(read(Bybit, Tick, 403, "common/cloudfront_403.html")) {
+        ApiError::IpBanned { message, .. } => assert_eq!(message, format!("HTTP 403 {line}")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        read(Okx, Book, 200, "common/cloudfront_403.html"),
+        Err(Problem::Invalid(InvalidReason::NotJson {
+            detail: format!("an HTML page: {line}")
+        }))
+    );
+}
+
+#[test]
+fn html_headlines_decode_entities_and_ignore_markup() {
+    use exwatch::exchange::html_headline;
+    let page = |s: &str| html_headline(s.as_bytes());
+    assert_eq!(
+        page(
+            "<html><head><title lang=\"en\">\n  api.example.com | 502: Bad gateway\n</title></head></html>"
+        ),
+        Some("api.example.com | 502: Bad gateway".into())
+    );
+    assert_eq!(
+        page("<!doctype html><title>Q&amp;A &#8211; &lt;down&gt;&nbsp;&#x21;</title>"),
+        Some("Q&A – <down> !".into())
+    );
+    // No title: the first heading, its inner tags dropped.
+    assert_eq!(
+        page(
+            "<html><body><h1 class=\"x\">Bad gateway <span>Error code 502</span></h1></body></html>"
+        ),
+        Some("Bad gateway Error code 502".into())
+    );
+    // A heading that repeats the title adds nothing.
+    assert_eq!(
+        page("<html><title>502 Bad Gateway</title><h1>502 Bad Gateway</h1></html>"),
+        Some("502 Bad Gateway".into())
+    );
+    // `<titles>` is not a title, an unclosed title is not one either.
+    assert_eq!(page("<html><titles>x</titles></html>"), None);
+    assert_eq!(page("<html><title>never closed"), None);
+    // Not HTML at all: no headline, the excerpt stays the text.
+    assert_eq!(page("upstream connect error <title>"), None);
+    assert_eq!(page("{\"title\": \"<title>x</title>\"}"), None);
+    assert_eq!(
+        exchange::excerpt(b"upstream connect error or disconnect/reset before headers"),
+        "upstream connect error or disconnect/reset before headers"
+    );
+    // A headline is one line of bounded length however long the title.
+    let long = format!("<html><title>{}</title></html>", "x ".repeat(1000));
+    assert!(exchange::excerpt(long.as_bytes()).chars().count() <= 201);
+}
+
+/// RFC 8259 lets a parser ignore a leading byte order mark: a real body
+/// behind one is read as if it were not there.
+#[test]
+fn a_utf8_byte_order_mark_before_the_json_is_ignored() {
+    let bom = |path: &str| {
+        let mut b = b"\xEF\xBB\xBF".to_vec();
+        b.extend(fixture(path));
+        b
+    };
+    let h = HeaderMap::new();
+    for (kind, endpoint, path) in [
+        (Binance, Tick, "binance/book_ticker.json"),
+        (Bybit, Tick, "bybit/tickers_spot.json"),
+        (Okx, Book, "okx/books.json"),
+        (Coinbase, Tick, "coinbase/ticker.json"),
+        (Kraken, Book, "kraken/depth.json"),
+    ] {
+        let body = bom(path);
+        assert!(exchange::has_bom(&body));
+        let raw = RawResponse {
+            status: 200,
+            headers: &h,
+            body: &body,
+            received_at_ms: RECEIVED,
+            elapsed_ms: 1,
+            requested_symbol: None,
+        };
+        let with = exchange::interpret(kind, endpoint, &raw, None).result;
+        assert!(with.is_ok(), "{kind}: {with:?}");
+        assert_eq!(with, read(kind, endpoint, 200, path), "{kind}");
+    }
+    // A BOM and nothing else is an empty body, not garbage.
+    let raw = RawResponse {
+        status: 200,
+        headers: &h,
+        body: b"\xEF\xBB\xBF \n",
+        received_at_ms: RECEIVED,
+        elapsed_ms: 1,
+        requested_symbol: None,
+    };
+    assert_eq!(
+        exchange::interpret(Okx, Tick, &raw, None).result,
+        Err(Problem::Invalid(InvalidReason::EmptyBody))
+    );
 }

@@ -70,7 +70,13 @@ fn interpret_all(
     elapsed_ms: u64,
 ) {
     let spec = generic_spec();
-    for &kind in ExchangeKind::VARIANTS {
+    // With and without an instrument to compare: Kraken's pair names are
+    // normalized from whatever keys the body has.
+    for (kind, requested_symbol) in ExchangeKind::VARIANTS
+        .iter()
+        .copied()
+        .flat_map(|k| [(k, None), (k, Some("XBT/USD"))])
+    {
         for endpoint in ENDPOINTS {
             let raw = RawResponse {
                 status,
@@ -78,6 +84,7 @@ fn interpret_all(
                 body,
                 received_at_ms,
                 elapsed_ms,
+                requested_symbol,
             };
             let i = exchange::interpret(kind, endpoint, &raw, Some(&spec));
             if let Ok(p) = &i.result {
@@ -406,6 +413,7 @@ fn extreme_ban_times_do_not_overflow() {
             body,
             received_at_ms: received,
             elapsed_ms: 0,
+            requested_symbol: None,
         };
         let i = exchange::interpret(ExchangeKind::Binance, EndpointKind::Book, &raw, None);
         let s = i.signal.expect("ban signal");

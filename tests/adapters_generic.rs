@@ -99,6 +99,7 @@ fn read_sim(
         body: r.body.as_bytes(),
         received_at_ms: NOW,
         elapsed_ms,
+        requested_symbol: Some("BTC-USD"),
     };
     exchange::interpret(ExchangeKind::Generic, endpoint, &raw, Some(spec)).result
 }
@@ -346,6 +347,7 @@ fn without_a_generic_table_the_kind_says_so() {
         body: b"{}",
         received_at_ms: NOW,
         elapsed_ms: 1,
+        requested_symbol: None,
     };
     let r = exchange::interpret(ExchangeKind::Generic, EndpointKind::Ticker, &raw, None).result;
     assert!(
@@ -390,4 +392,89 @@ fn config_check_names_malformed_conditions_and_pointers() {
         cond.message
     );
     assert!(cond.line > 1, "positioned: {cond:?}");
+}
+
+#[test]
+fn an_answer_naming_another_instrument_is_wrong_instrument() {
+    let s = spec();
+    let mut q = quote();
+    q.symbol = "CANDY-USD".into();
+    for endpoint in [EndpointKind::Ticker, EndpointKind::Book] {
+        let r = read_sim(
+            endpoint,
+            &shapes::ok(ExchangeKind::Generic, endpoint, &q, NOW),
+            5,
+            &s,
+        );
+        assert_eq!(
+            r,
+            Err(Problem::Invalid(InvalidReason::WrongInstrument {
+                expected: "BTC-USD".into(),
+                got: "CANDY-USD".into()
+            })),
+            "{endpoint:?}"
+        );
+    }
+    // Case and separators are spelling: btc_usd, BTC/USD and btcusd are BTC-USD.
+    for same in ["btc_usd", "BTC/USD", "btcusd"] {
+        q.symbol = same.into();
+        let r = read_sim(
+            EndpointKind::Ticker,
+            &shapes::ok(ExchangeKind::Generic, EndpointKind::Ticker, &q, NOW),
+            5,
+            &s,
+        );
+        assert!(r.is_ok(), "{same}: {r:?}");
+    }
+}
+
+#[test]
+fn without_a_symbol_pointer_the_generic_kind_cannot_compare() {
+    let mut s = spec();
+    s.symbol = None;
+    let mut q = quote();
+    q.symbol = "CANDY-USD".into();
+    let r = read_sim(
+        EndpointKind::Ticker,
+        &shapes::ok(ExchangeKind::Generic, EndpointKind::Ticker, &q, NOW),
+        5,
+        &s,
+    );
+    assert!(r.is_ok(), "{r:?}");
+}
+
+#[test]
+fn config_check_wants_a_symbol_to_compare_the_symbol_pointer_with() {
+    let unnamed = CONFIG.replace(
+        "symbol = \"BTC-USD\"\n\n[exchanges.generic]",
+        "\n[exchanges.generic]",
+    );
+    assert_ne!(unnamed, CONFIG);
+    let errs = match config::parse("acme.toml", &unnamed) {
+        Ok(_) => panic!("a symbol pointer with nothing to compare it with was accepted"),
+        Err(e) => e.0,
+    };
+    let e = errs
+        .iter()
+        .find(|e| e.field == "exchanges[0].generic.symbol")
+        .unwrap_or_else(|| panic!("{errs:?}"));
+    assert!(e.message.contains("symbol asked for"), "{}", e.message);
+    let pointer_line = unnamed
+        .lines()
+        .position(|l| l.starts_with("symbol = \"/data/symbol\""))
+        .map(|i| i + 1);
+    assert_eq!(Some(e.line), pointer_line, "the pointer's line: {e:?}");
+    // A symbol on every ticker and book endpoint is enough.
+    let per_endpoint = unnamed
+        .replace(
+            "path = \"/api/v1/ticker\"",
+            "path = \"/api/v1/ticker\"\nsymbol = \"BTC-USD\"",
+        )
+        .replace(
+            "path = \"/api/v1/book\"",
+            "path = \"/api/v1/book\"\nsymbol = \"BTC-USD\"",
+        );
+    if let Err(e) = config::parse("acme.toml", &per_endpoint) {
+        panic!("refused:\n{e}");
+    }
 }

@@ -61,6 +61,7 @@ fn read(kind: ExchangeKind, endpoint: EndpointKind, r: &SimResponse) -> Interpre
         body: r.body.as_bytes(),
         received_at_ms: NOW,
         elapsed_ms: 3,
+        requested_symbol: Some(symbol(kind)),
     };
     exchange::interpret(kind, endpoint, &raw, None)
 }

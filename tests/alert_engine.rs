@@ -570,6 +570,10 @@ fn every_detector_kind_is_an_alert_kind() {
         InvalidReason::Unhealthy {
             detail: String::new(),
         },
+        InvalidReason::WrongInstrument {
+            expected: String::new(),
+            got: String::new(),
+        },
     ];
     assert_eq!(
         reasons.iter().map(|r| r.name()).collect::<Vec<_>>(),

@@ -106,6 +106,16 @@ fn routes() -> HashMap<&'static str, Answer> {
         "/e-kraken-pair/0/public/Ticker",
         a(200, "kraken/error_unknown_asset_pair.json"),
     );
+    // Served behind a UTF-8 byte order mark (every path under /bom-).
+    r.insert("/bom-bybit/v5/market/time", a(200, "bybit/time.json"));
+    r.insert(
+        "/bom-bybit/v5/market/tickers",
+        a(200, "bybit/tickers_spot.json"),
+    );
+    r.insert(
+        "/bom-bybit/v5/market/orderbook",
+        a(200, "bybit/orderbook.json"),
+    );
     r
 }
 
@@ -121,8 +131,11 @@ async fn serve() -> std::net::SocketAddr {
                     String::from("no fixture"),
                 );
             };
-            let body =
+            let mut body =
                 std::fs::read_to_string(format!("{FIXTURES}/{}", ans.file)).expect("fixture");
+            if uri.path().starts_with("/bom-") {
+                body.insert(0, '\u{FEFF}');
+            }
             let mut headers = HeaderMap::new();
             headers.insert("content-type", HeaderValue::from_static("application/json"));
             if let Some(r) = ans.retry_after {
@@ -193,13 +206,31 @@ fn row<'a>(v: &'a serde_json::Value, ex: &str, ep: &str) -> &'a serde_json::Valu
 async fn documented_payloads_parse_and_exit_0() {
     let addr = serve().await;
     let mut text = String::new();
-    for kind in ["binance", "bybit", "okx", "coinbase", "kraken"] {
-        text.push_str(&exchange(
+    // Each asks for the instrument its documented example is about, since an
+    // answer for another one is `wrong_instrument`: Binance's bookTicker
+    // example is LTCBTC, OKX's ticker BTC-USD-SWAP, Kraken's XBTUSD (result
+    // key XXBTZUSD); Bybit's and Coinbase's are the defaults.
+    for (kind, symbol) in [
+        ("binance", Some("LTCBTC")),
+        ("bybit", None),
+        ("okx", Some("BTC-USD-SWAP")),
+        ("coinbase", None),
+        ("kraken", Some("XBTUSD")),
+    ] {
+        let mut ex = exchange(
             kind,
             kind,
             &format!("http://{addr}/{kind}"),
             &["time", "ticker", "book"],
-        ));
+        );
+        if let Some(symbol) = symbol {
+            ex = ex.replacen(
+                "\n[[exchanges.endpoints]]",
+                &format!("\nsymbol = \"{symbol}\"\n[[exchanges.endpoints]]"),
+                1,
+            );
+        }
+        text.push_str(&ex);
     }
     let (code, v) = check(text).await;
     assert_eq!(code, 0, "{v:#}");
@@ -296,4 +327,53 @@ async fn documented_error_bodies_are_classified_and_exit_1() {
             .as_str()
             .is_some_and(|s| s.contains("banned"))
     );
+}
+
+/// The case through `check`: a documented body for another
+/// instrument than the one configured is unhealthy, named, and exits 1.
+#[tokio::test]
+async fn an_answer_for_another_instrument_fails_check() {
+    let addr = serve().await;
+    // Binance's bookTicker example is LTCBTC; BTCUSDT is asked for.
+    let (code, v) = check(exchange(
+        "binance",
+        "binance",
+        &format!("http://{addr}/binance"),
+        &["ticker"],
+    ))
+    .await;
+    assert_eq!(code, 1, "{v:#}");
+    let r = row(&v, "binance", "ticker");
+    assert_eq!(r["verdict"], "invalid:wrong_instrument", "{r:#}");
+    assert_eq!(r["outcome"]["reason"]["expected"], "BTCUSDT", "{r:#}");
+    assert_eq!(r["outcome"]["reason"]["got"], "LTCBTC", "{r:#}");
+}
+
+/// RFC 8259 lets a parser ignore a leading byte order mark: bodies behind
+/// one are healthy, with the same values as without.
+#[tokio::test]
+async fn bodies_behind_a_byte_order_mark_are_healthy() {
+    let addr = serve().await;
+    let mut text = exchange(
+        "bybit",
+        "bybit",
+        &format!("http://{addr}/bybit"),
+        &["time", "ticker", "book"],
+    );
+    text.push_str(&exchange(
+        "bom",
+        "bybit",
+        &format!("http://{addr}/bom-bybit"),
+        &["time", "ticker", "book"],
+    ));
+    let (code, v) = check(text).await;
+    assert_eq!(code, 0, "{v:#}");
+    for ep in ["time", "ticker", "book"] {
+        assert_eq!(row(&v, "bom", ep)["verdict"], "ok", "{v:#}");
+        assert_eq!(
+            row(&v, "bom", ep)["normalized"],
+            row(&v, "bybit", ep)["normalized"],
+            "{ep}"
+        );
+    }
 }

@@ -44,6 +44,22 @@ fn the_good_config_parses_and_resolves_presets() {
     assert_eq!(eps[0].interval, std::time::Duration::from_secs(2));
 }
 
+/// The instrument an answer is checked against is the one the request
+/// carries: a query override of the preset's symbol parameter wins.
+#[test]
+fn a_query_override_of_the_symbol_is_the_instrument_asked_for() {
+    let cfg = config::parse(
+        "cfg.toml",
+        &format!("{GOOD}query = {{ symbol = \"ETHUSDT\" }}\n"),
+    )
+    .expect("valid");
+    let eps = cfg.endpoints();
+    assert!(eps[0].url.contains("symbol=ETHUSDT"), "{}", eps[0].url);
+    assert_eq!(eps[0].symbol, "ETHUSDT");
+    let plain = config::parse("cfg.toml", GOOD).expect("valid");
+    assert_eq!(plain.endpoints()[0].symbol, "BTCUSDT");
+}
+
 #[test]
 fn unknown_key_names_line_and_key() {
     let text = GOOD.replace("interval = \"2s\"", "interval = \"2s\"\nintervall = \"3s\"");

@@ -430,3 +430,70 @@ async fn a_hang_is_reported_while_the_request_is_still_in_flight() {
     mon.stop().await;
     sim.stop().await;
 }
+
+/// The case end to end: a ticker answer naming another instrument is
+/// `wrong_instrument` where the body names one, and its prices never become
+/// the jump baseline, however many polls it lasts.
+#[tokio::test]
+async fn another_instruments_answers_are_refused_and_never_become_the_baseline() {
+    use ExchangeKind::*;
+    for kind in [Binance, Bybit, Okx, Kraken] {
+        let got = probe_under(FaultKind::WrongInstrument, kind, EndpointKind::Ticker).await;
+        assert!(
+            matches!(
+                &got,
+                Outcome::Invalid {
+                    reason: InvalidReason::WrongInstrument { got, .. }
+                } if got.starts_with("CANDY")
+            ),
+            "{kind}: {got:?}"
+        );
+    }
+    // Coinbase bodies do not name the product: it cannot be told.
+    assert_eq!(
+        probe_under(FaultKind::WrongInstrument, Coinbase, EndpointKind::Ticker).await,
+        Outcome::Ok
+    );
+
+    let healthy = start(scenario(vec![])).await;
+    let wrong = start(scenario(vec![fault(
+        FaultKind::WrongInstrument,
+        Bybit,
+        None,
+        Duration::ZERO,
+        LONG,
+    )]))
+    .await;
+    let secs = Duration::from_secs(2);
+    let good = endpoint(&healthy.base_url(Bybit), Bybit, EndpointKind::Ticker, secs);
+    let bad = endpoint(&wrong.base_url(Bybit), Bybit, EndpointKind::Ticker, secs);
+    let mut v = Validator::new(ValidationSettings {
+        max_price_jump_pct: 10.0,
+        max_age: Duration::from_secs(60),
+        frozen_after: Duration::from_secs(60),
+    });
+    let client = reqwest::Client::new();
+    let first = probe_once(&client, &good, 1 << 20, Some(&mut v)).await;
+    assert_eq!(first.sample.outcome, Outcome::Ok);
+    let baseline = v.last_good_price();
+    assert!(baseline.is_some());
+    // More polls than the jump rule needs to accept a lasting move.
+    for _ in 0..5 {
+        let p = probe_once(&client, &bad, 1 << 20, Some(&mut v)).await;
+        assert_eq!(
+            p.sample.outcome,
+            Outcome::Invalid {
+                reason: InvalidReason::WrongInstrument {
+                    expected: "BTCUSDT".into(),
+                    got: "CANDYUSDT".into()
+                }
+            }
+        );
+        assert!(p.payload.is_none() && p.sample.price.is_none());
+        assert_eq!(v.last_good_price(), baseline);
+    }
+    let back = probe_once(&client, &good, 1 << 20, Some(&mut v)).await;
+    assert_eq!(back.sample.outcome, Outcome::Ok, "{:?}", back.sample);
+    healthy.stop().await;
+    wrong.stop().await;
+}

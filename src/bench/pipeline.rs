@@ -214,6 +214,7 @@ async fn run_loop(
                     body: &resp.body,
                     received_at_ms: 0,
                     elapsed_ms: (t2 - t1).as_millis() as u64,
+                    requested_symbol: Some(ep.symbol.as_str()),
                 };
                 let interp = exchange::interpret(ep.exchange_kind, ep.kind, &raw, None);
                 if interp.result.is_ok() {

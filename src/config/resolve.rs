@@ -36,6 +36,15 @@ impl ExchangeConfig {
             .unwrap_or_else(|| spec.default_symbol.to_string());
         let depth = ep.depth.unwrap_or(20);
         let preset = spec.preset.map(|p| p(ep.kind, &symbol, depth));
+        // A query override of the preset's symbol parameter (`symbol`,
+        // `instId`, `pair`) is the instrument actually asked for, and the
+        // one the body's instrument is compared with.
+        let symbol = preset
+            .as_ref()
+            .and_then(|pr| pr.query.iter().find(|(_, v)| *v == symbol))
+            .and_then(|(k, _)| ep.query.get(k))
+            .cloned()
+            .unwrap_or(symbol);
         let (path, mut query, preset_weight) = match (&ep.path, preset) {
             (Some(path), _) => (path.clone(), Vec::new(), 1),
             (None, Some(pr)) => (pr.path, pr.query, pr.weight),
@@ -112,6 +121,9 @@ pub struct ResolvedEndpoint {
     pub exchange_kind: ExchangeKind,
     pub endpoint: String,
     pub kind: EndpointKind,
+    /// The instrument asked for, in the exchange's spelling: the endpoint's
+    /// or exchange's `symbol` (else the kind's default), or a query
+    /// override of the preset's symbol parameter.
     pub symbol: String,
     pub url: String,
     pub interval: Duration,

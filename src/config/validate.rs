@@ -116,6 +116,22 @@ impl ExchangeConfig {
         }
         if let Some(g) = &self.generic {
             g.validate(&format!("{at}.generic"), p);
+            // The instrument the body names is compared with the one asked
+            // for; without a configured symbol that would be the kind's
+            // placeholder default, and every answer would look wrong.
+            let unnamed = self.endpoints.iter().any(|ep| {
+                ep.kind != EndpointKind::Time && ep.symbol.is_none() && self.symbol.is_none()
+            });
+            if self.kind == ExchangeKind::Generic
+                && g.symbol.as_deref().is_some_and(|s| !s.is_empty())
+                && unnamed
+            {
+                p.push(
+                    format!("{at}.generic.symbol"),
+                    "the instrument found at this pointer is compared with the symbol asked for: \
+                     set `symbol = \"...\"` on the exchange (or on every ticker and book endpoint)",
+                );
+            }
         }
         if let Some(b) = &self.rate_limit {
             check_bucket(p, &format!("{at}.rate_limit"), b.capacity, b.refill_per_sec);

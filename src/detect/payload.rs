@@ -39,6 +39,7 @@ impl Default for PayloadSettings {
                 "non_positive",
                 "not_json",
                 "empty_body",
+                "wrong_instrument",
             ]
             .map(String::from)
             .to_vec(),

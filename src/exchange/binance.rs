@@ -105,7 +105,7 @@ pub fn interpret(endpoint: EndpointKind, resp: &RawResponse<'_>) -> Interpretati
             signal,
         );
     }
-    parse::finish(payload(endpoint, &body), signal)
+    parse::finish(payload(endpoint, &body, resp), signal)
 }
 
 fn finish_problem(p: Problem, mut signal: RateLimitSignal) -> Interpretation {
@@ -178,7 +178,11 @@ pub fn banned_until_ms(msg: &str) -> Option<i64> {
     digits.parse().ok()
 }
 
-fn payload(endpoint: EndpointKind, body: &Value) -> Result<Payload, Problem> {
+fn payload(
+    endpoint: EndpointKind,
+    body: &Value,
+    resp: &RawResponse<'_>,
+) -> Result<Payload, Problem> {
     if body.is_array() {
         return Err(parse::schema(
             "got a list: the request needs a single `symbol`",
@@ -194,6 +198,9 @@ fn payload(endpoint: EndpointKind, body: &Value) -> Result<Payload, Problem> {
             Ok(Payload::Time { server_ms: ms })
         }
         EndpointKind::Ticker => {
+            // Checked first: another instrument's numbers are beside the point.
+            let symbol = parse::str_field(body, "symbol");
+            parse::same_instrument(resp, &symbol, parse::plain_instrument)?;
             // bookTicker, ticker/price and ticker/24hr all share these names.
             let last = match body.get("lastPrice") {
                 Some(v) => opt_num(Some(v), "lastPrice")?,
@@ -205,7 +212,7 @@ fn payload(endpoint: EndpointKind, body: &Value) -> Result<Payload, Problem> {
                 return Err(parse::schema("no bidPrice, askPrice or price"));
             }
             Ok(Payload::Ticker(Ticker {
-                symbol: parse::str_field(body, "symbol"),
+                symbol,
                 last: last.map(|n| n.value),
                 bid: bid.map(|n| n.value),
                 ask: ask.map(|n| n.value),
@@ -213,12 +220,16 @@ fn payload(endpoint: EndpointKind, body: &Value) -> Result<Payload, Problem> {
             }))
         }
         EndpointKind::Book => {
+            // depth does not name its symbol (rest-api.md); a proxy's or a
+            // future version's `symbol` is checked all the same.
+            let symbol = parse::str_field(body, "symbol");
+            parse::same_instrument(resp, &symbol, parse::plain_instrument)?;
             let update_id = parse::opt_u64(body.get("lastUpdateId"), "lastUpdateId")?;
             if update_id.is_none() && at(body, &["bids"]).is_none() {
                 return Err(parse::schema("missing lastUpdateId, bids and asks"));
             }
             Ok(Payload::Book(OrderBook {
-                symbol: parse::str_field(body, "symbol"),
+                symbol,
                 bids: parse::levels(body.get("bids"), "bids")?,
                 asks: parse::levels(body.get("asks"), "asks")?,
                 // depth carries no timestamp (rest-api.md).

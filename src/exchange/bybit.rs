@@ -98,7 +98,7 @@ pub fn interpret(endpoint: EndpointKind, resp: &RawResponse<'_>) -> Interpretati
         .to_string();
     match code {
         Some(0) if parse::is_success(resp.status) => {
-            parse::finish(payload(endpoint, &body), signal)
+            parse::finish(payload(endpoint, &body, resp), signal)
         }
         Some(0) | None => {
             let problem = match resp.status {
@@ -187,7 +187,11 @@ fn classify(
     }
 }
 
-fn payload(endpoint: EndpointKind, body: &Value) -> Result<Payload, Problem> {
+fn payload(
+    endpoint: EndpointKind,
+    body: &Value,
+    resp: &RawResponse<'_>,
+) -> Result<Payload, Problem> {
     let result = body
         .get("result")
         .filter(|r| r.is_object())
@@ -216,10 +220,12 @@ fn payload(endpoint: EndpointKind, body: &Value) -> Result<Payload, Problem> {
                 .and_then(Value::as_array)
                 .and_then(|l| l.first())
                 .ok_or_else(|| parse::schema("result.list is empty or missing"))?;
+            let symbol = parse::str_field(row, "symbol");
+            parse::same_instrument(resp, &symbol, parse::plain_instrument)?;
             let bid = side_price(row, "bid1Price", "bid1Size")?;
             let ask = side_price(row, "ask1Price", "ask1Size")?;
             Ok(Payload::Ticker(Ticker {
-                symbol: parse::str_field(row, "symbol"),
+                symbol,
                 last: opt_num(row.get("lastPrice"), "lastPrice")?.map(|n| n.value),
                 bid,
                 ask,
@@ -227,13 +233,18 @@ fn payload(endpoint: EndpointKind, body: &Value) -> Result<Payload, Problem> {
                 exchange_ts_ms: time,
             }))
         }
-        EndpointKind::Book => Ok(Payload::Book(OrderBook {
-            symbol: parse::str_field(result, "s"),
-            bids: parse::levels(result.get("b"), "b")?,
-            asks: parse::levels(result.get("a"), "a")?,
-            exchange_ts_ms: parse::opt_int(result.get("ts"), "ts")?.or(time),
-            update_id: parse::opt_u64(result.get("u"), "u")?,
-        })),
+        EndpointKind::Book => {
+            // `result.s` is the symbol of the book (orderbook.mdx).
+            let symbol = parse::str_field(result, "s");
+            parse::same_instrument(resp, &symbol, parse::plain_instrument)?;
+            Ok(Payload::Book(OrderBook {
+                symbol,
+                bids: parse::levels(result.get("b"), "b")?,
+                asks: parse::levels(result.get("a"), "a")?,
+                exchange_ts_ms: parse::opt_int(result.get("ts"), "ts")?.or(time),
+                update_id: parse::opt_u64(result.get("u"), "u")?,
+            }))
+        }
     }
 }
 

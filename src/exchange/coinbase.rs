@@ -148,7 +148,10 @@ fn payload(endpoint: EndpointKind, body: &Value) -> Result<Payload, Problem> {
                 None => None,
             };
             Ok(Payload::Ticker(Ticker {
-                // The product id is in the path, not the body.
+                // The product id is in the path only: neither the ticker nor
+                // the book body names it, and `trade_id` / `sequence` are
+                // per-product counters that cannot tell products apart, so
+                // a wrong-instrument answer cannot be seen here.
                 symbol: String::new(),
                 last: opt_num(body.get("price"), "price")?.map(|n| n.value),
                 bid: opt_num(body.get("bid"), "bid")?.map(|n| n.value),

@@ -72,7 +72,10 @@ pub struct GenericSpec {
     /// Error codes that mean "unknown symbol".
     #[serde(default)]
     pub invalid_symbol_codes: Vec<String>,
-    /// JSON pointer to the symbol, where the body names it.
+    /// JSON pointer to the instrument the body names, e.g. "/data/symbol".
+    /// Ticker and book answers naming another instrument than the
+    /// endpoint's `symbol` (case and `-`, `/`, `_` separators aside) are
+    /// `wrong_instrument`.
     #[serde(default)]
     pub symbol: Option<String>,
     /// JSON pointers to the book sides of `book` endpoints: arrays of
@@ -435,7 +438,7 @@ fn read(
         }
     }
     let body = body.unwrap_or(Value::Null);
-    payload(endpoint, &body, spec)
+    payload(endpoint, &body, spec, resp)
 }
 
 fn error_from_code(
@@ -551,11 +554,19 @@ fn side(body: &Value, ptr: &Option<String>, name: &str) -> Result<Vec<Level>, Pr
         .collect()
 }
 
-fn payload(endpoint: EndpointKind, body: &Value, spec: &GenericSpec) -> Result<Payload, Problem> {
+fn payload(
+    endpoint: EndpointKind,
+    body: &Value,
+    spec: &GenericSpec,
+    resp: &RawResponse<'_>,
+) -> Result<Payload, Problem> {
     let symbol = pointed(body, &spec.symbol)
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
+    if endpoint != EndpointKind::Time {
+        parse::same_instrument(resp, &symbol, parse::plain_instrument)?;
+    }
     let ts = timestamp(body, spec)?;
     match endpoint {
         EndpointKind::Time => match ts {

@@ -97,7 +97,7 @@ pub fn interpret(endpoint: EndpointKind, resp: &RawResponse<'_>) -> Interpretati
             signal,
         );
     }
-    parse::finish(payload(endpoint, &body), signal)
+    parse::finish(payload(endpoint, &body, resp), signal)
 }
 
 fn classify(first: &str, all: &[&str], endpoint: EndpointKind, resp: &RawResponse<'_>) -> Problem {
@@ -131,16 +131,27 @@ fn classify(first: &str, all: &[&str], endpoint: EndpointKind, resp: &RawRespons
     }
 }
 
-fn payload(endpoint: EndpointKind, body: &Value) -> Result<Payload, Problem> {
+fn payload(
+    endpoint: EndpointKind,
+    body: &Value,
+    resp: &RawResponse<'_>,
+) -> Result<Payload, Problem> {
     let result = body
         .get("result")
         .and_then(Value::as_object)
         .ok_or_else(|| parse::schema("missing result object"))?;
+    // One pair was asked for and the key is Kraken's name for it, which is
+    // rarely the name asked with (`XBTUSD` → `XXBTZUSD`): take the key that
+    // is the pair asked for, else the first, which then fails the check.
     let pair_row = || {
-        result
+        let asked = resp.requested_symbol.map(pair_key);
+        let (pair, row) = result
             .iter()
-            .next()
-            .ok_or_else(|| parse::schema("result has no pair"))
+            .find(|(k, _)| asked.as_deref() == Some(pair_key(k).as_str()))
+            .or_else(|| result.iter().next())
+            .ok_or_else(|| parse::schema("result has no pair"))?;
+        parse::same_instrument(resp, pair, pair_key)?;
+        Ok::<_, Problem>((pair, row))
     };
     match endpoint {
         EndpointKind::Time => {
@@ -153,7 +164,6 @@ fn payload(endpoint: EndpointKind, body: &Value) -> Result<Payload, Problem> {
             Ok(Payload::Time { server_ms: ms })
         }
         EndpointKind::Ticker => {
-            // One pair was asked for; the key is Kraken's name for it.
             let (pair, row) = pair_row()?;
             Ok(Payload::Ticker(Ticker {
                 symbol: pair.clone(),
@@ -191,6 +201,50 @@ fn payload(endpoint: EndpointKind, body: &Value) -> Result<Payload, Problem> {
             }))
         }
     }
+}
+
+/// Kraken's legacy four-letter asset codes: an `X` before crypto and a `Z`
+/// before fiat. Source: Kraken REST docs (docs.kraken.com), "Get Tradable
+/// Asset Pairs" (`XXBTZUSD`: base `XXBT`, quote `ZUSD`, altname `XBTUSD`,
+/// wsname `XBT/USD`; `XETHXXBT`: altname `ETHXBT`) and "Get Asset Info"
+/// (`XXBT` altname `XBT`, `XXDG` altname `XDG`). Result keys of `Ticker` and
+/// `Depth` use them for the pairs listed before the naming changed
+/// ("Get Ticker Information" answers `pair=XBTUSD` under `XXBTZUSD`).
+const LEGACY_ASSETS: [&str; 21] = [
+    "XXBT", "XETH", "XLTC", "XXRP", "XXLM", "XXMR", "XZEC", "XETC", "XREP", "XMLN", "XXDG", "XDAO",
+    "XNMC", "XXVN", "XICN", "ZUSD", "ZEUR", "ZGBP", "ZJPY", "ZCAD", "ZAUD",
+];
+
+/// One spelling for every name Kraken gives a pair, so the name asked with
+/// and the result key compare equal: `XBTUSD`, `xbtusd`, `XBT/USD`,
+/// `BTC/USD`, `BTCUSD` and `XXBTZUSD` are all `BTCUSD`. Case and separators
+/// go, an eight-letter key loses the `X`/`Z` of its legacy asset codes
+/// (`LEGACY_ASSETS`), and Kraken's `XBT` (bitcoin) and `XDG` (dogecoin)
+/// become `BTC` and `DOGE`, the names the newer API also takes.
+pub fn pair_key(name: &str) -> String {
+    let mut p = parse::plain_instrument(name);
+    if p.len() == 8 && p.is_ascii() {
+        let (base, quote) = p.split_at(4);
+        let strip = |code: &str| -> String {
+            if LEGACY_ASSETS.contains(&code) {
+                code[1..].to_string()
+            } else {
+                code.to_string()
+            }
+        };
+        if LEGACY_ASSETS.contains(&base) || LEGACY_ASSETS.contains(&quote) {
+            p = strip(base) + &strip(quote);
+        }
+    }
+    for (kraken, common) in [("XBT", "BTC"), ("XDG", "DOGE")] {
+        if let Some(rest) = p.strip_prefix(kraken) {
+            p = format!("{common}{rest}");
+        }
+        if let Some(rest) = p.strip_suffix(kraken) {
+            p = format!("{rest}{common}");
+        }
+    }
+    p
 }
 
 /// The first element of a `[price, whole lot volume, lot volume]` array.

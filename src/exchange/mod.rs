@@ -13,6 +13,7 @@ pub mod generic;
 pub mod kraken;
 pub mod okx;
 pub(crate) mod parse;
+pub use parse::{excerpt, has_bom, html_headline};
 pub mod validate;
 
 use crate::model::{ApiError, EndpointKind, ExchangeKind, InvalidReason, RateLimitSignal};
@@ -143,6 +144,11 @@ pub struct RawResponse<'a> {
     /// How long the request took, request sent to body read, for the generic
     /// kind's `[RESPONSE_TIME]` conditions.
     pub elapsed_ms: u64,
+    /// The instrument the request asked for (the endpoint's symbol), in the
+    /// config's spelling. Where the body names its instrument, the adapter
+    /// compares the two by the exchange's own naming rules and answers
+    /// [`InvalidReason::WrongInstrument`] on a mismatch; `None` skips the check.
+    pub requested_symbol: Option<&'a str>,
 }
 
 /// What an adapter made of one response.

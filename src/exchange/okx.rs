@@ -72,7 +72,7 @@ pub fn interpret(endpoint: EndpointKind, resp: &RawResponse<'_>) -> Interpretati
         .to_string();
     match code.as_deref() {
         Some("0") if parse::is_success(resp.status) => {
-            parse::finish(payload(endpoint, &body), signal)
+            parse::finish(payload(endpoint, &body, resp), signal)
         }
         Some("0") | None => parse::finish(
             Err(parse::fallback(
@@ -123,19 +123,29 @@ fn classify(code: &str, msg: String, endpoint: EndpointKind, resp: &RawResponse<
     }
 }
 
-fn payload(endpoint: EndpointKind, body: &Value) -> Result<Payload, Problem> {
+fn payload(
+    endpoint: EndpointKind,
+    body: &Value,
+    resp: &RawResponse<'_>,
+) -> Result<Payload, Problem> {
     let row = body
         .get("data")
         .and_then(Value::as_array)
         .and_then(|d| d.first())
         .ok_or_else(|| parse::schema("data is empty or missing"))?;
+    // Tickers name their `instId`; REST books do not (market/books answers
+    // asks, bids, ts only), so a book is checked only if it names one.
+    let symbol = parse::str_field(row, "instId");
+    if endpoint != EndpointKind::Time {
+        parse::same_instrument(resp, &symbol, parse::plain_instrument)?;
+    }
     let ts = parse::opt_int(row.get("ts"), "ts")?;
     match endpoint {
         EndpointKind::Time => Ok(Payload::Time {
             server_ms: ts.ok_or_else(|| parse::schema("missing data[0].ts"))?,
         }),
         EndpointKind::Ticker => Ok(Payload::Ticker(Ticker {
-            symbol: parse::str_field(row, "instId"),
+            symbol: symbol.clone(),
             last: opt_num(row.get("last"), "last")?.map(|n| n.value),
             bid: opt_num(row.get("bidPx"), "bidPx")?.map(|n| n.value),
             ask: opt_num(row.get("askPx"), "askPx")?.map(|n| n.value),
@@ -143,7 +153,7 @@ fn payload(endpoint: EndpointKind, body: &Value) -> Result<Payload, Problem> {
         })),
         // Levels are [px, sz, "0" (deprecated), numOrders]; REST books have no seqId.
         EndpointKind::Book => Ok(Payload::Book(OrderBook {
-            symbol: parse::str_field(row, "instId"),
+            symbol,
             bids: parse::levels(row.get("bids"), "bids")?,
             asks: parse::levels(row.get("asks"), "asks")?,
             exchange_ts_ms: ts,

@@ -17,10 +17,19 @@ pub fn is_success(status: u16) -> bool {
     (200..300).contains(&status)
 }
 
-/// The first [`EXCERPT_CHARS`] characters of a body, lossily decoded and with
-/// whitespace runs collapsed so it fits on one line.
+/// A body as one short line for error details: an HTML page is its
+/// `<title>` (and its first `<h1>` where that adds something), since CDN
+/// error pages put their one useful line there; anything else is its first
+/// `EXCERPT_CHARS` (200) characters, lossily decoded, with whitespace runs
+/// collapsed.
 pub fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
+    match html_headline(body) {
+        Some(line) => one_line(&line),
+        None => one_line(&String::from_utf8_lossy(body)),
+    }
+}
+
+fn one_line(text: &str) -> String {
     let mut out = String::new();
     let mut last_space = false;
     for c in text.chars() {
@@ -41,13 +50,153 @@ pub fn excerpt(body: &[u8]) -> String {
     out.trim_end().to_string()
 }
 
-/// Parse the body as JSON. `Err` carries why it is not usable.
+/// Whether a body is an HTML document: after any BOM and whitespace it opens
+/// with `<!DOCTYPE html`, `<html` or `<head`, or with a tag and has a `<title>`
+/// in its first kilobyte.
+pub fn is_html(body: &[u8]) -> bool {
+    let start = body.strip_prefix(UTF8_BOM).unwrap_or(body);
+    let skip = start
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(start.len());
+    let start = &start[skip..];
+    let head = start.get(..start.len().min(1024)).unwrap_or(start);
+    let lower = head.to_ascii_lowercase();
+    lower.starts_with(b"<!doctype html")
+        || lower.starts_with(b"<html")
+        || lower.starts_with(b"<head")
+        || (lower.starts_with(b"<") && find(&lower, b"<title").is_some())
+}
+
+/// The line an HTML error page is about: its `<title>`, with the first
+/// `<h1>` appended when it says more ("ERROR: The request could not be
+/// satisfied — 403 ERROR"), or the `<h1>` alone. Tags inside are dropped,
+/// entities decoded, whitespace collapsed. `None` when the body is not HTML
+/// or has neither.
+pub fn html_headline(body: &[u8]) -> Option<String> {
+    if !is_html(body) {
+        return None;
+    }
+    let text = String::from_utf8_lossy(body);
+    let title = element_text(&text, "title").filter(|t| !t.is_empty());
+    let h1 = element_text(&text, "h1").filter(|t| !t.is_empty());
+    match (title, h1) {
+        (Some(t), Some(h)) if !t.to_lowercase().contains(&h.to_lowercase()) => {
+            Some(format!("{t} — {h}"))
+        }
+        (Some(t), _) => Some(t),
+        (None, h) => h,
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The text inside the first `<tag ...>...</tag>`, tags stripped, entities
+/// decoded and whitespace collapsed. Tag names match ASCII case-insensitively.
+fn element_text(html: &str, tag: &str) -> Option<String> {
+    // ASCII lowercasing keeps every byte offset, so offsets carry over.
+    let lower = html.to_ascii_lowercase();
+    let open = format!("<{tag}");
+    let mut from = 0;
+    let start = loop {
+        let at = from + lower.get(from..)?.find(&open)?;
+        let after = at + open.len();
+        // `<title>` or `<title lang=..>`, not `<titles>`.
+        match lower.as_bytes().get(after) {
+            Some(b'>' | b' ' | b'\t' | b'\n' | b'\r' | b'/') => {
+                break after + lower.get(after..)?.find('>')? + 1;
+            }
+            _ => from = after,
+        }
+    };
+    let end = start + lower.get(start..)?.find(&format!("</{tag}"))?;
+    let inner = html.get(start..end)?;
+    let mut plain = String::new();
+    let mut in_tag = false;
+    for c in inner.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                plain.push(' ');
+            }
+            c if !in_tag => plain.push(c),
+            _ => {}
+        }
+    }
+    let decoded = decode_entities(&plain);
+    Some(decoded.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// The character references error pages use: the five XML ones, `&nbsp;`,
+/// and numeric `&#NN;` / `&#xHH;`. Anything else is kept as written.
+fn decode_entities(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let tail = &rest[amp..];
+        let decoded = tail.get(1..).and_then(|t| {
+            let semi = t.find(';').filter(|i| *i <= 10)?;
+            let name = &t[..semi];
+            let c = match name {
+                "amp" => '&',
+                "lt" => '<',
+                "gt" => '>',
+                "quot" => '"',
+                "apos" => '\'',
+                "nbsp" => ' ',
+                n => {
+                    let num = n.strip_prefix('#')?;
+                    let code = match num.strip_prefix(['x', 'X']) {
+                        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                        None => num.parse().ok()?,
+                    };
+                    char::from_u32(code)?
+                }
+            };
+            Some((c, semi + 2))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &tail[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The UTF-8 byte order mark. RFC 8259 §8.1: implementations "MUST NOT add
+/// a byte order mark" to JSON text, but "MAY ignore the presence of a byte
+/// order mark rather than treating it as an error".
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Whether a body starts with a UTF-8 byte order mark, which `json_body`
+/// ignores (the probe worker logs it once per endpoint).
+pub fn has_bom(body: &[u8]) -> bool {
+    body.starts_with(UTF8_BOM)
+}
+
+/// Parse the body as JSON, ignoring a leading UTF-8 byte order mark.
+/// `Err` carries why it is not usable; for an HTML page, its headline.
 pub fn json_body(body: &[u8]) -> Result<Value, InvalidReason> {
+    let body = body.strip_prefix(UTF8_BOM).unwrap_or(body);
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(InvalidReason::EmptyBody);
     }
     serde_json::from_slice(body).map_err(|e| InvalidReason::NotJson {
-        detail: e.to_string(),
+        detail: match html_headline(body) {
+            Some(line) => format!("an HTML page: {}", one_line(&line)),
+            None => e.to_string(),
+        },
     })
 }
 
@@ -275,6 +424,41 @@ pub fn has_symbol(endpoint: EndpointKind) -> bool {
     !matches!(endpoint, EndpointKind::Time)
 }
 
+/// An instrument name with case and separators taken out (`btc-usdt`,
+/// `BTC/USDT`, `BTC_USDT` → `BTCUSDT`): how Binance, Bybit, OKX, Coinbase
+/// and the generic kind tell two spellings of one instrument apart from two
+/// instruments. Letters and digits of any script are kept.
+pub fn plain_instrument(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// `Err(WrongInstrument)` when the body names an instrument (`named`) and the
+/// request asked for another one: both are compared as `key` spells them, so
+/// each exchange's alternate names of one pair stay equal. A body that names
+/// none, or a request without a symbol, is not checked.
+pub fn same_instrument(
+    resp: &RawResponse<'_>,
+    named: &str,
+    key: fn(&str) -> String,
+) -> Result<(), Problem> {
+    match resp.requested_symbol {
+        Some(asked) if !asked.trim().is_empty() && !named.trim().is_empty() => {
+            if key(asked) == key(named) {
+                Ok(())
+            } else {
+                Err(Problem::Invalid(InvalidReason::WrongInstrument {
+                    expected: asked.to_string(),
+                    got: short(named),
+                }))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Seconds with an optional fraction (`1420674445.201`) as unix ms.
 pub fn seconds_to_ms(secs: f64) -> Option<i64> {
     let ms = (secs * 1000.0).round();
@@ -297,6 +481,7 @@ mod tests {
             body,
             received_at_ms: 784_111_777_000 - 5_000,
             elapsed_ms: 0,
+            requested_symbol: None,
         }
     }
 

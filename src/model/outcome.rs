@@ -222,7 +222,10 @@ pub enum ApiError {
 }
 
 /// Why a payload is not trusted. Each reason is distinct and named, so it can
-/// be alerted on, counted and shown.
+/// be alerted on, counted and shown. `WrongInstrument` is a body naming
+/// another instrument than the one asked for (Bybit answering `CANDYUSDT` to
+/// `symbol=BTCUSDT`): its prices are that instrument's, so they never reach
+/// the jump baseline.
 ///
 /// The serde tag and the strum name ([`name`](Self::name), and
 /// [`VariantNames::VARIANTS`](strum::VariantNames) for every reason in
@@ -249,6 +252,7 @@ pub enum InvalidReason {
     Frozen { for_ms: i64 },
     SequenceBackwards { from: u64, to: u64 },
     Unhealthy { detail: String },
+    WrongInstrument { expected: String, got: String },
 }
 
 impl InvalidReason {
@@ -288,6 +292,9 @@ impl std::fmt::Display for InvalidReason {
                 write!(f, "sequence went backwards: {from} -> {to}")
             }
             InvalidReason::Unhealthy { detail } => write!(f, "unhealthy: {detail}"),
+            InvalidReason::WrongInstrument { expected, got } => {
+                write!(f, "wrong instrument: asked for {expected}, got {got}")
+            }
         }
     }
 }

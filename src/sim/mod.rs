@@ -263,6 +263,18 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             }
             to_response(shapes::ok(kind, endpoint, &q, now))
         }
+        FaultKind::WrongInstrument => {
+            let mut q = healthy_quote(&shared);
+            q.symbol = other_instrument(kind).to_string();
+            let scale = |p: f64| p / 1000.0;
+            q.last = scale(q.last);
+            q.bid = scale(q.bid);
+            q.ask = scale(q.ask);
+            for level in q.bids.iter_mut().chain(q.asks.iter_mut()) {
+                level.0 = scale(level.0);
+            }
+            to_response(shapes::ok(kind, endpoint, &q, now))
+        }
         FaultKind::Hang => {
             // Held until the client gives up and closes the connection.
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -275,6 +287,16 @@ fn clear_frozen(shared: &Shared, kind: ExchangeKind, endpoint: EndpointKind, sym
     let mut frozen = shared.frozen.lock().unwrap_or_else(|p| p.into_inner());
     if !frozen.is_empty() {
         frozen.remove(&(kind, endpoint, symbol.to_string()));
+    }
+}
+
+/// The instrument a wrong-instrument fault answers with, in the kind's spelling.
+fn other_instrument(kind: ExchangeKind) -> &'static str {
+    match kind {
+        ExchangeKind::Binance | ExchangeKind::Bybit => "CANDYUSDT",
+        ExchangeKind::Okx => "CANDY-USDT",
+        ExchangeKind::Kraken => "CANDYUSD",
+        ExchangeKind::Coinbase | ExchangeKind::Generic => "CANDY-USD",
     }
 }
 

@@ -61,6 +61,11 @@ pub enum FaultKind {
     Jump,
     /// The best bid is not a number (`NaN`).
     BadNumber,
+    /// HTTP 200 with another instrument's data (`CANDYUSDT` for `BTCUSDT`,
+    /// at a thousandth of the price), as a misrouting gateway or cache
+    /// serves it. Seen where the body names its instrument (not Coinbase,
+    /// Binance depth or OKX books).
+    WrongInstrument,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,6 +186,7 @@ impl Scenario {
                 f(96, 8, FaultKind::Reset, Okx, Some(Ticker)),
                 f(104, 6, FaultKind::Jump, Coinbase, Some(Ticker)),
                 f(110, 6, FaultKind::BadNumber, Kraken, Some(Book)),
+                f(115, 5, FaultKind::WrongInstrument, Bybit, Some(Ticker)),
             ],
         }
     }
