@@ -72,6 +72,7 @@ pub async fn probe_once(
                     ),
                 }
             };
+            only_limits_hold(&outcome, &mut signal);
             (f.elapsed, Some(f.status), outcome, payload, signal)
         }
     };
@@ -111,8 +112,28 @@ fn with_symbol(mut p: Payload, symbol: &str) -> Payload {
     p
 }
 
-/// Turn an adapter's problem into an outcome; make sure back-off orders end up in the signal.
-fn classify_problem(
+/// Only a rate limit or a ban orders the limiter (and the breaker) to hold
+/// off: a `Retry-After` or ban time riding on any other answer (a CDN's
+/// block page, an exchange fault, a healthy body) is not followed, so a
+/// geo-block never parks polling like a ban does.
+fn only_limits_hold(outcome: &Outcome, signal: &mut Option<RateLimitSignal>) {
+    if matches!(
+        outcome,
+        Outcome::RateLimited { .. } | Outcome::Banned { .. }
+    ) {
+        return;
+    }
+    if let Some(s) = signal.as_mut() {
+        s.retry_after_ms = None;
+        s.banned_until_ms = None;
+    }
+}
+
+/// Turn an adapter's problem into the outcome the breaker, the detectors and
+/// the alerts see; make sure back-off orders end up in the signal. `status`
+/// is the HTTP status the problem came with; `now_ms` dates a ban given as
+/// a duration.
+pub fn classify_problem(
     problem: Problem,
     status: u16,
     signal: &mut Option<RateLimitSignal>,

@@ -107,11 +107,12 @@ fn ms(d: Duration) -> u64 {
 
 impl Machine {
     /// Whether `class` counts as a failure; `None` when it is ignored
-    /// altogether (a 429 is the limiter's business unless configured).
+    /// altogether (a 429 is the limiter's business, and a CDN's block says
+    /// nothing about the endpoint's health, unless configured).
     pub fn classify(s: &BreakerSettings, class: OutcomeClass) -> Option<bool> {
         if s.failure_on.contains(&class) {
             Some(true)
-        } else if class == OutcomeClass::RateLimited {
+        } else if matches!(class, OutcomeClass::RateLimited | OutcomeClass::Blocked) {
             None
         } else {
             Some(false)

@@ -34,7 +34,8 @@ pub struct ErrorRateSettings {
     #[serde(with = "humantime_serde")]
     pub clear_for: Duration,
     /// Outcome classes that count as errors here (rate limits, bans and bad
-    /// payloads have detectors of their own).
+    /// payloads have detectors of their own; a CDN's block counts here, so
+    /// it alerts as `blocked`, not as a ban).
     pub classes: Vec<String>,
 }
 
@@ -49,14 +50,20 @@ impl Default for ErrorRateSettings {
             consecutive: 2,
             clear_ok: 3,
             clear_for: Duration::from_secs(10),
-            classes: ["server_error", "client_error", "timeout", "connect"]
-                .map(String::from)
-                .to_vec(),
+            classes: [
+                "server_error",
+                "client_error",
+                "timeout",
+                "connect",
+                "blocked",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
 
-const CLASSES: [OutcomeClass; 7] = [
+const CLASSES: [OutcomeClass; 8] = [
     OutcomeClass::ClientError,
     OutcomeClass::ServerError,
     OutcomeClass::RateLimited,
@@ -64,6 +71,7 @@ const CLASSES: [OutcomeClass; 7] = [
     OutcomeClass::Timeout,
     OutcomeClass::Connect,
     OutcomeClass::InvalidPayload,
+    OutcomeClass::Blocked,
 ];
 
 impl ErrorRateSettings {

@@ -207,6 +207,29 @@ fn base(ctx: &AlertContext) -> Decision {
         return stale(ctx, &where_, &a.kind.name());
     }
 
+    if a.kind == AlertKind::ErrorRate && blocked(ctx) {
+        return Decision {
+            rule: "blocked",
+            why: "the polls fail because the exchange's CDN or WAF refuses this host (blocked), \
+                  not because the exchange is down or rate-limiting"
+                .into(),
+            escalation: 3,
+            requires_human: true,
+            summary: format!("{where_}: blocked by the exchange's CDN for this region/IP"),
+            likely_cause: "A geo-block or WAF rule of the CDN in front of the exchange \
+                           (CloudFront, Cloudflare) refuses this host's egress IP or its region"
+                .into(),
+            suggested_actions: vec![
+                "Check the egress IP and its region from this host (VPN, proxy, cloud region)"
+                    .into(),
+                "Run the monitor from an allowed region or route it through an allowed egress IP"
+                    .into(),
+                "Do not lower polling rates: waiting does not lift a block".into(),
+            ],
+            auto_resolve: false,
+        };
+    }
+
     if a.kind == AlertKind::ErrorRate {
         let rate = error_rate.or_else(|| a.metrics.get("error_rate").copied());
         let down = rate.is_some_and(|r| r >= DOWN_ERROR_RATE);
@@ -326,6 +349,25 @@ fn base(ctx: &AlertContext) -> Decision {
         suggested_actions: vec!["Read the alert's description and the endpoint's detail".into()],
         auto_resolve: false,
     }
+}
+
+/// Whether an error-rate alert is about a CDN's block: the endpoint's last
+/// poll was blocked, or blocked polls are the most frequent failure the
+/// alert counted (`class_blocked`).
+fn blocked(ctx: &AlertContext) -> bool {
+    let last = ctx
+        .endpoint
+        .as_ref()
+        .and_then(|e| e.last_outcome.as_deref());
+    if last == Some("blocked") {
+        return true;
+    }
+    let m = &ctx.alert.metrics;
+    let n = m.get("class_blocked").copied().unwrap_or(0.0);
+    n > 0.0
+        && m.iter()
+            .filter(|(k, _)| k.starts_with("class_") && *k != "class_blocked")
+            .all(|(_, v)| *v <= n)
 }
 
 fn stale(ctx: &AlertContext, where_: &str, what: &str) -> Decision {
