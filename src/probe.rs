@@ -130,9 +130,9 @@ fn only_limits_hold(outcome: &Outcome, signal: &mut Option<RateLimitSignal>) {
 }
 
 /// Turn an adapter's problem into the outcome the breaker, the detectors and
-/// the alerts see; make sure back-off orders end up in the signal. `status`
-/// is the HTTP status the problem came with; `now_ms` dates a ban given as
-/// a duration.
+/// the alerts see; make sure back-off orders end up in the signal, and only
+/// for a rate limit or a ban. `status` is the HTTP status the problem came
+/// with; `now_ms` dates a ban given as a duration.
 pub fn classify_problem(
     problem: Problem,
     status: u16,
@@ -141,7 +141,7 @@ pub fn classify_problem(
 ) -> Outcome {
     let header_retry = signal.as_ref().and_then(|s| s.retry_after_ms);
     let sig = signal.get_or_insert_with(RateLimitSignal::default);
-    match problem {
+    let outcome = match problem {
         Problem::Api(ApiError::RateLimited {
             retry_after_ms,
             message,
@@ -208,7 +208,9 @@ pub fn classify_problem(
             status,
             detail: reason.to_string(),
         },
-    }
+    };
+    only_limits_hold(&outcome, signal);
+    outcome
 }
 
 /// What a worker needs from the rest of the process.

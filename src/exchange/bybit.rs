@@ -231,6 +231,11 @@ fn classify(
             code: code_s,
             message: msg,
         }),
+        // The IP limit's "403, access too frequent" (rate-limit.mdx), however
+        // it is wrapped: an unlisted code on a 403 is that ban too.
+        _ if resp.status == 403 || msg.to_ascii_lowercase().contains("access too frequent") => {
+            ip_banned(resp, format!("HTTP {} retCode {code}: {msg}", resp.status))
+        }
         _ if msg.to_ascii_lowercase().contains("maintenance") => {
             api(ApiError::Maintenance { message: msg })
         }
