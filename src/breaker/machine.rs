@@ -494,6 +494,18 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn blocks_and_rate_limits_are_neither_failure_nor_success_by_default() {
+        let s = BreakerSettings::default();
+        assert_eq!(Machine::classify(&s, OutcomeClass::Blocked), None);
+        assert_eq!(Machine::classify(&s, OutcomeClass::RateLimited), None);
+        assert_eq!(Machine::classify(&s, OutcomeClass::ServerError), Some(true));
+        assert_eq!(
+            Machine::classify(&s, OutcomeClass::ClientError),
+            Some(false)
+        );
+    }
+
+    #[test]
     fn consecutive_failures_open_it() {
         let s = settings();
         let mut m = Machine::default();

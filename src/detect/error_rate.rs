@@ -277,6 +277,25 @@ mod tests {
     }
 
     #[test]
+    fn cdn_blocks_fire_as_blocked() {
+        let mut d = ErrorRateDetector::new("bin", "ticker", ErrorRateSettings::default());
+        let mut t = 0;
+        let blocked = Outcome::Exchange {
+            error: crate::model::ApiError::Blocked {
+                by: "CloudFront".into(),
+                message: "block access from your country".into(),
+            },
+        };
+        assert!(run(&mut d, &mut t, blocked.clone()).is_empty());
+        let f = run(&mut d, &mut t, blocked);
+        let Some(Finding::Firing(x)) = f.first() else {
+            panic!("{f:?}")
+        };
+        assert!(x.title.contains("(blocked)"), "{}", x.title);
+        assert_eq!(x.metrics["class_blocked"], 2.0);
+    }
+
+    #[test]
     fn warm_up_before_the_rate_fires() {
         let s = ErrorRateSettings {
             consecutive: 100,
