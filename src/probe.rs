@@ -168,8 +168,12 @@ pub fn classify_problem(
                 detail: message,
             }
         }
-        // An error body on a 5xx (Binance -1001 on 503) is a server failure first.
-        Problem::Api(ApiError::Exchange { code, message }) if status >= 500 => Outcome::Http {
+        // An unknown code on a 5xx is a server failure by its status; an
+        // exchange fault on a 5xx (Binance -1001 on 503) keeps the status as
+        // its label, as it always had: the class is a server error either way.
+        Problem::Api(
+            ApiError::Exchange { code, message } | ApiError::ExchangeFault { code, message },
+        ) if status >= 500 => Outcome::Http {
             status,
             detail: match code {
                 Some(c) => format!("{c}: {message}"),
