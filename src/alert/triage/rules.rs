@@ -233,6 +233,34 @@ fn base(ctx: &AlertContext) -> Decision {
     if a.kind == AlertKind::ErrorRate {
         let rate = error_rate.or_else(|| a.metrics.get("error_rate").copied());
         let down = rate.is_some_and(|r| r >= DOWN_ERROR_RATE);
+        // Refused requests (a bad symbol, parameter or path) are ours to fix,
+        // not the exchange's outage.
+        let ours = dominant_class(a) == Some("client_error");
+        let (likely_cause, suggested_actions) = if ours {
+            (
+                "The exchange refuses our request (client_error: a bad symbol, parameter, \
+                 path or key in the config), it is not down"
+                    .to_string(),
+                vec![
+                    "Look at the endpoint's last outcome and the exchange's message in the \
+                     detail pane"
+                        .into(),
+                    "Check the endpoint's symbol, path and query in the config".into(),
+                ],
+            )
+        } else {
+            (
+                if down {
+                    "The endpoint is mostly failing: partial outage or maintenance".into()
+                } else {
+                    "Intermittent errors: overloaded exchange or flaky network".into()
+                },
+                vec![
+                    "Look at the endpoint's last outcomes in the detail pane".into(),
+                    "Check the exchange's status page".into(),
+                ],
+            )
+        };
         return Decision {
             rule: "error_rate",
             why: match rate {
@@ -247,15 +275,8 @@ fn base(ctx: &AlertContext) -> Decision {
             escalation: if down { 4 } else { 2 },
             requires_human: down,
             summary: format!("{where_}: elevated error rate"),
-            likely_cause: if down {
-                "The endpoint is mostly failing: partial outage or maintenance".into()
-            } else {
-                "Intermittent errors: overloaded exchange or flaky network".into()
-            },
-            suggested_actions: vec![
-                "Look at the endpoint's last outcomes in the detail pane".into(),
-                "Check the exchange's status page".into(),
-            ],
+            likely_cause,
+            suggested_actions,
             auto_resolve: !down,
         };
     }
@@ -349,6 +370,17 @@ fn base(ctx: &AlertContext) -> Decision {
         suggested_actions: vec!["Read the alert's description and the endpoint's detail".into()],
         auto_resolve: false,
     }
+}
+
+/// The outcome class an error-rate alert counted most (`class_<name>`
+/// metrics), if it counted any.
+fn dominant_class(a: &super::context::AlertFacts) -> Option<&str> {
+    a.metrics
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("class_").map(|c| (c, *v)))
+        .filter(|(_, v)| *v > 0.0)
+        .max_by(|x, y| x.1.total_cmp(&y.1))
+        .map(|(c, _)| c)
 }
 
 /// Whether an error-rate alert is about a CDN's block: the endpoint's last
