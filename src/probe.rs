@@ -77,6 +77,7 @@ pub async fn probe_once(
                     ),
                 }
             };
+            only_limits_hold(&outcome, &mut signal);
             (f.elapsed, Some(f.status), outcome, payload, signal)
         }
     };
@@ -116,8 +117,28 @@ fn with_symbol(mut p: Payload, symbol: &str) -> Payload {
     p
 }
 
-/// Turn an adapter's problem into an outcome; make sure back-off orders end up in the signal.
-fn classify_problem(
+/// Only a rate limit or a ban orders the limiter (and the breaker) to hold
+/// off: a `Retry-After` or ban time riding on any other answer (a CDN's
+/// block page, an exchange fault, a healthy body) is not followed, so a
+/// geo-block never parks polling like a ban does.
+fn only_limits_hold(outcome: &Outcome, signal: &mut Option<RateLimitSignal>) {
+    if matches!(
+        outcome,
+        Outcome::RateLimited { .. } | Outcome::Banned { .. }
+    ) {
+        return;
+    }
+    if let Some(s) = signal.as_mut() {
+        s.retry_after_ms = None;
+        s.banned_until_ms = None;
+    }
+}
+
+/// Turn an adapter's problem into the outcome the breaker, the detectors and
+/// the alerts see; make sure back-off orders end up in the signal, and only
+/// for a rate limit or a ban. `status` is the HTTP status the problem came
+/// with; `now_ms` dates a ban given as a duration.
+pub fn classify_problem(
     problem: Problem,
     status: u16,
     signal: &mut Option<RateLimitSignal>,
@@ -125,7 +146,7 @@ fn classify_problem(
 ) -> Outcome {
     let header_retry = signal.as_ref().and_then(|s| s.retry_after_ms);
     let sig = signal.get_or_insert_with(RateLimitSignal::default);
-    match problem {
+    let outcome = match problem {
         Problem::Api(ApiError::RateLimited {
             retry_after_ms,
             message,
@@ -152,8 +173,12 @@ fn classify_problem(
                 detail: message,
             }
         }
-        // An error body on a 5xx (Binance -1001 on 503) is a server failure first.
-        Problem::Api(ApiError::Exchange { code, message }) if status >= 500 => Outcome::Http {
+        // An unknown code on a 5xx is a server failure by its status; an
+        // exchange fault on a 5xx (Binance -1001 on 503) keeps the status as
+        // its label, as it always had: the class is a server error either way.
+        Problem::Api(
+            ApiError::Exchange { code, message } | ApiError::ExchangeFault { code, message },
+        ) if status >= 500 => Outcome::Http {
             status,
             detail: match code {
                 Some(c) => format!("{c}: {message}"),
@@ -192,7 +217,9 @@ fn classify_problem(
             status,
             detail: reason.to_string(),
         },
-    }
+    };
+    only_limits_hold(&outcome, signal);
+    outcome
 }
 
 /// What a worker needs from the rest of the process.

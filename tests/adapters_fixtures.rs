@@ -84,12 +84,7 @@ fn api(r: Result<Payload, Problem>) -> ApiError {
 }
 
 fn code_of(e: &ApiError) -> Option<&str> {
-    match e {
-        ApiError::RateLimited { code, .. }
-        | ApiError::InvalidSymbol { code, .. }
-        | ApiError::Exchange { code, .. } => code.as_deref(),
-        _ => None,
-    }
+    e.code()
 }
 
 use EndpointKind::{Book, Ticker as Tick, Time};
@@ -415,10 +410,11 @@ fn bybit_error_10001_not_supported_symbols() {
 }
 
 #[test]
-fn bybit_error_10016_timeout() {
+fn bybit_error_10016_timeout_in_200_is_the_exchanges_fault() {
     let e = api(read(Bybit, Book, 200, "bybit/error_10016_timeout.json"));
-    assert!(matches!(e, ApiError::Exchange { .. }), "{e:?}");
+    assert!(matches!(e, ApiError::ExchangeFault { .. }), "{e:?}");
     assert_eq!(code_of(&e), Some("10016"));
+    assert_eq!(e.class(), exwatch::model::OutcomeClass::ServerError);
 }
 
 #[test]

@@ -54,6 +54,7 @@ fn generic_spec() -> GenericSpec {
         message: Some("/message".into()),
         rate_limit_codes: vec!["RATE_LIMIT".into()],
         invalid_symbol_codes: vec!["BAD_SYMBOL".into()],
+        server_error_codes: vec!["INTERNAL".into()],
         symbol: Some("/data/symbol".into()),
         bids: Some("/data/bids".into()),
         asks: Some("/data/asks".into()),

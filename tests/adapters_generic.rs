@@ -225,6 +225,24 @@ fn error_codes_are_classified_by_the_spec() {
         matches!(&r, Err(Problem::Api(ApiError::Exchange { code: Some(c), .. })) if c == "INTERNAL"),
         "{r:?}"
     );
+    // A code the spec names as the exchange's failure is a server error,
+    // even inside a 200.
+    let faulty = GenericSpec {
+        server_error_codes: vec!["INTERNAL".into()],
+        ..spec()
+    };
+    let r = read_body(
+        EndpointKind::Ticker,
+        200,
+        r#"{"status":"error","code":"INTERNAL","message":"internal error"}"#,
+        &faulty,
+    );
+    match &r {
+        Err(Problem::Api(e @ ApiError::ExchangeFault { .. })) => {
+            assert_eq!(e.class(), exwatch::model::OutcomeClass::ServerError)
+        }
+        other => panic!("{other:?}"),
+    }
     // An error code inside a 200 is still an error.
     let r = read_body(
         EndpointKind::Ticker,
@@ -280,6 +298,7 @@ fn empty_spec() -> GenericSpec {
         message: None,
         rate_limit_codes: Vec::new(),
         invalid_symbol_codes: Vec::new(),
+        server_error_codes: Vec::new(),
         symbol: None,
         bids: None,
         asks: None,

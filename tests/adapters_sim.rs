@@ -247,6 +247,10 @@ fn kind_of(p: &Result<Payload, Problem>) -> &'static str {
         Err(Problem::Api(ApiError::Maintenance { .. })) => "maintenance",
         Err(Problem::Api(ApiError::Exchange { .. })) => "exchange",
         Err(Problem::Api(ApiError::InvalidSymbol { .. })) => "invalid_symbol",
+        Err(Problem::Api(ApiError::BadRequest { .. })) => "bad_request",
+        Err(Problem::Api(ApiError::ExchangeFault { .. })) => "exchange_fault",
+        Err(Problem::Api(ApiError::Auth { .. })) => "auth",
+        Err(Problem::Api(ApiError::Blocked { .. })) => "blocked",
         Err(Problem::Http { .. }) => "http",
         Err(Problem::Invalid(_)) => "invalid",
         Ok(_) => "ok",
@@ -326,14 +330,16 @@ fn banned_shapes_classify_per_exchange() {
 }
 
 #[test]
-fn server_error_shapes_are_not_healthy() {
+fn server_error_shapes_are_the_exchanges_side() {
+    // Each body's code means an internal error (or, on 503, an unavailable
+    // service), so it is the exchange's fault whatever the status.
     for kind in FIVE {
         for status in [500u16, 503] {
             let r = shapes::server_error(kind, status);
             let got = kind_of(&read(kind, EndpointKind::Ticker, &r).result);
             let want = match (kind, status) {
                 (ExchangeKind::Okx | ExchangeKind::Kraken, 503) => "maintenance",
-                _ => "exchange",
+                _ => "exchange_fault",
             };
             assert_eq!(got, want, "{kind} {status}: {}", r.body);
         }

@@ -220,6 +220,59 @@ fn error_rate_reads_the_endpoint_figures() {
 }
 
 #[test]
+fn a_cdn_block_is_blocked_with_egress_advice_not_a_ban_or_an_outage() {
+    let mut a = alert("bybit", Some("book"), "error_rate", Severity::Critical);
+    a.metrics = BTreeMap::from([
+        ("error_rate".to_string(), 1.0),
+        ("class_blocked".to_string(), 9.0),
+        ("class_timeout".to_string(), 1.0),
+    ]);
+    let d = decide(&a, &snapshot(10, 0, BreakerState::Closed, &[]));
+    assert_eq!(d.rule, "blocked");
+    assert!(
+        d.summary
+            .contains("blocked by the exchange's CDN for this region/IP"),
+        "{}",
+        d.summary
+    );
+    let actions = d.suggested_actions.join(" | ");
+    assert!(actions.contains("egress IP"), "{actions}");
+    assert!(!actions.contains("Reduce polling"), "{actions}");
+    assert!(!d.likely_cause.contains("banned"), "{}", d.likely_cause);
+    // Mostly other failures: the usual error-rate rule.
+    a.metrics.insert("class_server_error".to_string(), 20.0);
+    assert_eq!(
+        decide(&a, &snapshot(10, 0, BreakerState::Closed, &[])).rule,
+        "error_rate"
+    );
+}
+
+#[test]
+fn refused_requests_are_ours_and_exchange_faults_are_theirs() {
+    let mut a = alert("binance", Some("book"), "error_rate", Severity::Critical);
+    a.metrics = BTreeMap::from([("class_client_error".to_string(), 5.0)]);
+    let ours = decide(&a, &snapshot(10, 0, BreakerState::Closed, &[]));
+    assert_eq!(ours.rule, "error_rate");
+    assert!(
+        ours.likely_cause.contains("refuses our request"),
+        "{}",
+        ours.likely_cause
+    );
+    a.metrics = BTreeMap::from([("class_server_error".to_string(), 5.0)]);
+    let theirs = decide(&a, &snapshot(10, 8, BreakerState::Closed, &[]));
+    assert!(
+        !theirs.likely_cause.contains("our request"),
+        "{}",
+        theirs.likely_cause
+    );
+    assert!(
+        theirs.likely_cause.contains("outage"),
+        "{}",
+        theirs.likely_cause
+    );
+}
+
+#[test]
 fn many_open_alerts_on_the_exchange_raise_escalation() {
     let others: Vec<Alert> = ["ticker", "trades", "time"]
         .iter()

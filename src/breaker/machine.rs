@@ -107,11 +107,12 @@ fn ms(d: Duration) -> u64 {
 
 impl Machine {
     /// Whether `class` counts as a failure; `None` when it is ignored
-    /// altogether (a 429 is the limiter's business unless configured).
+    /// altogether (a 429 is the limiter's business, and a CDN's block says
+    /// nothing about the endpoint's health, unless configured).
     pub fn classify(s: &BreakerSettings, class: OutcomeClass) -> Option<bool> {
         if s.failure_on.contains(&class) {
             Some(true)
-        } else if class == OutcomeClass::RateLimited {
+        } else if matches!(class, OutcomeClass::RateLimited | OutcomeClass::Blocked) {
             None
         } else {
             Some(false)
@@ -490,6 +491,18 @@ pub(super) mod tests {
             last = call(m, s, fail(), now);
         }
         last.expect("consecutive failures trip it")
+    }
+
+    #[test]
+    fn blocks_and_rate_limits_are_neither_failure_nor_success_by_default() {
+        let s = BreakerSettings::default();
+        assert_eq!(Machine::classify(&s, OutcomeClass::Blocked), None);
+        assert_eq!(Machine::classify(&s, OutcomeClass::RateLimited), None);
+        assert_eq!(Machine::classify(&s, OutcomeClass::ServerError), Some(true));
+        assert_eq!(
+            Machine::classify(&s, OutcomeClass::ClientError),
+            Some(false)
+        );
     }
 
     #[test]

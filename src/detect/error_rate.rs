@@ -34,7 +34,8 @@ pub struct ErrorRateSettings {
     #[serde(with = "humantime_serde")]
     pub clear_for: Duration,
     /// Outcome classes that count as errors here (rate limits, bans and bad
-    /// payloads have detectors of their own).
+    /// payloads have detectors of their own; a CDN's block counts here, so
+    /// it alerts as `blocked`, not as a ban).
     pub classes: Vec<String>,
 }
 
@@ -49,14 +50,20 @@ impl Default for ErrorRateSettings {
             consecutive: 2,
             clear_ok: 3,
             clear_for: Duration::from_secs(10),
-            classes: ["server_error", "client_error", "timeout", "connect"]
-                .map(String::from)
-                .to_vec(),
+            classes: [
+                "server_error",
+                "client_error",
+                "timeout",
+                "connect",
+                "blocked",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
 
-const CLASSES: [OutcomeClass; 7] = [
+const CLASSES: [OutcomeClass; 8] = [
     OutcomeClass::ClientError,
     OutcomeClass::ServerError,
     OutcomeClass::RateLimited,
@@ -64,6 +71,7 @@ const CLASSES: [OutcomeClass; 7] = [
     OutcomeClass::Timeout,
     OutcomeClass::Connect,
     OutcomeClass::InvalidPayload,
+    OutcomeClass::Blocked,
 ];
 
 impl ErrorRateSettings {
@@ -345,6 +353,25 @@ mod tests {
         // Not firing: a skipped poll says nothing.
         let mut quiet = ErrorRateDetector::new("okx", "book", ErrorRateSettings::default());
         assert!(quiet.on_rejected(1_000).is_none());
+    }
+
+    #[test]
+    fn cdn_blocks_fire_as_blocked() {
+        let mut d = ErrorRateDetector::new("bin", "ticker", ErrorRateSettings::default());
+        let mut t = 0;
+        let blocked = Outcome::Exchange {
+            error: crate::model::ApiError::Blocked {
+                by: "CloudFront".into(),
+                message: "block access from your country".into(),
+            },
+        };
+        assert!(run(&mut d, &mut t, blocked.clone()).is_empty());
+        let f = run(&mut d, &mut t, blocked);
+        let Some(Finding::Firing(x)) = f.first() else {
+            panic!("{f:?}")
+        };
+        assert!(x.title.contains("(blocked)"), "{}", x.title);
+        assert_eq!(x.metrics["class_blocked"], 2.0);
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! 418 (IP auto-banned after ignoring 429s), both with `Retry-After` in
 //! seconds. Every response carries `X-MBX-USED-WEIGHT-1M`, the IP's used
 //! weight in the current minute, which the limiter follows.
+//!
+//! Codes are classified by meaning ([`classify`]), whatever the status:
+//! errors.md groups them as "10xx - General Server or Network issues" and
+//! "11xx - Request issues"; the table with sources is in `docs/adapters.md`.
 
 use super::parse::{self, at, opt_num};
 use super::{
@@ -86,6 +90,12 @@ pub fn interpret(endpoint: EndpointKind, resp: &RawResponse<'_>) -> Interpretati
                     None,
                     format!("HTTP 418 {}", parse::excerpt(resp.body)),
                 ),
+                // rest-api.md: "HTTP 403 return code is used when the WAF Limit
+                // (Web Application Firewall) has been violated." A CDN's own
+                // page (CloudFront geo-block) says more, so it goes first.
+                403 => super::classify::cdn_block(resp)
+                    .map(Problem::Api)
+                    .unwrap_or_else(|| waf_block(resp)),
                 _ => parse::fallback(resp, reason),
             };
             return finish_problem(problem, signal);
@@ -131,6 +141,17 @@ fn banned(resp: &RawResponse<'_>, until_ms: Option<i64>, message: String) -> Pro
     })
 }
 
+/// Binance's WAF refusal (HTTP 403 without an error body): a block, not a
+/// rate ban and not our request.
+fn waf_block(resp: &RawResponse<'_>) -> Problem {
+    Problem::Api(ApiError::Blocked {
+        by: "Binance WAF".into(),
+        message: format!("HTTP 403 {}", parse::excerpt(resp.body))
+            .trim_end()
+            .to_string(),
+    })
+}
+
 /// `{"code": <negative>, "msg": ...}`: Binance's error envelope.
 fn api_error(body: &Value, resp: &RawResponse<'_>) -> Option<Problem> {
     let code = body.get("code")?.as_i64()?;
@@ -142,29 +163,72 @@ fn api_error(body: &Value, resp: &RawResponse<'_>) -> Option<Problem> {
     if code == 0 && msg.is_empty() {
         return None;
     }
+    Some(classify(code, msg, resp))
+}
+
+/// One Binance error by its meaning (errors.md, last updated 2025-01-09),
+/// whatever the HTTP status; the status decides only what the code leaves
+/// open (418 is a ban, 429 a rate limit, 451 a restricted location).
+fn classify(code: i64, msg: String, resp: &RawResponse<'_>) -> Problem {
     let until = banned_until_ms(&msg);
-    Some(match code {
+    let code_s = || Some(code.to_string());
+    let api = Problem::Api;
+    match code {
+        // -1003 TOO_MANY_REQUESTS: "Way too much request weight used; IP banned until %s".
         -1003 if resp.status == 418 || until.is_some() => banned(resp, until, msg),
-        -1003 => Problem::Api(ApiError::RateLimited {
+        // -1003 TOO_MANY_REQUESTS, -1015 TOO_MANY_ORDERS.
+        -1003 | -1015 => api(ApiError::RateLimited {
             retry_after_ms: parse::retry_after_ms(resp),
-            code: Some(code.to_string()),
-            message: msg,
-        }),
-        -1121 => Problem::Api(ApiError::InvalidSymbol {
-            code: Some(code.to_string()),
+            code: code_s(),
             message: msg,
         }),
         _ if resp.status == 418 => banned(resp, until, msg),
-        _ if resp.status == 429 => Problem::Api(ApiError::RateLimited {
+        // -1121 BAD_SYMBOL "Invalid symbol."
+        -1121 => api(ApiError::InvalidSymbol {
+            code: code_s(),
+            message: msg,
+        }),
+        // 10xx "General Server or Network issues": -1000 UNKNOWN, -1001
+        // DISCONNECTED ("Internal error"), -1006 UNEXPECTED_RESP, -1007
+        // TIMEOUT ("Timeout waiting for response from backend server"),
+        // -1008 SERVER_BUSY, -1016 SERVICE_SHUTTING_DOWN.
+        -1000 | -1001 | -1006 | -1007 | -1008 | -1016 => api(ApiError::ExchangeFault {
+            code: code_s(),
+            message: msg,
+        }),
+        // -1002 UNAUTHORIZED, -1022 INVALID_SIGNATURE, -2014
+        // BAD_API_KEY_FMT, -2015 REJECTED_MBX_KEY ("Invalid API-key, IP, or
+        // permissions for action.").
+        -1002 | -1022 | -2014 | -2015 => api(ApiError::Auth {
+            code: code_s(),
+            message: msg,
+        }),
+        // -1013 INVALID_MESSAGE ("rejected by the API"), -1014
+        // UNKNOWN_ORDER_COMPOSITION, -1020 UNSUPPORTED_OPERATION, -1021
+        // INVALID_TIMESTAMP (our clock), 11xx "Request issues" (-1100
+        // ILLEGAL_CHARS ... -1130 INVALID_PARAMETER ...), -2016
+        // NO_TRADING_WINDOW.
+        -1013 | -1014 | -1020 | -1021 | -1199..=-1100 | -2016 => api(ApiError::BadRequest {
+            code: code_s(),
+            message: msg,
+        }),
+        _ if resp.status == 429 => api(ApiError::RateLimited {
             retry_after_ms: parse::retry_after_ms(resp),
-            code: Some(code.to_string()),
+            code: code_s(),
             message: msg,
         }),
-        _ => Problem::Api(ApiError::Exchange {
-            code: Some(code.to_string()),
+        // "Service unavailable from a restricted location according to 'b.
+        // Eligibility'" with HTTP 451 and code 0 (ccxt/ccxt#16044,
+        // eprbell/dali-rp2#237).
+        _ if resp.status == 451 || msg.contains("restricted location") => api(ApiError::Blocked {
+            by: "Binance".into(),
             message: msg,
         }),
-    })
+        _ => api(ApiError::Exchange {
+            code: code_s(),
+            message: msg,
+        }),
+    }
 }
 
 /// "... IP banned until 1659761931230. ..." → 1659761931230.

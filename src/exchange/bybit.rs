@@ -6,7 +6,12 @@
 //! status. Usage headers `X-Bapi-Limit-Status` (remaining), `X-Bapi-Limit`
 //! and `X-Bapi-Limit-Reset-Timestamp` are optional (absent on some 10006s).
 //! Breaking the per-IP limit (600 requests / 5 s) answers 403 "access too
-//! frequent" and the IP must wait at least 10 minutes.
+//! frequent" and the IP must wait at least 10 minutes. A 403 can also be
+//! CloudFront refusing the region ("You are using U.S IP", error.mdx): that
+//! page is a block ([`super::classify::cdn_block`]), not a ban.
+//!
+//! `retCode`s are classified by meaning ([`classify`]); the table with
+//! sources is in `docs/adapters.md`.
 
 use super::parse::{self, at, opt_num};
 use super::{
@@ -84,7 +89,7 @@ pub fn interpret(endpoint: EndpointKind, resp: &RawResponse<'_>) -> Interpretati
         Ok(v) => v,
         Err(reason) => {
             let problem = match resp.status {
-                403 => ip_banned(resp, format!("HTTP 403 {}", parse::excerpt(resp.body))),
+                403 => forbidden(resp),
                 _ => parse::fallback(resp, reason),
             };
             return finish_problem(problem, signal);
@@ -102,7 +107,7 @@ pub fn interpret(endpoint: EndpointKind, resp: &RawResponse<'_>) -> Interpretati
         }
         Some(0) | None => {
             let problem = match resp.status {
-                403 => ip_banned(resp, format!("HTTP 403 {}", parse::excerpt(resp.body))),
+                403 => forbidden(resp),
                 _ => parse::fallback(
                     resp,
                     InvalidReason::Schema {
@@ -119,6 +124,15 @@ pub fn interpret(endpoint: EndpointKind, resp: &RawResponse<'_>) -> Interpretati
             }
             finish_problem(problem, signal)
         }
+    }
+}
+
+/// A 403 without a `retCode`: a CDN's block page when it is one, else the
+/// IP limit's "access too frequent" ban (rate-limit.mdx).
+fn forbidden(resp: &RawResponse<'_>) -> Problem {
+    match super::classify::cdn_block(resp) {
+        Some(blocked) => Problem::Api(blocked),
+        None => ip_banned(resp, format!("HTTP 403 {}", parse::excerpt(resp.body))),
     }
 }
 
@@ -147,6 +161,8 @@ fn finish_problem(p: Problem, mut signal: RateLimitSignal) -> Interpretation {
     parse::finish(Err(p), signal)
 }
 
+/// One `retCode` by its meaning (bybit-exchange/docs `docs/v5/error.mdx`),
+/// whatever the HTTP status.
 fn classify(
     code: i64,
     msg: String,
@@ -155,9 +171,11 @@ fn classify(
     s: &RateLimitSignal,
 ) -> Problem {
     let code_s = Some(code.to_string());
+    let api = Problem::Api;
     match code {
-        // 10018 (IP limit) is deprecated in the docs but still in client error maps.
-        10006 | 10018 => {
+        // 10006 "Too many visits. Exceeded the API Rate Limit."; 170005 "Too
+        // many new orders"; 170222 "Too many requests in this time frame."
+        10006 | 170005 | 170222 => {
             // The reset timestamp is "now" unless the limit was exceeded, so only a
             // future one is a wait order.
             let until_reset = s
@@ -165,22 +183,63 @@ fn classify(
                 .map(|t| t.saturating_sub(resp.received_at_ms))
                 .filter(|d| *d > 0)
                 .map(|d| d as u64);
-            Problem::Api(ApiError::RateLimited {
+            api(ApiError::RateLimited {
                 retry_after_ms: s.retry_after_ms.or(until_reset),
                 code: code_s,
                 message: msg,
             })
         }
+        // 10018 "Exceeded the IP Rate Limit." (struck through in error.mdx,
+        // still in client error maps) is the in-body form of the IP limit's
+        // 403: the 10-minute wait; 10009 "IP has been banned."
+        10018 | 10009 => ip_banned(resp, format!("retCode {code}: {msg}")),
+        // 10001 "Request parameter error" names the symbol when it is the
+        // symbol ("Not supported symbols"); 10029 "The requested symbol is
+        // invalid"; 170121 "Invalid symbol."
         10001 if parse::has_symbol(endpoint) && msg.to_ascii_lowercase().contains("symbol") => {
-            Problem::Api(ApiError::InvalidSymbol {
+            api(ApiError::InvalidSymbol {
                 code: code_s,
                 message: msg,
             })
         }
-        _ if msg.to_ascii_lowercase().contains("maintenance") => {
-            Problem::Api(ApiError::Maintenance { message: msg })
+        10029 | 170121 => api(ApiError::InvalidSymbol {
+            code: code_s,
+            message: msg,
+        }),
+        // 10000 "Server Timeout", 10016 "Server error." (WS: "internal server
+        // error; Service is restarting"), 170001 "Internal error.", 170007
+        // "Timeout waiting for response from backend server.", 170032
+        // "Network error. Please try again later", 170234 "System Error",
+        // 3400214 "Server error, please try again later".
+        10000 | 10016 | 170001 | 170007 | 170032 | 170234 | 3400214 => {
+            api(ApiError::ExchangeFault {
+                code: code_s,
+                message: msg,
+            })
         }
-        _ => Problem::Api(ApiError::Exchange {
+        // 10003 "API key is invalid.", 10004 "Error sign", 10005 "Permission
+        // denied", 10007 "User authentication failed.", 10010 "Unmatched IP".
+        10003 | 10004 | 10005 | 10007 | 10010 => api(ApiError::Auth {
+            code: code_s,
+            message: msg,
+        }),
+        // 10001 "Request parameter error", 10002 "The request time exceeds
+        // the time window range." (our clock), 10014 "Invalid duplicate
+        // request", 10017 "Route not found.", 170105 "Parameter '%s' was
+        // empty.", 170130 "Data sent for paramter '%s' is not valid."
+        10001 | 10002 | 10014 | 10017 | 170105 | 170130 => api(ApiError::BadRequest {
+            code: code_s,
+            message: msg,
+        }),
+        // The IP limit's "403, access too frequent" (rate-limit.mdx), however
+        // it is wrapped: an unlisted code on a 403 is that ban too.
+        _ if resp.status == 403 || msg.to_ascii_lowercase().contains("access too frequent") => {
+            ip_banned(resp, format!("HTTP {} retCode {code}: {msg}", resp.status))
+        }
+        _ if msg.to_ascii_lowercase().contains("maintenance") => {
+            api(ApiError::Maintenance { message: msg })
+        }
+        _ => api(ApiError::Exchange {
             code: code_s,
             message: msg,
         }),

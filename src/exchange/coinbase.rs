@@ -5,6 +5,10 @@
 //! unknown product). Timestamps are RFC 3339 with microseconds, `/time`
 //! gives `epoch` in decimal seconds, and the book has a `sequence` but no
 //! timestamp. No usage headers are documented.
+//!
+//! Coinbase has no error codes: the status and the message carry the
+//! meaning ([`classify`], "Common Error Codes" of the Exchange REST API
+//! requests page; the table is in `docs/adapters.md`).
 
 use super::parse::{self, opt_num};
 use super::{
@@ -93,10 +97,15 @@ pub fn interpret(endpoint: EndpointKind, resp: &RawResponse<'_>) -> Interpretati
     parse::finish(payload(endpoint, &body), signal)
 }
 
+/// One `{"message": ...}` error by its meaning: the message where it says
+/// more than the status ("Public rate limit exceeded", "NotFound",
+/// maintenance), else the documented meaning of the status.
 fn classify(msg: String, endpoint: EndpointKind, resp: &RawResponse<'_>) -> Problem {
     let lower = msg.to_ascii_lowercase();
+    let code = Some(resp.status.to_string());
+    let api = Problem::Api;
     if resp.status == 429 || lower.contains("rate limit exceeded") {
-        Problem::Api(ApiError::RateLimited {
+        api(ApiError::RateLimited {
             retry_after_ms: parse::retry_after_ms(resp),
             code: None,
             message: msg,
@@ -104,17 +113,21 @@ fn classify(msg: String, endpoint: EndpointKind, resp: &RawResponse<'_>) -> Prob
     } else if parse::has_symbol(endpoint)
         && (resp.status == 404 || lower == "notfound" || lower.contains("not found"))
     {
-        Problem::Api(ApiError::InvalidSymbol {
-            code: Some(resp.status.to_string()),
-            message: msg,
-        })
+        api(ApiError::InvalidSymbol { code, message: msg })
     } else if lower.contains("maintenance") || lower.contains("unavailable") {
-        Problem::Api(ApiError::Maintenance { message: msg })
+        api(ApiError::Maintenance { message: msg })
     } else {
-        Problem::Api(ApiError::Exchange {
-            code: Some(resp.status.to_string()),
-            message: msg,
-        })
+        match resp.status {
+            // 400 "Bad Request -- Invalid request format"; 404 "Not Found" on
+            // a path without a product.
+            400 | 404 => api(ApiError::BadRequest { code, message: msg }),
+            // 401 "Unauthorized -- Invalid API Key", 403 "Forbidden -- You do
+            // not have access to the requested resource".
+            401 | 403 => api(ApiError::Auth { code, message: msg }),
+            // 500 "Internal Server Error -- We had a problem with our server".
+            500..=599 => api(ApiError::ExchangeFault { code, message: msg }),
+            _ => api(ApiError::Exchange { code, message: msg }),
+        }
     }
 }
 

@@ -72,6 +72,11 @@ pub struct GenericSpec {
     /// Error codes that mean "unknown symbol".
     #[serde(default)]
     pub invalid_symbol_codes: Vec<String>,
+    /// Error codes that mean the exchange failed (internal error, busy,
+    /// timeout inside the exchange): server errors the breaker counts,
+    /// whatever the HTTP status. Any other code is unclassified.
+    #[serde(default)]
+    pub server_error_codes: Vec<String>,
     /// JSON pointer to the instrument the body names, e.g. "/data/symbol".
     /// Ticker and book answers naming another instrument than the
     /// endpoint's `symbol` (case and `-`, `/`, `_` separators aside) are
@@ -480,6 +485,11 @@ fn error_from_code(
         }
     } else if spec.invalid_symbol_codes.contains(&code) {
         ApiError::InvalidSymbol {
+            code: Some(code),
+            message,
+        }
+    } else if spec.server_error_codes.contains(&code) {
+        ApiError::ExchangeFault {
             code: Some(code),
             message,
         }

@@ -5,6 +5,10 @@
 //! are keyed by Kraken's own pair name (`XXBTZUSD` for `XBTUSD`), tickers
 //! carry no timestamp, and depth levels are `[price, volume, unix seconds]`.
 //! No rate-limit header is documented.
+//!
+//! The error strings are classified by meaning ([`classify`]): `EService:*`
+//! and the internal errors are the exchange's side, whatever the status;
+//! the table with sources is in `docs/adapters.md`.
 
 use super::parse::{self, opt_num};
 use super::{
@@ -100,13 +104,17 @@ pub fn interpret(endpoint: EndpointKind, resp: &RawResponse<'_>) -> Interpretati
     parse::finish(payload(endpoint, &body, resp), signal)
 }
 
+/// The first error string by its meaning (Kraken's REST error list and
+/// support article "API error messages"; strings also in ccxt's kraken
+/// error map), whatever the HTTP status.
 fn classify(first: &str, all: &[&str], endpoint: EndpointKind, resp: &RawResponse<'_>) -> Problem {
     let message = all.join("; ");
     let (category, text) = first.split_once(':').unwrap_or((first, ""));
     let code = Some(first.to_string());
+    let api = Problem::Api;
     match (category, text) {
         (_, "Rate limit exceeded") | ("EGeneral", "Too many requests") => {
-            Problem::Api(ApiError::RateLimited {
+            api(ApiError::RateLimited {
                 retry_after_ms: parse::retry_after_ms(resp),
                 code,
                 message,
@@ -114,7 +122,7 @@ fn classify(first: &str, all: &[&str], endpoint: EndpointKind, resp: &RawRespons
         }
         ("EGeneral", "Temporary lockout") => {
             let retry = parse::retry_after_ms(resp);
-            Problem::Api(ApiError::IpBanned {
+            api(ApiError::IpBanned {
                 until_ms: retry.map(|r| {
                     resp.received_at_ms
                         .saturating_add(i64::try_from(r).unwrap_or(i64::MAX))
@@ -123,11 +131,34 @@ fn classify(first: &str, all: &[&str], endpoint: EndpointKind, resp: &RawRespons
                 message,
             })
         }
-        ("EQuery", "Unknown asset pair") if parse::has_symbol(endpoint) => {
-            Problem::Api(ApiError::InvalidSymbol { code, message })
+        ("EQuery", "Unknown asset pair" | "Invalid asset pair") if parse::has_symbol(endpoint) => {
+            api(ApiError::InvalidSymbol { code, message })
         }
-        ("EService", _) => Problem::Api(ApiError::Maintenance { message }),
-        _ => Problem::Api(ApiError::Exchange { code, message }),
+        // "EService:Unavailable": "The matching engine or API is offline";
+        // "EService:Market in cancel_only mode" / "post_only mode": "Request
+        // can't be made at this time. (See SystemStatus endpoint.)"
+        ("EService", t) if t == "Unavailable" || t.starts_with("Market in ") => {
+            api(ApiError::Maintenance { message })
+        }
+        // Any other service status error ("EService:Busy", "EService:Deadline
+        // elapsed": the request timed out inside Kraken) and the internal
+        // errors ("EGeneral:Internal error", "EDatabase:Internal error").
+        ("EService", _) | (_, "Internal error") => api(ApiError::ExchangeFault { code, message }),
+        // "EAPI:Invalid key", "EAPI:Invalid signature", "EAPI:Invalid nonce",
+        // "EGeneral:Permission denied", "ESession:Invalid session".
+        ("EAPI", "Invalid key" | "Invalid signature" | "Invalid nonce")
+        | ("EGeneral", "Permission denied")
+        | ("ESession", "Invalid session") => api(ApiError::Auth { code, message }),
+        // "EGeneral:Invalid arguments" ("The request payload is malformed,
+        // incorrect or ambiguous"), with or without the argument named after
+        // it; "EQuery:Unknown asset pair" where no pair was asked for.
+        ("EGeneral", t) if t.starts_with("Invalid arguments") => {
+            api(ApiError::BadRequest { code, message })
+        }
+        ("EQuery", "Unknown asset pair" | "Invalid asset pair") => {
+            api(ApiError::BadRequest { code, message })
+        }
+        _ => api(ApiError::Exchange { code, message }),
     }
 }
 

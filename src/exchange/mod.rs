@@ -8,6 +8,7 @@
 
 pub mod binance;
 pub mod bybit;
+pub mod classify;
 pub mod coinbase;
 pub mod generic;
 pub mod kraken;

@@ -5,6 +5,11 @@
 //! documented both as 200 and as 429, and a 2021 capture sent the code as a
 //! number, so the code is read as text whatever its JSON type. OKX sends no
 //! usage headers.
+//!
+//! Codes are classified by meaning ([`classify`]): an exchange-side code in
+//! an HTTP 200 (`{"code":500,"msg":"Internal Server Error"}`, 50026 "System
+//! error") is a server error the breaker counts. The table with sources is
+//! in `docs/adapters.md`.
 
 use super::parse::{self, opt_num};
 use super::{
@@ -93,30 +98,73 @@ pub fn interpret(endpoint: EndpointKind, resp: &RawResponse<'_>) -> Interpretati
     }
 }
 
+/// One OKX code by its meaning (REST error table "Public", error codes 50000
+/// to 53999), whatever the HTTP status.
 fn classify(code: &str, msg: String, endpoint: EndpointKind, resp: &RawResponse<'_>) -> Problem {
     let code_s = Some(code.to_string());
+    let api = Problem::Api;
     match code {
-        // 50011 rate limit (200 or 429), 50013 systems busy (429), 50040 too frequent.
-        "50011" | "50013" | "50040" => Problem::Api(ApiError::RateLimited {
+        // 50011 "Rate limit reached" (200) / "Too Many Requests" (429), 50040
+        // "Too frequent operations", 50061 "maximum order rate limit".
+        "50011" | "50040" | "50061" => api(ApiError::RateLimited {
             retry_after_ms: parse::retry_after_ms(resp),
             code: code_s,
             message: msg,
         }),
-        "51001" if parse::has_symbol(endpoint) => Problem::Api(ApiError::InvalidSymbol {
+        "51001" if parse::has_symbol(endpoint) => api(ApiError::InvalidSymbol {
             code: code_s,
             message: msg,
         }),
-        // 50001 "Service temporarily unavailable"; 50035/50036 maintenance notices.
-        "50001" => Problem::Api(ApiError::Maintenance { message: msg }),
-        _ if msg.to_ascii_lowercase().contains("maintenance") => {
-            Problem::Api(ApiError::Maintenance { message: msg })
+        // 50001 "Service temporarily unavailable" (503); 50046 "temporarily
+        // unavailable while we make some improvements".
+        "50001" | "50046" => api(ApiError::Maintenance { message: msg }),
+        // 50004 "API endpoint request timeout", 50005 "API endpoint is
+        // inactive or unavailable" (410), 50013 "Systems are busy" (429: the
+        // exchange's overload, not our rate), 50026 "System error" (500),
+        // and "500" "Internal Server Error" inside an HTTP 200 (exwatch #13).
+        "50004" | "50005" | "50013" | "50026" | "500" => api(ApiError::ExchangeFault {
+            code: code_s,
+            message: msg,
+        }),
+        // 50051 "Due to compliance restrictions in your country or region";
+        // 50121 "You can't access our services through the IP address".
+        "50051" | "50121" => api(ApiError::Blocked {
+            by: "OKX".into(),
+            message: msg,
+        }),
+        // 50030 "You don't have permission to use this API endpoint", 50035
+        // "APIKey must be bound to IP", 50100 "API frozen", 50101..50114
+        // (API class, 401: key, passphrase, sign, IP whitelist; not the two
+        // timestamp codes), 50119 "API key doesn't exist", 50120 "API key
+        // doesn't have permission".
+        "50030" | "50035" | "50100" | "50101" | "50103" | "50104" | "50105" | "50106" | "50107"
+        | "50108" | "50109" | "50110" | "50111" | "50113" | "50114" | "50119" | "50120" => {
+            api(ApiError::Auth {
+                code: code_s,
+                message: msg,
+            })
         }
-        _ if resp.status == 429 => Problem::Api(ApiError::RateLimited {
+        // 50000 "Body for POST request cannot be empty", 50002 "JSON syntax
+        // error", 50006 "Invalid Content-Type", 50014 "Parameter {param0}
+        // can not be empty", 50015, 50016, 50024, 50025 (parameter
+        // combinations), 50102 "Timestamp request expired" and 50112
+        // "Invalid OK-ACCESS-TIMESTAMP" (our clock), 50115 "Invalid request
+        // method", 51000 "Parameter {param0} error", 51001 on an endpoint
+        // without a symbol.
+        "50000" | "50002" | "50006" | "50014" | "50015" | "50016" | "50024" | "50025" | "50102"
+        | "50112" | "50115" | "51000" | "51001" => api(ApiError::BadRequest {
+            code: code_s,
+            message: msg,
+        }),
+        _ if msg.to_ascii_lowercase().contains("maintenance") => {
+            api(ApiError::Maintenance { message: msg })
+        }
+        _ if resp.status == 429 => api(ApiError::RateLimited {
             retry_after_ms: parse::retry_after_ms(resp),
             code: code_s,
             message: msg,
         }),
-        _ => Problem::Api(ApiError::Exchange {
+        _ => api(ApiError::Exchange {
             code: code_s,
             message: msg,
         }),

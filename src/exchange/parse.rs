@@ -201,9 +201,13 @@ pub fn json_body(body: &[u8]) -> Result<Value, InvalidReason> {
 }
 
 /// The response a body without any recognized exchange error maps to: a
-/// non-success status becomes [`Problem::Http`] (429 and 418 are rate limits
-/// whatever the body), a success status keeps the body problem.
+/// CDN's block page is [`ApiError::Blocked`], a non-success status becomes
+/// [`Problem::Http`] (429 and 418 are rate limits whatever the body), a
+/// success status keeps the body problem.
 pub fn fallback(resp: &RawResponse<'_>, reason: InvalidReason) -> Problem {
+    if let Some(blocked) = super::classify::cdn_block(resp) {
+        return Problem::Api(blocked);
+    }
     match resp.status {
         429 => Problem::Api(ApiError::RateLimited {
             retry_after_ms: retry_after_ms(resp),

@@ -43,7 +43,7 @@ impl Polls {
         let calls = Family::<CallLabels, Counter>::default();
         r.registry.register(
             "exchange_api_calls",
-            "Polls of exchange endpoints by outcome (status: ok, http_<code>, rate_limited, banned, timeout, connect_error, invalid_<reason>, invalid_symbol, maintenance, exchange_error)",
+            "Polls of exchange endpoints by outcome (status: ok, http_<code>, rate_limited, banned, timeout, connect_error, invalid_<reason>, invalid_symbol, maintenance, exchange_error, bad_request, exchange_fault, auth_error, blocked)",
             calls.clone(),
         );
         let latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);

@@ -54,10 +54,7 @@ impl Outcome {
             Outcome::Timeout => OutcomeClass::Timeout,
             Outcome::Connect { .. } => OutcomeClass::Connect,
             Outcome::Invalid { .. } => OutcomeClass::InvalidPayload,
-            Outcome::Exchange {
-                error: ApiError::Maintenance { .. },
-            } => OutcomeClass::ServerError,
-            Outcome::Exchange { .. } => OutcomeClass::ClientError,
+            Outcome::Exchange { error } => error.class(),
         }
     }
 
@@ -71,23 +68,20 @@ impl Outcome {
             Outcome::Timeout => "timeout".into(),
             Outcome::Connect { .. } => "connect_error".into(),
             Outcome::Invalid { reason } => format!("invalid:{}", reason.name()),
-            Outcome::Exchange { error } => match error {
-                ApiError::InvalidSymbol { .. } => "invalid_symbol".into(),
-                ApiError::Maintenance { .. } => "maintenance".into(),
-                ApiError::Exchange { code, .. } => {
-                    format!("exchange_error {}", code.as_deref().unwrap_or("?"))
-                }
-                ApiError::RateLimited { .. } => "rate_limited".into(),
-                ApiError::IpBanned { .. } => "banned".into(),
-            },
+            Outcome::Exchange { error } if error.shows_code() => {
+                format!("{} {}", error.name(), error.code().unwrap_or("?"))
+            }
+            Outcome::Exchange { error } => error.name().into(),
         }
     }
 
     /// The `status` label of `exchange_api_calls_total`: a bounded set, never
     /// free text (`ok`, `http_<code>` for 100..=599 else `http_other`,
     /// `rate_limited`, `banned`, `timeout`, `connect_error`,
-    /// `invalid_<reason>`, `invalid_symbol`, `maintenance`, `exchange_error`).
-    /// Exchange error codes are unbounded, so they stay in logs and alerts.
+    /// `invalid_<reason>`, then one per [`ApiError`]'s strum `VARIANTS`: `invalid_symbol`,
+    /// `maintenance`, `exchange_error`, `bad_request`, `exchange_fault`,
+    /// `auth_error`, `blocked`). Exchange error codes are unbounded, so they
+    /// stay in logs and alerts.
     pub fn status_label(&self) -> String {
         match self {
             Outcome::Ok => "ok".into(),
@@ -100,13 +94,7 @@ impl Outcome {
             Outcome::Timeout => "timeout".into(),
             Outcome::Connect { .. } => "connect_error".into(),
             Outcome::Invalid { reason } => format!("invalid_{}", reason.name()),
-            Outcome::Exchange { error } => match error {
-                ApiError::InvalidSymbol { .. } => "invalid_symbol".into(),
-                ApiError::Maintenance { .. } => "maintenance".into(),
-                ApiError::Exchange { .. } => "exchange_error".into(),
-                ApiError::RateLimited { .. } => "rate_limited".into(),
-                ApiError::IpBanned { .. } => "banned".into(),
-            },
+            Outcome::Exchange { error } => error.name().into(),
         }
     }
 
@@ -140,13 +128,7 @@ impl Outcome {
             },
             Outcome::Timeout => "no answer within the timeout".into(),
             Outcome::Invalid { reason } => reason.to_string(),
-            Outcome::Exchange { error } => match error {
-                ApiError::InvalidSymbol { message, .. }
-                | ApiError::Maintenance { message }
-                | ApiError::Exchange { message, .. }
-                | ApiError::RateLimited { message, .. }
-                | ApiError::IpBanned { message, .. } => message.clone(),
-            },
+            Outcome::Exchange { error } => error.detail(),
         }
     }
 }
@@ -176,14 +158,22 @@ pub struct Sample {
 #[strum(serialize_all = "snake_case")]
 pub enum OutcomeClass {
     Ok,
-    /// HTTP 4xx other than 429/418, or an exchange error body.
+    /// Our side: HTTP 4xx other than 429/418, or an exchange error whose
+    /// meaning is a refused request (bad symbol or parameter, auth), or a
+    /// code exwatch does not know.
     ClientError,
+    /// The exchange's side: HTTP 5xx, or an error code meaning an internal
+    /// error, overload, a timeout inside the exchange or maintenance,
+    /// whatever HTTP status it came with.
     ServerError,
     RateLimited,
     Banned,
     Timeout,
     Connect,
     InvalidPayload,
+    /// A CDN or WAF in front of the exchange refused this region or IP
+    /// ([`ApiError::Blocked`]): neither a rate limit nor an outage.
+    Blocked,
 }
 
 impl OutcomeClass {
@@ -193,15 +183,27 @@ impl OutcomeClass {
     }
 }
 
-/// An error the exchange itself reported, classified across dialects.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An error the exchange itself reported, classified by its meaning across
+/// dialects, never by the HTTP status it came with: each exchange's
+/// documented codes and where they are classified are in
+/// `docs/adapters.md` ("Error codes by meaning").
+///
+/// The serde names are journal format: `rate_limited`, `ip_banned`,
+/// `invalid_symbol`, `maintenance` and `exchange` are read from journals of
+/// earlier releases, so they are never renamed. The strum names are the
+/// bounded metric labels ([`name`](Self::name)), which differ for three.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ApiError {
     RateLimited {
         retry_after_ms: Option<u64>,
         code: Option<String>,
         message: String,
     },
+    #[strum(serialize = "banned")]
     IpBanned {
         /// Unix ms when the ban lifts, when the exchange says.
         until_ms: Option<i64>,
@@ -212,13 +214,126 @@ pub enum ApiError {
         code: Option<String>,
         message: String,
     },
-    Maintenance {
-        message: String,
-    },
+    /// The exchange says it is in maintenance or its service is down.
+    Maintenance { message: String },
+    /// A code exwatch does not classify. Its meaning is unknown, so it
+    /// neither blames our request nor trips the breaker; on an HTTP 5xx the
+    /// status decides (a server error).
+    #[strum(serialize = "exchange_error")]
     Exchange {
         code: Option<String>,
         message: String,
     },
+    /// Our request was refused: a bad or missing parameter, a timestamp
+    /// outside the window, an unknown path. Fixing it is on our side.
+    BadRequest {
+        code: Option<String>,
+        message: String,
+    },
+    /// The exchange failed to answer: an internal error, overload ("busy"),
+    /// a timeout inside the exchange, a service restarting. Counted by the
+    /// breaker like an HTTP 5xx.
+    ExchangeFault {
+        code: Option<String>,
+        message: String,
+    },
+    /// API key, signature or permission refused. Public market data needs
+    /// no key, so this points at a proxy or a wrong endpoint path.
+    #[strum(serialize = "auth_error")]
+    Auth {
+        code: Option<String>,
+        message: String,
+    },
+    /// A CDN or WAF in front of the exchange (CloudFront, Cloudflare) or the
+    /// exchange's own geo rule refused this region or IP. Not a rate ban:
+    /// waiting does not lift it, changing the egress IP does.
+    Blocked {
+        /// Who blocked: `CloudFront`, `Cloudflare`, or the exchange's name.
+        by: String,
+        message: String,
+    },
+}
+
+impl ApiError {
+    /// Stable snake_case name: the metric `status` label and the start of
+    /// the outcome label.
+    pub fn name(&self) -> &'static str {
+        self.into()
+    }
+
+    /// The class by meaning: whose fault it is and what the breaker and the
+    /// limiter make of it.
+    pub fn class(&self) -> OutcomeClass {
+        match self {
+            ApiError::RateLimited { .. } => OutcomeClass::RateLimited,
+            ApiError::IpBanned { .. } => OutcomeClass::Banned,
+            ApiError::Maintenance { .. } | ApiError::ExchangeFault { .. } => {
+                OutcomeClass::ServerError
+            }
+            ApiError::InvalidSymbol { .. }
+            | ApiError::Exchange { .. }
+            | ApiError::BadRequest { .. }
+            | ApiError::Auth { .. } => OutcomeClass::ClientError,
+            ApiError::Blocked { .. } => OutcomeClass::Blocked,
+        }
+    }
+
+    /// The exchange's own code, where it gave one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ApiError::RateLimited { code, .. }
+            | ApiError::InvalidSymbol { code, .. }
+            | ApiError::Exchange { code, .. }
+            | ApiError::BadRequest { code, .. }
+            | ApiError::ExchangeFault { code, .. }
+            | ApiError::Auth { code, .. } => code.as_deref(),
+            ApiError::IpBanned { .. } | ApiError::Maintenance { .. } | ApiError::Blocked { .. } => {
+                None
+            }
+        }
+    }
+
+    /// Whether the short label carries the code (`exchange_fault 50026`):
+    /// where the name alone does not say what happened.
+    fn shows_code(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Exchange { .. }
+                | ApiError::BadRequest { .. }
+                | ApiError::ExchangeFault { .. }
+                | ApiError::Auth { .. }
+        )
+    }
+
+    /// The exchange's message as given.
+    pub fn message(&self) -> &str {
+        match self {
+            ApiError::RateLimited { message, .. }
+            | ApiError::IpBanned { message, .. }
+            | ApiError::InvalidSymbol { message, .. }
+            | ApiError::Maintenance { message }
+            | ApiError::Exchange { message, .. }
+            | ApiError::BadRequest { message, .. }
+            | ApiError::ExchangeFault { message, .. }
+            | ApiError::Auth { message, .. }
+            | ApiError::Blocked { message, .. } => message,
+        }
+    }
+
+    /// One line saying why, whose side it is on, for the verdict column.
+    pub fn detail(&self) -> String {
+        let message = self.message();
+        match self {
+            ApiError::Blocked { by, .. } => format!(
+                "blocked by the exchange's CDN for this region/IP ({by}): check the egress IP, \
+                 region or VPN; slowing down will not lift it: {message}"
+            ),
+            ApiError::ExchangeFault { .. } => format!("exchange-side failure: {message}"),
+            ApiError::BadRequest { .. } => format!("the exchange refused our request: {message}"),
+            ApiError::Auth { .. } => format!("API key or permission refused: {message}"),
+            _ => message.to_string(),
+        }
+    }
 }
 
 /// Why a payload is not trusted. Each reason is distinct and named, so it can
@@ -379,6 +494,7 @@ mod tests {
             OutcomeClass::Timeout,
             OutcomeClass::Connect,
             OutcomeClass::InvalidPayload,
+            OutcomeClass::Blocked,
         ];
         assert_eq!(
             classes.map(OutcomeClass::as_str),
@@ -390,7 +506,8 @@ mod tests {
                 "banned",
                 "timeout",
                 "connect",
-                "invalid_payload"
+                "invalid_payload",
+                "blocked"
             ]
         );
         for c in classes {
@@ -430,6 +547,10 @@ mod tests {
             InvalidReason::Frozen { for_ms: 1 },
             InvalidReason::SequenceBackwards { from: 2, to: 1 },
             InvalidReason::Unhealthy { detail: d() },
+            InvalidReason::WrongInstrument {
+                expected: d(),
+                got: d(),
+            },
         ];
         let names: Vec<&str> = reasons.iter().map(InvalidReason::name).collect();
         assert_eq!(names, <InvalidReason as strum::VariantNames>::VARIANTS);
@@ -451,11 +572,156 @@ mod tests {
                 "frozen",
                 "sequence_backwards",
                 "unhealthy",
+                "wrong_instrument",
             ]
         );
         for r in &reasons {
             let tag = serde_json::to_value(r).ok().map(|j| j["reason"].clone());
             assert_eq!(tag, Some(serde_json::Value::from(r.name())));
         }
+    }
+
+    fn every_api_error() -> Vec<ApiError> {
+        let (code, message) = (Some("1".to_string()), "m".to_string());
+        vec![
+            ApiError::RateLimited {
+                retry_after_ms: None,
+                code: code.clone(),
+                message: message.clone(),
+            },
+            ApiError::IpBanned {
+                until_ms: None,
+                retry_after_ms: None,
+                message: message.clone(),
+            },
+            ApiError::InvalidSymbol {
+                code: code.clone(),
+                message: message.clone(),
+            },
+            ApiError::Maintenance {
+                message: message.clone(),
+            },
+            ApiError::Exchange {
+                code: code.clone(),
+                message: message.clone(),
+            },
+            ApiError::BadRequest {
+                code: code.clone(),
+                message: message.clone(),
+            },
+            ApiError::ExchangeFault {
+                code: code.clone(),
+                message: message.clone(),
+            },
+            ApiError::Auth {
+                code,
+                message: message.clone(),
+            },
+            ApiError::Blocked {
+                by: "CloudFront".into(),
+                message,
+            },
+        ]
+    }
+
+    #[test]
+    fn every_api_error_has_its_bounded_name_and_class_by_meaning() {
+        let all = every_api_error();
+        let names: Vec<&str> = all.iter().map(ApiError::name).collect();
+        assert_eq!(names, <ApiError as strum::VariantNames>::VARIANTS);
+        assert_eq!(
+            names,
+            [
+                "rate_limited",
+                "banned",
+                "invalid_symbol",
+                "maintenance",
+                "exchange_error",
+                "bad_request",
+                "exchange_fault",
+                "auth_error",
+                "blocked"
+            ]
+        );
+        let classes: Vec<OutcomeClass> = all.iter().map(ApiError::class).collect();
+        use OutcomeClass::*;
+        assert_eq!(
+            classes,
+            [
+                RateLimited,
+                Banned,
+                ClientError,
+                ServerError,
+                ClientError,
+                ClientError,
+                ServerError,
+                ClientError,
+                Blocked
+            ]
+        );
+        for e in all {
+            let o = Outcome::Exchange { error: e.clone() };
+            assert_eq!(o.class(), e.class());
+            assert_eq!(o.status_label(), e.name());
+            assert!(o.label().starts_with(e.name()), "{}", o.label());
+        }
+    }
+
+    #[test]
+    fn a_block_reads_as_a_block_not_a_ban() {
+        let o = Outcome::Exchange {
+            error: ApiError::Blocked {
+                by: "CloudFront".into(),
+                message: "configured to block access from your country".into(),
+            },
+        };
+        assert_eq!(o.class(), OutcomeClass::Blocked);
+        assert_eq!(o.label(), "blocked");
+        let d = o.detail();
+        assert!(
+            d.contains("blocked by the exchange's CDN for this region/IP")
+                && d.contains("egress IP"),
+            "{d}"
+        );
+        assert!(!d.contains("banned"), "{d}");
+    }
+
+    #[test]
+    fn samples_of_earlier_releases_still_read() {
+        // Outcomes as the previous release wrote them into journals.
+        let old = [
+            (
+                r#"{"outcome":"exchange","error":{"type":"exchange","code":"-1100","message":"Illegal characters found in a parameter."}}"#,
+                OutcomeClass::ClientError,
+            ),
+            (
+                r#"{"outcome":"exchange","error":{"type":"invalid_symbol","code":"-1121","message":"Invalid symbol."}}"#,
+                OutcomeClass::ClientError,
+            ),
+            (
+                r#"{"outcome":"exchange","error":{"type":"maintenance","message":"Service temporarily unavailable"}}"#,
+                OutcomeClass::ServerError,
+            ),
+            (
+                r#"{"outcome":"exchange","error":{"type":"rate_limited","retry_after_ms":null,"code":"10006","message":"Too many visits!"}}"#,
+                OutcomeClass::RateLimited,
+            ),
+            (
+                r#"{"outcome":"exchange","error":{"type":"ip_banned","until_ms":1,"retry_after_ms":null,"message":"banned"}}"#,
+                OutcomeClass::Banned,
+            ),
+        ];
+        for (line, class) in old {
+            let o: Outcome = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(o.class(), class, "{line}");
+            // And what this release writes reads back the same.
+            let again: Outcome =
+                serde_json::from_str(&serde_json::to_string(&o).unwrap_or_default())
+                    .unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(again, o);
+        }
+        let old_class: OutcomeClass =
+            serde_json::from_str("\"client_error\"").unwrap_or(OutcomeClass::Ok);
+        assert_eq!(old_class, OutcomeClass::ClientError);
     }
 }

@@ -207,9 +207,60 @@ fn base(ctx: &AlertContext) -> Decision {
         return stale(ctx, &where_, &a.kind.name());
     }
 
+    if a.kind == AlertKind::ErrorRate && blocked(ctx) {
+        return Decision {
+            rule: "blocked",
+            why: "the polls fail because the exchange's CDN or WAF refuses this host (blocked), \
+                  not because the exchange is down or rate-limiting"
+                .into(),
+            escalation: 3,
+            requires_human: true,
+            summary: format!("{where_}: blocked by the exchange's CDN for this region/IP"),
+            likely_cause: "A geo-block or WAF rule of the CDN in front of the exchange \
+                           (CloudFront, Cloudflare) refuses this host's egress IP or its region"
+                .into(),
+            suggested_actions: vec![
+                "Check the egress IP and its region from this host (VPN, proxy, cloud region)"
+                    .into(),
+                "Run the monitor from an allowed region or route it through an allowed egress IP"
+                    .into(),
+                "Do not lower polling rates: waiting does not lift a block".into(),
+            ],
+            auto_resolve: false,
+        };
+    }
+
     if a.kind == AlertKind::ErrorRate {
         let rate = error_rate.or_else(|| a.metrics.get("error_rate").copied());
         let down = rate.is_some_and(|r| r >= DOWN_ERROR_RATE);
+        // Refused requests (a bad symbol, parameter or path) are ours to fix,
+        // not the exchange's outage.
+        let ours = dominant_class(a) == Some("client_error");
+        let (likely_cause, suggested_actions) = if ours {
+            (
+                "The exchange refuses our request (client_error: a bad symbol, parameter, \
+                 path or key in the config), it is not down"
+                    .to_string(),
+                vec![
+                    "Look at the endpoint's last outcome and the exchange's message in the \
+                     detail pane"
+                        .into(),
+                    "Check the endpoint's symbol, path and query in the config".into(),
+                ],
+            )
+        } else {
+            (
+                if down {
+                    "The endpoint is mostly failing: partial outage or maintenance".into()
+                } else {
+                    "Intermittent errors: overloaded exchange or flaky network".into()
+                },
+                vec![
+                    "Look at the endpoint's last outcomes in the detail pane".into(),
+                    "Check the exchange's status page".into(),
+                ],
+            )
+        };
         return Decision {
             rule: "error_rate",
             why: match rate {
@@ -224,15 +275,8 @@ fn base(ctx: &AlertContext) -> Decision {
             escalation: if down { 4 } else { 2 },
             requires_human: down,
             summary: format!("{where_}: elevated error rate"),
-            likely_cause: if down {
-                "The endpoint is mostly failing: partial outage or maintenance".into()
-            } else {
-                "Intermittent errors: overloaded exchange or flaky network".into()
-            },
-            suggested_actions: vec![
-                "Look at the endpoint's last outcomes in the detail pane".into(),
-                "Check the exchange's status page".into(),
-            ],
+            likely_cause,
+            suggested_actions,
             auto_resolve: !down,
         };
     }
@@ -326,6 +370,36 @@ fn base(ctx: &AlertContext) -> Decision {
         suggested_actions: vec!["Read the alert's description and the endpoint's detail".into()],
         auto_resolve: false,
     }
+}
+
+/// The outcome class an error-rate alert counted most (`class_<name>`
+/// metrics), if it counted any.
+fn dominant_class(a: &super::context::AlertFacts) -> Option<&str> {
+    a.metrics
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("class_").map(|c| (c, *v)))
+        .filter(|(_, v)| *v > 0.0)
+        .max_by(|x, y| x.1.total_cmp(&y.1))
+        .map(|(c, _)| c)
+}
+
+/// Whether an error-rate alert is about a CDN's block: the endpoint's last
+/// poll was blocked, or blocked polls are the most frequent failure the
+/// alert counted (`class_blocked`).
+fn blocked(ctx: &AlertContext) -> bool {
+    let last = ctx
+        .endpoint
+        .as_ref()
+        .and_then(|e| e.last_outcome.as_deref());
+    if last == Some("blocked") {
+        return true;
+    }
+    let m = &ctx.alert.metrics;
+    let n = m.get("class_blocked").copied().unwrap_or(0.0);
+    n > 0.0
+        && m.iter()
+            .filter(|(k, _)| k.starts_with("class_") && *k != "class_blocked")
+            .all(|(_, v)| *v <= n)
 }
 
 fn stale(ctx: &AlertContext, where_: &str, what: &str) -> Decision {
