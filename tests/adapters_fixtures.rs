@@ -1003,33 +1003,51 @@ fn an_answer_for_another_instrument_is_checked_before_its_numbers() {
 
 // ------------------------------------------------- HTML pages and the BOM
 
-/// CloudFront's geo-block page: the title and the first heading, decoded
-/// and on one line, instead of `<!DOCTYPE HTML PUBLIC ...`.
+/// CloudFront's geo-block page is a block of this region or IP on every
+/// kind (not an HTTP error, not Bybit's IP rate ban), and its message is the
+/// page's one useful line instead of `<!DOCTYPE HTML PUBLIC ...`.
 #[test]
-fn cloudfront_error_page_is_reported_by_its_title() {
-    let line = "ERROR: The request could not be satisfied — 403 ERROR";
+fn cloudfront_geo_block_page_is_a_block_named_by_its_line() {
+    for kind in [Binance, Bybit, Okx, Coinbase, Kraken] {
+        match api(read(kind, Tick, 403, "common/cloudfront_403.html")) {
+            ApiError::Blocked { by, message } => {
+                assert_eq!(by, "CloudFront", "{kind}");
+                assert!(
+                    message.contains("configured to block access from your country")
+                        && !message.contains('<'),
+                    "{kind}: {message}"
+                );
+            }
+            other => panic!("{kind}: {other:?}"),
+        }
+    }
+}
+
+/// A CDN error page that is not a block is reported by its title and first
+/// heading, decoded and on one line.
+#[test]
+fn a_cdn_error_page_is_reported_by_its_title() {
+    let page = b"<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\">\n<HTML><HEAD><TITLE>ERROR: The request could not be satisfied</TITLE></HEAD><BODY>\n<H1>504 Gateway Timeout ERROR</H1>\n<H2>The request could not be satisfied.</H2>\n</BODY></HTML>";
+    let line = "ERROR: The request could not be satisfied — 504 Gateway Timeout ERROR";
+    let h = HeaderMap::new();
     for kind in [Binance, Okx, Coinbase, Kraken] {
+        let raw = RawResponse {
+            status: 504,
+            headers: &h,
+            body: page,
+            received_at_ms: RECEIVED,
+            elapsed_ms: 1,
+            requested_symbol: None,
+        };
         assert_eq!(
-            read(kind, Tick, 403, "common/cloudfront_403.html"),
+            exchange::interpret(kind, Tick, &raw, None).result,
             Err(Problem::Http {
-                status: 403,
+                status: 504,
                 body_excerpt: line.into()
             }),
             "{kind}"
         );
     }
-    // Bybit reads a non-JSON 403 as its IP limit; the message still says
-    // what the page said.
-    match api(read(Bybit, Tick, 403, "common/cloudfront_403.html")) {
-        ApiError::IpBanned { message, .. } => assert_eq!(message, format!("HTTP 403 {line}")),
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(
-        read(Okx, Book, 200, "common/cloudfront_403.html"),
-        Err(Problem::Invalid(InvalidReason::NotJson {
-            detail: format!("an HTML page: {line}")
-        }))
-    );
 }
 
 #[test]

@@ -234,6 +234,7 @@ mod tests {
                 "hang",
                 "jump",
                 "bad_number",
+                "wrong_instrument",
             ]
         );
         for k in FaultKind::VARIANTS {
