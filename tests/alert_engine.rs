@@ -651,3 +651,72 @@ fn an_operator_forcing_a_breaker_open_raises_no_alert() {
     assert_eq!(e.alert("bin/book/breaker_open"), None);
     assert_eq!(e.alert("bin/*/outage"), None);
 }
+
+/// One Binance 429 with `Retry-After: 35` holds every Binance endpoint (the
+/// exchange tier is shared): the held siblings are silent on purpose and
+/// must not each page `no_data` (issue #13: one 429 gave four critical
+/// alerts). Once the hold is over, silence is news again.
+#[test]
+fn endpoints_held_by_the_limiter_raise_no_no_data() {
+    use exwatch::model::{Tier, TierFill};
+    let mut e = Engine::new(AlertSettings::default());
+    for ep in ["time", "ticker", "book"] {
+        feed(&mut e, watching("bin", ep), 0);
+        feed(&mut e, sample("bin", ep, 1000, Outcome::Ok), 1000);
+    }
+    // The ticker's poll at 2 s is refused with Retry-After 35 s; its fill
+    // shows the exchange tier blocked.
+    e.on_event(
+        &Event::LimiterFill {
+            id: EndpointId::new("bin", "ticker"),
+            at_ms: 2000,
+            tiers: vec![TierFill {
+                tier: Tier::Exchange,
+                tokens: 0.0,
+                capacity: 10.0,
+                blocked_for_ms: Some(35_000),
+            }],
+        },
+        2000,
+    );
+    let mut no_data = Vec::new();
+    for t in (3..=36).map(|s| s * 1000) {
+        no_data.extend(
+            changed(&e.tick(t))
+                .into_iter()
+                .filter(|a| a.kind == "no_data"),
+        );
+    }
+    assert!(no_data.is_empty(), "{no_data:?}");
+    // The hold ended at 37 s and nothing answers for another 15 s+: news.
+    let later: Vec<Alert> = (37..=60)
+        .flat_map(|s| changed(&e.tick(s * 1000)))
+        .filter(|a| a.kind == "no_data")
+        .collect();
+    assert!(
+        later.iter().any(|a| a.fingerprint == "bin/book/no_data"),
+        "{later:?}"
+    );
+    // Another exchange is not held by Binance's tier.
+    let mut other = Engine::new(AlertSettings::default());
+    feed(&mut other, watching("okx", "book"), 0);
+    feed(&mut other, watching("bin", "ticker"), 0);
+    other.on_event(
+        &Event::LimiterFill {
+            id: EndpointId::new("bin", "ticker"),
+            at_ms: 1000,
+            tiers: vec![TierFill {
+                tier: Tier::Exchange,
+                tokens: 0.0,
+                capacity: 10.0,
+                blocked_for_ms: Some(60_000),
+            }],
+        },
+        1000,
+    );
+    let okx: Vec<Alert> = (2..=30)
+        .flat_map(|s| changed(&other.tick(s * 1000)))
+        .filter(|a| a.fingerprint == "okx/book/no_data")
+        .collect();
+    assert!(!okx.is_empty());
+}

@@ -17,7 +17,7 @@ pub mod payload;
 pub mod staleness;
 
 use crate::model::{Alert, AlertKind, Severity};
-use crate::model::{EndpointId, Event};
+use crate::model::{EndpointId, Event, Tier, TierFill};
 use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -315,8 +315,8 @@ impl Detectors {
                         .on_breaker(&id.exchange, &id.endpoint, *state, *at_ms),
                 );
             }
-            Event::LimiterFill { .. }
-            | Event::ClockOffset { .. }
+            Event::LimiterFill { id, at_ms, tiers } => self.on_hold(id, *at_ms, tiers),
+            Event::ClockOffset { .. }
             | Event::BackendHealth { .. }
             | Event::AlertChanged { .. }
             | Event::AlertDelivery { .. }
@@ -324,6 +324,28 @@ impl Detectors {
             | Event::TriageUsage(_) => {}
         }
         out
+    }
+
+    /// A tier the exchange told us to hold off (Retry-After, a ban) holds
+    /// every endpoint that draws on it: the endpoint's own tier holds only
+    /// it, a shared tier (exchange, account, IP) every endpoint of the
+    /// exchange. Held endpoints are silent on purpose, so `no_data` waits.
+    fn on_hold(&mut self, id: &EndpointId, at_ms: i64, tiers: &[TierFill]) {
+        for fill in tiers {
+            let Some(ms) = fill.blocked_for_ms else {
+                continue;
+            };
+            let until = at_ms.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX));
+            for (other, d) in self.endpoints.iter_mut() {
+                let holds = match fill.tier {
+                    Tier::Endpoint => other == id,
+                    Tier::Exchange | Tier::Account | Tier::Ip => other.exchange == id.exchange,
+                };
+                if holds {
+                    d.stale.hold_until(until);
+                }
+            }
+        }
     }
 
     /// Time-driven conditions (no data for too long).

@@ -73,6 +73,10 @@ pub struct StalenessDetector {
     s: StalenessSettings,
     interval_ms: u64,
     last_ok_ms: i64,
+    /// Unix ms until which the rate limiter holds this endpoint's polls
+    /// (Retry-After, a ban, on its own or a shared tier): silence then is
+    /// the hold, not a fault, and the allowance restarts when it ends.
+    held_until_ms: i64,
     no_data: Gate,
     stale: Streak,
     frozen: Streak,
@@ -87,10 +91,16 @@ impl StalenessDetector {
             s,
             interval_ms: 5_000,
             last_ok_ms: now_ms,
+            held_until_ms: 0,
             no_data: Gate::default(),
             stale: Streak::default(),
             frozen: Streak::default(),
         }
+    }
+
+    /// The limiter holds this endpoint's polls until `until_ms` (unix ms).
+    pub fn hold_until(&mut self, until_ms: i64) {
+        self.held_until_ms = self.held_until_ms.max(until_ms);
     }
 
     pub fn set_interval(&mut self, interval_ms: u64) {
@@ -167,8 +177,14 @@ impl StalenessDetector {
 
     fn eval_no_data(&mut self, now_ms: i64) -> Option<Finding> {
         let silent = now_ms - self.last_ok_ms;
-        let bad = silent > self.no_data_after_ms();
-        let step = self.no_data.step(bad, !bad, now_ms, 0, 0);
+        let step = if now_ms < self.held_until_ms {
+            // Held: neither news nor a recovery.
+            self.no_data.step(false, false, now_ms, 0, 0)
+        } else {
+            let since = self.last_ok_ms.max(self.held_until_ms);
+            let bad = now_ms - since > self.no_data_after_ms();
+            self.no_data.step(bad, !bad, now_ms, 0, 0)
+        };
         self.finding(NO_DATA, step, silent as f64, now_ms)
     }
 
