@@ -720,3 +720,19 @@ fn endpoints_held_by_the_limiter_raise_no_no_data() {
         .collect();
     assert!(!okx.is_empty());
 }
+
+#[test]
+fn a_configured_severity_replaces_the_detectors() {
+    let mut settings = AlertSettings::default();
+    settings
+        .severity
+        .insert("error_rate".into(), Severity::Warning);
+    let mut e = Engine::new(settings);
+    feed(&mut e, watching("bin", "ticker"), 0);
+    let raised = raise(&mut e, "bin", "ticker", 1000);
+    let a = raised
+        .iter()
+        .find(|a| a.fingerprint == FP)
+        .expect("the error-rate alert");
+    assert_eq!(a.severity, Severity::Warning);
+}

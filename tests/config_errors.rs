@@ -270,3 +270,45 @@ fn every_default_inhibit_kind_and_payload_kind_is_accepted() {
     );
     config::parse("cfg.toml", &text).expect("valid kinds");
 }
+
+#[test]
+fn alert_severities_per_kind_are_checked_with_their_line() {
+    let good = format!(
+        "{GOOD}\n[alerts.severity]\nno_data = \"warning\"\n\"payload:*\" = \"critical\"\n\"payload:price_jump\" = \"warning\"\n"
+    );
+    let cfg = config::parse("cfg.toml", &good).expect("valid severities");
+    use exwatch::model::{AlertKind, Severity};
+    let sev = |k: &str| cfg.alerts.severity_for(&k.parse::<AlertKind>().unwrap());
+    assert_eq!(sev("no_data"), Some(Severity::Warning));
+    assert_eq!(sev("payload:crossed_book"), Some(Severity::Critical));
+    // The exact kind wins over the prefix.
+    assert_eq!(sev("payload:price_jump"), Some(Severity::Warning));
+    assert_eq!(sev("latency"), None);
+
+    let bad = format!("{GOOD}\n[alerts.severity]\nlatency = \"warning\"\nno_dat = \"warning\"\n");
+    let errs = errors(&bad);
+    let e = errs
+        .iter()
+        .find(|e| e.field == "alerts.severity.no_dat")
+        .unwrap_or_else(|| panic!("no severity error in {errs:?}"));
+    assert_eq!(
+        Some(e.line),
+        bad.lines()
+            .position(|l| l.starts_with("no_dat"))
+            .map(|i| i + 1),
+        "{e}"
+    );
+    assert!(e.message.contains("no_dat"), "{e}");
+
+    let loud = format!("{GOOD}\n[alerts.severity]\nlatency = \"loud\"\n");
+    let errs = errors(&loud);
+    let e = errs
+        .iter()
+        .find(|e| e.field.starts_with("alerts.severity"))
+        .unwrap_or_else(|| panic!("no severity error in {errs:?}"));
+    assert_eq!(
+        Some(e.line),
+        loud.lines().position(|l| l.contains("loud")).map(|i| i + 1),
+        "{e}"
+    );
+}

@@ -304,7 +304,10 @@ impl Engine {
     }
 
     /// Returns whether the alert must be re-emitted now.
-    fn fire(&mut self, fp: &str, x: Firing, now_ms: i64) -> bool {
+    fn fire(&mut self, fp: &str, mut x: Firing, now_ms: i64) -> bool {
+        if let Some(severity) = self.s.severity_for(&x.kind) {
+            x.severity = severity;
+        }
         let update_ms = crate::clock::ms(self.s.update_every);
         match self.alerts.get_mut(fp) {
             Some(t) => {

@@ -12,7 +12,7 @@ pub mod sinks;
 pub mod triage;
 
 use crate::detect::DetectSettings;
-use crate::model::{Alert, AlertKind};
+use crate::model::{Alert, AlertKind, Severity};
 use crate::problems::Problems;
 use serde::Deserialize;
 use std::time::Duration;
@@ -31,6 +31,12 @@ pub struct AlertSettings {
     pub resolve_after: Duration,
     /// Kinds an exchange-wide outage suppresses on that exchange.
     pub inhibit_kinds: Vec<String>,
+    /// Severity per alert kind, overriding what the detector says
+    /// (`no_data = "warning"`, `"payload:*" = "critical"`): keys are kinds or
+    /// `*`-ended prefixes, the exact kind wins over a prefix and a longer
+    /// prefix over a shorter one. Empty by default. See docs/alerting.md,
+    /// "Severity policy".
+    pub severity: std::collections::BTreeMap<String, Severity>,
     pub grouping: notify::GroupingSettings,
     pub dedup: dedup::DedupSettings,
     pub sinks: Vec<sinks::SinkConfig>,
@@ -54,6 +60,7 @@ impl Default for AlertSettings {
             ]
             .map(String::from)
             .to_vec(),
+            severity: std::collections::BTreeMap::new(),
             grouping: notify::GroupingSettings::default(),
             dedup: dedup::DedupSettings::default(),
             sinks: Vec::new(),
@@ -63,6 +70,23 @@ impl Default for AlertSettings {
 }
 
 impl AlertSettings {
+    /// The configured severity of `kind` (`alerts.severity`), if any: the
+    /// exact kind, else the longest matching `*` prefix.
+    pub fn severity_for(&self, kind: &AlertKind) -> Option<Severity> {
+        let name = kind.name();
+        if let Some(s) = self.severity.get(&name) {
+            return Some(*s);
+        }
+        self.severity
+            .iter()
+            .filter_map(|(k, s)| {
+                let prefix = k.strip_suffix('*')?;
+                name.starts_with(prefix).then_some((prefix.len(), *s))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, s)| s)
+    }
+
     /// Semantic checks; `has_redis` says whether a `[redis]` table exists.
     pub fn validate(&self, at: &str, has_redis: bool, p: &mut Problems) {
         self.detect.validate(&format!("{at}.detect"), p);
@@ -75,6 +99,16 @@ impl AlertSettings {
         for (i, kind) in self.inhibit_kinds.iter().enumerate() {
             if let Err(e) = kind.parse::<AlertKind>() {
                 p.push(format!("{at}.inhibit_kinds[{i}]"), e);
+            }
+        }
+        for kind in self.severity.keys() {
+            if !AlertKind::is_valid_pattern(kind) {
+                p.push(
+                    format!("{at}.severity.{kind}"),
+                    format!(
+                        "{kind:?} matches no alert kind; use a kind such as \"no_data\" or a prefix such as \"payload:*\""
+                    ),
+                );
             }
         }
         self.grouping.validate(&format!("{at}.grouping"), p);
