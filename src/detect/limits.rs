@@ -93,6 +93,13 @@ pub struct LimitDetector {
     s: LimitSettings,
     usage: Option<(i64, f64)>,
     limited: VecDeque<i64>,
+    /// The last rate-limited answer: (at_ms, HTTP status, the exchange's words).
+    last_limited: Option<(i64, Option<u16>, String)>,
+    /// Unix ms until which the exchange told us to hold off (Retry-After of
+    /// its rate-limited answers); limiter waits inside it are that hold.
+    hold_until_ms: i64,
+    /// A good answer came after the last rate-limited one.
+    ok_after_limited: bool,
     waits: VecDeque<(i64, u64)>,
     pressure: Gate,
     banned_until_ms: Option<i64>,
@@ -108,6 +115,9 @@ impl LimitDetector {
             s,
             usage: None,
             limited: VecDeque::new(),
+            last_limited: None,
+            hold_until_ms: 0,
+            ok_after_limited: false,
             waits: VecDeque::new(),
             pressure: Gate::default(),
             banned_until_ms: None,
@@ -125,7 +135,17 @@ impl LimitDetector {
         }
         let mut banned = false;
         match &smp.outcome {
-            Outcome::RateLimited { .. } => self.limited.push_back(smp.at_ms),
+            Outcome::RateLimited {
+                retry_after_ms,
+                detail,
+            } => {
+                self.limited.push_back(smp.at_ms);
+                self.last_limited = Some((smp.at_ms, smp.status, detail.clone()));
+                let until = smp.at_ms.saturating_add(retry_after_ms.unwrap_or(0) as i64);
+                self.hold_until_ms = self.hold_until_ms.max(until);
+                self.ok_after_limited = false;
+            }
+            Outcome::Ok => self.ok_after_limited = true,
             Outcome::Banned {
                 until_ms,
                 retry_after_ms,
@@ -161,7 +181,16 @@ impl LimitDetector {
         if !self.s.enabled {
             return Vec::new();
         }
-        self.waits.push_back((at_ms, waited_ms));
+        // A wait that began inside the exchange's own hold is that hold (the
+        // rate-limited answer already says it), not pressure of our budget.
+        let began = at_ms - waited_ms as i64;
+        let in_hold = self
+            .last_limited
+            .as_ref()
+            .is_some_and(|(t, _, _)| began >= *t - 1 && began < self.hold_until_ms);
+        if !in_hold {
+            self.waits.push_back((at_ms, waited_ms));
+        }
         self.eval_pressure(at_ms).into_iter().collect()
     }
 
@@ -198,23 +227,49 @@ impl LimitDetector {
         let bad = usage.is_some_and(|u| u >= self.s.usage_fire)
             || n429 >= self.s.rate_limited_count
             || wait_share >= self.s.wait_fire;
+        // Rate-limited answers are over once the hold they ordered has
+        // ended and the exchange has answered normally since.
+        let limited_over = n429 == 0 || (now_ms >= self.hold_until_ms && self.ok_after_limited);
         let good = usage.is_none_or(|u| u < self.s.usage_clear)
-            && n429 == 0
+            && limited_over
             && wait_share < self.s.wait_clear;
         match self.pressure.step(bad, good, now_ms, 0, 0) {
             Step::Quiet => None,
-            Step::Cleared => Some(Finding::Cleared {
-                exchange: self.exchange.clone(),
-                endpoint: Some(self.endpoint.clone()),
-                kind: RATE_LIMIT,
-            }),
+            Step::Cleared => {
+                // Start afresh: the episode's answers cannot fire it again.
+                self.limited.clear();
+                Some(Finding::Cleared {
+                    exchange: self.exchange.clone(),
+                    endpoint: Some(self.endpoint.clone()),
+                    kind: RATE_LIMIT,
+                })
+            }
             Step::Fired | Step::Firing => {
                 let mut reasons = Vec::new();
                 if let Some(u) = usage {
                     reasons.push(format!("usage {:.0}% of the exchange's limit", u * 100.0));
                 }
                 if n429 > 0 {
-                    reasons.push(format!("{n429} answers 429 in {}s", window / 1000));
+                    // Say what the exchange said, and in which status: a
+                    // rate-limit code may come in an HTTP 200.
+                    let last = match &self.last_limited {
+                        Some((_, Some(status), detail)) => {
+                            format!(" (last: HTTP {status}: {detail})")
+                        }
+                        Some((_, None, detail)) => format!(" (last: {detail})"),
+                        None => String::new(),
+                    };
+                    reasons.push(format!(
+                        "{n429} rate-limited answer{} in {}s{last}",
+                        if n429 == 1 { "" } else { "s" },
+                        window / 1000
+                    ));
+                    if self.hold_until_ms > now_ms {
+                        reasons.push(format!(
+                            "holding off for another {}",
+                            crate::units::latency_ms((self.hold_until_ms - now_ms) as f64)
+                        ));
+                    }
                 }
                 if waited > 0 {
                     reasons.push(format!(
@@ -298,6 +353,62 @@ mod tests {
             ..Default::default()
         });
         s
+    }
+
+    fn limited(at: i64, retry_after_ms: u64) -> Sample {
+        let mut s = sample(
+            at,
+            5,
+            Outcome::RateLimited {
+                retry_after_ms: Some(retry_after_ms),
+                detail: "retCode 10006: Too many visits!".into(),
+            },
+        );
+        // Bybit sends its rate-limit code in an HTTP 200.
+        s.status = Some(200);
+        s
+    }
+
+    /// Issue #13: a 5.6 s rate-limit episode (Bybit 10006 in HTTP 200,
+    /// Retry-After 5 s) kept a critical alert up for 70 s and said "429".
+    #[test]
+    fn a_rate_limit_episode_resolves_when_its_hold_ends_and_says_what_came() {
+        let mut d = LimitDetector::new("bybit", "ticker", LimitSettings::default());
+        let mut t = 0;
+        for _ in 0..5 {
+            t += 500;
+            assert!(d.on_sample(&sample(t, 5, Outcome::Ok)).is_empty());
+        }
+        t += 500;
+        let f = d.on_sample(&limited(t, 5_000));
+        let Some(Finding::Firing(x)) = f.first() else {
+            panic!("{f:?}")
+        };
+        assert_eq!(x.severity, Severity::Critical);
+        assert!(
+            x.description
+                .contains("1 rate-limited answer in 60s (last: HTTP 200: retCode 10006")
+                && !x.description.contains("429"),
+            "{}",
+            x.description
+        );
+        // The worker waits out the hold (our limiter, ordered by the exchange).
+        let hold_end = t + 5_000;
+        assert!(
+            d.on_wait(hold_end + 100, 5_100)
+                .iter()
+                .all(|f| f.is_firing())
+        );
+        // Still held: no answer yet, nothing clears.
+        assert!(d.tick(hold_end - 1_000).iter().all(|f| f.is_firing()));
+        // The first good answer after the hold: resolved, not 60 s later.
+        let f = d.on_sample(&sample(hold_end + 600, 5, Outcome::Ok));
+        assert!(cleared(&f, RATE_LIMIT), "{f:?}");
+        // And it stays resolved.
+        for i in 1..=10 {
+            let f = d.on_sample(&sample(hold_end + 600 + i * 500, 5, Outcome::Ok));
+            assert!(f.is_empty(), "{f:?}");
+        }
     }
 
     #[test]
