@@ -41,6 +41,12 @@ struct JsonEndpoint<'a> {
     data_age_ms: Option<i64>,
     interval_ms: u64,
     limiter_waited_ms: u64,
+    /// Unix ms until which the limiter holds this endpoint on the
+    /// exchange's order (Retry-After, a ban), and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_until_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_why: Option<&'a str>,
 }
 
 /// Write one line per exchange for this snapshot.
@@ -107,6 +113,8 @@ fn json_line<'a>(ex: &'a ExchangeView, snap: &'a Snapshot, now: i64) -> JsonLine
                 data_age_ms: e.data_age_ms(now),
                 interval_ms: e.interval_ms,
                 limiter_waited_ms: e.limiter_waited_ms,
+                held_until_ms: e.held_at(now).map(|h| h.until_ms),
+                held_why: e.held_at(now).map(|h| h.why.as_str()),
             })
             .collect(),
     }
@@ -140,6 +148,13 @@ fn text_line(ex: &ExchangeView, snap: &Snapshot, now: i64) -> String {
         if e.breaker.state != BreakerState::Closed {
             line.push_str(&format!(" breaker={}", e.breaker.state.as_str()));
         }
+        if let Some(hold) = e.held_at(now) {
+            line.push_str(&format!(
+                " held until {} ({})",
+                hh_mm_ss(hold.until_ms),
+                hold.why
+            ));
+        }
         if let Some(age) = e.data_age_ms(now).filter(|a| *a > 2 * e.interval_ms as i64) {
             line.push_str(&format!(" age={:.0}s", age as f64 / 1000.0));
         }
@@ -149,4 +164,17 @@ fn text_line(ex: &ExchangeView, snap: &Snapshot, now: i64) -> String {
         line.push_str(&format!(" | alerts={open}"));
     }
     line
+}
+
+/// `12:31:45` (UTC) of unix ms.
+fn hh_mm_ss(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[hour]:[minute]:[second]"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
 }

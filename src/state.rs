@@ -5,11 +5,11 @@
 //! headless lines, metrics, replay) reads. Times inside events are unix ms
 //! taken at the edges, so replaying a journal yields the same snapshots.
 
-use crate::model::TierFill;
 use crate::model::{Alert, AlertState};
 use crate::model::{BreakerState, BreakerView};
 use crate::model::{Component, Event, Outcome, Sample};
 use crate::model::{EndpointId, EndpointKind, ExchangeKind};
+use crate::model::{Tier, TierFill};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -40,6 +40,7 @@ struct EndpointState {
     last_wait_ms: u64,
     limiter: Vec<TierFill>,
     stalled_since_ms: Option<i64>,
+    held: Option<Hold>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,6 +77,7 @@ impl EndpointState {
             last_wait_ms: 0,
             limiter: Vec::new(),
             stalled_since_ms: None,
+            held: None,
         }
     }
 }
@@ -104,6 +106,46 @@ impl State {
             .find(|(n, _)| *n == id.exchange)
             .and_then(|(_, eps)| eps.iter_mut().find(|(n, _)| *n == id.endpoint))
             .map(|(_, s)| s)
+    }
+
+    /// A tier the exchange told us to hold off holds every endpoint drawing
+    /// on it (the same rule as the detectors': the endpoint's own tier holds
+    /// it, a shared tier every endpoint of the exchange); why is the last
+    /// answer of the endpoint whose poll brought the order.
+    fn hold(&mut self, id: &EndpointId, at_ms: i64, tiers: &[TierFill]) {
+        // Only a rate-limited or banned answer orders a hold; without one
+        // at hand, say which tier holds.
+        let answer = self
+            .endpoint_mut(id)
+            .and_then(|ep| ep.last.as_ref())
+            .filter(|s| {
+                matches!(
+                    s.outcome,
+                    Outcome::RateLimited { .. } | Outcome::Banned { .. }
+                )
+            })
+            .map(|s| format!("{}: {}", id.endpoint, s.outcome.label()));
+        let Some((_, eps)) = self.exchanges.iter_mut().find(|(n, _)| *n == id.exchange) else {
+            return;
+        };
+        for fill in tiers {
+            let Some(ms) = fill.blocked_for_ms else {
+                continue;
+            };
+            let until_ms = at_ms.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX));
+            for (name, ep) in eps.iter_mut() {
+                let holds = fill.tier != Tier::Endpoint || *name == id.endpoint;
+                if holds && ep.held.as_ref().is_none_or(|h| h.until_ms < until_ms) {
+                    ep.held = Some(Hold {
+                        until_ms,
+                        tier: fill.tier,
+                        why: answer
+                            .clone()
+                            .unwrap_or_else(|| format!("{} tier", fill.tier.as_str())),
+                    });
+                }
+            }
+        }
     }
 
     /// Apply one event. Pure: no I/O, no clock.
@@ -191,10 +233,11 @@ impl State {
                     ep.last_wait_ms = *waited_ms;
                 }
             }
-            Event::LimiterFill { id, tiers, .. } => {
+            Event::LimiterFill { id, at_ms, tiers } => {
                 if let Some(ep) = self.endpoint_mut(id) {
                     ep.limiter = tiers.clone();
                 }
+                self.hold(id, *at_ms, tiers);
             }
             Event::BreakerChanged {
                 id,
@@ -358,6 +401,7 @@ fn endpoint_view(name: &str, s: &EndpointState) -> EndpointView {
         limiter: s.limiter.clone(),
         by_outcome: s.by_outcome.clone(),
         stalled_since_ms: s.stalled_since_ms,
+        held: s.held.clone(),
     }
 }
 
@@ -421,6 +465,25 @@ pub struct EndpointView {
     /// stall deadline (see `detect::hang`).
     #[serde(default)]
     pub stalled_since_ms: Option<i64>,
+    /// The last hold the exchange ordered on a tier this endpoint draws on
+    /// (Retry-After, a ban); over once `until_ms` has passed (see
+    /// [`EndpointView::held_at`]).
+    #[serde(default)]
+    pub held: Option<Hold>,
+}
+
+/// The rate limiter holds an endpoint's polls because the exchange said so.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hold {
+    /// Unix ms when the hold ends.
+    pub until_ms: i64,
+    /// The blocked tier: `endpoint` holds this endpoint, the others every
+    /// endpoint of the exchange.
+    pub tier: Tier,
+    /// The answer that ordered it (`ticker: rate_limited`, `ticker:
+    /// banned`), or the blocked tier (`exchange tier`) when that answer is
+    /// not the endpoint's last.
+    pub why: String,
 }
 
 impl EndpointView {
@@ -429,6 +492,11 @@ impl EndpointView {
         self.breaker.state == BreakerState::Closed
             && self.stalled_since_ms.is_none()
             && self.last.as_ref().is_none_or(|s| s.outcome.is_ok())
+    }
+
+    /// The hold in force at `now_ms`, if any.
+    pub fn held_at(&self, now_ms: i64) -> Option<&Hold> {
+        self.held.as_ref().filter(|h| h.until_ms > now_ms)
     }
 
     /// Milliseconds since the last good data, at `now_ms`.
@@ -464,6 +532,66 @@ mod tests {
             exchange_ts_ms: None,
             signal: None,
         })
+    }
+
+    #[test]
+    fn a_hold_on_a_shared_tier_shows_on_every_endpoint_of_the_exchange() {
+        let mut st = State::new();
+        st.apply(&watching());
+        st.apply(&Event::Watching {
+            id: EndpointId::new("bin", "ticker"),
+            exchange_kind: ExchangeKind::Binance,
+            kind: EndpointKind::Ticker,
+            url: "http://x/".into(),
+            interval_ms: 1000,
+        });
+        st.apply(&sample(
+            1_000,
+            5,
+            Outcome::RateLimited {
+                retry_after_ms: Some(35_000),
+                detail: "Too many requests".into(),
+            },
+        ));
+        let fill = |tier, id: &str| Event::LimiterFill {
+            id: EndpointId::new("bin", id),
+            at_ms: 1_000,
+            tiers: vec![TierFill {
+                tier,
+                tokens: 0.0,
+                capacity: 10.0,
+                blocked_for_ms: Some(35_000),
+            }],
+        };
+        st.apply(&fill(Tier::Exchange, "book"));
+        let snap = st.snapshot();
+        for ep in &snap.exchanges[0].endpoints {
+            let hold = ep
+                .held_at(2_000)
+                .unwrap_or_else(|| panic!("{} not held", ep.name));
+            assert_eq!(hold.until_ms, 36_000);
+            assert_eq!(hold.why, "book: rate_limited");
+            assert!(ep.held_at(36_000).is_none());
+        }
+        // The endpoint's own tier holds that endpoint only.
+        let mut st2 = State::new();
+        st2.apply(&watching());
+        st2.apply(&Event::Watching {
+            id: EndpointId::new("bin", "ticker"),
+            exchange_kind: ExchangeKind::Binance,
+            kind: EndpointKind::Ticker,
+            url: "http://x/".into(),
+            interval_ms: 1000,
+        });
+        st2.apply(&fill(Tier::Endpoint, "book"));
+        let snap = st2.snapshot();
+        let held: Vec<&str> = snap.exchanges[0]
+            .endpoints
+            .iter()
+            .filter(|e| e.held_at(2_000).is_some())
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(held, ["book"]);
     }
 
     #[test]

@@ -224,6 +224,14 @@ fn cell<'a>(
             }
         },
         Col::Poll => Line::raw(fmt::interval_ms(ep.interval_ms)).right_aligned(),
+        // A held row that looks healthy says so; a failing one keeps its error.
+        Col::Last
+            if let Some(hold) = ep.held_at(now_ms)
+                && ep.last.as_ref().is_none_or(|s| s.outcome.is_ok()) =>
+        {
+            let text = format!("held until {} ({})", fmt::clock(hold.until_ms), hold.why);
+            Line::styled(fmt::truncate(&text, w, t), t.warn())
+        }
         Col::Last if let Some(since) = ep.stalled_since_ms => {
             let text = format!("hung: no answer for {}", fmt::duration_ms(now_ms - since));
             Line::styled(fmt::truncate(&text, w, t), t.bad())
