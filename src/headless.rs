@@ -151,7 +151,7 @@ fn text_line(ex: &ExchangeView, snap: &Snapshot, now: i64) -> String {
         if let Some(hold) = e.held_at(now) {
             line.push_str(&format!(
                 " held until {} ({})",
-                hh_mm_ss(hold.until_ms),
+                crate::ui::fmt::clock(hold.until_ms),
                 hold.why
             ));
         }
@@ -164,17 +164,4 @@ fn text_line(ex: &ExchangeView, snap: &Snapshot, now: i64) -> String {
         line.push_str(&format!(" | alerts={open}"));
     }
     line
-}
-
-/// `12:31:45` (UTC) of unix ms.
-fn hh_mm_ss(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[hour]:[minute]:[second]"
-            ))
-            .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
 }

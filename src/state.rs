@@ -134,8 +134,10 @@ impl State {
             };
             let until_ms = at_ms.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX));
             for (name, ep) in eps.iter_mut() {
-                let holds = fill.tier != Tier::Endpoint || *name == id.endpoint;
-                if holds && ep.held.as_ref().is_none_or(|h| h.until_ms < until_ms) {
+                let other = EndpointId::new(id.exchange.as_str(), name.as_str());
+                if fill.tier.holds(id, &other)
+                    && ep.held.as_ref().is_none_or(|h| h.until_ms < until_ms)
+                {
                     ep.held = Some(Hold {
                         until_ms,
                         tier: fill.tier,

@@ -17,7 +17,7 @@ pub mod payload;
 pub mod staleness;
 
 use crate::model::{Alert, AlertKind, Severity};
-use crate::model::{EndpointId, Event, Tier, TierFill};
+use crate::model::{EndpointId, Event, TierFill};
 use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -337,11 +337,7 @@ impl Detectors {
             };
             let until = at_ms.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX));
             for (other, d) in self.endpoints.iter_mut() {
-                let holds = match fill.tier {
-                    Tier::Endpoint => other == id,
-                    Tier::Exchange | Tier::Account | Tier::Ip => other.exchange == id.exchange,
-                };
-                if holds {
+                if fill.tier.holds(id, other) {
                     d.stale.hold_until(until);
                 }
             }

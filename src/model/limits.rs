@@ -16,6 +16,21 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// Whether a hold the exchange ordered on this tier, through a poll of
+    /// `origin`, holds `other` too: the endpoint's own tier holds only that
+    /// endpoint, a shared tier (exchange, account, IP) every endpoint of the
+    /// exchange. The one rule the detectors and the reducer follow.
+    pub fn holds(
+        self,
+        origin: &crate::model::EndpointId,
+        other: &crate::model::EndpointId,
+    ) -> bool {
+        match self {
+            Tier::Endpoint => other == origin,
+            Tier::Exchange | Tier::Account | Tier::Ip => other.exchange == origin.exchange,
+        }
+    }
+
     /// The lowercase name: `exchange`, `endpoint`, `account`, `ip`.
     pub fn as_str(self) -> &'static str {
         self.into()
