@@ -273,6 +273,7 @@ mod tests {
                     resolved_at_ms: None,
                     delivery: BTreeMap::new(),
                     triage: None,
+                    incident: None,
                 },
             },
         }

@@ -592,6 +592,7 @@ mod tests {
                     resolved_at_ms: (state == AlertState::Resolved).then_some(at),
                     delivery: BTreeMap::new(),
                     triage: None,
+                    incident: None,
                 },
             },
         }

@@ -287,6 +287,18 @@ fn exchange_wide_outage_inhibits_that_exchanges_endpoint_alerts() {
         get(&e, "okx/ticker/error_rate").map(|s| s.0),
         Some(AlertState::Firing)
     );
+    // One incident for the exchange: the endpoint alerts that announced the
+    // outage (opened within group_wait) and the breaker are inside it;
+    // another exchange's alert is its own incident.
+    let inc = |e: &Engine, fp: &str| e.alert(fp).and_then(|a| a.incident.clone());
+    let outage_incident = Some("bin/*/outage#1".to_string());
+    assert_eq!(inc(&e, FP), outage_incident);
+    assert_eq!(inc(&e, "bin/book/breaker_open"), outage_incident);
+    assert_eq!(inc(&e, "bin/*/outage"), outage_incident);
+    assert_eq!(
+        inc(&e, "okx/ticker/error_rate").as_deref(),
+        Some("okx/ticker/error_rate#1")
+    );
     // ticker answers again: outage over, ticker's error alert comes back until it clears.
     let ch = feed(&mut e, sample("bin", "ticker", 4000, Outcome::Ok), 4000);
     assert!(
@@ -294,6 +306,83 @@ fn exchange_wide_outage_inhibits_that_exchanges_endpoint_alerts() {
             .any(|a| a.kind == "outage" && a.state == AlertState::Resolved)
     );
     assert_eq!(get(&e, FP).map(|s| s.0), Some(AlertState::Firing));
+    // ...but still inside the exchange's incident, which lasts as long as
+    // its symptoms do: the notifier does not page it again.
+    assert_eq!(inc(&e, FP), outage_incident);
+    assert!(e.incidents().get("bin/*/outage#1").is_some());
+}
+
+/// One fault on one endpoint (garbage payloads that open the breaker and
+/// push the error rate up) is one incident named after its first symptom;
+/// acknowledging any of its alerts acknowledges all of them, and one that
+/// joins later too.
+#[test]
+fn the_symptoms_of_one_endpoint_fault_are_one_incident() {
+    use exwatch::model::InvalidReason;
+    let mut e = Engine::new(AlertSettings::default());
+    feed(&mut e, watching("bin", "book"), 0);
+    feed(&mut e, watching("bin", "ticker"), 0);
+    // A third endpoint that keeps answering: no exchange-wide outage here.
+    feed(&mut e, watching("bin", "time"), 0);
+    feed(&mut e, sample("bin", "time", 1000, Outcome::Ok), 1000);
+    feed(&mut e, sample("bin", "book", 1000, Outcome::Ok), 1000);
+    let bad = || Outcome::Invalid {
+        reason: InvalidReason::EmptyBody,
+    };
+    feed(&mut e, sample("bin", "book", 1500, bad()), 1500);
+    let first = feed(&mut e, sample("bin", "book", 2000, bad()), 2000);
+    let root = first
+        .iter()
+        .find(|a| a.kind == "payload:empty_body")
+        .expect("payload alert");
+    let id = "bin/book/payload:empty_body#1";
+    assert_eq!(root.incident.as_deref(), Some(id));
+    assert!(root.is_incident_root());
+    breaker(
+        &mut e,
+        3000,
+        BreakerState::Closed,
+        BreakerState::Open,
+        TripCause::ConsecutiveFailures {
+            count: 3,
+            threshold: 3,
+            last: exwatch::model::OutcomeClass::InvalidPayload,
+            open: exwatch::model::OpenWait::Backoff {
+                wait_ms: 4000,
+                trip: 1,
+            },
+        },
+    );
+    let brk = e.alert("bin/book/breaker_open").expect("breaker alert");
+    assert_eq!(brk.incident.as_deref(), Some(id));
+    assert!(!brk.is_incident_root());
+    e.on_command(
+        &Command::Acknowledge {
+            fingerprint: "bin/book/breaker_open".into(),
+            by: "ann".into(),
+        },
+        4000,
+    );
+    for fp in ["bin/book/breaker_open", "bin/book/payload:empty_body"] {
+        assert_eq!(
+            e.alert(fp).map(|a| (a.state, a.state_by.clone())),
+            Some((AlertState::Acknowledged, Some("ann".into()))),
+            "{fp}"
+        );
+    }
+    // A symptom joining the acknowledged incident is acknowledged too.
+    feed(&mut e, sample("bin", "book", 5000, fail()), 5000);
+    feed(&mut e, sample("bin", "book", 6000, fail()), 6000);
+    let er = e.alert("bin/book/error_rate").expect("error_rate alert");
+    assert_eq!(er.incident.as_deref(), Some(id));
+    assert_eq!(er.state, AlertState::Acknowledged);
+    // The other endpoint is not part of it.
+    let other = raise(&mut e, "bin", "ticker", 7000);
+    assert_eq!(
+        other[0].incident.as_deref(),
+        Some("bin/ticker/error_rate#1")
+    );
+    assert_eq!(other[0].state, AlertState::Firing);
 }
 
 #[test]

@@ -107,7 +107,7 @@ async fn forward(evs: Vec<Event>, to: &mpsc::Sender<Alert>) -> usize {
 }
 
 #[tokio::test]
-async fn a_storm_of_1000_failures_is_one_grouped_notification_per_group_per_interval() {
+async fn a_storm_of_1000_failures_is_one_incident_notification_per_interval() {
     let hook = Receiver::start(Behaviour::default()).await;
     let slack = Receiver::start(Behaviour::default()).await;
     let rig = start(
@@ -126,10 +126,8 @@ async fn a_storm_of_1000_failures_is_one_grouped_notification_per_group_per_inte
         ],
         Arc::new(Claims::memory("t")),
     );
-    // No outage inhibition here: we want several alerts in one group.
-    let mut settings = AlertSettings::default();
-    settings.detect.breaker.outage_min_endpoints = 100;
-    let mut engine = Engine::new(settings);
+    // Every endpoint of the exchange fails: one exchange-wide incident.
+    let mut engine = Engine::new(AlertSettings::default());
     let endpoints = ["ticker", "book", "trades", "time"];
     for ep in endpoints {
         engine.on_event(&watching(ep), 0);
@@ -172,19 +170,31 @@ async fn a_storm_of_1000_failures_is_one_grouped_notification_per_group_per_inte
     let body = &got[0].body;
     assert_eq!(body["schema"], "exwatch.notification.v1");
     assert_eq!(body["group"]["exchange"], "bin");
-    assert_eq!(body["group"]["severity"], "critical");
+    assert_eq!(body["group"]["severity"], "emergency");
+    assert_eq!(body["incident"]["id"], "bin/*/outage#1");
+    assert_eq!(body["incident"]["state"], "firing");
     assert_eq!(body["status"], "firing");
-    assert_eq!(body["counts"]["firing"], 8);
-    assert_eq!(body["summary"], "[CRITICAL] bin: 8 firing");
-    assert_eq!(body["alerts"].as_array().map(Vec::len), Some(8));
+    let alerts = body["alerts"].as_array().unwrap();
+    assert_eq!(alerts[0]["fingerprint"], "bin/*/outage", "root first");
+    // The endpoints' own symptoms are inside the exchange's incident.
+    for ep in endpoints {
+        let fp = format!("bin/{ep}/error_rate");
+        assert!(
+            alerts
+                .iter()
+                .any(|a| a["fingerprint"] == fp.as_str() && a["incident"] == "bin/*/outage#1"),
+            "{fp} missing: {alerts:#?}"
+        );
+    }
+    let n = alerts.len();
+    assert_eq!(body["counts"]["total"], n);
+    let summary = format!(
+        "[EMERGENCY] bin: exchange-wide outage (4 of 4 endpoints down) — firing, {n} alerts"
+    );
+    assert_eq!(body["summary"], summary.as_str());
     let s = slack.delivered();
     assert_eq!(s.len(), 1);
-    assert!(
-        s[0].body["text"]
-            .as_str()
-            .unwrap()
-            .starts_with("[CRITICAL] bin: 8 firing")
-    );
+    assert!(s[0].body["text"].as_str().unwrap().starts_with(&summary));
     assert!(s[0].body["blocks"].as_array().unwrap().len() <= 50);
 
     // A second wave of changes (recovery) goes out as one more notification,
@@ -200,7 +210,8 @@ async fn a_storm_of_1000_failures_is_one_grouped_notification_per_group_per_inte
     assert_eq!(got.len(), 2);
     assert!(got[1].at.duration_since(got[0].at) >= Duration::from_millis(1400));
     assert_eq!(got[1].body["status"], "resolved");
-    assert_eq!(got[1].body["counts"]["resolved"], 8);
+    assert_eq!(got[1].body["incident"]["id"], "bin/*/outage#1");
+    assert_eq!(got[1].body["counts"]["resolved"], n);
     // Every alert's delivery was reported as sent.
     let fp = "bin/ticker/error_rate";
     assert!(matches!(
@@ -229,6 +240,7 @@ fn alert(exchange: &str, state: AlertState) -> Alert {
         resolved_at_ms: None,
         delivery: Default::default(),
         triage: None,
+        incident: None,
     }
 }
 
@@ -378,7 +390,8 @@ async fn pagerduty_trigger_acknowledge_resolve_share_the_dedup_key() {
     let trigger = &got[0].body;
     assert_eq!(trigger["event_action"], "trigger");
     assert_eq!(trigger["routing_key"], "ROUTINGKEY123");
-    assert_eq!(trigger["dedup_key"], "bin/ticker/error_rate");
+    // The dedup_key is the incident: `<root fingerprint>#<episode>`.
+    assert_eq!(trigger["dedup_key"], "bin/ticker/error_rate#1");
     assert_eq!(trigger["payload"]["severity"], "critical");
     assert_eq!(trigger["payload"]["source"], "exwatch/test");
     assert!(
@@ -400,7 +413,7 @@ async fn pagerduty_trigger_acknowledge_resolve_share_the_dedup_key() {
     let got = pd.wait_delivered(2, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 2);
     assert_eq!(got[1].body["event_action"], "acknowledge");
-    assert_eq!(got[1].body["dedup_key"], "bin/ticker/error_rate");
+    assert_eq!(got[1].body["dedup_key"], "bin/ticker/error_rate#1");
 
     // Recovery → resolve.
     for t in 4..30 {
@@ -413,7 +426,7 @@ async fn pagerduty_trigger_acknowledge_resolve_share_the_dedup_key() {
     let got = pd.wait_delivered(3, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 3);
     assert_eq!(got[2].body["event_action"], "resolve");
-    assert_eq!(got[2].body["dedup_key"], "bin/ticker/error_rate");
+    assert_eq!(got[2].body["dedup_key"], "bin/ticker/error_rate#1");
     let d = rig.events.deliveries("bin/ticker/error_rate", "pd");
     assert!(matches!(d.last(), Some(Delivery::Sent { .. })), "{d:?}");
     rig.shutdown.cancel();

@@ -30,6 +30,7 @@ fn alert(fp: &str, state: AlertState) -> Alert {
         resolved_at_ms: None,
         delivery: BTreeMap::new(),
         triage: None,
+        incident: None,
     }
 }
 

@@ -494,6 +494,7 @@ async fn alert_families_and_every_dashboard_metric_are_exported() {
             cost_usd: 0.004,
             at_ms: 2,
         }),
+        incident: None,
     };
     for ev in [
         Event::AlertChanged { alert },

@@ -182,6 +182,7 @@ fn alert(endpoint: &str, kind: &str, severity: Severity) -> Alert {
             },
         )]),
         triage: None,
+        incident: None,
     }
 }
 

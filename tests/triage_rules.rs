@@ -31,6 +31,7 @@ fn alert(exchange: &str, endpoint: Option<&str>, kind: &str, severity: Severity)
         resolved_at_ms: None,
         delivery: BTreeMap::new(),
         triage: None,
+        incident: None,
     }
 }
 

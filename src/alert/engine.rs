@@ -11,6 +11,7 @@
 //! commands (ack, silence) ─────────▶ Engine
 //! ```
 
+use super::incident::Correlator;
 use super::{AlertSettings, Matcher};
 use crate::detect::breaker::{BREAKER_OPEN, OUTAGE};
 use crate::detect::staleness::NO_DATA;
@@ -52,6 +53,7 @@ pub struct Engine {
     silences: Vec<Silence>,
     windows: Vec<Window>,
     next_silence: u64,
+    incidents: Correlator,
 }
 
 impl Engine {
@@ -76,6 +78,7 @@ impl Engine {
             silences: Vec::new(),
             windows,
             next_silence: 1,
+            incidents: Correlator::default(),
         }
     }
 
@@ -135,6 +138,7 @@ impl Engine {
                     now_ms,
                     format!("auto (not seen for {}s)", self.s.resolve_after.as_secs()),
                 );
+                self.incidents.leave(fp);
                 changed.push(fp.clone());
             }
         }
@@ -160,11 +164,25 @@ impl Engine {
     pub fn on_command(&mut self, cmd: &Command, now_ms: i64) -> Vec<Event> {
         match cmd {
             Command::Acknowledge { fingerprint, by } => {
-                match self.alerts.get_mut(fingerprint) {
-                    Some(t) if t.alert.state.is_open() => {
-                        t.acked = Some((by.clone(), now_ms));
+                if !self
+                    .alerts
+                    .get(fingerprint)
+                    .is_some_and(|t| t.alert.state.is_open())
+                {
+                    return Vec::new();
+                }
+                // Acknowledging a symptom acknowledges its incident: every
+                // open symptom of it (and, in the correlator, later ones).
+                let mut members = self.incidents.acknowledge(fingerprint, by, now_ms);
+                if members.is_empty() {
+                    members.push(fingerprint.clone());
+                }
+                for fp in members {
+                    if let Some(t) = self.alerts.get_mut(&fp) {
+                        if t.alert.state.is_open() {
+                            t.acked = Some((by.clone(), now_ms));
+                        }
                     }
-                    _ => return Vec::new(),
                 }
                 self.apply(Vec::new(), now_ms)
             }
@@ -199,6 +217,7 @@ impl Engine {
     /// Resume alerts from the journal after a restart (the newest state of
     /// each fingerprint). Emits nothing: they are already in the journal.
     pub fn restore(&mut self, alerts: Vec<Alert>) {
+        self.incidents.restore(&alerts);
         for a in alerts {
             let acked = (a.state == AlertState::Acknowledged)
                 .then(|| (a.state_by.clone().unwrap_or_default(), a.state_at_ms));
@@ -225,6 +244,11 @@ impl Engine {
         &self.silences
     }
 
+    /// The open incidents (see [`super::incident`]).
+    pub fn incidents(&self) -> &Correlator {
+        &self.incidents
+    }
+
     pub fn health(&self, id: &EndpointId) -> Health {
         self.detectors.health(id)
     }
@@ -235,7 +259,13 @@ impl Engine {
             let fp = f.fingerprint();
             match f {
                 Finding::Firing(x) => {
-                    if self.fire(&fp, x, now_ms) {
+                    let (emit, moved) = self.fire(&fp, x, now_ms);
+                    for m in moved {
+                        if !dirty.contains(&m) {
+                            dirty.push(m);
+                        }
+                    }
+                    if emit && !dirty.contains(&fp) {
                         dirty.push(fp);
                     }
                 }
@@ -244,6 +274,7 @@ impl Engine {
                         if t.alert.state.is_open() {
                             resolve(&mut t.alert, now_ms, "auto".into());
                             t.acked = None;
+                            self.incidents.leave(&fp);
                             dirty.push(fp);
                         }
                     }
@@ -303,11 +334,41 @@ impl Engine {
             .collect()
     }
 
-    /// Returns whether the alert must be re-emitted now.
-    fn fire(&mut self, fp: &str, mut x: Firing, now_ms: i64) -> bool {
+    /// Returns whether the alert must be re-emitted now, and the alerts of
+    /// other incidents its incident took in (re-emitted too).
+    fn fire(&mut self, fp: &str, mut x: Firing, now_ms: i64) -> (bool, Vec<String>) {
         if let Some(severity) = self.s.severity_for(&x.kind) {
             x.severity = severity;
         }
+        let emit = self.fire_alert(fp, x, now_ms);
+        // A new alert or a new episode joins an incident (see
+        // `super::incident`); one already in an open incident stays there.
+        let Some(t) = self.alerts.get_mut(fp) else {
+            return (emit, Vec::new());
+        };
+        let merge_ms = crate::clock::ms(self.s.grouping.group_wait);
+        let joined = self.incidents.join(&t.alert, now_ms, merge_ms);
+        let new_incident = t.alert.incident.as_deref() != Some(joined.incident.as_str());
+        t.alert.incident = Some(joined.incident.clone());
+        if let Some(acked) = self
+            .incidents
+            .get(&joined.incident)
+            .and_then(|i| i.acked.clone())
+        {
+            t.acked.get_or_insert(acked);
+        }
+        let mut moved = Vec::new();
+        for m in joined.moved {
+            if let Some(o) = self.alerts.get_mut(&m) {
+                o.alert.incident = Some(joined.incident.clone());
+                moved.push(m);
+            }
+        }
+        (emit || new_incident, moved)
+    }
+
+    /// Returns whether the alert must be re-emitted now.
+    fn fire_alert(&mut self, fp: &str, x: Firing, now_ms: i64) -> bool {
         let update_ms = crate::clock::ms(self.s.update_every);
         match self.alerts.get_mut(fp) {
             Some(t) => {
@@ -359,6 +420,7 @@ impl Engine {
                     resolved_at_ms: None,
                     delivery: BTreeMap::new(),
                     triage: None,
+                    incident: None,
                 };
                 self.alerts.insert(
                     fp.to_string(),

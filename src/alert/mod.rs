@@ -6,6 +6,7 @@
 
 pub mod dedup;
 pub mod engine;
+pub mod incident;
 pub mod notification;
 pub mod notify;
 pub mod sinks;

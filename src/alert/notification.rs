@@ -1,12 +1,19 @@
-//! One message about one group of alerts, as the notifier hands it to every
-//! sink: who it is about (exchange, severity), which alerts, what changed.
+//! One message about one incident, as the notifier hands it to every sink:
+//! which incident (its exchange, id, severity and title), the symptoms it
+//! holds, what changed.
 
 use crate::model::{Alert, AlertState, Severity};
 use serde::Serialize;
 
+/// Who a notification is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct GroupKey {
     pub exchange: String,
+    /// The incident id, `<root fingerprint>#<root episode>`
+    /// (see [`crate::alert::incident`]).
+    pub incident: String,
+    /// The incident's severity: the highest of its symptoms (silenced ones
+    /// aside) since it opened. It rises, never falls, within the incident.
     pub severity: Severity,
 }
 
@@ -17,17 +24,19 @@ pub struct Counts {
     pub resolved: usize,
 }
 
-/// One message about one group.
+/// One message about one incident.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
     pub id: String,
     pub group: GroupKey,
+    /// The incident's title: its root symptom's, as it fired.
+    pub title: String,
     pub at_ms: i64,
-    /// A reminder: nothing changed since the last notification.
+    /// A reminder: nothing changed since the incident's last notification.
     pub repeat: bool,
-    /// Every alert of the group, firing first.
+    /// The incident's symptoms, its root first, then firing before others.
     pub alerts: Vec<Alert>,
-    /// Fingerprints new or changed since the group's previous notification.
+    /// Fingerprints new or changed since the incident's previous notification.
     pub changed: Vec<String>,
 }
 
@@ -59,24 +68,27 @@ impl Notification {
         }
     }
 
-    /// `[CRITICAL] binance: 3 firing, 1 resolved` — how many alerts it stands for.
+    /// The incident's state: `firing` while any symptom fires, else
+    /// `acknowledged` while any is acknowledged, else `silenced` while any is
+    /// silenced, else `resolved`.
+    pub fn state(&self) -> AlertState {
+        incident_state(self.alerts.iter())
+    }
+
+    /// `[CRITICAL] okx/book: body is not JSON — firing, 3 alerts`: the
+    /// incident's severity, title, state and how many symptoms it holds.
     pub fn summary(&self) -> String {
-        let c = self.counts();
-        let mut parts = Vec::new();
-        if c.firing > 0 {
-            parts.push(format!("{} firing", c.firing));
-        }
-        if c.acknowledged > 0 {
-            parts.push(format!("{} acknowledged", c.acknowledged));
-        }
-        if c.resolved > 0 {
-            parts.push(format!("{} resolved", c.resolved));
-        }
+        let n = self.alerts.len();
         format!(
-            "[{}] {}: {}{}",
+            "[{}] {} — {}{}{}",
             self.group.severity.as_str().to_uppercase(),
-            self.group.exchange,
-            parts.join(", "),
+            self.title,
+            self.state().as_str(),
+            if n > 1 {
+                format!(", {n} alerts")
+            } else {
+                String::new()
+            },
             if self.repeat { " (reminder)" } else { "" }
         )
     }
@@ -84,9 +96,10 @@ impl Notification {
     /// Same content ⇒ same signature on every instance: the dedup claim key.
     pub fn signature(&self) -> String {
         let mut s = format!(
-            "{}|{}|{}",
-            self.group.exchange,
+            "{}|{}|{}|{}",
+            self.group.incident,
             self.group.severity.as_str(),
+            self.state().as_str(),
             if self.repeat { "repeat" } else { "change" }
         );
         for a in &self.alerts {
@@ -99,4 +112,14 @@ impl Notification {
         }
         s
     }
+}
+
+/// The state of an incident with these symptoms: `firing` while any fires,
+/// else `acknowledged` while any is, else `silenced` while any is, else
+/// `resolved`.
+pub fn incident_state<'a>(alerts: impl Iterator<Item = &'a Alert>) -> AlertState {
+    alerts
+        .map(|a| a.state)
+        .min()
+        .unwrap_or(AlertState::Resolved)
 }

@@ -1,22 +1,26 @@
-//! Grouping and storm control, in the manner of Alertmanager.
+//! Grouping and storm control, in the manner of Alertmanager, per incident.
 //!
-//! Alerts are grouped by (exchange, severity). A new group waits `group_wait`
-//! so an incident's first alerts go out together; after that, changes (new,
-//! acknowledged, resolved alerts) go out at most once per `group_interval`;
-//! a group with alerts still firing (not acknowledged) is re-sent every
-//! `repeat_interval`. Each notification carries every alert of its group, so
-//! a storm of a thousand failures is one message saying how many alerts it
-//! stands for. Before sending, a notification is claimed in the dedup store
-//! so several instances send it once.
+//! Alerts are grouped by incident ([`super::incident`]: the symptoms one
+//! fault causes on one endpoint, or on a whole exchange during an outage).
+//! A new incident waits `group_wait` so its first symptoms go out together;
+//! after that, a change of the incident (its state: firing, acknowledged,
+//! silenced, resolved; or a rise of its severity) goes out at most once per
+//! `group_interval`; symptoms joining or leaving an incident are not changes
+//! of their own and ride in its next notification. An incident still firing
+//! (not acknowledged) is re-sent every `repeat_interval`. Each notification
+//! carries every symptom of its incident, so a storm of a thousand failures
+//! is one message saying how many alerts it stands for. Before sending, a
+//! notification is claimed in the dedup store so several instances send it
+//! once.
 //!
 //! [`Grouper`] is the pure core (time passed in); [`spawn`] runs it as a task
 //! fed `Alert`s (from `Event::AlertChanged`) through a bounded channel.
 
 use super::dedup::Claims;
-use super::notification::{GroupKey, Notification};
+use super::notification::{GroupKey, Notification, incident_state};
 use super::sinks::SinkHandle;
 use crate::model::Event;
-use crate::model::{Alert, AlertState, Delivery};
+use crate::model::{Alert, AlertState, Delivery, Severity};
 use crate::problems::Problems;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,22 +78,43 @@ pub enum Intake {
     Suppressed(String),
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Group {
+    exchange: String,
+    /// The incident's symptoms by fingerprint.
     alerts: BTreeMap<String, Alert>,
-    /// State each alert had in the last notification that carried it.
-    notified: BTreeMap<String, AlertState>,
+    /// The incident's severity: the highest of its symptoms (silenced ones
+    /// aside) since it opened.
+    severity: Severity,
+    /// (state, severity) the last notification said.
+    notified: Option<(AlertState, Severity)>,
     changed: BTreeSet<String>,
     next_at_ms: Option<i64>,
     last_sent_ms: Option<i64>,
     seq: u64,
 }
 
+impl Group {
+    fn state(&self) -> AlertState {
+        incident_state(self.alerts.values())
+    }
+
+    /// Whether the incident changed since its last notification (never
+    /// notified counts as changed while it is firing or acknowledged).
+    fn pending(&self) -> bool {
+        let st = self.state();
+        match self.notified {
+            None => st.is_open() && st != AlertState::Silenced,
+            Some((s, sev)) => s != st || self.severity > sev,
+        }
+    }
+}
+
 /// The pure grouping core.
 #[derive(Debug, Clone)]
 pub struct Grouper {
     s: GroupingSettings,
-    groups: BTreeMap<GroupKey, Group>,
+    groups: BTreeMap<String, Group>,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -105,51 +130,70 @@ impl Grouper {
     }
 
     pub fn on_alert(&mut self, alert: Alert, now_ms: i64) -> Intake {
-        let key = GroupKey {
-            exchange: alert.exchange.clone(),
-            severity: alert.severity,
-        };
+        let key = alert.incident_or_own();
         let fp = alert.fingerprint.clone();
-        // A severity change moves the alert to another group.
+        // An alert moved to another incident (an outage took it in): an
+        // incident that was told about it hears that it left.
         for (k, g) in self.groups.iter_mut() {
-            if *k != key && g.alerts.remove(&fp).is_some() {
-                g.notified.remove(&fp);
+            if *k == key {
+                continue;
+            }
+            let Some(mut gone) = g.alerts.remove(&fp) else {
+                continue;
+            };
+            if g.notified.is_some() && gone.state.is_open() {
+                gone.state = AlertState::Resolved;
+                gone.state_by = Some(format!("moved to incident {key}"));
+                g.alerts.insert(fp.clone(), gone);
+                g.changed.insert(fp.clone());
+                let at = g
+                    .last_sent_ms
+                    .map_or(now_ms, |t| (t + ms(self.s.group_interval)).max(now_ms));
+                g.next_at_ms = Some(g.next_at_ms.map_or(at, |n| n.min(at)));
+            } else {
                 g.changed.remove(&fp);
             }
         }
-        let g = self.groups.entry(key).or_default();
-        match alert.state {
-            AlertState::Silenced => {
-                g.alerts.remove(&fp);
-                g.notified.remove(&fp);
-                g.changed.remove(&fp);
-                return Intake::Suppressed(
-                    alert.state_by.clone().unwrap_or_else(|| "silenced".into()),
-                );
-            }
-            AlertState::Resolved if !g.notified.contains_key(&fp) => {
-                g.alerts.remove(&fp);
-                g.changed.remove(&fp);
-                return Intake::Suppressed("resolved before it was notified".into());
-            }
-            _ => {}
+        self.groups.retain(|_, g| !g.alerts.is_empty());
+        let g = self.groups.entry(key.clone()).or_insert_with(|| Group {
+            exchange: alert.exchange.clone(),
+            alerts: BTreeMap::new(),
+            severity: alert.severity,
+            notified: None,
+            changed: BTreeSet::new(),
+            next_at_ms: None,
+            last_sent_ms: None,
+            seq: 0,
+        });
+        if alert.state != AlertState::Silenced && alert.state.is_open() {
+            g.severity = g.severity.max(alert.severity);
         }
         let state = alert.state;
-        g.alerts.insert(fp.clone(), alert);
-        if g.notified.get(&fp) == Some(&state) {
-            g.changed.remove(&fp);
-        } else {
-            g.changed.insert(fp);
+        let silenced_by = (state == AlertState::Silenced)
+            .then(|| alert.state_by.clone().unwrap_or_else(|| "silenced".into()));
+        if g.alerts.get(&fp).map(|a| a.state) != Some(state) {
+            g.changed.insert(fp.clone());
         }
-        if !g.changed.is_empty() {
+        g.alerts.insert(fp, alert);
+        if g.notified.is_none() && !g.state().is_open() {
+            // Nothing told, nothing to tell.
+            self.groups.remove(&key);
+            return Intake::Suppressed("resolved before it was notified".into());
+        }
+        if g.pending() {
             let at = match g.last_sent_ms {
-                None => now_ms + ms(self.s.group_wait),
+                None => {
+                    // group_wait counts from the incident's first alert.
+                    now_ms + ms(self.s.group_wait)
+                }
                 Some(t) => (t + ms(self.s.group_interval)).max(now_ms),
             };
-            // group_wait counts from the group's first alert, not the latest.
             g.next_at_ms = Some(g.next_at_ms.map_or(at, |n| n.min(at)));
         }
-        Intake::Grouped
+        match silenced_by {
+            Some(reason) => Intake::Suppressed(reason),
+            None => Intake::Grouped,
+        }
     }
 
     /// When `due` next has something to do.
@@ -157,7 +201,7 @@ impl Grouper {
         self.groups.values().filter_map(|g| g.next_at_ms).min()
     }
 
-    /// Notifications due at `now_ms`: at most one per group.
+    /// Notifications due at `now_ms`: at most one per incident.
     pub fn due(&mut self, now_ms: i64) -> Vec<Notification> {
         let mut out = Vec::new();
         let repeat_ms = ms(self.s.repeat_interval);
@@ -165,50 +209,50 @@ impl Grouper {
             if g.next_at_ms.is_none_or(|t| t > now_ms) {
                 continue;
             }
-            let any_firing = g.alerts.values().any(|a| a.state == AlertState::Firing);
-            let repeat = g.changed.is_empty();
-            let send =
-                !repeat || (any_firing && g.last_sent_ms.is_some_and(|t| now_ms - t >= repeat_ms));
-            if send {
+            let state = g.state();
+            // Symptoms joining or leaving are not changes of their own.
+            let change = g.pending();
+            let reminder = !change
+                && state == AlertState::Firing
+                && g.last_sent_ms.is_some_and(|t| now_ms - t >= repeat_ms);
+            if change || reminder {
                 g.seq += 1;
+                let root = key.rsplit_once('#').map_or(key.as_str(), |(r, _)| r);
                 let mut alerts: Vec<Alert> = g.alerts.values().cloned().collect();
                 alerts.sort_by(|a, b| {
-                    a.state
-                        .cmp(&b.state)
+                    (a.fingerprint != root)
+                        .cmp(&(b.fingerprint != root))
+                        .then(a.state.cmp(&b.state))
                         .then(b.last_seen_ms.cmp(&a.last_seen_ms))
                         .then(a.fingerprint.cmp(&b.fingerprint))
                 });
+                let title = alerts
+                    .iter()
+                    .find(|a| a.fingerprint == root)
+                    .or(alerts.first())
+                    .map(|a| a.title.clone())
+                    .unwrap_or_default();
                 out.push(Notification {
-                    id: format!(
-                        "{}/{}/{}@{now_ms}",
-                        key.exchange,
-                        key.severity.as_str(),
-                        g.seq
-                    ),
-                    group: key.clone(),
+                    id: format!("{key}/{}@{now_ms}", g.seq),
+                    group: GroupKey {
+                        exchange: g.exchange.clone(),
+                        incident: key.clone(),
+                        severity: g.severity,
+                    },
+                    title,
                     at_ms: now_ms,
-                    repeat,
+                    repeat: reminder,
                     alerts,
                     changed: std::mem::take(&mut g.changed).into_iter().collect(),
                 });
                 g.last_sent_ms = Some(now_ms);
-                for (fp, a) in &g.alerts {
-                    g.notified.insert(fp.clone(), a.state);
-                }
-                let resolved: Vec<String> = g
-                    .alerts
-                    .iter()
-                    .filter(|(_, a)| a.state == AlertState::Resolved)
-                    .map(|(fp, _)| fp.clone())
-                    .collect();
-                for fp in resolved {
-                    g.alerts.remove(&fp);
-                    g.notified.remove(&fp);
-                }
+                g.notified = Some((state, g.severity));
+                // Resolved symptoms have been told: they leave the incident's
+                // later notifications.
+                g.alerts.retain(|_, a| a.state.is_open());
             }
-            let still_firing = g.alerts.values().any(|a| a.state == AlertState::Firing);
             g.next_at_ms = match g.last_sent_ms {
-                Some(t) if still_firing => Some(t + repeat_ms),
+                Some(t) if g.state() == AlertState::Firing => Some(t + repeat_ms),
                 _ => None,
             };
         }
@@ -334,6 +378,7 @@ mod tests {
             resolved_at_ms: None,
             delivery: BTreeMap::new(),
             triage: None,
+            incident: None,
         }
     }
 
@@ -346,48 +391,106 @@ mod tests {
         }
     }
 
+    fn in_incident(fp: &str, incident: &str, sev: Severity, state: AlertState) -> Alert {
+        let mut a = alert(fp, sev, state);
+        a.incident = Some(incident.into());
+        a
+    }
+
+    const INC: &str = "bin/*/outage#1";
+
     #[test]
-    fn group_wait_then_one_notification_for_many_alerts() {
+    fn group_wait_then_one_notification_for_an_incident_of_many_alerts() {
         let mut g = Grouper::new(settings());
+        g.on_alert(
+            in_incident("bin/*/outage", INC, Severity::Emergency, AlertState::Firing),
+            0,
+        );
         for i in 0..50 {
             g.on_alert(
-                alert(&format!("a{i}"), Severity::Critical, AlertState::Firing),
+                in_incident(
+                    &format!("a{i}"),
+                    INC,
+                    Severity::Critical,
+                    AlertState::Firing,
+                ),
                 i * 100,
             );
         }
         assert!(g.due(9_999).is_empty());
         let n = g.due(10_000);
         assert_eq!(n.len(), 1);
-        assert_eq!(n[0].alerts.len(), 50);
-        assert_eq!(n[0].summary(), "[CRITICAL] bin: 50 firing");
+        assert_eq!(n[0].alerts.len(), 51);
+        assert_eq!(n[0].alerts[0].fingerprint, "bin/*/outage", "root first");
+        assert_eq!(n[0].group.incident, INC);
+        assert_eq!(
+            n[0].summary(),
+            "[EMERGENCY] bin/*/outage — firing, 51 alerts"
+        );
     }
 
     #[test]
-    fn changes_wait_for_group_interval_and_resolutions_are_sent_once() {
+    fn symptoms_ride_along_and_the_incident_resolves_once_when_its_last_symptom_does() {
         let mut g = Grouper::new(settings());
-        g.on_alert(alert("a", Severity::Critical, AlertState::Firing), 0);
+        g.on_alert(
+            in_incident("a", "a#1", Severity::Critical, AlertState::Firing),
+            0,
+        );
         assert_eq!(g.due(10_000).len(), 1);
-        g.on_alert(alert("b", Severity::Critical, AlertState::Firing), 11_000);
-        g.on_alert(alert("a", Severity::Critical, AlertState::Resolved), 12_000);
-        assert!(g.due(69_999).is_empty());
-        let n = g.due(70_000);
+        // A symptom joins, the root resolves: the incident still fires, so
+        // nobody is told anything new.
+        g.on_alert(
+            in_incident("b", "a#1", Severity::Critical, AlertState::Firing),
+            11_000,
+        );
+        g.on_alert(
+            in_incident("a", "a#1", Severity::Critical, AlertState::Resolved),
+            12_000,
+        );
+        assert!(g.due(100_000).is_empty());
+        g.on_alert(
+            in_incident("b", "a#1", Severity::Critical, AlertState::Resolved),
+            120_000,
+        );
+        let n = g.due(120_000);
         assert_eq!(n.len(), 1);
+        assert_eq!(n[0].status(), "resolved");
+        assert_eq!(n[0].title, "a");
         assert_eq!(
             n[0].counts(),
             Counts {
-                firing: 1,
+                firing: 0,
                 acknowledged: 0,
-                resolved: 1
+                resolved: 2
             }
         );
-        assert_eq!(n[0].changed, vec!["a".to_string(), "b".to_string()]);
-        // "a" is gone from the group after its resolution went out.
-        g.on_alert(alert("b", Severity::Critical, AlertState::Resolved), 80_000);
-        let n = g.due(130_000);
-        assert_eq!(n[0].alerts.len(), 1);
-        assert_eq!(n[0].status(), "resolved");
         assert!(g.due(10_000_000).is_empty());
         assert_eq!(g.next_due_ms(), None);
+    }
+
+    #[test]
+    fn a_severity_rise_is_a_change_and_waits_for_group_interval() {
+        let mut g = Grouper::new(settings());
+        g.on_alert(
+            in_incident("a", "a#1", Severity::Warning, AlertState::Firing),
+            0,
+        );
+        assert_eq!(g.due(10_000)[0].group.severity, Severity::Warning);
+        g.on_alert(
+            in_incident("b", "a#1", Severity::Critical, AlertState::Firing),
+            20_000,
+        );
+        assert!(g.due(69_999).is_empty());
+        let n = g.due(70_000);
+        assert_eq!(n.len(), 1);
+        assert!(!n[0].repeat);
+        assert_eq!(n[0].group.severity, Severity::Critical);
+        // b resolving does not lower the incident's severity.
+        g.on_alert(
+            in_incident("b", "a#1", Severity::Critical, AlertState::Resolved),
+            80_000,
+        );
+        assert!(g.due(200_000).is_empty());
     }
 
     #[test]
@@ -407,6 +510,7 @@ mod tests {
         let n = g.due(670_000);
         assert_eq!(n.len(), 1);
         assert!(!n[0].repeat);
+        assert_eq!(n[0].state(), AlertState::Acknowledged);
         assert!(g.due(5_000_000).is_empty(), "reminded after acknowledge");
     }
 
@@ -423,7 +527,7 @@ mod tests {
     }
 
     #[test]
-    fn groups_are_per_exchange_and_severity() {
+    fn incidents_are_notified_apart() {
         let mut g = Grouper::new(settings());
         g.on_alert(alert("a", Severity::Critical, AlertState::Firing), 0);
         g.on_alert(alert("b", Severity::Warning, AlertState::Firing), 0);
@@ -431,5 +535,31 @@ mod tests {
         c.exchange = "okx".into();
         g.on_alert(c, 0);
         assert_eq!(g.due(10_000).len(), 3);
+    }
+
+    #[test]
+    fn an_incident_told_about_a_symptom_hears_that_it_moved() {
+        let mut g = Grouper::new(settings());
+        g.on_alert(
+            in_incident("e", "e#1", Severity::Critical, AlertState::Firing),
+            0,
+        );
+        assert_eq!(g.due(10_000).len(), 1);
+        g.on_alert(
+            in_incident("e", INC, Severity::Critical, AlertState::Firing),
+            20_000,
+        );
+        g.on_alert(
+            in_incident("bin/*/outage", INC, Severity::Emergency, AlertState::Firing),
+            20_000,
+        );
+        let n = g.due(70_000);
+        assert_eq!(n.len(), 2, "{n:?}");
+        let old = n.iter().find(|n| n.group.incident == "e#1").unwrap();
+        assert_eq!(old.status(), "resolved");
+        assert_eq!(
+            old.alerts[0].state_by.as_deref(),
+            Some("moved to incident bin/*/outage#1")
+        );
     }
 }

@@ -38,6 +38,7 @@ fn alert(state: AlertState, triage: Option<Triage>) -> Alert {
         resolved_at_ms: None,
         delivery: BTreeMap::new(),
         triage,
+        incident: None,
     }
 }
 

@@ -174,9 +174,35 @@ pub struct Alert {
     /// Delivery per sink name.
     pub delivery: BTreeMap<String, Delivery>,
     pub triage: Option<Triage>,
+    /// The incident this alert is a symptom of: `<root fingerprint>#<root
+    /// episode>` (see [`Alert::incident_id`]). Set by the engine when the
+    /// alert fires; `None` in journals written before incidents existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
 }
 
 impl Alert {
+    /// The id of the incident an alert starts when it is its root:
+    /// `<fingerprint>#<episode>`, e.g. `okx/*/outage#2`.
+    pub fn incident_id(fingerprint: &str, episode: u64) -> String {
+        format!("{fingerprint}#{episode}")
+    }
+
+    /// The incident this alert belongs to; an alert without one (an old
+    /// journal) is its own incident.
+    pub fn incident_or_own(&self) -> String {
+        self.incident
+            .clone()
+            .unwrap_or_else(|| Self::incident_id(&self.fingerprint, self.occurrences))
+    }
+
+    /// Whether this alert is the root (first symptom) of its incident.
+    pub fn is_incident_root(&self) -> bool {
+        self.incident
+            .as_deref()
+            .is_none_or(|i| i.rsplit_once('#').map(|(fp, _)| fp) == Some(self.fingerprint.as_str()))
+    }
+
     pub fn fingerprint_of(exchange: &str, endpoint: Option<&str>, kind: &str) -> String {
         format!("{exchange}/{}/{kind}", endpoint.unwrap_or("*"))
     }

@@ -123,6 +123,7 @@ pub fn alert(
         resolved_at_ms: (state == AlertState::Resolved).then_some(first_seen_ms + 60_000),
         delivery: BTreeMap::new(),
         triage: None,
+        incident: None,
     }
 }
 

@@ -1,9 +1,10 @@
-//! PagerDuty Events API v2: one event per alert that changed, with
-//! `dedup_key` = the alert's fingerprint, so PagerDuty's incident follows the
-//! alert: trigger when it fires, acknowledge when an operator acknowledges or
-//! silences it in exwatch (or an outage inhibits it: the outage pages
-//! instead), resolve when it resolves. 202 Accepted is success. Reminders
-//! are not sent: PagerDuty escalates on its own.
+//! PagerDuty Events API v2: one event per incident notification, with
+//! `dedup_key` = the incident id (`<root fingerprint>#<episode>`), so
+//! PagerDuty's incident follows exwatch's: trigger when it fires (or its
+//! severity rises), acknowledge when an operator acknowledges or silences it
+//! in exwatch, resolve when its last symptom resolves. The symptoms go in
+//! `custom_details`. 202 Accepted is success. Reminders are not sent:
+//! PagerDuty escalates on its own.
 
 use super::Request;
 use crate::alert::notification::Notification;
@@ -20,56 +21,65 @@ fn pd_severity(s: Severity) -> &'static str {
     }
 }
 
-/// The events for one notification (empty for reminders).
+/// The events for one notification: one, or none for a reminder.
 pub fn events(n: &Notification, routing_key: &str, instance: &str) -> Vec<Request> {
     if n.repeat {
         return Vec::new();
     }
-    n.alerts
-        .iter()
-        .filter(|a| n.changed.contains(&a.fingerprint))
-        .map(|a| {
-            let action = match a.state {
-                AlertState::Firing => "trigger",
-                // A silenced alert must stop paging too; PagerDuty ignores an
-                // acknowledge for an incident it never opened.
-                AlertState::Acknowledged | AlertState::Silenced => "acknowledge",
-                AlertState::Resolved => "resolve",
-            };
-            let body = if action == "trigger" {
+    let action = match n.state() {
+        AlertState::Firing => "trigger",
+        // A silenced incident must stop paging too; PagerDuty ignores an
+        // acknowledge for an incident it never opened.
+        AlertState::Acknowledged | AlertState::Silenced => "acknowledge",
+        AlertState::Resolved => "resolve",
+    };
+    let dedup_key = &n.group.incident;
+    let body = if action == "trigger" {
+        let root = n.alerts.first();
+        let symptoms: Vec<_> = n
+            .alerts
+            .iter()
+            .map(|a| {
                 json!({
-                    "routing_key": routing_key,
-                    "event_action": action,
-                    "dedup_key": a.fingerprint,
-                    "payload": {
-                        "summary": super::slack::truncate(&a.title, SUMMARY_MAX),
-                        "source": format!("exwatch/{instance}"),
-                        "severity": pd_severity(a.severity),
-                        "component": a.endpoint.as_deref().unwrap_or("*"),
-                        "group": a.exchange,
-                        "class": a.kind,
-                        "custom_details": {
-                            "description": a.description,
-                            "metrics": a.metrics,
-                            "occurrences": a.occurrences,
-                            "first_seen_ms": a.first_seen_ms,
-                            "severity": a.severity.as_str(),
-                        }
-                    }
+                    "fingerprint": a.fingerprint,
+                    "state": a.state.as_str(),
+                    "severity": a.severity.as_str(),
+                    "title": a.title,
+                    "description": a.description,
+                    "metrics": a.metrics,
                 })
-            } else {
-                json!({
-                    "routing_key": routing_key,
-                    "event_action": action,
-                    "dedup_key": a.fingerprint,
-                })
-            };
-            Request {
-                body,
-                fingerprints: vec![a.fingerprint.clone()],
+            })
+            .collect();
+        json!({
+            "routing_key": routing_key,
+            "event_action": action,
+            "dedup_key": dedup_key,
+            "payload": {
+                "summary": super::slack::truncate(&n.title, SUMMARY_MAX),
+                "source": format!("exwatch/{instance}"),
+                "severity": pd_severity(n.group.severity),
+                "component": root.and_then(|a| a.endpoint.as_deref()).unwrap_or("*"),
+                "group": n.group.exchange,
+                "class": root.map(|a| a.kind.to_string()).unwrap_or_default(),
+                "custom_details": {
+                    "incident": dedup_key,
+                    "severity": n.group.severity.as_str(),
+                    "first_seen_ms": root.map(|a| a.first_seen_ms),
+                    "symptoms": symptoms,
+                }
             }
         })
-        .collect()
+    } else {
+        json!({
+            "routing_key": routing_key,
+            "event_action": action,
+            "dedup_key": dedup_key,
+        })
+    };
+    vec![Request {
+        body,
+        fingerprints: n.fingerprints(),
+    }]
 }
 
 #[cfg(test)]
@@ -100,14 +110,17 @@ mod tests {
                 resolved_at_ms: None,
                 delivery: Default::default(),
                 triage: None,
+                incident: None,
             })
             .collect();
         Notification {
-            id: "bn/critical/1@1".into(),
+            id: "bn/ep0/error_rate#1/1@1".into(),
             group: GroupKey {
                 exchange: "bn".into(),
+                incident: "bn/ep0/error_rate#1".into(),
                 severity: Severity::Critical,
             },
+            title: "failing".into(),
             at_ms: 1,
             repeat: false,
             changed: alerts.iter().map(|a| a.fingerprint.clone()).collect(),
@@ -115,32 +128,46 @@ mod tests {
         }
     }
 
-    #[test]
-    fn each_state_maps_to_its_action_with_the_fingerprint_as_dedup_key() {
-        let n = notification(&[
-            AlertState::Firing,
-            AlertState::Acknowledged,
-            AlertState::Silenced,
-            AlertState::Resolved,
-        ]);
-        let evs = events(&n, "key", "test");
-        let actions: Vec<(&str, &str)> = evs
+    fn action(n: &Notification) -> Vec<(String, String)> {
+        events(n, "key", "test")
             .iter()
             .map(|r| {
                 (
-                    r.body["event_action"].as_str().unwrap_or_default(),
-                    r.body["dedup_key"].as_str().unwrap_or_default(),
+                    r.body["event_action"].as_str().unwrap_or_default().into(),
+                    r.body["dedup_key"].as_str().unwrap_or_default().into(),
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn one_event_per_incident_its_state_decides_the_action_and_its_id_is_the_dedup_key() {
+        let id = "bn/ep0/error_rate#1".to_string();
+        let cases = [
+            (vec![AlertState::Firing, AlertState::Resolved], "trigger"),
+            (
+                vec![AlertState::Acknowledged, AlertState::Silenced],
+                "acknowledge",
+            ),
+            (vec![AlertState::Silenced], "acknowledge"),
+            (vec![AlertState::Resolved, AlertState::Resolved], "resolve"),
+        ];
+        for (states, want) in cases {
+            let n = notification(&states);
+            assert_eq!(
+                action(&n),
+                vec![(want.to_string(), id.clone())],
+                "{states:?}"
+            );
+        }
+        let n = notification(&[AlertState::Firing, AlertState::Firing]);
+        let body = &events(&n, "key", "test")[0].body;
+        assert_eq!(body["payload"]["summary"], "failing");
         assert_eq!(
-            actions,
-            [
-                ("trigger", "bn/ep0/error_rate"),
-                ("acknowledge", "bn/ep1/error_rate"),
-                ("acknowledge", "bn/ep2/error_rate"),
-                ("resolve", "bn/ep3/error_rate"),
-            ]
+            body["payload"]["custom_details"]["symptoms"]
+                .as_array()
+                .map(Vec::len),
+            Some(2)
         );
         let mut reminder = n.clone();
         reminder.repeat = true;

@@ -1,4 +1,4 @@
-//! Slack incoming webhook: one message per group notification, in Block Kit,
+//! Slack incoming webhook: one message per incident notification, in Block Kit,
 //! with every text cut to Slack's limits (header 150, section 3000, fallback
 //! text 3000 here, at most 50 blocks).
 
@@ -64,14 +64,14 @@ pub fn render(n: &Notification, instance: &str) -> Value {
     if n.alerts.len() > LISTED {
         blocks.push(json!({
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": format!("…and {} more alerts in this group", n.alerts.len() - LISTED)}]
+            "elements": [{"type": "mrkdwn", "text": format!("…and {} more alerts in this incident", n.alerts.len() - LISTED)}]
         }));
     }
     blocks.push(json!({
         "type": "context",
         "elements": [{"type": "mrkdwn", "text": truncate(&format!(
-            "exwatch `{instance}` · group {}/{} · {}",
-            n.group.exchange,
+            "exwatch `{instance}` · incident `{}` · {} · {}",
+            n.group.incident,
             n.group.severity.as_str(),
             if n.repeat { "reminder" } else { "update" }
         ), SECTION_MAX)}]

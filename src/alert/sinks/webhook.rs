@@ -1,4 +1,4 @@
-//! Generic webhook: one POST per group notification, JSON schema
+//! Generic webhook: one POST per incident notification, JSON schema
 //! `exwatch.notification.v1` (documented in docs/alerting.md). Fields are only
 //! ever added within a version; a breaking change gets `v2`.
 
@@ -29,6 +29,7 @@ pub fn render(n: &Notification, instance: &str) -> Value {
                 "last_seen_ms": a.last_seen_ms,
                 "resolved_at_ms": a.resolved_at_ms,
                 "occurrences": a.occurrences,
+                "incident": n.group.incident,
                 "changed": n.changed.contains(&a.fingerprint),
             })
         })
@@ -38,6 +39,12 @@ pub fn render(n: &Notification, instance: &str) -> Value {
         "instance": instance,
         "notification_id": n.id,
         "group": {"exchange": n.group.exchange, "severity": n.group.severity.as_str()},
+        "incident": {
+            "id": n.group.incident,
+            "title": n.title,
+            "severity": n.group.severity.as_str(),
+            "state": n.state().as_str(),
+        },
         "status": n.status(),
         "repeat": n.repeat,
         "sent_at_ms": n.at_ms,
