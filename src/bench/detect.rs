@@ -6,16 +6,17 @@
 
 use crate::alert::AlertSettings;
 use crate::alert::engine::Engine;
+use crate::alert::notification::Notification;
 use crate::alert::notify::{Grouper, GroupingSettings};
 use crate::clock::wall_ms;
 use crate::config::{self, Config};
 use crate::model::ExchangeKind;
-use crate::model::{Alert, AlertState};
+use crate::model::{Alert, AlertState, Severity};
 use crate::model::{EndpointId, Event};
 use crate::monitor::Monitor;
 use crate::sim::scenario::{FaultKind, Scenario};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 use strum::VariantArray;
@@ -59,8 +60,9 @@ struct Phase {
     /// (raised at, alert) for each new alert or re-fire.
     raised: Vec<(i64, Alert)>,
     notifications: usize,
-    /// With grouping scaled to the fast polls (group_wait 2s, group_interval 10s).
-    notifications_fast: usize,
+    /// With grouping scaled to the fast polls (group_wait 2s, group_interval
+    /// 10s): every notification, to attribute them to fault episodes.
+    notes_fast: Vec<Notification>,
     events: u64,
     /// (at, endpoint, interval ms): each endpoint's first interval and
     /// every change.
@@ -117,7 +119,7 @@ async fn run_phase(
         t0_ms,
         raised: Vec::new(),
         notifications: 0,
-        notifications_fast: 0,
+        notes_fast: Vec::new(),
         events: 0,
         intervals: Vec::new(),
     };
@@ -141,7 +143,7 @@ async fn run_phase(
                 let now = wall_ms();
                 let out = engine.tick(now);
                 phase.notifications += grouper.due(now).len();
-                phase.notifications_fast += fast.due(now).len();
+                phase.notes_fast.extend(fast.due(now));
                 out
             }
             _ = tokio::time::sleep_until(end) => break,
@@ -243,6 +245,8 @@ pub async fn bench_detect(poll: Duration, control: Duration) -> Result<Value, Be
     };
     let mut first_detect: Vec<Option<i64>> = vec![None; episodes.len()];
     let mut attributed: Vec<Vec<String>> = vec![Vec::new(); episodes.len()];
+    // The incidents each episode's alerts belong to.
+    let mut incidents: Vec<BTreeSet<String>> = vec![BTreeSet::new(); episodes.len()];
     let mut false_alerts = Vec::new();
     for (at, a) in &run.raised {
         match episodes.iter().position(|ep| matches(ep, *at, a)) {
@@ -251,6 +255,7 @@ pub async fn bench_detect(poll: Duration, control: Duration) -> Result<Value, Be
                     first_detect[i] = Some(*at - episodes[i].start);
                 }
                 attributed[i].push(a.kind.name());
+                incidents[i].insert(a.incident_or_own());
             }
             None => false_alerts.push(json!({
                 "fingerprint": a.fingerprint,
@@ -324,6 +329,18 @@ pub async fn bench_detect(poll: Duration, control: Duration) -> Result<Value, Be
     }
     let raised = run.raised.len();
     let true_alerts = raised - false_alerts.len();
+    let labels: Vec<String> = episodes
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}/{}",
+                e.kind,
+                e.exchange.as_deref().unwrap_or("*"),
+                e.endpoint.as_deref().unwrap_or("*")
+            )
+        })
+        .collect();
+    let noise = noise(&labels, &attributed, &incidents, &run);
     let control_hours = control.as_secs_f64() / 3600.0;
     Ok(json!({
         "bench": "detect",
@@ -338,7 +355,8 @@ pub async fn bench_detect(poll: Duration, control: Duration) -> Result<Value, Be
         "false_alert_list": false_alerts,
         "per_fault_kind": per_kind,
         "notifications": run.notifications,
-        "notifications_fast_grouping": run.notifications_fast,
+        "notifications_fast_grouping": run.notes_fast.len(),
+        "noise": noise,
         "events": run.events,
         "control": {
             "duration_s": control.as_secs_f64(),
@@ -352,4 +370,69 @@ pub async fn bench_detect(poll: Duration, control: Duration) -> Result<Value, Be
         },
         "grouping": "notifications: default grouping (group_wait 30s, group_interval 5m: faults shorter than group_wait that resolve in time are never sent); notifications_fast_grouping: group_wait 2s, group_interval 10s",
     }))
+}
+
+/// The noise an on-call engineer gets per fault episode (issue #13): the
+/// symptoms (alerts raised), the incidents they make, the notifications and
+/// pages (firing notifications of severity critical or above, reminders
+/// aside) with the fast grouping, the share of critical alerts, against the
+/// targets (≤ 1.5 incidents, ≤ 1 page per episode).
+fn noise(
+    labels: &[String],
+    attributed: &[Vec<String>],
+    incidents: &[BTreeSet<String>],
+    run: &Phase,
+) -> Value {
+    let episodes = labels.len();
+    let per = |n: usize| n as f64 / episodes.max(1) as f64;
+    let symptoms: usize = attributed.iter().map(Vec::len).sum();
+    let per_episode_incidents: Vec<usize> = incidents.iter().map(BTreeSet::len).collect();
+    let mut notifications = vec![0usize; episodes];
+    let mut pages = vec![0usize; episodes];
+    let mut resolves = vec![0usize; episodes];
+    for n in &run.notes_fast {
+        for (i, inc) in incidents.iter().enumerate() {
+            if !inc.contains(&n.group.incident) || n.repeat {
+                continue;
+            }
+            if n.state() == AlertState::Resolved {
+                resolves[i] += 1;
+            } else {
+                notifications[i] += 1;
+                if n.group.severity >= Severity::Critical && n.state() == AlertState::Firing {
+                    pages[i] += 1;
+                }
+            }
+        }
+    }
+    let critical = run
+        .raised
+        .iter()
+        .filter(|(_, a)| a.severity >= Severity::Critical)
+        .count();
+    let max = |v: &[usize]| v.iter().copied().max().unwrap_or(0);
+    let sum = |v: &[usize]| v.iter().sum::<usize>();
+    json!({
+        "episodes": episodes,
+        "symptoms_per_episode": per(symptoms),
+        "incidents_per_episode": per(sum(&per_episode_incidents)),
+        "incidents_max": max(&per_episode_incidents),
+        "notifications_per_episode": per(sum(&notifications)),
+        "resolves_per_episode": per(sum(&resolves)),
+        "pages_per_episode": per(sum(&pages)),
+        "pages_max": max(&pages),
+        "share_critical": if run.raised.is_empty() { 0.0 } else { critical as f64 / run.raised.len() as f64 },
+        "per_episode": (0..episodes).map(|i| json!({
+            "episode": labels[i],
+            "symptoms": attributed[i].len(),
+            "incidents": per_episode_incidents[i],
+            "notifications": notifications[i],
+            "pages": pages[i],
+            "resolves": resolves[i],
+        })).collect::<Vec<_>>(),
+        "targets": {
+            "incidents_per_episode_at_most_1_5": per(sum(&per_episode_incidents)) <= 1.5,
+            "pages_per_episode_at_most_1": max(&pages) <= 1,
+        },
+    })
 }
