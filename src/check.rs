@@ -1,10 +1,19 @@
 //! `exwatch check`: probe every configured endpoint once and say which are healthy.
+//!
+//! Check runs no rate limiter (one request per endpoint), but it obeys the
+//! holds the exchange orders: an answer that orders one (a 429 with
+//! `Retry-After`, a ban, a window reported empty until its reset: the live
+//! limiter's [`SignalPlan`]) holds the endpoints the live limiter would hold
+//! ([`Tier::holds`](crate::model::Tier::holds) on every tier of that
+//! request). An endpoint held before its turn is not probed; every endpoint
+//! held when check ends says `held until HH:MM:SS (why)`.
 
 use crate::config::{Config, ResolvedEndpoint};
 use crate::exchange::Payload;
 use crate::exchange::validate::Validator;
-use crate::model::EndpointKind;
-use crate::model::Outcome;
+use crate::limiter::SignalPlan;
+use crate::model::{EndpointId, EndpointKind};
+use crate::model::{Outcome, Sample};
 use crate::probe;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -15,14 +24,72 @@ pub struct CheckRow {
     pub endpoint: String,
     pub url: String,
     pub status: Option<u16>,
+    /// Response time, ms; 0 when not probed.
     pub latency_ms: f64,
+    /// Probed, and the answer was good.
     pub healthy: bool,
+    /// The outcome's label (`ok`, `rate_limited`, ...), or `held` when the
+    /// endpoint was held before its turn and not probed.
     pub verdict: String,
     pub reason: String,
     pub summary: Option<String>,
     /// The normalized payload (symbol, prices, timestamp), when it parsed.
     pub normalized: Option<Payload>,
-    pub outcome: Outcome,
+    /// How the probe ended; absent when the endpoint was not probed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// Unix ms until which the exchange holds this endpoint (an answer of
+    /// it or of an endpoint sharing its tier ordered the hold); absent
+    /// when not held at the end of check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_until_ms: Option<i64>,
+    /// Why it is held: the answer that ordered it (`time: rate_limited`,
+    /// `ticker: banned`, `book: weight empty until reset`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_why: Option<String>,
+}
+
+/// A hold an answer ordered: from `origin`, on every tier of its request.
+#[derive(Debug, Clone)]
+struct Ordered {
+    origin: EndpointId,
+    tiers: Vec<crate::model::Tier>,
+    /// Unix ms.
+    until_ms: i64,
+    why: String,
+}
+
+impl Ordered {
+    /// The hold `s`, an answer of `ep`, orders, if any: the live limiter's
+    /// rule ([`SignalPlan`]), dated from the answer.
+    fn of(ep: &ResolvedEndpoint, s: &Sample) -> Option<Ordered> {
+        let hold_ms = SignalPlan::new(&ep.limit, s.signal.as_ref()?, s.at_ms).hold_ms?;
+        let why = match &s.outcome {
+            Outcome::RateLimited { .. } | Outcome::Banned { .. } => {
+                format!("{}: {}", ep.endpoint, s.outcome.label())
+            }
+            _ => format!("{}: weight empty until reset", ep.endpoint),
+        };
+        Some(Ordered {
+            origin: EndpointId::new(ep.exchange.as_str(), ep.endpoint.as_str()),
+            tiers: ep.limit.tiers.iter().map(|t| t.tier).collect(),
+            until_ms: s.at_ms.saturating_add(hold_ms.ceil() as i64),
+            why,
+        })
+    }
+
+    fn holds(&self, ep: &ResolvedEndpoint) -> bool {
+        let other = EndpointId::new(ep.exchange.as_str(), ep.endpoint.as_str());
+        self.tiers.iter().any(|t| t.holds(&self.origin, &other))
+    }
+}
+
+/// The longest of `holds` on `ep` still in force at `now_ms`.
+fn held<'h>(holds: &'h [Ordered], ep: &ResolvedEndpoint, now_ms: i64) -> Option<&'h Ordered> {
+    holds
+        .iter()
+        .filter(|h| h.until_ms > now_ms && h.holds(ep))
+        .max_by_key(|h| h.until_ms)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,24 +107,66 @@ pub async fn run(cfg: &Config, client: &reqwest::Client) -> CheckReport {
         endpoints.iter().partition(|e| e.kind == EndpointKind::Time);
     let mut rows: Vec<(usize, CheckRow)> = Vec::new();
     let mut offsets: HashMap<String, i64> = HashMap::new();
+    let mut holds: Vec<Ordered> = Vec::new();
     let time_probes = time_eps.iter().map(|ep| one(client, ep, max_body, None));
     for (ep, p) in futures::future::join_all(time_probes).await {
         if let Some(off) = p.clock_offset_ms {
             offsets.insert(ep.exchange.clone(), off);
         }
+        holds.extend(Ordered::of(ep, &p.sample));
         rows.push((position(&endpoints, ep), row(ep, p)));
+    }
+    // What a time endpoint's answer held waits its turn out: not probed,
+    // as the live limiter would not send it.
+    let now = crate::clock::wall_ms();
+    let (held_eps, data_eps): (Vec<_>, Vec<_>) = data_eps
+        .into_iter()
+        .partition(|ep| held(&holds, ep, now).is_some());
+    for ep in held_eps {
+        rows.push((position(&endpoints, ep), not_probed(ep)));
     }
     let data_probes = data_eps
         .iter()
         .map(|ep| one(client, ep, max_body, offsets.get(&ep.exchange).copied()));
     for (ep, p) in futures::future::join_all(data_probes).await {
+        holds.extend(Ordered::of(ep, &p.sample));
         rows.push((position(&endpoints, ep), row(ep, p)));
     }
     rows.sort_by_key(|(i, _)| *i);
-    let rows: Vec<CheckRow> = rows.into_iter().map(|(_, r)| r).collect();
+    // Every endpoint a hold still covers says so, whatever it answered.
+    let now = crate::clock::wall_ms();
+    let rows: Vec<CheckRow> = rows
+        .into_iter()
+        .map(|(i, mut r)| {
+            if let Some(h) = endpoints.get(i).and_then(|ep| held(&holds, ep, now)) {
+                r.held_until_ms = Some(h.until_ms);
+                r.held_why = Some(h.why.clone());
+            }
+            r
+        })
+        .collect();
     CheckReport {
         healthy: rows.iter().all(|r| r.healthy),
         endpoints: rows,
+    }
+}
+
+/// The row of an endpoint held before its turn.
+fn not_probed(ep: &ResolvedEndpoint) -> CheckRow {
+    CheckRow {
+        exchange: ep.exchange.clone(),
+        endpoint: ep.endpoint.clone(),
+        url: ep.url.clone(),
+        status: None,
+        latency_ms: 0.0,
+        healthy: false,
+        verdict: "held".into(),
+        reason: "not probed: the exchange holds it".into(),
+        summary: None,
+        normalized: None,
+        outcome: None,
+        held_until_ms: None,
+        held_why: None,
     }
 }
 
@@ -96,7 +205,9 @@ fn row(ep: &ResolvedEndpoint, p: probe::Probed) -> CheckRow {
         reason: s.outcome.detail(),
         summary: s.summary,
         normalized: p.payload,
-        outcome: s.outcome,
+        outcome: Some(s.outcome),
+        held_until_ms: None,
+        held_why: None,
     }
 }
 
@@ -109,7 +220,19 @@ pub fn render_table(report: &CheckReport) -> String {
         .endpoints
         .iter()
         .map(|r| {
-            let verdict = if r.healthy {
+            let held = r
+                .held_until_ms
+                .zip(r.held_why.as_ref())
+                .map(|(until, why)| format!("held until {} ({why})", crate::clock::hms(until)));
+            let verdict = if let Some(held) = held {
+                // A hold is a state, not a failure: the exchange asked us to wait.
+                match (r.healthy, r.outcome.is_some()) {
+                    (true, _) => format!("OK, {held}"),
+                    (false, false) => format!("{held}, not probed"),
+                    (false, true) if r.reason.is_empty() => held,
+                    (false, true) => format!("{held}: {}", one_line(&r.reason, 70)),
+                }
+            } else if r.healthy {
                 "OK".to_string()
             } else if r.reason.is_empty() {
                 format!("FAIL {}", r.verdict)
@@ -152,13 +275,22 @@ pub fn render_table(report: &CheckReport) -> String {
     for r in &rows {
         line(r, &mut out);
     }
-    let bad = report.endpoints.iter().filter(|r| !r.healthy).count();
+    let good = report.endpoints.iter().filter(|r| r.healthy).count();
+    let held = report
+        .endpoints
+        .iter()
+        .filter(|r| !r.healthy && r.held_until_ms.is_some())
+        .count();
     out.push_str(&format!(
-        "{} endpoint(s), {} healthy, {} unhealthy\n",
+        "{} endpoint(s), {} healthy, {} unhealthy",
         report.endpoints.len(),
-        report.endpoints.len() - bad,
-        bad
+        good,
+        report.endpoints.len() - good - held,
     ));
+    if held > 0 {
+        out.push_str(&format!(", {held} held"));
+    }
+    out.push('\n');
     out
 }
 

@@ -151,7 +151,7 @@ fn text_line(ex: &ExchangeView, snap: &Snapshot, now: i64) -> String {
         if let Some(hold) = e.held_at(now) {
             line.push_str(&format!(
                 " held until {} ({})",
-                crate::ui::fmt::clock(hold.until_ms),
+                crate::clock::hms(hold.until_ms),
                 hold.why
             ));
         }

@@ -134,6 +134,124 @@ async fn check_against_a_faulted_simulator_exits_1_and_names_the_reason() {
     sim.stop().await;
 }
 
+/// Issue #13 item 3: a hold is a state. Binance's time endpoint answers 429
+/// with `Retry-After: 5`: its ticker and book, which share the exchange
+/// tier, are not probed and say until when they are held and why; a Bybit
+/// ban (Retry-After 30) on the ticker holds Bybit likewise.
+#[tokio::test]
+async fn check_reports_endpoints_held_by_the_exchange_as_held_until() {
+    let long = Duration::from_secs(3600);
+    let sim = start(scenario(vec![
+        fault(
+            FaultKind::RateLimit,
+            ExchangeKind::Binance,
+            Some(EndpointKind::Time),
+            Duration::ZERO,
+            long,
+        ),
+        fault(
+            FaultKind::Ban,
+            ExchangeKind::Bybit,
+            Some(EndpointKind::Ticker),
+            Duration::ZERO,
+            long,
+        ),
+    ]))
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_for(&sim.addr.to_string(), dir.path());
+    let before = exwatch::clock::wall_ms();
+    let (code, json) = tokio::task::spawn_blocking({
+        let cfg = cfg.clone();
+        move || check(&cfg, true)
+    })
+    .await
+    .expect("join");
+    let after = exwatch::clock::wall_ms();
+    assert_eq!(code, 1, "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let row = |ex: &str, ep: &str| {
+        v["endpoints"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|e| e["exchange"] == ex && e["endpoint"] == ep)
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no row {ex}/{ep}: {json}"))
+    };
+    let time = row("binance", "time");
+    assert_eq!(time["verdict"], "rate_limited", "{time}");
+    assert_eq!(time["held_why"], "time: rate_limited", "{time}");
+    let until = time["held_until_ms"].as_i64().expect("held_until_ms");
+    assert!(
+        (before + 5_000..=after + 5_000).contains(&until),
+        "{before} {until} {after}"
+    );
+    for ep in ["ticker", "book"] {
+        let r = row("binance", ep);
+        assert_eq!(r["verdict"], "held", "{r}");
+        assert_eq!(r["healthy"], false, "{r}");
+        assert!(r.get("outcome").is_none(), "not probed: {r}");
+        assert_eq!(r["held_why"], "time: rate_limited", "{r}");
+        assert_eq!(r["held_until_ms"].as_i64(), Some(until), "{r}");
+    }
+    let ban = row("bybit", "ticker");
+    assert_eq!(ban["verdict"], "banned", "{ban}");
+    assert_eq!(ban["held_why"], "ticker: banned", "{ban}");
+    assert!(
+        ban["held_until_ms"]
+            .as_i64()
+            .is_some_and(|u| (before + 30_000..=after + 30_000).contains(&u)),
+        "{ban}"
+    );
+    // Bybit's book was probed with its ticker, answered, and is held now.
+    let book = row("bybit", "book");
+    assert_eq!(book["verdict"], "ok", "{book}");
+    assert_eq!(book["held_why"], "ticker: banned", "{book}");
+    let okx = row("okx", "ticker");
+    assert!(okx.get("held_until_ms").is_none(), "{okx}");
+
+    let (code, table) = tokio::task::spawn_blocking(move || check(&cfg, false))
+        .await
+        .expect("join");
+    assert_eq!(code, 1, "{table}");
+    let line = |ex: &str, ep: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(ex) && l.split_whitespace().nth(1) == Some(ep))
+            .unwrap_or_else(|| panic!("no line {ex} {ep}: {table}"))
+            .to_string()
+    };
+    let held_until = |l: &str| {
+        let at = l.find("held until ").map(|i| i + "held until ".len())?;
+        let hms = l.get(at..at + 8)?;
+        (hms.len() == 8 && hms.as_bytes()[2] == b':' && hms.as_bytes()[5] == b':').then_some(())
+    };
+    let ticker = line("binance", "ticker");
+    assert!(
+        held_until(&ticker).is_some() && ticker.ends_with("(time: rate_limited), not probed"),
+        "{ticker}"
+    );
+    let time = line("binance", "time");
+    assert!(
+        held_until(&time).is_some() && time.contains("(time: rate_limited)"),
+        "{time}"
+    );
+    assert!(!time.contains("FAIL"), "a hold is not a failure: {time}");
+    let book = line("bybit", "book");
+    assert!(book.contains("OK, held until "), "{book}");
+    assert!(
+        table.contains("15 endpoint(s), 11 healthy, 0 unhealthy, 4 held"),
+        "{table}"
+    );
+    // Neither run sent what the exchange held.
+    assert_eq!(common::sim::count(&sim, "binance/ticker").await, 0);
+    assert_eq!(common::sim::count(&sim, "binance/book").await, 0);
+    assert!(common::sim::count(&sim, "binance/time").await >= 2);
+    sim.stop().await;
+}
+
 #[test]
 fn config_errors_exit_2_and_name_the_line() {
     let dir = tempfile::tempdir().expect("tempdir");

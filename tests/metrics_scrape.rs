@@ -222,6 +222,15 @@ async fn scrape_has_every_family_and_follows_a_5xx_outage() {
         &["exchange", "endpoint"],
     );
     assert_family(&during, "exwatch_alerts_open", Gauge, &["severity"]);
+    // Holds: one series per endpoint, 0 while nothing holds it (503s order no hold).
+    for held in [
+        "exwatch_endpoint_held",
+        "exwatch_endpoint_held_until_seconds",
+    ] {
+        assert_family(&during, held, Gauge, &["exchange", "endpoint"]);
+        assert_eq!(value(&during, held, &ticker), Some(0.0), "{held}");
+        assert_eq!(value(&during, held, &book), Some(0.0), "{held}");
+    }
     for g in [
         "process_resident_memory_bytes",
         "process_open_fds",

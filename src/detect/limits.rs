@@ -1,14 +1,21 @@
 //! Rate-limit pressure: exchange-reported usage above a threshold, 429s, time
 //! spent waiting for our own limiter (one `rate_limit` alert per endpoint,
 //! firing while any of the three holds), and IP bans (`ban`).
+//!
+//! A hold the exchange ordered is a state with an end: both alerts say until
+//! when they hold us and why (`held until 14:03:12 UTC (retry after 35 s)`,
+//! `(banned)`), in the description and as `held_until_ms` (unix ms) in the
+//! metrics while it lasts; in the title too when the end is known at firing
+//! (the engine keeps the title that fired for the episode).
 
 use super::{Finding, Firing, Gate, Step};
-use crate::clock::ms;
-use crate::model::RateLimitSignal;
+use crate::clock::{hms, ms};
 use crate::model::{AlertKind, Severity};
 use crate::model::{Outcome, Sample};
+use crate::model::{RateLimitSignal, Tier};
 use crate::problems::Problems;
 use crate::problems::{check_pair, check_ratio};
+use crate::units::latency_ms;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -98,9 +105,13 @@ pub struct LimitDetector {
     /// Unix ms until which the exchange told us to hold off (Retry-After of
     /// its rate-limited answers); limiter waits inside it are that hold.
     hold_until_ms: i64,
+    /// The wait (ms) the rate-limited answer that set `hold_until_ms` asked for.
+    hold_retry_after_ms: Option<u64>,
     /// A good answer came after the last rate-limited one.
     ok_after_limited: bool,
     waits: VecDeque<(i64, u64)>,
+    /// The tier whose empty budget made the last counted wait.
+    last_wait_tier: Option<Tier>,
     pressure: Gate,
     banned_until_ms: Option<i64>,
     ban_detail: String,
@@ -117,8 +128,10 @@ impl LimitDetector {
             limited: VecDeque::new(),
             last_limited: None,
             hold_until_ms: 0,
+            hold_retry_after_ms: None,
             ok_after_limited: false,
             waits: VecDeque::new(),
+            last_wait_tier: None,
             pressure: Gate::default(),
             banned_until_ms: None,
             ban_detail: String::new(),
@@ -142,7 +155,10 @@ impl LimitDetector {
                 self.limited.push_back(smp.at_ms);
                 self.last_limited = Some((smp.at_ms, smp.status, detail.clone()));
                 let until = smp.at_ms.saturating_add(retry_after_ms.unwrap_or(0) as i64);
-                self.hold_until_ms = self.hold_until_ms.max(until);
+                if until > self.hold_until_ms {
+                    self.hold_until_ms = until;
+                    self.hold_retry_after_ms = *retry_after_ms;
+                }
                 self.ok_after_limited = false;
             }
             Outcome::Ok => self.ok_after_limited = true,
@@ -177,7 +193,9 @@ impl LimitDetector {
         out
     }
 
-    pub fn on_wait(&mut self, at_ms: i64, waited_ms: u64) -> Vec<Finding> {
+    /// A poll waited `waited_ms` for our limiter, until `at_ms` (unix ms),
+    /// on `tier`'s budget.
+    pub fn on_wait(&mut self, at_ms: i64, waited_ms: u64, tier: Tier) -> Vec<Finding> {
         if !self.s.enabled {
             return Vec::new();
         }
@@ -190,6 +208,7 @@ impl LimitDetector {
             .is_some_and(|(t, _, _)| began >= *t - 1 && began < self.hold_until_ms);
         if !in_hold {
             self.waits.push_back((at_ms, waited_ms));
+            self.last_wait_tier = Some(tier);
         }
         self.eval_pressure(at_ms).into_iter().collect()
     }
@@ -264,16 +283,21 @@ impl LimitDetector {
                         if n429 == 1 { "" } else { "s" },
                         window / 1000
                     ));
-                    if self.hold_until_ms > now_ms {
+                    if let Some(why) = self.hold_why(now_ms) {
                         reasons.push(format!(
-                            "holding off for another {}",
-                            crate::units::latency_ms((self.hold_until_ms - now_ms) as f64)
+                            "held until {} UTC ({why}, {} left)",
+                            hms(self.hold_until_ms),
+                            latency_ms((self.hold_until_ms - now_ms) as f64)
                         ));
                     }
                 }
                 if waited > 0 {
+                    let tier = match self.last_wait_tier {
+                        Some(t) => format!(" (last: {} tier weight empty)", t.as_str()),
+                        None => String::new(),
+                    };
                     reasons.push(format!(
-                        "{:.0}% of the last {}s spent waiting for the limiter",
+                        "{:.0}% of the last {}s spent waiting for the limiter{tier}",
                         wait_share * 100.0,
                         window / 1000
                     ));
@@ -285,6 +309,22 @@ impl LimitDetector {
                 if let Some(u) = usage {
                     metrics.insert("usage".into(), u);
                 }
+                let held = self.hold_why(now_ms).filter(|_| n429 > 0);
+                if held.is_some() {
+                    metrics.insert("held_until_ms".into(), self.hold_until_ms as f64);
+                }
+                let title = match held {
+                    Some(why) => format!(
+                        "{}/{}: rate-limited, held until {} UTC ({why})",
+                        self.exchange,
+                        self.endpoint,
+                        hms(self.hold_until_ms)
+                    ),
+                    None if n429 > 0 => {
+                        format!("{}/{}: rate-limited", self.exchange, self.endpoint)
+                    }
+                    None => format!("{}/{}: rate-limit pressure", self.exchange, self.endpoint),
+                };
                 Some(Finding::Firing(Firing {
                     exchange: self.exchange.clone(),
                     endpoint: Some(self.endpoint.clone()),
@@ -294,12 +334,23 @@ impl LimitDetector {
                     } else {
                         Severity::Warning
                     },
-                    title: format!("{}/{}: rate-limit pressure", self.exchange, self.endpoint),
+                    title,
                     description: format!("{}.", reasons.join("; ")),
                     metrics,
                 }))
             }
         }
+    }
+
+    /// Why the exchange holds us at `now_ms` (`retry after 35 s`), while
+    /// the hold its rate-limited answers ordered lasts.
+    fn hold_why(&self, now_ms: i64) -> Option<String> {
+        (self.hold_until_ms > now_ms).then(|| match self.hold_retry_after_ms {
+            // Retry-After is whole seconds; a reset time may not be.
+            Some(r) if r % 1_000 == 0 => format!("retry after {} s", r / 1_000),
+            Some(r) => format!("retry after {}", latency_ms(r as f64)),
+            None => "rate-limited".to_string(),
+        })
     }
 
     fn ban_finding(&self, step: Step, now_ms: i64) -> Option<Finding> {
@@ -316,22 +367,40 @@ impl LimitDetector {
                 if let Some(l) = left {
                     metrics.insert("ban_left_ms".to_string(), l as f64);
                 }
+                // The end the exchange gave, while it is ahead; past it, the
+                // ban lasts until a good answer and has no known end.
+                let until = self.banned_until_ms.filter(|u| *u > now_ms);
+                if let Some(u) = until {
+                    metrics.insert("held_until_ms".to_string(), u as f64);
+                }
                 Some(Finding::Firing(Firing {
                     exchange: self.exchange.clone(),
                     endpoint: Some(self.endpoint.clone()),
                     kind: BAN,
                     severity: Severity::Emergency,
-                    title: format!(
-                        "{}/{}: IP banned by the exchange",
-                        self.exchange, self.endpoint
-                    ),
-                    description: match left {
-                        Some(l) if l > 0 => format!(
-                            "Banned for another {:.0}s: {}",
-                            l as f64 / 1000.0,
+                    title: match until {
+                        Some(u) => format!(
+                            "{}/{}: IP banned by the exchange, held until {} UTC (banned)",
+                            self.exchange,
+                            self.endpoint,
+                            hms(u)
+                        ),
+                        None => format!(
+                            "{}/{}: IP banned by the exchange",
+                            self.exchange, self.endpoint
+                        ),
+                    },
+                    description: match until {
+                        Some(u) => format!(
+                            "Banned: held until {} UTC ({} left): {}",
+                            hms(u),
+                            latency_ms((u - now_ms) as f64),
                             self.ban_detail
                         ),
-                        _ => format!("Banned: {}", self.ban_detail),
+                        None => format!(
+                            "Banned, held until a good answer (no end ahead): {}",
+                            self.ban_detail
+                        ),
                     },
                     metrics,
                 }))
@@ -395,7 +464,7 @@ mod tests {
         // The worker waits out the hold (our limiter, ordered by the exchange).
         let hold_end = t + 5_000;
         assert!(
-            d.on_wait(hold_end + 100, 5_100)
+            d.on_wait(hold_end + 100, 5_100, Tier::Exchange)
                 .iter()
                 .all(|f| f.is_firing())
         );
@@ -409,6 +478,68 @@ mod tests {
             let f = d.on_sample(&sample(hold_end + 600 + i * 500, 5, Outcome::Ok));
             assert!(f.is_empty(), "{f:?}");
         }
+    }
+
+    /// Issue #13 item 3: the hold's own alert says until when the exchange
+    /// holds us and why. A Binance 429 with `Retry-After: 35` at 14:02:37.
+    #[test]
+    fn a_rate_limit_alert_says_until_when_and_why_it_is_held() {
+        let at = 1_796_047_357_000; // 2026-11-30 14:02:37 UTC
+        let mut d = LimitDetector::new("binance", "ticker", LimitSettings::default());
+        let mut s = sample(
+            at,
+            5,
+            Outcome::RateLimited {
+                retry_after_ms: Some(35_000),
+                detail: "Too many requests".into(),
+            },
+        );
+        s.status = Some(429);
+        let f = d.on_sample(&s);
+        let Some(Finding::Firing(x)) = f.first() else {
+            panic!("{f:?}")
+        };
+        assert_eq!(
+            x.title,
+            "binance/ticker: rate-limited, held until 14:03:12 UTC (retry after 35 s)"
+        );
+        assert_eq!(
+            x.description,
+            "1 rate-limited answer in 60s (last: HTTP 429: Too many requests); \
+             held until 14:03:12 UTC (retry after 35 s, 35 s left)."
+        );
+        assert_eq!(x.metrics["held_until_ms"], (at + 35_000) as f64);
+        // Later in the hold: the description counts down, the end stays.
+        let f = d.tick(at + 30_000);
+        let Some(Finding::Firing(x)) = f.first() else {
+            panic!("{f:?}")
+        };
+        assert!(
+            x.description
+                .ends_with("held until 14:03:12 UTC (retry after 35 s, 5.00 s left)."),
+            "{}",
+            x.description
+        );
+        // The hold over, still firing (no good answer yet): no end to give.
+        let f = d.tick(at + 36_000);
+        let Some(Finding::Firing(x)) = f.first() else {
+            panic!("{f:?}")
+        };
+        assert!(!x.description.contains("held until"), "{}", x.description);
+        assert!(!x.metrics.contains_key("held_until_ms"));
+        assert_eq!(x.title, "binance/ticker: rate-limited");
+    }
+
+    /// Without a hold, pressure is pressure: no end time to give.
+    #[test]
+    fn pressure_without_a_hold_has_no_end_time() {
+        let mut d = LimitDetector::new("bin", "ticker", LimitSettings::default());
+        let f = d.on_sample(&with_usage(2_000, 810));
+        let Some(Finding::Firing(x)) = f.first() else {
+            panic!("{f:?}")
+        };
+        assert_eq!(x.title, "bin/ticker: rate-limit pressure");
+        assert!(!x.metrics.contains_key("held_until_ms"));
     }
 
     #[test]
@@ -458,8 +589,19 @@ mod tests {
         let mut d = LimitDetector::new("bin", "ticker", LimitSettings::default());
         let mut fired_at = None;
         for i in 0..30 {
-            if fired(&d.on_wait(i * 1000, 800), RATE_LIMIT) && fired_at.is_none() {
+            let f = d.on_wait(i * 1000, 800, Tier::Exchange);
+            if fired(&f, RATE_LIMIT) && fired_at.is_none() {
                 fired_at = Some(i);
+                let Some(Finding::Firing(x)) = f.first() else {
+                    panic!("{f:?}")
+                };
+                // Our own budget: why, but no hold and no end time.
+                assert_eq!(x.title, "bin/ticker: rate-limit pressure");
+                assert_eq!(
+                    x.description,
+                    "25% of the last 60s spent waiting for the limiter \
+                     (last: exchange tier weight empty)."
+                );
             }
         }
         // 25% of 60 s = 15 s of waiting: the 19th wait of 800 ms.
@@ -484,7 +626,26 @@ mod tests {
         };
         assert_eq!(x.severity, Severity::Emergency);
         assert_eq!(x.metrics["ban_left_ms"], 119_000.0);
+        assert_eq!(x.metrics["held_until_ms"], 120_000.0);
+        assert_eq!(
+            x.title,
+            "bin/ticker: IP banned by the exchange, held until 00:02:00 UTC (banned)"
+        );
+        assert_eq!(
+            x.description,
+            "Banned: held until 00:02:00 UTC (119 s left): 418"
+        );
         assert!(fired(&d.tick(50_000), BAN));
+        // Past the end it gave, the ban holds until a good answer.
+        let f = d.tick(125_000);
+        let Some(Finding::Firing(x)) = f.iter().find(|f| *f.kind() == BAN) else {
+            panic!("{f:?}")
+        };
+        assert_eq!(
+            x.description,
+            "Banned, held until a good answer (no end ahead): 418"
+        );
+        assert!(!x.metrics.contains_key("held_until_ms"));
         assert!(cleared(&d.on_sample(&sample(130_000, 5, Outcome::Ok)), BAN));
     }
 }

@@ -287,10 +287,10 @@ impl Detectors {
                 id,
                 at_ms,
                 waited_ms,
-                ..
+                tier,
             } => {
                 let d = self.endpoint(id, now_ms);
-                out.extend(d.limits.on_wait(*at_ms, *waited_ms));
+                out.extend(d.limits.on_wait(*at_ms, *waited_ms, *tier));
             }
             Event::BreakerChanged {
                 id,

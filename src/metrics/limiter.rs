@@ -1,5 +1,6 @@
 //! The rate limiter: time polls waited (from events); tokens left and
-//! bucket capacity per tier (from the snapshot).
+//! bucket capacity per tier, and the holds the exchange ordered (from the
+//! snapshot).
 
 use super::{GaugeFamily, Registrar, SnapshotGauges};
 use crate::model::Event;
@@ -7,6 +8,7 @@ use crate::state::Snapshot;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Unit;
 
 /// Limiter wait buckets (seconds): from a token's refill to a Retry-After hold.
 const WAIT_BUCKETS: [f64; 11] = [
@@ -65,7 +67,8 @@ impl Limiter {
 }
 
 /// `exwatch_limiter_tokens` and `exwatch_limiter_capacity` (request weight),
-/// from the snapshot.
+/// `exwatch_endpoint_held` (1/0) and `exwatch_endpoint_held_until_seconds`
+/// (unix seconds, 0 when not held), from the snapshot.
 #[derive(Debug)]
 struct LimiterGauges;
 
@@ -73,7 +76,7 @@ impl SnapshotGauges for LimiterGauges {
     fn encode(
         &self,
         snap: &Snapshot,
-        _now_ms: i64,
+        now_ms: i64,
         encoder: &mut DescriptorEncoder,
     ) -> Result<(), std::fmt::Error> {
         let fills = || {
@@ -107,6 +110,35 @@ impl SnapshotGauges for LimiterGauges {
         );
         for (labels, fill) in fills() {
             capacity.series(&labels, fill.capacity)?;
+        }
+        // One series per endpoint, held or not, so a hold changes a value
+        // and never makes a series appear or vanish. Why it is held is free
+        // text (the answer that ordered it): it stays out of the labels.
+        let endpoints = || {
+            snap.exchanges.iter().flat_map(|ex| {
+                ex.endpoints.iter().map(move |ep| {
+                    let labels = [("exchange", &*ex.name), ("endpoint", &*ep.name)];
+                    (labels, ep.held_at(now_ms).map(|h| h.until_ms))
+                })
+            })
+        };
+        let mut held = GaugeFamily::new(
+            encoder,
+            "exwatch_endpoint_held",
+            "1 while the rate limiter holds the endpoint's polls because the exchange said so (Retry-After, a ban), else 0",
+            None,
+        );
+        for (labels, until) in endpoints() {
+            held.series(&labels, i64::from(until.is_some()))?;
+        }
+        let mut held_until = GaugeFamily::new(
+            encoder,
+            "exwatch_endpoint_held_until",
+            "Unix time the exchange's hold on the endpoint ends, 0 when not held",
+            Some(&Unit::Seconds),
+        );
+        for (labels, until) in endpoints() {
+            held_until.series(&labels, until.map_or(0.0, |ms| ms as f64 / 1000.0))?;
         }
         Ok(())
     }

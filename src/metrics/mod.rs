@@ -9,7 +9,7 @@
 //! | file | families |
 //! | --- | --- |
 //! | `polls.rs` | `exchange_api_calls`, `exchange_api_latency_seconds`, `exwatch_stalled_requests`, `exwatch_data_age_seconds`, `exwatch_poll_interval_seconds`, `exwatch_clock_offset_seconds` |
-//! | `limiter.rs` | `exwatch_limiter_wait_seconds`, `exwatch_limiter_tokens`, `exwatch_limiter_capacity` |
+//! | `limiter.rs` | `exwatch_limiter_wait_seconds`, `exwatch_limiter_tokens`, `exwatch_limiter_capacity`, `exwatch_endpoint_held`, `exwatch_endpoint_held_until_seconds` |
 //! | `breaker.rs` | `exwatch_breaker_state`, `exwatch_breaker_transitions`, `exwatch_breaker_rejections` |
 //! | `alerts.rs` | `alerts_sent`, `exwatch_alerts_raised`, `exwatch_alerts_open`, `exwatch_alert_delivery_failures`, `exwatch_sink_up`, `anomaly_score` |
 //! | `triage.rs` | `exwatch_triage`, `exwatch_triage_model_calls`, `exwatch_triage_tokens`, `exwatch_triage_cost_usd` |

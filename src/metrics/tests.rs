@@ -205,6 +205,85 @@ fn gauges_follow_the_latest_snapshot_only() {
     );
 }
 
+/// Issue #13: a hold is a state the metrics show, on every endpoint it
+/// holds, with its end; an endpoint nobody holds says 0, and so does a
+/// held one once the hold is over.
+#[test]
+fn held_endpoints_say_so_and_until_when() {
+    use crate::model::{EndpointKind, ExchangeKind, Tier, TierFill};
+    let mut st = crate::state::State::new();
+    for (ex, ep) in [("bin", "book"), ("bin", "ticker"), ("okx", "ticker")] {
+        st.apply(&Event::Watching {
+            id: EndpointId::new(ex, ep),
+            exchange_kind: ExchangeKind::Binance,
+            kind: EndpointKind::Ticker,
+            url: "http://x/".into(),
+            interval_ms: 1000,
+        });
+    }
+    let mut s = match sample(Outcome::RateLimited {
+        retry_after_ms: Some(35_000),
+        detail: "429".into(),
+    }) {
+        Event::Sample(s) => s,
+        _ => unreachable!(),
+    };
+    s.at_ms = 1_000;
+    st.apply(&Event::Sample(s));
+    st.apply(&Event::LimiterFill {
+        id: EndpointId::new("bin", "book"),
+        at_ms: 1_000,
+        tiers: vec![TierFill {
+            tier: Tier::Exchange,
+            tokens: 0.0,
+            capacity: 10.0,
+            blocked_for_ms: Some(35_000),
+        }],
+    });
+    let snap = Arc::new(st.snapshot());
+    let scrape = |now: fn() -> i64| {
+        let (_tx, rx) = watch::channel(snap.clone());
+        Metrics::with_clock(rx, now).encode().expect("scrape")
+    };
+    let during = scrape(|| 2_000);
+    let v = |p: &str| line_value(&during, p);
+    for ep in ["book", "ticker"] {
+        assert_eq!(
+            v(&format!(
+                r#"exwatch_endpoint_held{{exchange="bin",endpoint="{ep}"}}"#
+            )),
+            Some(1.0),
+            "{during}"
+        );
+        assert_eq!(
+            v(&format!(
+                r#"exwatch_endpoint_held_until_seconds{{exchange="bin",endpoint="{ep}"}}"#
+            )),
+            Some(36.0)
+        );
+    }
+    assert_eq!(
+        v(r#"exwatch_endpoint_held{exchange="okx",endpoint="ticker"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        v(r#"exwatch_endpoint_held_until_seconds{exchange="okx",endpoint="ticker"}"#),
+        Some(0.0)
+    );
+    assert!(during.contains("# UNIT exwatch_endpoint_held_until_seconds seconds"));
+    // The hold ends at 36 s: not held any more, the series stay.
+    let after = scrape(|| 36_000);
+    let v = |p: &str| line_value(&after, p);
+    assert_eq!(
+        v(r#"exwatch_endpoint_held{exchange="bin",endpoint="ticker"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        v(r#"exwatch_endpoint_held_until_seconds{exchange="bin",endpoint="book"}"#),
+        Some(0.0)
+    );
+}
+
 /// A busy few seconds of two exchanges: every kind of event the exporter
 /// counts or reads gauges from (polls of every outcome, stalls, limiter
 /// waits and fills, breaker trips and rejections, clock offsets, backend

@@ -48,16 +48,9 @@ pub fn interval_ms(ms: u64) -> String {
     }
 }
 
-/// `HH:MM:SS` UTC of a unix-ms time.
+/// `HH:MM:SS` UTC of a unix-ms time ([`crate::clock::hms`]).
 pub fn clock(ms: i64) -> String {
-    let secs = ms.div_euclid(1_000);
-    let day = secs.rem_euclid(86_400);
-    format!(
-        "{:02}:{:02}:{:02}",
-        day / 3_600,
-        (day % 3_600) / 60,
-        day % 60
-    )
+    crate::clock::hms(ms)
 }
 
 /// `YYYY-MM-DD HH:MM:SS` UTC of a unix-ms time, for timelines.
