@@ -1,9 +1,11 @@
 //! `exwatch report`: an incident timeline for a postmortem, built from a
 //! journal. Pure: entries in, a [`Report`] out; rendering is separate.
 //!
-//! Alert episodes run from firing to resolved (an alert that fires again
-//! after being resolved is a new episode); acknowledgements and silences
-//! keep who did them. Rate-limit and ban episodes are runs of polls that got
+//! Incidents come first: the alerts one fault caused (see
+//! [`crate::alert::incident`]), each with its symptoms as a timeline. Alert
+//! episodes run from firing to resolved (an alert that fires again after
+//! being resolved is a new episode); acknowledgements and silences keep who
+//! did them. Rate-limit and ban episodes are runs of polls that got
 //! a 429/418-style answer, ended by the next other answer.
 
 use crate::journal::Entry;
@@ -58,6 +60,34 @@ pub struct AlertEpisode {
     /// Sinks that delivered a notification.
     pub notified: Vec<String>,
     pub triage: Option<TriageLine>,
+    /// The incident it was a symptom of (its last, if an outage took it in);
+    /// `None` from journals written before incidents.
+    pub incident: Option<String>,
+}
+
+/// One incident: what fired first, how bad it got, how long it lasted, and
+/// its symptoms in the order they fired.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncidentRow {
+    /// `<root fingerprint>#<episode>`; for journals without incidents, each
+    /// alert episode is its own (`<fingerprint>#<n>` counted in the report).
+    pub id: String,
+    pub exchange: String,
+    /// `None` for an exchange-wide incident.
+    pub endpoint: Option<String>,
+    /// Its root symptom's title, as it fired.
+    pub title: String,
+    /// Highest severity of its symptoms.
+    pub severity: Severity,
+    pub opened_ms: i64,
+    /// When its last symptom resolved; `None` while one is still open.
+    pub resolved_ms: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub acknowledged: Option<ByWhom>,
+    /// Sinks that delivered a notification about it.
+    pub notified: Vec<String>,
+    /// Indexes into [`Report::alerts`], in firing order.
+    pub symptoms: Vec<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -100,6 +130,7 @@ pub struct Report {
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub entries: u64,
+    pub incidents: Vec<IncidentRow>,
     pub alerts: Vec<AlertEpisode>,
     pub breaker: Vec<BreakerRow>,
     pub limits: Vec<LimitEpisode>,
@@ -225,6 +256,7 @@ pub fn build(entries: impl IntoIterator<Item = Entry>, window: Window) -> Report
                             duration_ms: None,
                             notified: Vec::new(),
                             triage: None,
+                            incident: None,
                         });
                         r.alerts.len() - 1
                     }
@@ -236,6 +268,9 @@ pub fn build(entries: impl IntoIterator<Item = Entry>, window: Window) -> Report
                     ep.title = alert.title.clone();
                 }
                 ep.severity = ep.severity.max(alert.severity);
+                if alert.incident.is_some() {
+                    ep.incident = alert.incident.clone();
+                }
                 match alert.state {
                     AlertState::Acknowledged if ep.acknowledged.is_none() => {
                         ep.acknowledged = Some(ByWhom {
@@ -295,7 +330,74 @@ pub fn build(entries: impl IntoIterator<Item = Entry>, window: Window) -> Report
         s.longest_alert_ms = s.longest_alert_ms.max(d);
     }
     r.exchanges = summary.into_values().collect();
+    r.incidents = incidents(&r.alerts);
     r
+}
+
+/// Group alert episodes into incidents, first opened first.
+fn incidents(alerts: &[AlertEpisode]) -> Vec<IncidentRow> {
+    let mut by_id: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut episode_of: HashMap<&str, u64> = HashMap::new();
+    for (i, a) in alerts.iter().enumerate() {
+        let id = match &a.incident {
+            Some(id) => id.clone(),
+            None => {
+                let n = episode_of.entry(a.fingerprint.as_str()).or_default();
+                *n += 1;
+                format!("{}#{n}", a.fingerprint)
+            }
+        };
+        by_id.entry(id).or_default().push(i);
+    }
+    let mut out: Vec<IncidentRow> = by_id
+        .into_iter()
+        .filter_map(|(id, mut idx)| {
+            idx.sort_by_key(|i| (alerts[*i].fired_ms, *i));
+            let root_fp = id.rsplit_once('#').map_or(id.as_str(), |(r, _)| r);
+            let root = idx
+                .iter()
+                .map(|i| &alerts[*i])
+                .find(|a| a.fingerprint == root_fp)
+                .or_else(|| alerts.get(*idx.first()?))?;
+            let members = idx.iter().map(|i| &alerts[*i]);
+            let opened_ms = members.clone().map(|a| a.fired_ms).min()?;
+            let resolved_ms = members
+                .clone()
+                .map(|a| a.resolved_ms)
+                .collect::<Option<Vec<i64>>>()
+                .and_then(|v| v.into_iter().max());
+            let mut notified: Vec<String> = Vec::new();
+            for a in members.clone() {
+                for n in &a.notified {
+                    if !notified.contains(n) {
+                        notified.push(n.clone());
+                    }
+                }
+            }
+            Some(IncidentRow {
+                exchange: root.exchange.clone(),
+                endpoint: if root_fp.split('/').nth(1) == Some("*") {
+                    None
+                } else {
+                    root.endpoint.clone()
+                },
+                title: root.title.clone(),
+                severity: members.clone().map(|a| a.severity).max()?,
+                opened_ms,
+                resolved_ms,
+                duration_ms: resolved_ms.map(|r| (r - opened_ms).max(0)),
+                acknowledged: members
+                    .clone()
+                    .filter_map(|a| a.acknowledged.clone())
+                    .min_by_key(|b| b.at_ms),
+                notified,
+                symptoms: idx,
+                id,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.opened_ms.cmp(&b.opened_ms).then(a.id.cmp(&b.id)));
+    out
 }
 
 /// `2026-11-24T10:15:02.345Z`.
@@ -349,6 +451,39 @@ pub fn render_text(r: &Report) -> String {
         _ => "empty".into(),
     };
     let _ = writeln!(o, "exwatch incident report: {span} ({} entries)", r.entries);
+    let _ = writeln!(o, "\nINCIDENTS ({})", r.incidents.len());
+    for i in &r.incidents {
+        let _ = writeln!(
+            o,
+            "  {:<9} {:<28} opened {}  resolved {}  lasted {}",
+            i.severity.as_str().to_uppercase(),
+            place(&i.exchange, i.endpoint.as_deref()),
+            fmt_ms(i.opened_ms),
+            i.resolved_ms.map_or("still open".into(), fmt_ms),
+            i.duration_ms.map_or("-".into(), fmt_duration),
+        );
+        let _ = writeln!(o, "      {}", i.title);
+        if i.acknowledged.is_some() {
+            let _ = writeln!(o, "      acknowledged {}", who(&i.acknowledged));
+        }
+        if !i.notified.is_empty() {
+            let _ = writeln!(o, "      notified {}", i.notified.join(", "));
+        }
+        for a in i.symptoms.iter().filter_map(|k| r.alerts.get(*k)) {
+            let _ = writeln!(
+                o,
+                "      {:>8}  {:<9} {:<28} {:<16} {}",
+                format!("+{}", fmt_duration(a.fired_ms - i.opened_ms)),
+                a.severity.as_str(),
+                place(&a.exchange, a.endpoint.as_deref()),
+                a.kind,
+                a.duration_ms.map_or("still open".into(), |d| format!(
+                    "lasted {}",
+                    fmt_duration(d)
+                )),
+            );
+        }
+    }
     let _ = writeln!(o, "\nALERTS ({})", r.alerts.len());
     for a in &r.alerts {
         let _ = writeln!(
@@ -445,7 +580,39 @@ pub fn render_markdown(r: &Report) -> String {
             r.entries
         );
     }
-    let _ = writeln!(o, "## Alerts\n");
+    let _ = writeln!(o, "## Incidents\n");
+    let _ = writeln!(
+        o,
+        "| severity | where | title | opened | resolved | duration | symptoms |"
+    );
+    let _ = writeln!(o, "| --- | --- | --- | --- | --- | --- | --- |");
+    for i in &r.incidents {
+        let symptoms: Vec<String> = i
+            .symptoms
+            .iter()
+            .filter_map(|k| r.alerts.get(*k))
+            .map(|a| {
+                format!(
+                    "+{} {} {}",
+                    fmt_duration(a.fired_ms - i.opened_ms),
+                    place(&a.exchange, a.endpoint.as_deref()),
+                    a.kind
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            i.severity.as_str(),
+            cell(&place(&i.exchange, i.endpoint.as_deref())),
+            cell(&i.title),
+            fmt_ms(i.opened_ms),
+            i.resolved_ms.map_or("still open".into(), fmt_ms),
+            i.duration_ms.map_or("-".into(), fmt_duration),
+            cell(&symptoms.join("; ")),
+        );
+    }
+    let _ = writeln!(o, "\n## Alerts\n");
     let _ = writeln!(
         o,
         "| severity | where | kind | fired | acknowledged | silenced | resolved | duration | notified | triage |"

@@ -739,6 +739,33 @@ fn an_operator_forcing_a_breaker_open_raises_no_alert() {
     );
     assert_eq!(e.alert("bin/book/breaker_open"), None);
     assert_eq!(e.alert("bin/*/outage"), None);
+    // Polling stopped on purpose: no `no_data` however long it lasts
+    // (the other endpoint keeps answering).
+    for t in (3..=120).map(|s| s * 1000) {
+        feed(&mut e, sample("bin", "ticker", t, Outcome::Ok), t);
+        e.tick(t);
+    }
+    assert_eq!(
+        e.alert("bin/book/no_data"),
+        None,
+        "no_data while forced open"
+    );
+    // Reset: the allowance restarts then, and silence after it is news.
+    breaker(
+        &mut e,
+        121_000,
+        BreakerState::Open,
+        BreakerState::Closed,
+        TripCause::Reset,
+    );
+    e.tick(125_000);
+    assert_eq!(e.alert("bin/book/no_data"), None, "allowance restarts");
+    e.tick(200_000);
+    assert!(
+        e.alert("bin/book/no_data")
+            .is_some_and(|a| a.state.is_open()),
+        "silence after the reset is news"
+    );
 }
 
 /// One Binance 429 with `Retry-After: 35` holds every Binance endpoint (the

@@ -8,7 +8,12 @@
 //! 1. the open exchange-wide incident of its exchange (one whose root is an
 //!    exchange-wide alert such as `outage`), which keeps every per-endpoint
 //!    symptom of that exchange inside it for as long as it is open;
-//! 2. else the open incident of its endpoint;
+//! 2. else the open incident of its endpoint, the newest if several; but a
+//!    *cause* (any kind but the consequences `breaker_open`, `no_data` and
+//!    `error_rate`, which many faults produce) joins it only while a cause
+//!    of it is still open: an endpoint that is only recovering (its breaker
+//!    still backing off) and then returns garbage has a new fault, and it
+//!    is told as one;
 //! 3. else a new incident with the alert as its root. Its id is
 //!    `<root fingerprint>#<root episode>` ([`Alert::incident_id`]).
 //!
@@ -38,6 +43,18 @@ pub struct OpenIncident {
     pub members: BTreeSet<String>,
     /// Who acknowledged it, when (ms).
     pub acked: Option<(String, i64)>,
+    /// Its open symptoms that are causes (see the module doc).
+    pub causes: BTreeSet<String>,
+}
+
+/// Kinds many faults produce: they join whatever incident their endpoint
+/// has open.
+fn is_consequence(a: &Alert) -> bool {
+    use crate::model::AlertKind;
+    matches!(
+        a.kind,
+        AlertKind::BreakerOpen | AlertKind::NoData | AlertKind::ErrorRate
+    )
 }
 
 /// Where a firing alert went.
@@ -72,7 +89,11 @@ impl Correlator {
         let ex = alert.exchange.as_str();
         let wide = self.find(ex, None);
         let target = match alert.endpoint.as_deref() {
-            Some(ep) => wide.or_else(|| self.find(ex, Some(ep))),
+            Some(ep) => wide.or_else(|| {
+                self.find(ex, Some(ep)).filter(|id| {
+                    is_consequence(alert) || self.open.get(id).is_some_and(|i| !i.causes.is_empty())
+                })
+            }),
             None => wide,
         };
         let mut moved = Vec::new();
@@ -88,6 +109,7 @@ impl Correlator {
                         opened_ms: now_ms,
                         members: BTreeSet::new(),
                         acked: None,
+                        causes: BTreeSet::new(),
                     },
                 );
                 if alert.endpoint.is_none() {
@@ -97,6 +119,11 @@ impl Correlator {
             }
         };
         self.add(&id, fp);
+        if !is_consequence(alert) {
+            if let Some(inc) = self.open.get_mut(&id) {
+                inc.causes.insert(fp.to_string());
+            }
+        }
         Joined {
             incident: id,
             moved,
@@ -109,6 +136,7 @@ impl Correlator {
         let id = self.member_of.remove(fingerprint)?;
         if let Some(inc) = self.open.get_mut(&id) {
             inc.members.remove(fingerprint);
+            inc.causes.remove(fingerprint);
             if inc.members.is_empty() {
                 self.open.remove(&id);
             }
@@ -155,17 +183,24 @@ impl Correlator {
                 opened_ms: a.state_at_ms,
                 members: BTreeSet::new(),
                 acked: None,
+                causes: BTreeSet::new(),
             });
+            if !is_consequence(a) {
+                inc.causes.insert(a.fingerprint.clone());
+            }
             inc.opened_ms = inc.opened_ms.min(a.first_seen_ms.max(a.state_at_ms));
             inc.members.insert(a.fingerprint.clone());
             self.member_of.insert(a.fingerprint.clone(), id);
         }
     }
 
+    /// The newest open incident of the exchange (`endpoint` `None`: its
+    /// exchange-wide one) or of the endpoint.
     fn find(&self, exchange: &str, endpoint: Option<&str>) -> Option<String> {
         self.open
             .iter()
-            .find(|(_, i)| i.exchange == exchange && i.endpoint.as_deref() == endpoint)
+            .filter(|(_, i)| i.exchange == exchange && i.endpoint.as_deref() == endpoint)
+            .max_by_key(|(id, i)| (i.opened_ms, id.as_str()))
             .map(|(id, _)| id.clone())
     }
 
@@ -195,6 +230,9 @@ impl Correlator {
             if let Some(old) = self.open.remove(&id) {
                 if let (Some(acked), Some(target)) = (old.acked, self.open.get_mut(into)) {
                     target.acked.get_or_insert(acked);
+                }
+                if let Some(target) = self.open.get_mut(into) {
+                    target.causes.extend(old.causes);
                 }
                 for fp in old.members {
                     self.add(into, &fp);
@@ -306,6 +344,38 @@ mod tests {
         assert_eq!(
             c.join(&alert("okx/time/no_data"), 50_000, 30_000).incident,
             j.incident
+        );
+    }
+
+    #[test]
+    fn a_new_cause_on_an_endpoint_that_is_only_recovering_is_a_new_incident() {
+        let mut c = Correlator::default();
+        let hang = c.join(&alert("krk/book/hung"), 0, 30_000).incident;
+        assert_eq!(
+            c.join(&alert("krk/book/breaker_open"), 500, 30_000)
+                .incident,
+            hang
+        );
+        // Another cause while the first is open: the same fault.
+        assert_eq!(
+            c.join(&alert("krk/book/latency"), 600, 30_000).incident,
+            hang
+        );
+        c.leave("krk/book/hung");
+        c.leave("krk/book/latency");
+        // Only the breaker lingers: garbage now is a new fault...
+        let garbage = c.join(&alert("krk/book/payload:bad_number"), 20_000, 30_000);
+        assert_eq!(garbage.incident, "krk/book/payload:bad_number#1");
+        // ...and the consequences that follow go to the newest incident.
+        assert_eq!(
+            c.join(&alert("krk/book/error_rate"), 21_000, 30_000)
+                .incident,
+            garbage.incident
+        );
+        assert_eq!(
+            c.join(&alert("krk/book/breaker_open"), 21_000, 30_000)
+                .incident,
+            hang
         );
     }
 

@@ -2,8 +2,9 @@
 //!
 //! Alerts are grouped by incident ([`super::incident`]: the symptoms one
 //! fault causes on one endpoint, or on a whole exchange during an outage).
-//! A new incident waits `group_wait` so its first symptoms go out together;
-//! after that, a change of the incident (its state: firing, acknowledged,
+//! A new incident waits `group_wait` so its first symptoms go out together
+//! (one below `critical` waits `group_interval`: a warning is not urgent, and
+//! one that turns critical meanwhile is told once, as critical); after that, a change of the incident (its state: firing, acknowledged,
 //! silenced, resolved; or a rise of its severity) goes out at most once per
 //! `group_interval`; symptoms joining or leaving an incident are not changes
 //! of their own and ride in its next notification. An incident still firing
@@ -81,6 +82,8 @@ pub enum Intake {
 #[derive(Debug, Clone)]
 struct Group {
     exchange: String,
+    /// When the grouper first saw it (ms).
+    opened_ms: i64,
     /// The incident's symptoms by fingerprint.
     alerts: BTreeMap<String, Alert>,
     /// The incident's severity: the highest of its symptoms (silenced ones
@@ -157,6 +160,7 @@ impl Grouper {
         self.groups.retain(|_, g| !g.alerts.is_empty());
         let g = self.groups.entry(key.clone()).or_insert_with(|| Group {
             exchange: alert.exchange.clone(),
+            opened_ms: now_ms,
             alerts: BTreeMap::new(),
             severity: alert.severity,
             notified: None,
@@ -183,8 +187,14 @@ impl Grouper {
         if g.pending() {
             let at = match g.last_sent_ms {
                 None => {
-                    // group_wait counts from the incident's first alert.
-                    now_ms + ms(self.s.group_wait)
+                    // group_wait counts from the incident's first alert; a
+                    // warning waits group_interval.
+                    let wait = if g.severity >= Severity::Critical {
+                        self.s.group_wait
+                    } else {
+                        self.s.group_wait.max(self.s.group_interval)
+                    };
+                    (g.opened_ms + ms(wait)).max(now_ms)
                 }
                 Some(t) => (t + ms(self.s.group_interval)).max(now_ms),
             };
@@ -469,42 +479,59 @@ mod tests {
     }
 
     #[test]
-    fn a_severity_rise_is_a_change_and_waits_for_group_interval() {
+    fn a_warning_waits_group_interval_and_a_rise_is_told_once() {
         let mut g = Grouper::new(settings());
         g.on_alert(
             in_incident("a", "a#1", Severity::Warning, AlertState::Firing),
             0,
         );
-        assert_eq!(g.due(10_000)[0].group.severity, Severity::Warning);
+        assert!(g.due(10_000).is_empty(), "a warning waits group_interval");
+        // It turns critical before anyone was told: one notification, critical.
         g.on_alert(
             in_incident("b", "a#1", Severity::Critical, AlertState::Firing),
             20_000,
         );
-        assert!(g.due(69_999).is_empty());
-        let n = g.due(70_000);
+        let n = g.due(20_000);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].group.severity, Severity::Critical);
+        assert_eq!(n[0].alerts.len(), 2);
+        // A rise after it was told is a change, at group_interval.
+        g.on_alert(
+            in_incident("c", "a#1", Severity::Emergency, AlertState::Firing),
+            30_000,
+        );
+        assert!(g.due(79_999).is_empty());
+        let n = g.due(80_000);
         assert_eq!(n.len(), 1);
         assert!(!n[0].repeat);
-        assert_eq!(n[0].group.severity, Severity::Critical);
-        // b resolving does not lower the incident's severity.
+        assert_eq!(n[0].group.severity, Severity::Emergency);
+        // c resolving does not lower the incident's severity: no news.
         g.on_alert(
-            in_incident("b", "a#1", Severity::Critical, AlertState::Resolved),
-            80_000,
+            in_incident("c", "a#1", Severity::Emergency, AlertState::Resolved),
+            90_000,
         );
         assert!(g.due(200_000).is_empty());
+        // A warning that stays a warning is told at group_interval.
+        g.on_alert(
+            in_incident("w", "w#1", Severity::Warning, AlertState::Firing),
+            300_000,
+        );
+        assert!(g.due(359_999).is_empty());
+        assert_eq!(g.due(360_000).len(), 1);
     }
 
     #[test]
     fn reminders_repeat_until_acknowledged() {
         let mut g = Grouper::new(settings());
-        g.on_alert(alert("a", Severity::Warning, AlertState::Firing), 0);
+        g.on_alert(alert("a", Severity::Critical, AlertState::Firing), 0);
         assert_eq!(g.due(10_000).len(), 1);
         // Re-sent updates with the same state are not changes.
-        g.on_alert(alert("a", Severity::Warning, AlertState::Firing), 20_000);
+        g.on_alert(alert("a", Severity::Critical, AlertState::Firing), 20_000);
         assert!(g.due(100_000).is_empty());
         let n = g.due(610_000);
         assert!(n[0].repeat);
         g.on_alert(
-            alert("a", Severity::Warning, AlertState::Acknowledged),
+            alert("a", Severity::Critical, AlertState::Acknowledged),
             620_000,
         );
         let n = g.due(670_000);
@@ -534,7 +561,8 @@ mod tests {
         let mut c = alert("c", Severity::Warning, AlertState::Firing);
         c.exchange = "okx".into();
         g.on_alert(c, 0);
-        assert_eq!(g.due(10_000).len(), 3);
+        assert_eq!(g.due(10_000).len(), 1, "the critical one");
+        assert_eq!(g.due(60_000).len(), 2, "the warnings, at group_interval");
     }
 
     #[test]

@@ -64,6 +64,9 @@ struct Phase {
     /// 10s): every notification, to attribute them to fault episodes.
     notes_fast: Vec<Notification>,
     events: u64,
+    /// The last incident each alert episode `(fingerprint, episode)` was in
+    /// (an outage takes in the endpoint incidents that announced it).
+    incident_of: HashMap<(String, u64), String>,
     /// (at, endpoint, interval ms): each endpoint's first interval and
     /// every change.
     intervals: Vec<(i64, EndpointId, u64)>,
@@ -121,6 +124,7 @@ async fn run_phase(
         notifications: 0,
         notes_fast: Vec::new(),
         events: 0,
+        incident_of: HashMap::new(),
         intervals: Vec::new(),
     };
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -151,6 +155,10 @@ async fn run_phase(
         let now = wall_ms();
         for e in out {
             if let Event::AlertChanged { alert } = e {
+                phase.incident_of.insert(
+                    (alert.fingerprint.clone(), alert.occurrences),
+                    alert.incident_or_own(),
+                );
                 let before = seen.get(&alert.fingerprint).copied();
                 // Raised = reached `firing` (what pages someone); silenced and
                 // inhibited alerts do not count until they do.
@@ -255,7 +263,12 @@ pub async fn bench_detect(poll: Duration, control: Duration) -> Result<Value, Be
                     first_detect[i] = Some(*at - episodes[i].start);
                 }
                 attributed[i].push(a.kind.name());
-                incidents[i].insert(a.incident_or_own());
+                incidents[i].insert(
+                    run.incident_of
+                        .get(&(a.fingerprint.clone(), a.occurrences))
+                        .cloned()
+                        .unwrap_or_else(|| a.incident_or_own()),
+                );
             }
             None => false_alerts.push(json!({
                 "fingerprint": a.fingerprint,
@@ -424,6 +437,7 @@ fn noise(
         "share_critical": if run.raised.is_empty() { 0.0 } else { critical as f64 / run.raised.len() as f64 },
         "per_episode": (0..episodes).map(|i| json!({
             "episode": labels[i],
+            "incident_ids": incidents[i],
             "symptoms": attributed[i].len(),
             "incidents": per_episode_incidents[i],
             "notifications": notifications[i],

@@ -122,7 +122,10 @@ impl BreakerDetector {
                     exchange: self.exchange.clone(),
                     endpoint: Some(self.endpoint.clone()),
                     kind: BREAKER_OPEN,
-                    severity: Severity::Critical,
+                    // A consequence: the failures that opened it are rated
+                    // by their own alert (error_rate, payload:*), in the
+                    // same incident; a paused endpoint alone asks for a look.
+                    severity: Severity::Warning,
                     title: format!(
                         "{}/{}: circuit breaker {}",
                         self.exchange,

@@ -17,7 +17,7 @@ pub mod payload;
 pub mod staleness;
 
 use crate::model::{Alert, AlertKind, Severity};
-use crate::model::{EndpointId, Event, TierFill};
+use crate::model::{BreakerState, EndpointId, Event, TierFill};
 use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -298,6 +298,8 @@ impl Detectors {
                 transition,
             } => {
                 let d = self.endpoint(id, now_ms);
+                let forced = transition.to == BreakerState::Open && transition.reason.is_forced();
+                d.stale.set_paused(forced, *at_ms);
                 out.extend(d.breaker.on_transition(*at_ms, transition));
                 out.extend(self.outages.on_transition(
                     &id.exchange,

@@ -77,6 +77,8 @@ pub struct StalenessDetector {
     /// (Retry-After, a ban, on its own or a shared tier): silence then is
     /// the hold, not a fault, and the allowance restarts when it ends.
     held_until_ms: i64,
+    /// An operator forced the breaker open: polling stopped on purpose.
+    paused: bool,
     no_data: Gate,
     stale: Streak,
     frozen: Streak,
@@ -92,6 +94,7 @@ impl StalenessDetector {
             interval_ms: 5_000,
             last_ok_ms: now_ms,
             held_until_ms: 0,
+            paused: false,
             no_data: Gate::default(),
             stale: Streak::default(),
             frozen: Streak::default(),
@@ -101,6 +104,16 @@ impl StalenessDetector {
     /// The limiter holds this endpoint's polls until `until_ms` (unix ms).
     pub fn hold_until(&mut self, until_ms: i64) {
         self.held_until_ms = self.held_until_ms.max(until_ms);
+    }
+
+    /// An operator forced the breaker open (`true`) or it left that state
+    /// (`false`) at `at_ms`: while paused, silence is the operator's and
+    /// `no_data` neither fires nor clears; the allowance restarts at resume.
+    pub fn set_paused(&mut self, paused: bool, at_ms: i64) {
+        if self.paused && !paused {
+            self.held_until_ms = self.held_until_ms.max(at_ms);
+        }
+        self.paused = paused;
     }
 
     pub fn set_interval(&mut self, interval_ms: u64) {
@@ -177,7 +190,7 @@ impl StalenessDetector {
 
     fn eval_no_data(&mut self, now_ms: i64) -> Option<Finding> {
         let silent = now_ms - self.last_ok_ms;
-        let step = if now_ms < self.held_until_ms {
+        let step = if self.paused || now_ms < self.held_until_ms {
             // Held: neither news nor a recovery.
             self.no_data.step(false, false, now_ms, 0, 0)
         } else {

@@ -68,6 +68,14 @@ fn alert_lines<'a>(a: &Alert, t: &Theme, now: i64) -> Vec<Line<'a>> {
     if !a.description.is_empty() {
         l.push(Line::raw(a.description.clone()));
     }
+    if let Some(id) = &a.incident {
+        let role = if a.is_incident_root() {
+            "its first symptom"
+        } else {
+            "a symptom"
+        };
+        l.push(kv("incident", format!("{id} ({role})"), t));
+    }
     l.push(Line::raw(""));
     if !a.metrics.is_empty() {
         l.push(section("Metrics", t));

@@ -1,0 +1,247 @@
+//! Issue #13's acceptance run: the demo's fault cycle (every fault once, in
+//! two minutes) served by the simulator, polled by the real pipeline
+//! (workers, adapters, breaker, limiter, detectors, engine, notifier) with a
+//! webhook sink pointed at a local receiver on 127.0.0.1. An operator forces
+//! one quiet endpoint's breaker open meanwhile. What the receiver gets:
+//!
+//! * every fault episode: exactly one incident notified firing, and its
+//!   resolve;
+//! * no incident notified twice while firing (symptoms ride along);
+//! * nothing about the endpoint forced open;
+//! * no critical alert on an endpoint that is only held by the limiter
+//!   (Binance's siblings during the ban, Bybit's during the 429s);
+//! * the OKX outage's incident resolves only after the simulated outage
+//!   ends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+mod alert_common;
+mod common;
+
+use alert_common::{Behaviour, Hit, Receiver};
+use exwatch::model::{Command, EndpointId, ExchangeKind};
+use exwatch::monitor::Monitor;
+use exwatch::sim::scenario::Scenario;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use strum::VariantArray;
+
+const POLL_MS: u64 = 500;
+/// After a fault ends: clear_for (10 s for error_rate) plus grouping.
+const SETTLE: Duration = Duration::from_secs(25);
+
+fn config(base: &str) -> String {
+    let mut text = format!(
+        "[journal]\nenabled = false\n[instance]\nname = \"incidents-demo\"\n\
+         [defaults]\ninterval = \"{POLL_MS}ms\"\ntimeout = \"1s\"\n\
+         [breaker]\nconsecutive_failures = 3\nopen_for = \"4s\"\nmax_open_for = \"20s\"\nclose_after = 1\n\
+         [validation]\nmax_age = \"5s\"\nfrozen_after = \"4s\"\n\
+         [alerts.grouping]\ngroup_wait = \"2s\"\ngroup_interval = \"10s\"\nrepeat_interval = \"1h\"\n\
+         [[alerts.sinks]]\nname = \"hook\"\nkind = \"webhook\"\nurl_env = \"EXW_INCIDENTS_HOOK\"\nmin_severity = \"info\"\n"
+    );
+    for kind in ExchangeKind::VARIANTS
+        .iter()
+        .copied()
+        .filter(|k| *k != ExchangeKind::Generic)
+    {
+        text.push_str(&format!(
+            "\n[[exchanges]]\nname = \"{k}\"\nkind = \"{k}\"\nbase_url = \"{base}/{k}\"\n\
+             rate_limit = {{ capacity = 200, refill_per_sec = 100 }}\n\
+             [[exchanges.endpoints]]\nname = \"time\"\nkind = \"time\"\n\
+             [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\n\
+             [[exchanges.endpoints]]\nname = \"book\"\nkind = \"book\"\n",
+            k = kind.as_str()
+        ));
+    }
+    text
+}
+
+/// One webhook notification, as the receiver saw it.
+struct Note {
+    at_s: f64,
+    incident: String,
+    state: String,
+    repeat: bool,
+    alerts: Vec<Value>,
+}
+
+fn notes(hits: &[Hit], t0: Instant) -> Vec<Note> {
+    hits.iter()
+        .map(|h| Note {
+            at_s: h.at.duration_since(t0).as_secs_f64(),
+            incident: h.body["incident"]["id"].as_str().unwrap().to_string(),
+            state: h.body["incident"]["state"].as_str().unwrap().to_string(),
+            repeat: h.body["repeat"].as_bool().unwrap(),
+            alerts: h.body["alerts"].as_array().unwrap().clone(),
+        })
+        .collect()
+}
+
+/// `exchange/endpoint` of an incident's root (`okx/*` for exchange-wide).
+fn root_place(incident: &str) -> String {
+    let root = incident.rsplit_once('#').unwrap().0;
+    let mut parts = root.split('/');
+    format!("{}/{}", parts.next().unwrap(), parts.next().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_cycle_gives_one_notified_incident_per_fault_episode() {
+    let hook = Receiver::start(Behaviour::default()).await;
+    // SAFETY: the only test of this binary, before any other thread reads the environment.
+    unsafe { std::env::set_var("EXW_INCIDENTS_HOOK", format!("{}/hook", hook.url)) };
+    let mut scenario = Scenario::default_cycle();
+    scenario.cycle = None;
+    let faults = scenario.faults.clone();
+    let sim = common::sim::start(scenario).await;
+    let t0 = Instant::now();
+    let t0_ms = exwatch::clock::wall_ms();
+    let cfg = exwatch::config::parse("(incidents demo)", &config(&format!("http://{}", sim.addr)))
+        .expect("config");
+    let monitor = Monitor::start(&cfg, 0).await.expect("monitor");
+
+    // The operator forces Kraken's time endpoint open (no fault there) for
+    // the whole cycle, then resets it.
+    let forced = EndpointId::new("kraken", "time");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    monitor
+        .commands
+        .send(Command::ForceOpen { id: forced.clone() })
+        .await
+        .unwrap();
+    let last_end = faults.iter().map(|f| f.at + f.duration).max().unwrap();
+    tokio::time::sleep_until((t0 + last_end + SETTLE).into()).await;
+    monitor
+        .commands
+        .send(Command::ResetBreaker { id: forced.clone() })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    monitor.stop().await;
+    sim.stop().await;
+
+    let notes = notes(&hook.delivered(), t0);
+    assert!(!notes.is_empty(), "no notification at all");
+    let mut by_incident: BTreeMap<&str, Vec<&Note>> = BTreeMap::new();
+    for n in &notes {
+        by_incident.entry(&n.incident).or_default().push(n);
+    }
+    let summary: Vec<String> = notes
+        .iter()
+        .map(|n| format!("{:6.1}s {} {}", n.at_s, n.state, n.incident))
+        .collect();
+
+    // One firing notification per incident, then its resolve.
+    for (id, ns) in &by_incident {
+        let firing = ns
+            .iter()
+            .filter(|n| !n.repeat && n.state == "firing")
+            .count();
+        let resolved = ns.iter().filter(|n| n.state == "resolved").count();
+        assert_eq!(
+            (firing, resolved),
+            (1, 1),
+            "{id}: {firing} firing and {resolved} resolved notifications\n{summary:#?}"
+        );
+    }
+
+    // Each fault episode: exactly one incident rooted on its exchange (and
+    // endpoint, or exchange-wide) first notified while it ran (or within
+    // grouping of its end); each incident belongs to an episode.
+    let mut claimed = vec![false; notes.len()];
+    for f in &faults {
+        let ex = f.exchange.unwrap().as_str();
+        let (from, to) = (f.at.as_secs_f64(), (f.at + f.duration).as_secs_f64() + 8.0);
+        let mine: Vec<&str> = by_incident
+            .iter()
+            .filter(|(id, ns)| {
+                let place = root_place(id);
+                let first = ns[0].at_s;
+                let here = match f.endpoint {
+                    Some(ep) => {
+                        place == format!("{ex}/{}", ep.as_str()) || place == format!("{ex}/*")
+                    }
+                    None => place.starts_with(&format!("{ex}/")),
+                };
+                here && first >= from && first <= to
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(
+            mine.len(),
+            1,
+            "{} on {ex}/{:?} at {from}s: incidents {mine:?}\n{summary:#?}",
+            f.fault,
+            f.endpoint
+        );
+        for (i, n) in notes.iter().enumerate() {
+            if n.incident == mine[0] {
+                claimed[i] = true;
+            }
+        }
+    }
+    let stray: Vec<&String> = notes
+        .iter()
+        .zip(&claimed)
+        .filter(|(_, c)| !**c)
+        .map(|(n, _)| &n.incident)
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "incidents of no fault: {stray:?}\n{summary:#?}"
+    );
+
+    // Nothing about the endpoint the operator forced open.
+    for n in &notes {
+        for a in &n.alerts {
+            assert!(
+                !(a["exchange"] == "kraken" && a["endpoint"] == "time"),
+                "forced-open endpoint notified: {a:#}"
+            );
+        }
+    }
+
+    // Held siblings raise nothing critical while the exchange holds us.
+    for (ex, faulted, window) in [
+        ("binance", "ticker", (54.0, 66.0 + 5.0)),
+        ("bybit", "ticker", (26.0, 32.0 + 5.0)),
+    ] {
+        for n in &notes {
+            for a in &n.alerts {
+                let fired_s = (a["state_at_ms"].as_i64().unwrap() - t0_ms) as f64 / 1000.0;
+                let sev = a["severity"].as_str().unwrap();
+                let held_sibling =
+                    a["exchange"] == ex && a["endpoint"].as_str().is_some_and(|e| e != faulted);
+                assert!(
+                    !(held_sibling
+                        && a["state"] == "firing"
+                        && (sev == "critical" || sev == "emergency")
+                        && fired_s >= window.0
+                        && fired_s <= window.1),
+                    "critical alert on a held endpoint: {a:#}\n{summary:#?}"
+                );
+            }
+        }
+    }
+
+    // The OKX outage's incident lasts as long as the simulated outage.
+    let outage = faults
+        .iter()
+        .find(|f| f.exchange == Some(ExchangeKind::Okx) && f.endpoint.is_none())
+        .unwrap();
+    let end_s = (outage.at + outage.duration).as_secs_f64();
+    let okx = by_incident
+        .iter()
+        .find(|(id, _)| id.starts_with("okx/*/outage#"))
+        .map(|(_, ns)| ns)
+        .unwrap_or_else(|| panic!("no okx outage incident\n{summary:#?}"));
+    let resolved_at = okx
+        .iter()
+        .find(|n| n.state == "resolved")
+        .map(|n| n.at_s)
+        .unwrap();
+    assert!(
+        resolved_at >= end_s,
+        "okx outage incident resolved at {resolved_at}s, the outage ran until {end_s}s"
+    );
+}
