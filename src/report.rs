@@ -69,8 +69,7 @@ pub struct AlertEpisode {
 /// its symptoms in the order they fired.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IncidentRow {
-    /// `<root fingerprint>#<episode>`; for journals without incidents, each
-    /// alert episode is its own (`<fingerprint>#<n>` counted in the report).
+    /// `<root fingerprint>#<episode>`.
     pub id: String,
     pub exchange: String,
     /// `None` for an exchange-wide incident.
@@ -334,20 +333,14 @@ pub fn build(entries: impl IntoIterator<Item = Entry>, window: Window) -> Report
     r
 }
 
-/// Group alert episodes into incidents, first opened first.
+/// Group alert episodes into incidents, first opened first. Episodes from
+/// a journal written before incidents (no incident recorded) are in none.
 fn incidents(alerts: &[AlertEpisode]) -> Vec<IncidentRow> {
     let mut by_id: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let mut episode_of: HashMap<&str, u64> = HashMap::new();
     for (i, a) in alerts.iter().enumerate() {
-        let id = match &a.incident {
-            Some(id) => id.clone(),
-            None => {
-                let n = episode_of.entry(a.fingerprint.as_str()).or_default();
-                *n += 1;
-                format!("{}#{n}", a.fingerprint)
-            }
-        };
-        by_id.entry(id).or_default().push(i);
+        if let Some(id) = &a.incident {
+            by_id.entry(id.clone()).or_default().push(i);
+        }
     }
     let mut out: Vec<IncidentRow> = by_id
         .into_iter()
@@ -452,6 +445,12 @@ pub fn render_text(r: &Report) -> String {
     };
     let _ = writeln!(o, "exwatch incident report: {span} ({} entries)", r.entries);
     let _ = writeln!(o, "\nINCIDENTS ({})", r.incidents.len());
+    if r.incidents.is_empty() && !r.alerts.is_empty() {
+        let _ = writeln!(
+            o,
+            "  none recorded: this journal was written before incidents; see ALERTS"
+        );
+    }
     for i in &r.incidents {
         let _ = writeln!(
             o,
@@ -763,6 +762,63 @@ mod tests {
                 },
             },
         }
+    }
+
+    /// A symptom of incident `inc`: `fp` in `state` at `at` (ms).
+    fn symptom(fp: &str, sev: Severity, state: AlertState, at: i64, inc: &str) -> Entry {
+        let mut e = alert(state, at, None);
+        if let Event::AlertChanged { alert } = &mut e.ev {
+            let mut parts = fp.split('/');
+            alert.exchange = parts.next().unwrap().into();
+            alert.endpoint = parts.next().filter(|p| *p != "*").map(String::from);
+            alert.kind = parts.next().unwrap().parse().unwrap();
+            alert.fingerprint = fp.into();
+            alert.title = format!("{fp} fired");
+            alert.severity = sev;
+            alert.first_seen_ms = at;
+            alert.incident = Some(inc.into());
+        }
+        e
+    }
+
+    #[test]
+    fn symptoms_make_an_incident_with_its_timeline() {
+        use AlertState::*;
+        let inc = "o/*/outage#1";
+        let r = build(
+            vec![
+                symptom(
+                    "o/t/error_rate",
+                    Severity::Critical,
+                    Firing,
+                    10_000,
+                    "o/t/error_rate#1",
+                ),
+                symptom("o/*/outage", Severity::Emergency, Firing, 11_500, inc),
+                // Moved into the outage's incident.
+                symptom("o/t/error_rate", Severity::Critical, Silenced, 11_500, inc),
+                symptom("o/*/outage", Severity::Emergency, Resolved, 20_000, inc),
+                symptom("o/t/error_rate", Severity::Critical, Resolved, 31_000, inc),
+            ],
+            Window::default(),
+        );
+        assert_eq!(r.incidents.len(), 1);
+        let i = &r.incidents[0];
+        assert_eq!(i.id, inc);
+        assert_eq!(i.endpoint, None);
+        assert_eq!(i.title, "o/*/outage fired");
+        assert_eq!(i.severity, Severity::Emergency);
+        assert_eq!((i.opened_ms, i.resolved_ms), (10_000, Some(31_000)));
+        let text = render_text(&r);
+        assert!(text.contains("INCIDENTS (1)"), "{text}");
+        assert!(
+            text.contains(
+                "      +0.0s  critical  o/t                          error_rate       lasted 21.0s"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("+1.5s  emergency o/*"), "{text}");
+        assert!(render_markdown(&r).contains("| emergency | o/* | o/*/outage fired |"));
     }
 
     #[test]
