@@ -25,6 +25,9 @@ struct JsonAlert<'a> {
     title: &'a str,
     first_seen_ms: i64,
     occurrences: u64,
+    /// The incident it is a symptom of (`<root fingerprint>#<episode>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incident: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,6 +87,7 @@ fn json_line<'a>(ex: &'a ExchangeView, snap: &'a Snapshot, now: i64) -> JsonLine
                 title: &a.title,
                 first_seen_ms: a.first_seen_ms,
                 occurrences: a.occurrences,
+                incident: a.incident.as_deref(),
             })
             .collect(),
         ts_ms: now,

@@ -33,12 +33,20 @@ impl Default for PayloadSettings {
             window: 5,
             fire_count: 2,
             clear_ok: 3,
+            // Data that lies or is garbage a consumer would take in (the
+            // severity policy in docs/alerting.md); a price jump may be a
+            // real move and an empty book an idle market: warnings.
             critical: [
                 "crossed_book",
                 "locked_book",
                 "non_positive",
                 "not_json",
                 "empty_body",
+                "schema",
+                "bad_number",
+                "unsorted_levels",
+                "duplicate_level",
+                "sequence_backwards",
                 "wrong_instrument",
             ]
             .map(String::from)
