@@ -177,10 +177,12 @@ impl Core {
                     self.state.apply(&failed);
                 }
             }
-            // Each firing episode at each severity is auto-triaged once (the
-            // triage task remembers which); its result comes back as an
-            // `AlertTriaged` event that the engine folds in.
-            if alert.state == AlertState::Firing {
+            // Each incident's first symptom, per firing episode and
+            // severity, is auto-triaged once (the triage task remembers
+            // which; its context lists the other symptoms); the others on
+            // request (`t`). The result comes back as an `AlertTriaged`
+            // event that the engine folds in.
+            if alert.state == AlertState::Firing && alert.is_incident_root() {
                 self.triage.request(vec![alert.clone()], false);
             }
         }
