@@ -20,6 +20,45 @@ mod exit {
     pub const UNHEALTHY: u8 = 1;
     pub const CONFIG: u8 = 2;
     pub const RUNTIME: u8 = 3;
+    /// stdout's reader went away (`| head -1`): 128 + SIGPIPE, as a
+    /// program killed by the signal would end, without its text.
+    pub const PIPE_CLOSED: u8 = 141;
+}
+
+/// stdout's reader closed the pipe: the command ends quietly with
+/// [`exit::PIPE_CLOSED`]. SIGPIPE itself stays ignored (Rust's default), so
+/// a closed socket of the monitor is an error its owner handles, never the
+/// end of the process.
+#[derive(Debug)]
+struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Write to stdout and flush; a closed pipe becomes [`StdoutClosed`]
+/// instead of `println!`'s panic.
+fn emit(args: std::fmt::Arguments) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(args).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        r => Ok(r?),
+    }
+}
+
+/// `print!` through [`emit`]; evaluates to `anyhow::Result<()>`.
+macro_rules! out {
+    ($($arg:tt)*) => { emit(format_args!($($arg)*)) };
+}
+
+/// `println!` through [`emit`]; evaluates to `anyhow::Result<()>`.
+macro_rules! outln {
+    ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
 #[derive(Parser)]
@@ -235,6 +274,7 @@ fn main() -> ExitCode {
     rt.shutdown_timeout(Duration::from_millis(200));
     match code {
         Ok(c) => ExitCode::from(c),
+        Err(e) if e.downcast_ref::<StdoutClosed>().is_some() => ExitCode::from(exit::PIPE_CLOSED),
         Err(e) => {
             eprintln!("exwatch: {e:#}");
             ExitCode::from(exit::RUNTIME)
@@ -263,17 +303,22 @@ fn config_check(file: PathBuf) -> anyhow::Result<u8> {
     match load_config(Some(file.clone())) {
         Ok(cfg) => {
             let eps = cfg.endpoints();
-            println!(
+            outln!(
                 "{}: ok ({} exchange(s), {} endpoint(s))",
                 file.display(),
                 cfg.exchanges.len(),
                 eps.len()
-            );
+            )?;
             for ep in eps {
-                println!(
+                outln!(
                     "  {}/{}: GET {} every {:?} (weight {}, timeout {:?})",
-                    ep.exchange, ep.endpoint, ep.url, ep.interval, ep.limit.weight, ep.timeout
-                );
+                    ep.exchange,
+                    ep.endpoint,
+                    ep.url,
+                    ep.interval,
+                    ep.limit.weight,
+                    ep.timeout
+                )?;
             }
             Ok(exit::OK)
         }
@@ -370,9 +415,9 @@ fn report(
         eprintln!("exwatch: {bad_lines} unreadable journal line(s) skipped");
     }
     match format {
-        ReportFormat::Text => print!("{}", exwatch::report::render_text(&report)),
-        ReportFormat::Markdown => print!("{}", exwatch::report::render_markdown(&report)),
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ReportFormat::Text => out!("{}", exwatch::report::render_text(&report))?,
+        ReportFormat::Markdown => out!("{}", exwatch::report::render_markdown(&report))?,
+        ReportFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?)?,
     }
     Ok(exit::OK)
 }
@@ -385,9 +430,9 @@ async fn check(config: Option<PathBuf>, json: bool) -> anyhow::Result<u8> {
     let client = exwatch::http::client(&cfg.http).context("building the HTTP client")?;
     let report = exwatch::check::run(&cfg, &client).await;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", exwatch::check::render_table(&report));
+        out!("{}", exwatch::check::render_table(&report))?;
     }
     Ok(if report.healthy {
         exit::OK
@@ -512,7 +557,7 @@ async fn sim(listen: SocketAddr, scenario: Option<String>) -> anyhow::Result<u8>
 }
 
 fn print_figures(figures: &serde_json::Value) -> anyhow::Result<u8> {
-    println!("{}", serde_json::to_string_pretty(figures)?);
+    outln!("{}", serde_json::to_string_pretty(figures)?)?;
     Ok(if figures.get("error").is_some() {
         exit::RUNTIME
     } else {
@@ -527,7 +572,7 @@ async fn bench_pipeline(
 ) -> anyhow::Result<u8> {
     let figures =
         exwatch::bench::pipeline(target, Duration::from_secs(duration), concurrency).await?;
-    println!("{}", serde_json::to_string_pretty(&figures)?);
+    outln!("{}", serde_json::to_string_pretty(&figures)?)?;
     Ok(exit::OK)
 }
 

@@ -378,3 +378,77 @@ async fn headless_prints_only_status_lines_and_stops_cleanly_on_sigint() {
     assert!(okx_unhealthy, "the faulted exchange shows its fault");
     sim.stop().await;
 }
+
+/// Run `exwatch <args>` with its stdout a pipe whose reader is closed before
+/// the command writes (as `| head -1` does once it has its line): the
+/// command must end quietly, with 0 or 141 (128 + SIGPIPE) and no panic.
+fn assert_quiet_on_a_closed_pipe(args: &[&str]) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("XDG_STATE_HOME", std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn exwatch");
+    drop(child.stdout.take());
+    let out = wait_within(child, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "exwatch {args:?}: panic text on stderr:\n{stderr}"
+    );
+    assert!(
+        matches!(out.status.code(), Some(0 | 141)),
+        "exwatch {args:?}: exit {:?}, want 0 or 141; stderr:\n{stderr}",
+        out.status
+    );
+}
+
+/// The child's output once it exits; killed (and the test failed) after `within`.
+fn wait_within(mut child: std::process::Child, within: Duration) -> std::process::Output {
+    let deadline = std::time::Instant::now() + within;
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("exwatch did not end within {within:?} on a closed pipe");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn config_check_help_and_report_end_quietly_on_a_closed_pipe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_for("127.0.0.1:9", dir.path());
+    let cfg = cfg.to_str().expect("utf-8 path");
+    assert_quiet_on_a_closed_pipe(&["config", "check", cfg]);
+    assert_quiet_on_a_closed_pipe(&["--help"]);
+    assert_quiet_on_a_closed_pipe(&["check", "--help"]);
+    let journal = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/journal/v1-demo.jsonl"
+    );
+    for format in ["text", "markdown", "json"] {
+        assert_quiet_on_a_closed_pipe(&["report", journal, "--format", format]);
+    }
+    assert_quiet_on_a_closed_pipe(&["replay", journal, "--headless", "--speed", "1000"]);
+}
+
+#[tokio::test]
+async fn check_and_headless_run_end_quietly_on_a_closed_pipe() {
+    let sim = start(scenario(vec![])).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_for(&sim.addr.to_string(), dir.path());
+    tokio::task::spawn_blocking(move || {
+        let cfg = cfg.to_str().expect("utf-8 path");
+        assert_quiet_on_a_closed_pipe(&["check", "-c", cfg]);
+        assert_quiet_on_a_closed_pipe(&["check", "--json", "-c", cfg]);
+        assert_quiet_on_a_closed_pipe(&["run", "--headless", "-c", cfg]);
+        assert_quiet_on_a_closed_pipe(&["run", "--headless", "--json", "-c", cfg]);
+    })
+    .await
+    .expect("join");
+    sim.stop().await;
+}

@@ -287,3 +287,198 @@ fn the_selection_follows_the_alert_when_rows_move() {
         chosen
     );
 }
+
+/// The alert feed of `exchange_down` with the second open alert selected,
+/// and that alert.
+fn second_alert_selected() -> (exwatch::state::Snapshot, ViewState, exwatch::model::Alert) {
+    let snap = ui_fixtures::exchange_down();
+    let mut v = view_with(Keymap::default());
+    v.on_key(key("tab"), &snap, NOW);
+    v.on_key(key("j"), &snap, NOW);
+    let chosen = v
+        .current_alert(&snap)
+        .expect("an alert is selected")
+        .clone();
+    assert_eq!(
+        chosen.fingerprint,
+        snap.alerts
+            .iter()
+            .filter(|a| a.state != AlertState::Resolved)
+            .nth(1)
+            .expect("two open alerts")
+            .fingerprint
+    );
+    (snap, v, chosen)
+}
+
+/// `snap` with the alert `fp` changed by `f`.
+fn with_alert(
+    snap: &exwatch::state::Snapshot,
+    fp: &str,
+    f: impl Fn(&mut exwatch::model::Alert),
+) -> exwatch::state::Snapshot {
+    let mut next = snap.clone();
+    for a in next.alerts.iter_mut().filter(|a| a.fingerprint == fp) {
+        f(a);
+    }
+    next
+}
+
+fn status_text(v: &ViewState) -> String {
+    let st = v.status.as_ref().expect("a status message");
+    assert!(st.error, "a refusal is an error: {}", st.text);
+    st.text.clone()
+}
+
+#[test]
+fn every_action_on_an_alert_that_resolved_is_refused_and_the_cursor_stays() {
+    let (snap, mut v, chosen) = second_alert_selected();
+    let resolved_at = NOW - 3_000;
+    let next = with_alert(&snap, &chosen.fingerprint, |a| {
+        a.state = AlertState::Resolved;
+        a.resolved_at_ms = Some(resolved_at);
+    });
+    // Another alert is on screen, but the cursor does not move to it.
+    assert!(!v.visible_alerts(&next).is_empty());
+    assert_eq!(v.current_alert(&next), None);
+    assert_eq!(v.alert_index(&v.visible_alerts(&next)), None);
+    let lost = v.lost_selection(&next).expect("the selection is lost");
+    let at = exwatch::clock::hms(resolved_at);
+    assert!(
+        lost.contains(&chosen.fingerprint) && lost.contains(&at),
+        "{lost}"
+    );
+    for (k, what) in [
+        ("a", "nothing acknowledged"),
+        ("t", "nothing sent for triage"),
+        ("s", "nothing silenced"),
+        ("o", "no breaker forced open"),
+        ("c", "no breaker reset"),
+    ] {
+        assert_eq!(v.on_key(key(k), &next, NOW), Reaction::Redraw, "{k}");
+        let text = status_text(&v);
+        assert!(
+            text.starts_with(what)
+                && text.contains(&format!("{} resolved at {at}", chosen.fingerprint))
+                && text.ends_with("select another"),
+            "{k}: {text}"
+        );
+        assert!(v.input.is_none(), "{k}: no prompt opened");
+    }
+    // The selection is still that alert: shown again with `r`, it is found.
+    assert_eq!(
+        v.selected_alert.as_ref().map(|p| p.fingerprint.as_str()),
+        Some(chosen.fingerprint.as_str())
+    );
+    v.on_key(key("r"), &next, NOW);
+    assert_eq!(
+        v.current_alert(&next).map(|a| a.fingerprint.as_str()),
+        Some(chosen.fingerprint.as_str())
+    );
+    v.on_key(key("a"), &next, NOW);
+    assert!(status_text(&v).contains("already resolved"));
+}
+
+#[test]
+fn an_alert_that_fired_again_is_a_new_target() {
+    let (snap, mut v, chosen) = second_alert_selected();
+    let next = with_alert(&snap, &chosen.fingerprint, |a| {
+        a.occurrences += 1;
+        a.state = AlertState::Firing;
+    });
+    assert_eq!(v.on_key(key("a"), &next, NOW), Reaction::Redraw);
+    let text = status_text(&v);
+    assert!(
+        text.starts_with("nothing acknowledged") && text.contains("fired again"),
+        "{text}"
+    );
+    // Selecting it again (moving onto it) makes it the target.
+    v.on_key(key("k"), &next, NOW);
+    v.on_key(key("j"), &next, NOW);
+    assert_eq!(
+        v.on_key(key("a"), &next, NOW),
+        Reaction::Send(Command::Acknowledge {
+            fingerprint: chosen.fingerprint.clone(),
+            by: "alice".into()
+        })
+    );
+}
+
+#[test]
+fn the_first_row_shown_is_pinned_before_a_newer_snapshot_is_taken() {
+    // Nothing chosen yet: the cursor shows the first alert. The loop pins
+    // it before it takes the next snapshot, in which that alert resolved.
+    let snap = ui_fixtures::exchange_down();
+    let mut v = view_with(Keymap::default());
+    v.on_key(key("tab"), &snap, NOW);
+    let first = v.current_alert(&snap).expect("first row").clone();
+    v.pin(&snap);
+    let next = with_alert(&snap, &first.fingerprint, |a| {
+        a.state = AlertState::Resolved;
+        a.resolved_at_ms = Some(NOW);
+    });
+    assert_ne!(
+        v.visible_alerts(&next).first().map(|a| &a.fingerprint),
+        Some(&first.fingerprint)
+    );
+    assert_eq!(v.on_key(key("a"), &next, NOW), Reaction::Redraw);
+    assert!(status_text(&v).contains(&first.fingerprint));
+    // Moving from a lost selection starts at the first row.
+    v.on_key(key("j"), &next, NOW);
+    assert_eq!(v.alert_index(&v.visible_alerts(&next)), Some(0));
+}
+
+#[test]
+fn an_endpoint_that_is_gone_is_not_acted_on() {
+    let snap = ui_fixtures::exchange_down();
+    let mut v = view_with(Keymap::default());
+    v.on_key(key("G"), &snap, NOW);
+    // A newer snapshot (a replay of another config) without kraken.
+    let mut next = snap.clone();
+    next.exchanges.retain(|ex| ex.name != "kraken");
+    assert_eq!(v.current_endpoint(&next), None);
+    for (k, what) in [
+        ("o", "no breaker forced open"),
+        ("c", "no breaker reset"),
+        ("t", "nothing sent for triage"),
+        ("s", "nothing silenced"),
+    ] {
+        assert_eq!(v.on_key(key(k), &next, NOW), Reaction::Redraw, "{k}");
+        let text = status_text(&v);
+        assert!(
+            text.starts_with(what) && text.contains("kraken/book is gone"),
+            "{k}: {text}"
+        );
+    }
+}
+
+#[test]
+fn a_filter_moves_a_selection_it_hides_to_the_first_match_but_not_a_lost_one() {
+    let snap = ui_fixtures::exchange_down();
+    let mut v = view_with(Keymap::default());
+    v.on_key(key("G"), &snap, NOW);
+    v.on_key(key("/"), &snap, NOW);
+    for c in ["b", "y", "b"] {
+        v.on_key(key(c), &snap, NOW);
+    }
+    v.on_key(key("enter"), &snap, NOW);
+    // The operator hid kraken/book: the highlight (and the target) is the first match.
+    assert_eq!(v.endpoint_index(&v.visible_endpoints(&snap)), Some(0));
+    assert_eq!(
+        v.on_key(key("o"), &snap, NOW),
+        Reaction::Send(Command::ForceOpen {
+            id: EndpointId::new("bybit", "time")
+        })
+    );
+    // An alert that resolved stays lost whatever the filter does.
+    let (snap, mut v, chosen) = second_alert_selected();
+    let next = with_alert(&snap, &chosen.fingerprint, |a| {
+        a.state = AlertState::Resolved;
+        a.resolved_at_ms = Some(NOW);
+    });
+    v.on_key(key("/"), &next, NOW);
+    v.on_key(key("b"), &next, NOW);
+    v.on_key(key("esc"), &next, NOW);
+    assert_eq!(v.on_key(key("a"), &next, NOW), Reaction::Redraw);
+    assert!(status_text(&v).contains("resolved at"));
+}

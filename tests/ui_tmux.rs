@@ -330,7 +330,12 @@ fn acknowledging_on_the_dashboard_sends_pagerduty_acknowledge() {
     let actions = |key: &str| -> Vec<String> {
         pd.delivered()
             .iter()
-            .filter(|h| h.body["dedup_key"] == key)
+            // The dedup_key is the incident id: `<root fingerprint>#<episode>`.
+            .filter(|h| {
+                h.body["dedup_key"]
+                    .as_str()
+                    .is_some_and(|k| k.split('#').next() == Some(key))
+            })
             .map(|h| {
                 h.body["event_action"]
                     .as_str()
@@ -376,5 +381,110 @@ fn acknowledging_on_the_dashboard_sends_pagerduty_acknowledge() {
 
     t.keys(&["q"]);
     t.assert_exited_and_restored(pid);
+    rt.block_on(sim.stop());
+}
+
+/// Issue #14, item 1: select an alert, let it resolve, press `a`: nothing is
+/// acknowledged (not the alert that is still firing either, which the
+/// cursor used to fall back onto) and the footer says why.
+#[test]
+fn acknowledging_a_selected_alert_that_resolved_acknowledges_nothing() {
+    use exwatch::model::{EndpointKind, ExchangeKind};
+    use exwatch::sim::scenario::FaultKind;
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // Binance's ticker fails for longer than the test; OKX's for 15 s, then recovers.
+    let sim = rt.block_on(common::sim::start(common::sim::scenario(vec![
+        common::sim::fault(
+            FaultKind::ServerError,
+            ExchangeKind::Binance,
+            Some(EndpointKind::Ticker),
+            Duration::from_secs(1),
+            Duration::from_secs(300),
+        ),
+        common::sim::fault(
+            FaultKind::ServerError,
+            ExchangeKind::Okx,
+            Some(EndpointKind::Ticker),
+            Duration::from_secs(1),
+            Duration::from_secs(15),
+        ),
+    ])));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = dir.path().join("journal.jsonl");
+    let config = dir.path().join("config.toml");
+    let exchange = |name: &str, kind: ExchangeKind| {
+        format!(
+            "[[exchanges]]\nname = \"{name}\"\nkind = \"{name}\"\nbase_url = \"{base}\"\n\
+             [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\ninterval = \"200ms\"\n",
+            base = sim.base_url(kind),
+        )
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "[journal]\npath = \"{journal}\"\n\
+             [breaker]\nopen_for = \"1s\"\nmax_open_for = \"2s\"\n\
+             [alerts.detect.error_rate]\nwindow = \"3s\"\nclear_for = \"1s\"\n{}{}",
+            exchange("binance", ExchangeKind::Binance),
+            exchange("okx", ExchangeKind::Okx),
+            journal = journal.display(),
+        ),
+    )
+    .expect("write config");
+    let t = Tmux::start_with("resolved", &format!("run -c {}", config.display()), &[]);
+    let pid = t.pid();
+    let okx_failing = |l: &str| l.contains("okx") && l.contains("failing") && l.contains("FIRING");
+    t.wait_for(Duration::from_secs(20), |s| {
+        s.lines().any(okx_failing)
+            && s.lines()
+                .any(|l| l.contains("binance") && l.contains("FIRING"))
+    })
+    .unwrap_or_else(|s| panic!("both error-rate alerts did not fire:\n{s}"));
+
+    // Select OKX's error-rate alert while it fires.
+    t.keys(&["Tab"]);
+    let screen = t.select(20, okx_failing);
+    assert!(
+        selected(&screen).is_some_and(|l| okx_failing(&l)),
+        "OKX's alert could not be selected:\n{screen}"
+    );
+    // It resolves (hidden from the feed): the cursor moves to no other row.
+    let fp = "okx/ticker/error_rate";
+    let s = t
+        .wait_for(Duration::from_secs(50), |s| {
+            s.contains(&format!("{fp} resolved at"))
+        })
+        .unwrap_or_else(|s| panic!("the selected alert was not shown resolved:\n{s}"));
+    assert_eq!(selected(&s), None, "the cursor moved to another row:\n{s}");
+
+    t.keys(&["a"]);
+    let s = t
+        .wait_for(Duration::from_secs(10), |s| {
+            s.contains(&format!(
+                "nothing acknowledged: the selected alert {fp} resolved at"
+            ))
+        })
+        .unwrap_or_else(|s| panic!("the footer does not say why nothing was acknowledged:\n{s}"));
+    assert!(
+        s.lines()
+            .any(|l| l.contains("binance") && l.contains("FIRING")),
+        "the alert still firing is not shown firing:\n{s}"
+    );
+    assert!(!s.contains("acked"), "an alert was acknowledged:\n{s}");
+    // Give a command sent anyway time to reach the journal, then read it.
+    std::thread::sleep(Duration::from_secs(1));
+    t.keys(&["q"]);
+    t.assert_exited_and_restored(pid);
+    let text = std::fs::read_to_string(&journal).expect("the journal");
+    assert!(
+        text.contains(&format!("\"fingerprint\":\"{fp}\"")),
+        "the journal has no alert lines (wrong path?)"
+    );
+    let acked: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("\"state\":\"acknowledged\""))
+        .collect();
+    assert!(acked.is_empty(), "acknowledged in the journal: {acked:?}");
     rt.block_on(sim.stop());
 }

@@ -4,6 +4,7 @@
 
 use super::alerts::{severity_span, state_span};
 use super::fmt;
+use super::selection::Target;
 use super::theme::Theme;
 use super::view::{Panel, ViewState};
 use crate::model::{Alert, Delivery};
@@ -17,22 +18,24 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
     let t = &view.theme;
     let now = view.frozen_at_ms.unwrap_or(now_ms);
     let (title, lines) = match view.focus {
-        Panel::Alerts => match view.current_alert(snap) {
-            Some(a) => (format!(" Alert {} ", a.fingerprint), alert_lines(a, t, now)),
-            None => (
+        Panel::Alerts => match view.alert_target(snap) {
+            Target::Here(a) => (format!(" Alert {} ", a.fingerprint), alert_lines(a, t, now)),
+            Target::Empty => (
                 " Detail ".into(),
                 vec![Line::styled("no alert selected", t.dim())],
             ),
+            Target::Lost(why) => (" Detail ".into(), lost_lines(&why, t)),
         },
-        Panel::Exchanges => match view.current_endpoint(snap) {
-            Some((ex, ep)) => (
+        Panel::Exchanges => match view.endpoint_target(snap) {
+            Target::Here((ex, ep)) => (
                 format!(" {}/{} ", ex.name, ep.name),
                 endpoint_lines(ex, ep, snap, t, now),
             ),
-            None => (
+            Target::Empty => (
                 " Detail ".into(),
                 vec![Line::styled("no endpoint selected", t.dim())],
             ),
+            Target::Lost(why) => (" Detail ".into(), lost_lines(&why, t)),
         },
     };
     let block = t.block(title, true);
@@ -42,6 +45,18 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
             .wrap(Wrap { trim: false }),
         area,
     );
+}
+
+/// The pane of a selection that left the screen: why, and that nothing else
+/// is shown in its place.
+fn lost_lines<'a>(why: &str, t: &Theme) -> Vec<Line<'a>> {
+    vec![
+        Line::styled(why.to_string(), t.bad()),
+        Line::styled(
+            "actions on it are refused; move the selection to pick another",
+            t.dim(),
+        ),
+    ]
 }
 
 fn kv<'a>(k: &str, v: impl Into<String>, t: &Theme) -> Line<'a> {

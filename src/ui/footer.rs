@@ -3,13 +3,16 @@
 
 use super::keymap::Action;
 use super::view::{Input, ViewState};
+use crate::state::Snapshot;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use strum::VariantArray;
 
-pub fn render(frame: &mut Frame, area: Rect, view: &ViewState) {
+/// Draw the footer. While the focused panel's selection has left the screen
+/// (and no action result is shown), it says why.
+pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState) {
     let t = &view.theme;
     let mut spans: Vec<Span> = Vec::new();
     match &view.input {
@@ -33,7 +36,16 @@ pub fn render(frame: &mut Frame, area: Rect, view: &ViewState) {
         }
         None => {}
     }
-    if let Some(st) = &view.status {
+    let lost = view
+        .status
+        .is_none()
+        .then(|| view.lost_selection(snap))
+        .flatten()
+        .map(|why| super::view::Status {
+            text: format!("{why}: select another"),
+            error: true,
+        });
+    if let Some(st) = view.status.as_ref().or(lost.as_ref()) {
         spans.push(Span::styled(
             format!(" {} ", st.text),
             if st.error { t.bad() } else { t.ok() },

@@ -27,6 +27,7 @@ pub mod footer;
 pub mod header;
 pub mod help;
 pub mod keymap;
+pub mod selection;
 pub mod terminal;
 pub mod theme;
 pub mod view;
@@ -79,7 +80,7 @@ pub fn render(frame: &mut Frame, snap: &Snapshot, view: &ViewState, now_ms: i64)
     ])
     .areas(area);
     header::render(frame, head, snap, view, now_ms);
-    footer::render(frame, foot, view);
+    footer::render(frame, foot, snap, view);
 
     let side = view.detail && body.width >= SIDE_DETAIL_WIDTH;
     let (panels, side_area) = if side {
@@ -251,6 +252,7 @@ async fn event_loop(
                         Reaction::Quit => return Ok(()),
                         Reaction::Freeze(frozen) => {
                             if !frozen {
+                                view.pin(&shown);
                                 shown = snapshots.borrow_and_update().clone();
                             }
                             dirty = true;
@@ -282,6 +284,8 @@ async fn event_loop(
                     // The engine stopped (e.g. a replay reached its end): keep the last picture.
                     engine_alive = false;
                 } else if view.frozen_at_ms.is_none() {
+                    // What the screen shows as selected stays selected.
+                    view.pin(&shown);
                     shown = snapshots.borrow_and_update().clone();
                     dirty = true;
                 } else {

@@ -3,6 +3,7 @@
 //! engine state comes back as a [`Command`] for the loop to send.
 
 use super::keymap::{Action, CTRL_C, Key, Keymap};
+use super::selection::{AlertPick, Target};
 use super::theme::Theme;
 use crate::model::{Alert, AlertState};
 use crate::model::{Command, EndpointId};
@@ -66,9 +67,11 @@ pub struct ViewState {
     /// Who acknowledges and silences (`$USER`).
     pub operator: String,
     pub focus: Panel,
-    /// Kept by identity so the selection does not jump when rows move.
+    /// Kept by identity so the selection does not jump when rows move, and
+    /// never moves to another row by itself (see [`super::selection`]).
     pub selected_endpoint: Option<EndpointId>,
-    pub selected_alert: Option<String>,
+    /// The selected alert and the episode that was selected.
+    pub selected_alert: Option<AlertPick>,
     pub show_resolved: bool,
     pub detail: bool,
     pub help: bool,
@@ -156,40 +159,44 @@ impl ViewState {
             .collect()
     }
 
-    /// Index of the selected endpoint among the visible ones (the first if none is selected).
+    /// Index of the selected endpoint among the visible ones (the first if
+    /// none is selected; `None` if the selected one is not on screen).
     pub fn endpoint_index(&self, rows: &[(&ExchangeView, &EndpointView)]) -> Option<usize> {
-        if rows.is_empty() {
-            return None;
-        }
-        let found = self.selected_endpoint.as_ref().and_then(|id| {
-            rows.iter()
-                .position(|(ex, ep)| ex.name == id.exchange && ep.name == id.endpoint)
-        });
-        Some(found.unwrap_or(0))
+        let Some(id) = &self.selected_endpoint else {
+            return (!rows.is_empty()).then_some(0);
+        };
+        rows.iter()
+            .position(|(ex, ep)| ex.name == id.exchange && ep.name == id.endpoint)
     }
 
+    /// Index of the selected alert among the visible ones (the first if none
+    /// is selected; `None` if the selected one is not on screen in the
+    /// episode it was selected in).
     pub fn alert_index(&self, rows: &[&Alert]) -> Option<usize> {
-        if rows.is_empty() {
-            return None;
-        }
-        let found = self
-            .selected_alert
-            .as_ref()
-            .and_then(|f| rows.iter().position(|a| &a.fingerprint == f));
-        Some(found.unwrap_or(0))
+        let Some(pick) = &self.selected_alert else {
+            return (!rows.is_empty()).then_some(0);
+        };
+        rows.iter()
+            .position(|a| a.fingerprint == pick.fingerprint && a.occurrences == pick.episode)
     }
 
+    /// The selected endpoint, if it is on screen.
     pub fn current_endpoint<'a>(
         &self,
         snap: &'a Snapshot,
     ) -> Option<(&'a ExchangeView, &'a EndpointView)> {
-        let rows = self.visible_endpoints(snap);
-        self.endpoint_index(&rows).map(|i| rows[i])
+        match self.endpoint_target(snap) {
+            Target::Here(r) => Some(r),
+            _ => None,
+        }
     }
 
+    /// The selected alert, if it is on screen in the episode it was selected in.
     pub fn current_alert<'a>(&self, snap: &'a Snapshot) -> Option<&'a Alert> {
-        let rows = self.visible_alerts(snap);
-        self.alert_index(&rows).map(|i| rows[i])
+        match self.alert_target(snap) {
+            Target::Here(a) => Some(a),
+            _ => None,
+        }
     }
 
     fn status(&mut self, text: impl Into<String>, error: bool) {
@@ -206,7 +213,12 @@ impl ViewState {
             return Reaction::Quit;
         }
         if self.input.is_some() {
-            return self.on_input_key(key);
+            let filter = self.filter.clone();
+            let r = self.on_input_key(key);
+            if self.filter != filter {
+                self.refit_to_filter(snap);
+            }
+            return r;
         }
         let had_status = self.status.take().is_some();
         let Some(action) = self.keymap.action_for(key) else {
@@ -226,21 +238,14 @@ impl ViewState {
         }
         // Whatever is under the cursor now stays selected even if rows move
         // before the next key, so an action never lands on a newer row.
-        self.pin_selection(snap);
+        self.pin(snap);
         self.on_action(action, snap, now_ms)
     }
 
-    fn pin_selection(&mut self, snap: &Snapshot) {
-        if self.selected_endpoint.is_none()
-            && let Some((ex, ep)) = self.current_endpoint(snap)
-        {
-            self.selected_endpoint = Some(EndpointId::new(&ex.name, &ep.name));
-        }
-        if self.selected_alert.is_none()
-            && let Some(a) = self.current_alert(snap)
-        {
-            self.selected_alert = Some(a.fingerprint.clone());
-        }
+    /// Refuse an action whose target left the screen: say why, send nothing.
+    fn refuse(&mut self, what: &str, why: &str) -> Reaction {
+        self.status(format!("{what}: {why}; select another"), true);
+        Reaction::Redraw
     }
 
     fn on_action(&mut self, action: Action, snap: &Snapshot, now_ms: i64) -> Reaction {
@@ -255,6 +260,8 @@ impl ViewState {
                     Panel::Exchanges => Panel::Alerts,
                     Panel::Alerts => Panel::Exchanges,
                 };
+                // The row the panel shows as selected now is what stays selected.
+                self.pin(snap);
                 Reaction::Redraw
             }
             Action::Details => {
@@ -268,6 +275,7 @@ impl ViewState {
                     self.detail = false;
                 } else if !self.filter.is_empty() {
                     self.filter.clear();
+                    self.refit_to_filter(snap);
                 } else {
                     return Reaction::None;
                 }
@@ -308,23 +316,27 @@ impl ViewState {
                 Reaction::Redraw
             }
             Action::Acknowledge => match self.alert_for_action(snap) {
-                Some(a) if a.state == AlertState::Resolved => {
+                Err(why) => self.refuse("nothing acknowledged", &why),
+                Ok(Some(a)) if a.state == AlertState::Resolved => {
                     self.status(format!("{} is already resolved", a.fingerprint), true);
                     Reaction::Redraw
                 }
-                Some(a) => {
+                Ok(Some(a)) => {
                     self.status(format!("acknowledge sent: {}", a.fingerprint), false);
                     Reaction::Send(Command::Acknowledge {
                         fingerprint: a.fingerprint.clone(),
                         by: self.operator.clone(),
                     })
                 }
-                None => {
+                Ok(None) => {
                     self.status("no alert selected: Tab to the alert feed first", true);
                     Reaction::Redraw
                 }
             },
             Action::Triage => {
+                if let Some(why) = self.lost_selection(snap) {
+                    return self.refuse("nothing sent for triage", &why);
+                }
                 let fingerprints: Vec<String> = match self.focus {
                     Panel::Alerts => self
                         .current_alert(snap)
@@ -357,6 +369,9 @@ impl ViewState {
                 }
             }
             Action::Silence => {
+                if let Some(why) = self.lost_selection(snap) {
+                    return self.refuse("nothing silenced", &why);
+                }
                 let target = match self.focus {
                     Panel::Alerts => self.current_alert(snap).map(|a| SilenceTarget {
                         exchange: a.exchange.clone(),
@@ -381,6 +396,14 @@ impl ViewState {
                 Reaction::Redraw
             }
             Action::ForceOpen | Action::ResetBreaker => {
+                if let Some(why) = self.lost_selection(snap) {
+                    let what = if action == Action::ForceOpen {
+                        "no breaker forced open"
+                    } else {
+                        "no breaker reset"
+                    };
+                    return self.refuse(what, &why);
+                }
                 let Some(id) = self.endpoint_for_action(snap) else {
                     self.status("no endpoint selected", true);
                     return Reaction::Redraw;
@@ -397,11 +420,16 @@ impl ViewState {
         }
     }
 
-    /// The alert an alert action applies to: the selected one in the feed.
-    fn alert_for_action<'a>(&self, snap: &'a Snapshot) -> Option<&'a Alert> {
+    /// The alert an alert action applies to: the selected one in the feed;
+    /// `Err` says why the selected one is no longer there.
+    fn alert_for_action<'a>(&self, snap: &'a Snapshot) -> Result<Option<&'a Alert>, String> {
         match self.focus {
-            Panel::Alerts => self.current_alert(snap),
-            Panel::Exchanges => None,
+            Panel::Alerts => match self.alert_target(snap) {
+                Target::Here(a) => Ok(Some(a)),
+                Target::Empty => Ok(None),
+                Target::Lost(why) => Err(why),
+            },
+            Panel::Exchanges => Ok(None),
         }
     }
 
@@ -420,7 +448,13 @@ impl ViewState {
             if len == 0 {
                 return None;
             }
-            let cur = cur.unwrap_or(0) as i64;
+            // From a selection that left the screen, down starts at the
+            // first row and up at the last.
+            let cur = match cur {
+                Some(i) => i as i64,
+                None if delta > 0 => -1,
+                None => len as i64,
+            };
             Some((cur.saturating_add(delta)).clamp(0, len as i64 - 1) as usize)
         };
         match self.focus {
@@ -436,7 +470,7 @@ impl ViewState {
                 let Some(i) = step(self.alert_index(&rows), rows.len()) else {
                     return Reaction::None;
                 };
-                self.selected_alert = Some(rows[i].fingerprint.clone());
+                self.selected_alert = Some(AlertPick::of(rows[i]));
             }
         }
         Reaction::Redraw
