@@ -172,12 +172,14 @@ async fn a_late_triage_never_reverts_a_resolve_or_an_acknowledgement() {
         })
     };
 
-    // Both tickers raise a critical breaker alert, and the model is asked
+    // Both tickers raise a critical error_rate alert, and the model is asked
     // about each. Every call is held until the alert it is about has changed
     // (OKX's acknowledged, Binance's resolved), then answered at once: the
     // answer races the change to the screen, as a fast triage does.
-    let bin = "binance/ticker/breaker_open";
-    let okx = "okx/ticker/breaker_open";
+    // Each is the first symptom of its incident (the breaker that opens
+    // after it joins the incident), so it is the one auto-triaged.
+    let bin = "binance/ticker/error_rate";
+    let okx = "okx/ticker/error_rate";
     let mut released = 0;
     let mut acked = false;
     let deadline = tokio::time::Instant::now() + PATIENCE;
