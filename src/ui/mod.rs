@@ -27,6 +27,7 @@ pub mod footer;
 pub mod header;
 pub mod help;
 pub mod keymap;
+pub mod pick;
 pub mod selection;
 pub mod terminal;
 pub mod theme;

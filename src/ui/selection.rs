@@ -5,38 +5,10 @@
 //! *lost*: no row is highlighted, the footer and the detail pane say why, and
 //! an action key is refused instead of landing on whatever row is there now.
 
+pub use super::pick::{AlertPick, Target};
 use super::view::{Panel, ViewState};
 use crate::model::{Alert, AlertState, EndpointId};
 use crate::state::{EndpointView, ExchangeView, Snapshot};
-
-/// The alert the operator selected: its fingerprint and the episode
-/// (`Alert::occurrences`) that was on screen when it was selected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertPick {
-    pub fingerprint: String,
-    pub episode: u64,
-}
-
-impl AlertPick {
-    /// The pick for this alert as it is now.
-    pub fn of(a: &Alert) -> AlertPick {
-        AlertPick {
-            fingerprint: a.fingerprint.clone(),
-            episode: a.occurrences,
-        }
-    }
-}
-
-/// Where one panel's selection stands against a snapshot.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Target<T> {
-    /// The panel has no rows and nothing is selected.
-    Empty,
-    /// The selected target, on screen and unchanged.
-    Here(T),
-    /// The selected target left the screen or changed; why, for the operator.
-    Lost(String),
-}
 
 impl ViewState {
     /// The selected alert: the pinned one if it is still on screen in the

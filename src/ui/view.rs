@@ -3,7 +3,7 @@
 //! engine state comes back as a [`Command`] for the loop to send.
 
 use super::keymap::{Action, CTRL_C, Key, Keymap};
-use super::selection::{AlertPick, Target};
+use super::pick::{AlertPick, Target};
 use super::theme::Theme;
 use crate::model::{Alert, AlertState};
 use crate::model::{Command, EndpointId};
