@@ -456,8 +456,10 @@ async fn monitor_dashboard(cfg: &Config) -> anyhow::Result<u8> {
     // Logs go to the file before the UI takes the terminal.
     let _log = exwatch::logging::init(&cfg.log).context("opening the log directory")?;
     let monitor = exwatch::monitor::Monitor::start(cfg, 0).await?;
+    let mut feed = feed(&monitor);
+    feed.sinks = Some(cfg.alerts.sinks.iter().map(|s| s.name.clone()).collect());
     let shown = exwatch::ui::run(
-        &feed(&monitor),
+        &feed,
         &cfg.keys,
         &cfg.instance.name,
         exwatch::ui::Mode::Live,
@@ -475,6 +477,7 @@ fn feed(m: &exwatch::monitor::Monitor) -> exwatch::ui::Feed {
         commands: m.commands.clone(),
         replay_controls: m.replay_controls.clone(),
         replay_status: m.replay_status.clone(),
+        sinks: None,
     }
 }
 

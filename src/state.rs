@@ -70,6 +70,7 @@ impl EndpointState {
                 open_until_ms: None,
                 consecutive_failures: 0,
                 trips: 0,
+                tripped_at_ms: None,
             },
             breaker_rejections: 0,
             limiter_waits: 0,
@@ -257,6 +258,9 @@ impl State {
                     }
                     if transition.to == BreakerState::Closed {
                         ep.breaker.trips = 0;
+                        ep.breaker.tripped_at_ms = None;
+                    } else if ep.breaker.tripped_at_ms.is_none() {
+                        ep.breaker.tripped_at_ms = Some(*at_ms);
                     }
                 }
             }

@@ -241,6 +241,7 @@ fn alert(exchange: &str, state: AlertState) -> Alert {
         delivery: Default::default(),
         triage: None,
         incident: None,
+        episode_start_ms: None,
     }
 }
 

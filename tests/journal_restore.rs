@@ -31,6 +31,7 @@ fn alert(fp: &str, state: AlertState) -> Alert {
         delivery: BTreeMap::new(),
         triage: None,
         incident: None,
+        episode_start_ms: None,
     }
 }
 

@@ -504,6 +504,7 @@ async fn alert_families_and_every_dashboard_metric_are_exported() {
             at_ms: 2,
         }),
         incident: None,
+        episode_start_ms: None,
     };
     for ev in [
         Event::AlertChanged { alert },

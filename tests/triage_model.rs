@@ -183,6 +183,7 @@ fn alert(endpoint: &str, kind: &str, severity: Severity) -> Alert {
         )]),
         triage: None,
         incident: None,
+        episode_start_ms: None,
     }
 }
 

@@ -32,6 +32,7 @@ fn alert(exchange: &str, endpoint: Option<&str>, kind: &str, severity: Severity)
         delivery: BTreeMap::new(),
         triage: None,
         incident: None,
+        episode_start_ms: None,
     }
 }
 

@@ -220,9 +220,7 @@ fn breaker_keys_send_commands_for_the_selected_endpoint() {
 fn triage_from_an_endpoint_batches_its_open_alerts() {
     let snap = ui_fixtures::exchange_down();
     let mut v = view_with(Keymap::default());
-    for _ in 0..5 {
-        v.on_key(key("down"), &snap, NOW);
-    }
+    select_endpoint(&mut v, &snap, "bybit", "book");
     assert_eq!(
         v.current_endpoint(&snap)
             .map(|(e, p)| (e.name.as_str(), p.name.as_str())),
@@ -322,6 +320,20 @@ fn with_alert(
         f(a);
     }
     next
+}
+
+/// Move down until the endpoint `ex/ep` is selected (rows are in the
+/// panel's order, problems first, not in config order).
+fn select_endpoint(v: &mut ViewState, snap: &exwatch::state::Snapshot, ex: &str, ep: &str) {
+    for _ in 0..50 {
+        if v.current_endpoint(snap)
+            .is_some_and(|(e, p)| e.name == ex && p.name == ep)
+        {
+            return;
+        }
+        v.on_key(key("down"), snap, NOW);
+    }
+    panic!("{ex}/{ep} is not a row");
 }
 
 fn status_text(v: &ViewState) -> String {
@@ -463,12 +475,13 @@ fn a_filter_moves_a_selection_it_hides_to_the_first_match_but_not_a_lost_one() {
     }
     v.on_key(key("enter"), &snap, NOW);
     // The operator hid kraken/book: the highlight (and the target) is the first match.
-    assert_eq!(v.endpoint_index(&v.visible_endpoints(&snap)), Some(0));
+    let rows = v.visible_endpoints(&snap);
+    assert!(rows.iter().all(|(ex, _)| ex.name == "bybit"), "filtered");
+    assert_eq!(v.endpoint_index(&rows), Some(0));
+    let first = EndpointId::new(&rows[0].0.name, &rows[0].1.name);
     assert_eq!(
         v.on_key(key("o"), &snap, NOW),
-        Reaction::Send(Command::ForceOpen {
-            id: EndpointId::new("bybit", "time")
-        })
+        Reaction::Send(Command::ForceOpen { id: first })
     );
     // An alert that resolved stays lost whatever the filter does.
     let (snap, mut v, chosen) = second_alert_selected();
@@ -481,4 +494,211 @@ fn a_filter_moves_a_selection_it_hides_to_the_first_match_but_not_a_lost_one() {
     v.on_key(key("esc"), &next, NOW);
     assert_eq!(v.on_key(key("a"), &next, NOW), Reaction::Redraw);
     assert!(status_text(&v).contains("resolved at"));
+}
+
+// Issue #14: order, pages, mouse, replay, fading messages, help.
+
+fn area(w: u16, h: u16) -> ratatui::layout::Rect {
+    ratatui::layout::Rect::new(0, 0, w, h)
+}
+
+fn ids(v: &ViewState, snap: &exwatch::state::Snapshot) -> Vec<String> {
+    v.visible_endpoints(snap)
+        .iter()
+        .map(|(e, p)| format!("{}/{}", e.name, p.name))
+        .collect()
+}
+
+#[test]
+fn rows_with_a_problem_come_first_and_o_cycles_the_order() {
+    let snap = ui_fixtures::last_exchange_fault();
+    let mut v = view_with(Keymap::default());
+    // kraken is last in the config; its failing book comes first, the rest in config order.
+    let rows = ids(&v, &snap);
+    assert_eq!(rows[0], "kraken/book");
+    assert_eq!(rows[1], "binance/time");
+    assert_eq!(rows.len(), 15);
+    assert_eq!(v.on_key(key("O"), &snap, NOW), Reaction::Redraw);
+    let said = |v: &ViewState| {
+        v.status
+            .as_ref()
+            .map(|s| s.text.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(said(&v), "sorted config order");
+    assert_eq!(ids(&v, &snap)[0], "binance/time");
+    assert_eq!(ids(&v, &snap)[14], "kraken/book");
+    for _ in 0..4 {
+        v.on_key(key("O"), &snap, NOW);
+    }
+    assert_eq!(ids(&v, &snap)[0], "kraken/book", "the cycle comes back");
+    // In the feed, `O` cycles the feed's order instead.
+    v.on_key(key("tab"), &snap, NOW);
+    v.on_key(key("O"), &snap, NOW);
+    assert_eq!(said(&v), "sorted by AGE");
+    assert_eq!(ids(&v, &snap)[0], "kraken/book");
+}
+
+#[test]
+fn the_feed_is_ordered_by_severity_then_newest_episode() {
+    let snap = ui_fixtures::alert_storm();
+    let v = view_with(Keymap::default());
+    let rows = v.visible_alerts(&snap);
+    assert!(rows.len() > 10);
+    for w in rows.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        assert!(
+            a.severity > b.severity
+                || (a.severity == b.severity && a.episode_start() >= b.episode_start()),
+            "{} ({:?}, {}) before {} ({:?}, {})",
+            a.fingerprint,
+            a.severity,
+            a.episode_start(),
+            b.fingerprint,
+            b.severity,
+            b.episode_start()
+        );
+    }
+    // A newer episode of an old alert goes above older ones of its severity.
+    let mut snap2 = snap.clone();
+    let last_warning = rows
+        .iter()
+        .rev()
+        .find(|a| a.severity == exwatch::model::Severity::Warning)
+        .map(|a| a.fingerprint.clone())
+        .unwrap();
+    for a in snap2.alerts.iter_mut() {
+        if a.fingerprint == last_warning {
+            a.episode_start_ms = Some(NOW);
+        }
+    }
+    let rows2 = v.visible_alerts(&snap2);
+    let first_warning = rows2
+        .iter()
+        .find(|a| a.severity == exwatch::model::Severity::Warning)
+        .unwrap();
+    assert_eq!(first_warning.fingerprint, last_warning);
+}
+
+#[test]
+fn page_keys_move_the_selection_by_a_panel() {
+    let snap = ui_fixtures::healthy();
+    let mut v = view_with(Keymap::default());
+    v.area = area(80, 24);
+    // 80x24: the exchanges panel shows 11 of the 15 rows.
+    v.on_key(key("pagedown"), &snap, NOW);
+    assert_eq!(v.endpoint_index(&v.visible_endpoints(&snap)), Some(11));
+    v.on_key(key("pagedown"), &snap, NOW);
+    assert_eq!(v.endpoint_index(&v.visible_endpoints(&snap)), Some(14));
+    v.on_key(key("pageup"), &snap, NOW);
+    assert_eq!(v.endpoint_index(&v.visible_endpoints(&snap)), Some(3));
+}
+
+#[test]
+fn a_click_selects_the_row_under_it_and_the_wheel_moves() {
+    use crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    let snap = ui_fixtures::exchange_down();
+    let mut v = view_with(Keymap::default());
+    v.area = area(80, 24);
+    let at = |kind, column, row| MouseEvent {
+        kind,
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    };
+    // Line 0 header, 1 the panel's border, 2 its column titles, 3 the first row.
+    let rows = ids(&v, &snap);
+    v.on_mouse(
+        at(MouseEventKind::Down(MouseButton::Left), 10, 5),
+        &snap,
+        NOW,
+    );
+    let (e, p) = v.current_endpoint(&snap).unwrap();
+    assert_eq!(format!("{}/{}", e.name, p.name), rows[2]);
+    v.on_mouse(at(MouseEventKind::ScrollDown, 10, 5), &snap, NOW);
+    let (e, p) = v.current_endpoint(&snap).unwrap();
+    assert_eq!(format!("{}/{}", e.name, p.name), rows[3]);
+    // A click in the feed focuses it and selects the alert drawn there:
+    // 80x24 gives the exchanges 14 lines (1-14), the feed starts at 15,
+    // its titles at 16, its first row at 17.
+    let alerts: Vec<String> = v
+        .visible_alerts(&snap)
+        .iter()
+        .map(|a| a.fingerprint.clone())
+        .collect();
+    v.on_mouse(
+        at(MouseEventKind::Down(MouseButton::Left), 30, 18),
+        &snap,
+        NOW,
+    );
+    assert_eq!(v.focus, Panel::Alerts);
+    assert_eq!(v.current_alert(&snap).unwrap().fingerprint, alerts[1]);
+    // A click below the last row selects nothing new.
+    v.on_mouse(
+        at(MouseEventKind::Down(MouseButton::Left), 30, 21),
+        &snap,
+        NOW,
+    );
+    assert_eq!(v.current_alert(&snap).unwrap().fingerprint, alerts[1]);
+}
+
+#[test]
+fn a_replay_refuses_every_action_that_would_change_state() {
+    let snap = ui_fixtures::exchange_down();
+    let mut v = ViewState::new("test", Mode::Replay, Keymap::default(), Theme::default());
+    for panel in ["", "tab"] {
+        if !panel.is_empty() {
+            v.on_key(key(panel), &snap, NOW);
+        }
+        for k in ["a", "t", "s", "o", "c"] {
+            assert_eq!(v.on_key(key(k), &snap, NOW), Reaction::Redraw, "{k}");
+            assert!(
+                status_text(&v).starts_with("replay is read-only"),
+                "{k}: {}",
+                status_text(&v)
+            );
+            assert!(v.input.is_none(), "{k} opened no prompt");
+        }
+    }
+    // Replay keys are for the player.
+    assert_eq!(
+        v.on_key(key("space"), &snap, NOW),
+        Reaction::Replay(Action::ReplayPause)
+    );
+}
+
+#[test]
+fn an_action_result_fades_and_an_error_stays_longer() {
+    use exwatch::ui::view::{STATUS_ERROR_FADE_MS, STATUS_FADE_MS};
+    let snap = ui_fixtures::exchange_down();
+    let mut v = view_with(Keymap::default());
+    v.on_key(key("O"), &snap, NOW);
+    assert!(v.fresh_status(NOW + STATUS_FADE_MS - 1).is_some());
+    assert!(v.fresh_status(NOW + STATUS_FADE_MS).is_none());
+    // An error: acknowledging from the exchanges panel.
+    v.on_key(key("a"), &snap, NOW);
+    assert!(v.status.as_ref().unwrap().error);
+    assert!(v.fresh_status(NOW + STATUS_FADE_MS).is_some());
+    assert!(v.fresh_status(NOW + STATUS_ERROR_FADE_MS).is_none());
+}
+
+#[test]
+fn the_help_scrolls_when_it_does_not_fit_and_keys_under_it_do_nothing() {
+    let snap = ui_fixtures::exchange_down();
+    let mut v = view_with(Keymap::default());
+    v.area = area(60, 14);
+    v.on_key(key("?"), &snap, NOW);
+    assert!(v.help);
+    v.on_key(key("pagedown"), &snap, NOW);
+    assert!(v.help_scroll > 0);
+    let end = v.help_scroll;
+    v.on_key(key("G"), &snap, NOW);
+    assert!(v.help_scroll >= end);
+    v.on_key(key("g"), &snap, NOW);
+    assert_eq!(v.help_scroll, 0);
+    // `a` under the help sends nothing.
+    v.on_key(key("tab"), &snap, NOW);
+    assert_eq!(v.on_key(key("a"), &snap, NOW), Reaction::None);
+    v.on_key(key("esc"), &snap, NOW);
+    assert!(!v.help);
 }

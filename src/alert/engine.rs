@@ -377,6 +377,7 @@ impl Engine {
                 if !a.state.is_open() {
                     // Re-fired: the same alert counts one more occurrence.
                     a.occurrences += 1;
+                    a.episode_start_ms = Some(now_ms);
                     a.resolved_at_ms = None;
                     a.state = AlertState::Firing;
                     a.state_by = Some("auto".into());
@@ -421,6 +422,7 @@ impl Engine {
                     delivery: BTreeMap::new(),
                     triage: None,
                     incident: None,
+                    episode_start_ms: Some(now_ms),
                 };
                 self.alerts.insert(
                     fp.to_string(),

@@ -417,6 +417,9 @@ impl Machine {
                 .then_some(self.open_until_ms),
             consecutive_failures: self.consecutive_failures,
             trips: self.trips,
+            // The machine does not keep wall times of its moves; the
+            // snapshot reducer records them from the events.
+            tripped_at_ms: None,
         }
     }
 }

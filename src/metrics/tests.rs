@@ -39,6 +39,7 @@ fn alert(state: AlertState, triage: Option<Triage>) -> Alert {
         delivery: BTreeMap::new(),
         triage,
         incident: None,
+        episode_start_ms: None,
     }
 }
 

@@ -179,9 +179,20 @@ pub struct Alert {
     /// alert fires; `None` in journals written before incidents existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
+    /// When the current episode (`occurrences`) started firing, unix ms;
+    /// `None` in journals written before it was recorded (read
+    /// [`Alert::episode_start`], which falls back to `first_seen_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode_start_ms: Option<i64>,
 }
 
 impl Alert {
+    /// When the current episode started firing, unix ms: what "age" means
+    /// for an alert that fired, resolved and fired again.
+    pub fn episode_start(&self) -> i64 {
+        self.episode_start_ms.unwrap_or(self.first_seen_ms)
+    }
+
     /// The id of the incident an alert starts when it is its root:
     /// `<fingerprint>#<episode>`, e.g. `okx/*/outage#2`.
     pub fn incident_id(fingerprint: &str, episode: u64) -> String {

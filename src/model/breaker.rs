@@ -339,6 +339,11 @@ pub struct BreakerView {
     pub consecutive_failures: u32,
     /// Trips since the breaker last closed; drives the growing wait.
     pub trips: u32,
+    /// When it left closed (its first trip since it last closed), unix ms:
+    /// "open for 2m" counts from here, across half-open probes that failed.
+    /// `None` while closed, and in journals from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tripped_at_ms: Option<i64>,
 }
 
 #[cfg(test)]

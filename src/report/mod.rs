@@ -678,6 +678,7 @@ mod tests {
                     delivery: BTreeMap::new(),
                     triage: None,
                     incident: None,
+                    episode_start_ms: None,
                 },
             },
         }

@@ -1,14 +1,18 @@
-//! The alert feed: open alerts first, newest first (the snapshot's order);
-//! resolved ones only with `show resolved`. Severity and state are words
-//! with a marker, so the feed reads the same without colour.
+//! The alert feed: open alerts first, by severity then the newest episode
+//! ([`super::sort`]); resolved ones only with `show resolved`. Severity and
+//! state are words with a marker, so the feed reads the same without colour.
+//! `AGE` is the age of the current episode; titles drop the
+//! `exchange/endpoint:` their columns already show; the selected alert's
+//! triage, once it arrives, is a line under the table.
 
 use super::fmt;
+use super::pick::Target;
 use super::theme::Theme;
 use super::view::{Panel, ViewState};
 use crate::model::{Alert, AlertState, Delivery, Severity};
 use crate::state::Snapshot;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{HighlightSpacing, Paragraph, Row, Table, TableState};
@@ -50,7 +54,8 @@ fn columns(width: u16) -> Vec<(Col, u16)> {
         (Col::State, 8, true),
         (Col::Delivery, 11, false),
     ];
-    const TITLE_MIN: u16 = 16;
+    // Below this the delivery column gives way to the title.
+    const TITLE_MIN: u16 = 26;
     let essential: u16 = fixed.iter().filter(|c| c.2).map(|c| c.1 + 1).sum();
     // Delivery grows on wide screens so sink names show.
     let delivery_w: u16 = match width {
@@ -75,6 +80,40 @@ fn columns(width: u16) -> Vec<(Col, u16)> {
     cols
 }
 
+/// The table's part of the feed's inner area and the triage strip under it,
+/// if the selected alert has a triage.
+pub fn split(inner: Rect, snap: &Snapshot, view: &ViewState) -> (Rect, Option<Rect>) {
+    let has_triage = matches!(view.alert_target(snap), Target::Here(a) if a.triage.is_some());
+    if !has_triage || inner.height < 4 {
+        return (inner, None);
+    }
+    let [table, strip] =
+        Layout::vertical([Constraint::Fill(1), Constraint::Length(1)]).areas(inner);
+    (table, Some(strip))
+}
+
+/// The title without the `exchange/endpoint` (or `exchange`) it starts
+/// with, which the feed's columns show: `okx/book: bad payload (crossed)`
+/// reads `bad payload (crossed)`, `okx/book degraded: …` reads `degraded: …`.
+pub fn short_title(a: &Alert) -> &str {
+    let ep = a.endpoint.as_deref().unwrap_or("*");
+    let mut prefixes = vec![format!("{}/{ep}", a.exchange), a.exchange.clone()];
+    if ep != "*" {
+        prefixes.push(format!("{}/*", a.exchange));
+    }
+    for p in prefixes {
+        if let Some(rest) = a.title.strip_prefix(p.as_str())
+            && (rest.starts_with(':') || rest.starts_with(' '))
+        {
+            let rest = rest.trim_start_matches(':').trim_start();
+            if !rest.is_empty() {
+                return rest;
+            }
+        }
+    }
+    &a.title
+}
+
 pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, now_ms: i64) {
     let t = &view.theme;
     let focused = view.focus == Panel::Alerts;
@@ -86,6 +125,17 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
         .filter(|a| a.state == AlertState::Firing)
         .count();
     let resolved = snap.alerts.len() - open;
+    let block_inner = Rect {
+        x: area.x + 1,
+        y: area.y + 1,
+        width: area.width.saturating_sub(2),
+        height: area.height.saturating_sub(2),
+    };
+    let (table_area, strip_area) = split(block_inner, snap, view);
+    let visible = table_area.height.saturating_sub(1) as usize;
+    let selected = view.alert_index(&rows);
+    let offset = super::layout::offset(selected, rows.len(), visible);
+    let shown = visible.min(rows.len() - offset.min(rows.len()));
     let mut title = format!(" Alerts: {firing} firing, {open} open ");
     if resolved > 0 {
         title.push_str(&if view.show_resolved {
@@ -94,6 +144,14 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
             format!("({resolved} resolved hidden) ")
         });
     }
+    if shown < rows.len() {
+        title.push_str(&format!(
+            "{} {} ",
+            t.dot(),
+            super::layout::rows_label(offset, shown, rows.len(), t.ascii)
+        ));
+    }
+    title.push_str(&format!("{} {} ", t.dot(), view.alert_order.label()));
     let block = t.block(title, focused);
     if rows.is_empty() {
         let msg = if snap.alerts.is_empty() {
@@ -107,6 +165,7 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
         return;
     }
     let cols = columns(area.width.saturating_sub(3));
+    frame.render_widget(block, area);
     let header = Row::new(
         cols.iter()
             .map(|(c, _)| Line::styled(c.title(), t.title()))
@@ -132,13 +191,32 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
     let widths: Vec<Constraint> = cols.iter().map(|(_, w)| Constraint::Length(*w)).collect();
     let table = Table::new(table_rows, widths)
         .header(header)
-        .block(block)
         .column_spacing(1)
         .highlight_spacing(HighlightSpacing::Always)
         .highlight_symbol(if focused { t.marker() } else { " " })
         .row_highlight_style(if focused { t.selected() } else { Style::new() });
-    let mut state = TableState::default().with_selected(view.alert_index(&rows));
-    frame.render_stateful_widget(table, area, &mut state);
+    let mut state = TableState::default()
+        .with_offset(offset)
+        .with_selected(selected);
+    frame.render_stateful_widget(table, table_area, &mut state);
+    if let (Some(strip), Target::Here(a)) = (strip_area, view.alert_target(snap))
+        && let Some(tr) = &a.triage
+    {
+        let mut text = format!(
+            "{} triage ({}, escalation {}/5): {}",
+            t.marker(),
+            tr.source.as_str(),
+            tr.escalation,
+            tr.summary
+        );
+        if let Some(first) = tr.suggested_actions.first() {
+            text.push_str(&format!(" {} do: {first}", t.dot()));
+        }
+        frame.render_widget(
+            Paragraph::new(fmt::truncate(&text, strip.width as usize, t)).style(t.accent()),
+            strip,
+        );
+    }
 }
 
 pub fn severity_span<'a>(s: Severity, t: &Theme) -> Span<'a> {
@@ -207,10 +285,10 @@ pub fn delivery_summary(a: &Alert) -> (String, bool) {
 fn cell<'a>(c: Col, w: usize, a: &Alert, t: &Theme, now_ms: i64) -> Line<'a> {
     match c {
         Col::Sev => Line::from(severity_span(a.severity, t)),
-        Col::Age => Line::raw(fmt::duration_ms(now_ms - a.first_seen_ms)).right_aligned(),
+        Col::Age => Line::raw(fmt::duration_ms(now_ms - a.episode_start())).right_aligned(),
         Col::Exchange => Line::raw(fmt::truncate(&a.exchange, w, t)),
         Col::Endpoint => Line::raw(fmt::truncate(a.endpoint.as_deref().unwrap_or("*"), w, t)),
-        Col::Title => Line::raw(fmt::truncate(&a.title, w, t)),
+        Col::Title => Line::raw(fmt::truncate(short_title(a), w, t)),
         Col::Count => Line::raw(format!("x{}", a.occurrences)).right_aligned(),
         Col::State => Line::from(state_span(a.state, t)),
         Col::Delivery => {

@@ -14,10 +14,11 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, now_ms: i64) {
+/// The pane's title and lines for the current selection.
+fn content<'a>(snap: &Snapshot, view: &ViewState, now_ms: i64) -> (String, Vec<Line<'a>>) {
     let t = &view.theme;
     let now = view.frozen_at_ms.unwrap_or(now_ms);
-    let (title, lines) = match view.focus {
+    match view.focus {
         Panel::Alerts => match view.alert_target(snap) {
             Target::Here(a) => (format!(" Alert {} ", a.fingerprint), alert_lines(a, t, now)),
             Target::Empty => (
@@ -37,12 +38,48 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
             ),
             Target::Lost(why) => (" Detail ".into(), lost_lines(&why, t)),
         },
-    };
+    }
+}
+
+/// Lines of the pane once wrapped into `area`, and how many fit.
+fn measure(area: Rect, snap: &Snapshot, view: &ViewState, now_ms: i64) -> (u16, u16) {
+    let (_, lines) = content(snap, view, now_ms);
+    let total = Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .line_count(area.width.saturating_sub(2));
+    (
+        u16::try_from(total).unwrap_or(u16::MAX),
+        area.height.saturating_sub(2),
+    )
+}
+
+/// How far the pane drawn in `area` can scroll, in lines.
+pub fn max_scroll(area: Rect, snap: &Snapshot, view: &ViewState, now_ms: i64) -> u16 {
+    let (total, room) = measure(area, snap, view, now_ms);
+    total.saturating_sub(room)
+}
+
+/// Draw the pane, scrolled by [`ViewState::detail_scroll`] (clamped to its
+/// end); when it does not fit, its title says which lines are shown.
+pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, now_ms: i64) {
+    let t = &view.theme;
+    let (mut title, lines) = content(snap, view, now_ms);
+    let (total, room) = measure(area, snap, view, now_ms);
+    let scroll = view.detail_scroll.min(total.saturating_sub(room));
+    if total > room {
+        title.push_str(&format!(
+            "{} lines {}-{} of {total} (PgUp/PgDn) ",
+            t.dot(),
+            scroll + 1,
+            scroll + room
+        ));
+    }
     let block = t.block(title, true);
     frame.render_widget(
         Paragraph::new(lines)
             .block(block)
-            .wrap(Wrap { trim: false }),
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
         area,
     );
 }
@@ -95,11 +132,23 @@ fn alert_lines<'a>(a: &Alert, t: &Theme, now: i64) -> Vec<Line<'a>> {
     if !a.metrics.is_empty() {
         l.push(section("Metrics", t));
         for (k, v) in &a.metrics {
-            l.push(kv(k, format!("{v:.3}"), t));
+            l.push(kv(k, fmt::metric(k, *v), t));
         }
         l.push(Line::raw(""));
     }
     l.push(section("Timeline (UTC)", t));
+    if a.occurrences > 1 {
+        l.push(kv(
+            "episode",
+            format!(
+                "{} began {} ({} ago)",
+                a.occurrences,
+                fmt::timestamp(a.episode_start()),
+                fmt::duration_ms(now - a.episode_start())
+            ),
+            t,
+        ));
+    }
     l.push(kv(
         "first seen",
         format!(
@@ -250,9 +299,23 @@ fn endpoint_lines<'a>(
     }
     l.push(Line::raw(""));
     l.push(section("Breaker", t));
+    let since = ep
+        .breaker
+        .tripped_at_ms
+        .map(|at| {
+            format!(
+                ", not closed since {} ({} ago)",
+                fmt::clock(at),
+                fmt::duration_ms(now - at)
+            )
+        })
+        .unwrap_or_default();
     let until = match ep.breaker.open_until_ms {
-        Some(u) if u > now => format!(", retries in {}", fmt::duration_ms(u - now)),
-        _ => String::new(),
+        Some(u) if u > now => format!("{since}; next probe in {}", fmt::duration_ms(u - now)),
+        None if ep.breaker.state == crate::model::BreakerState::Open => {
+            format!("{since}; forced open: no probe until reset")
+        }
+        _ => since,
     };
     l.push(kv(
         "state",

@@ -50,22 +50,32 @@ impl Col {
     }
 }
 
-/// Columns in display order with their width; `Spark` and `Last` take what is left.
-fn columns(width: u16) -> Vec<(Col, u16)> {
+/// Columns in display order with their width. The exchange's own error
+/// (`LAST`) comes right after the essential columns: it keeps a third of
+/// the row (two fifths from 100 columns, up to 60) and the sparkline and
+/// minor figures go first.
+/// `breaker_wide` is whether the breaker column has room for its retry time.
+fn columns(width: u16) -> (Vec<(Col, u16)>, bool) {
+    let last_w = if width >= 100 {
+        width * 2 / 5
+    } else {
+        width / 3
+    }
+    .clamp(16, 60);
     // (column, width, priority: lower is kept first)
     let all: [(Col, u16, u8); 12] = [
         (Col::Exchange, 9, 0),
         (Col::Endpoint, 8, 0),
         (Col::Breaker, 11, 0),
-        (Col::Spark, 10, 2),
-        (Col::P50, 6, 1),
-        (Col::P99, 6, 1),
+        (Col::Spark, 10, 3),
+        (Col::P50, 6, 5),
+        (Col::P99, 6, 2),
         (Col::Err, 4, 0),
-        (Col::Limit, 9, 2),
+        (Col::Limit, 9, 3),
         (Col::Wait, 6, 5),
         (Col::Age, 5, 0),
-        (Col::Poll, 5, 4),
-        (Col::Last, 14, 6),
+        (Col::Poll, 5, 6),
+        (Col::Last, last_w, 1),
     ];
     let mut keep: Vec<bool> = vec![false; all.len()];
     let mut used: u16 = 0;
@@ -83,8 +93,16 @@ fn columns(width: u16) -> Vec<(Col, u16)> {
         .filter(|(_, k)| *k)
         .map(|((c, w, _), _)| (*c, *w))
         .collect();
-    // Spare room: the sparkline grows to 40, the last-outcome column takes the rest.
+    // Spare room: the breaker says when it retries, the sparkline grows to
+    // 40, the last-outcome column takes the rest.
     let mut spare = width.saturating_sub(used);
+    let breaker_wide = spare >= BREAKER_WIDE - 11;
+    for (c, w) in cols.iter_mut() {
+        if *c == Col::Breaker && breaker_wide {
+            spare -= BREAKER_WIDE - *w;
+            *w = BREAKER_WIDE;
+        }
+    }
     for (c, w) in cols.iter_mut() {
         if *c == Col::Spark {
             let grow = (spare / 2).min(30);
@@ -97,16 +115,28 @@ fn columns(width: u16) -> Vec<(Col, u16)> {
             *w += spare;
         }
     }
-    cols
+    (cols, breaker_wide)
 }
+
+/// Width of the breaker column with its retry time: `✖ OPEN 12m, retry 30s`.
+const BREAKER_WIDE: u16 = 21;
 
 pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, now_ms: i64) {
     let t = &view.theme;
     let focused = view.focus == Panel::Exchanges;
     let rows = view.visible_endpoints(snap);
-    let mut title = format!(" Exchanges ({}) ", rows.len());
+    let visible = area.height.saturating_sub(3) as usize;
+    let selected = view.endpoint_index(&rows);
+    let offset = super::layout::offset(selected, rows.len(), visible);
+    let shown = visible.min(rows.len() - offset.min(rows.len()));
+    let mut title = format!(
+        " Exchanges {} {} {} ",
+        super::layout::rows_label(offset, shown, rows.len(), t.ascii),
+        t.dot(),
+        view.endpoint_order.label()
+    );
     if !view.filter.is_empty() {
-        title = format!(" Exchanges ({}) filter: {} ", rows.len(), view.filter);
+        title.push_str(&format!("{} filter: {} ", t.dot(), view.filter));
     }
     let block = t.block(title, focused);
     if rows.is_empty() {
@@ -120,7 +150,7 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
     }
     // Borders and the selection marker.
     let inner_w = area.width.saturating_sub(3);
-    let cols = columns(inner_w);
+    let (cols, breaker_wide) = columns(inner_w);
     let header = Row::new(
         cols.iter()
             .map(|(c, _)| Line::styled(c.title(), t.title()))
@@ -135,7 +165,7 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
             prev_exchange = Some(ex.name.as_str());
             Row::new(
                 cols.iter()
-                    .map(|(c, w)| cell(*c, *w, ex, ep, first, t, ages_at))
+                    .map(|(c, w)| cell(*c, *w, ex, ep, first, (breaker_wide, t, ages_at)))
                     .collect::<Vec<_>>(),
             )
         })
@@ -148,7 +178,9 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
         .highlight_spacing(HighlightSpacing::Always)
         .highlight_symbol(if focused { t.marker() } else { " " })
         .row_highlight_style(if focused { t.selected() } else { Style::new() });
-    let mut state = TableState::default().with_selected(view.endpoint_index(&rows));
+    let mut state = TableState::default()
+        .with_offset(offset)
+        .with_selected(selected);
     frame.render_stateful_widget(table, area, &mut state);
 }
 
@@ -158,8 +190,7 @@ fn cell<'a>(
     ex: &ExchangeView,
     ep: &EndpointView,
     first_of_exchange: bool,
-    t: &Theme,
-    now_ms: i64,
+    (breaker_wide, t, now_ms): (bool, &Theme, i64),
 ) -> Line<'a> {
     let w = w as usize;
     match c {
@@ -172,7 +203,7 @@ fn cell<'a>(
             }
         }
         Col::Endpoint => Line::raw(fmt::truncate(&ep.name, w, t)),
-        Col::Breaker => breaker(ep, t, now_ms),
+        Col::Breaker => breaker(ep, breaker_wide, t, now_ms),
         Col::Spark => {
             let style = if ep.healthy() { t.accent() } else { t.warn() };
             Line::styled(fmt::sparkline(&ep.recent_latency_us, w, t), style)
@@ -224,13 +255,14 @@ fn cell<'a>(
             }
         },
         Col::Poll => Line::raw(fmt::interval_ms(ep.interval_ms)).right_aligned(),
-        // A held row that looks healthy says so; a failing one keeps its error.
-        Col::Last
-            if let Some(hold) = ep.held_at(now_ms)
-                && ep.last.as_ref().is_none_or(|s| s.outcome.is_ok()) =>
-        {
-            let text = format!("held until {} ({})", fmt::clock(hold.until_ms), hold.why);
-            Line::styled(fmt::truncate(&text, w, t), t.warn())
+        // A held row says until when first, then its error (or why).
+        Col::Last if let Some(hold) = ep.held_at(now_ms) => {
+            let (why, style) = match &ep.last {
+                Some(s) if !s.outcome.is_ok() => (last_error(s), t.bad()),
+                _ => (hold.why.clone(), t.warn()),
+            };
+            let text = format!("held until {}: {why}", fmt::clock(hold.until_ms));
+            Line::styled(fmt::truncate(&text, w, t), style)
         }
         Col::Last if let Some(since) = ep.stalled_since_ms => {
             let text = format!("hung: no answer for {}", fmt::duration_ms(now_ms - since));
@@ -242,21 +274,31 @@ fn cell<'a>(
                 fmt::truncate(s.summary.as_deref().unwrap_or("ok"), w, t),
                 t.dim(),
             ),
-            Some(s) => {
-                let detail = s.outcome.detail();
-                let text = if detail.is_empty() {
-                    s.outcome.label()
-                } else {
-                    format!("{}: {detail}", s.outcome.label())
-                };
-                Line::styled(fmt::truncate(&text, w, t), t.bad())
-            }
+            Some(s) => Line::styled(fmt::truncate(&last_error(s), w, t), t.bad()),
         },
     }
 }
 
-/// Symbol and word, coloured: never colour alone.
-fn breaker<'a>(ep: &EndpointView, t: &Theme, now_ms: i64) -> Line<'a> {
+/// A failed poll as `label: detail` (`http 503: Service Unavailable`).
+fn last_error(s: &crate::model::Sample) -> String {
+    let detail = s.outcome.detail();
+    if detail.is_empty() {
+        s.outcome.label()
+    } else {
+        format!("{}: {detail}", s.outcome.label())
+    }
+}
+
+/// Symbol and word, coloured: never colour alone. An open or half-open
+/// breaker says for how long it has been away from closed (`✖ OPEN 2m`);
+/// with `wide`, also when it next lets a probe through (`, retry 30s`) or
+/// that an operator forced it (`, forced`).
+fn breaker<'a>(ep: &EndpointView, wide: bool, t: &Theme, now_ms: i64) -> Line<'a> {
+    let since = ep
+        .breaker
+        .tripped_at_ms
+        .map(|at| format!(" {}", fmt::duration_ms(now_ms - at)))
+        .unwrap_or_default();
     match ep.breaker.state {
         BreakerState::Closed => Line::from(vec![
             Span::styled(t.sym_closed(), t.ok()),
@@ -264,17 +306,23 @@ fn breaker<'a>(ep: &EndpointView, t: &Theme, now_ms: i64) -> Line<'a> {
         ]),
         BreakerState::HalfOpen => Line::from(vec![
             Span::styled(t.sym_half_open(), t.warn()),
-            Span::styled(" half", t.warn()),
+            Span::styled(
+                format!(" {}{since}", if wide { "half-open" } else { "half" }),
+                t.warn(),
+            ),
         ]),
         BreakerState::Open => {
             let retry = match ep.breaker.open_until_ms {
-                Some(until) if until > now_ms => format!(" {}", fmt::duration_ms(until - now_ms)),
-                Some(_) => " due".into(),
-                None => String::new(),
+                _ if !wide => String::new(),
+                Some(until) if until > now_ms => {
+                    format!(", retry {}", fmt::duration_ms(until - now_ms))
+                }
+                Some(_) => ", retry due".into(),
+                None => ", forced".into(),
             };
             Line::from(vec![
                 Span::styled(t.sym_open(), t.bad()),
-                Span::styled(format!(" OPEN{retry}"), t.bad()),
+                Span::styled(format!(" OPEN{since}{retry}"), t.bad()),
             ])
         }
     }

@@ -97,6 +97,38 @@ pub fn sparkline(values: &[u64], width: usize, theme: &Theme) -> String {
     out
 }
 
+/// An alert's figure with its unit, from the name's suffix: `_until_ms`
+/// and `_at_ms` are times (`14:03:12 UTC`), other `_ms` are durations
+/// (`250 ms`, `12s`), rates and shares are per cent, `ratio` is a factor
+/// (`3.2x`), whole numbers are counts; anything else keeps 3 decimals.
+pub fn metric(name: &str, v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    if name.ends_with("_until_ms") || name.ends_with("_at_ms") {
+        return format!("{} UTC", clock(v as i64));
+    }
+    if name.ends_with("_ms") {
+        return if v.abs() < 10.0 {
+            format!("{v:.1} ms")
+        } else if v.abs() < 10_000.0 {
+            format!("{v:.0} ms")
+        } else {
+            duration_ms(v as i64)
+        };
+    }
+    if name.ends_with("rate") || name.ends_with("share") || name == "usage" {
+        return format!("{:.1}%", v * 100.0);
+    }
+    if name == "ratio" {
+        return format!("{v:.1}x");
+    }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        return format!("{}", v as i64);
+    }
+    format!("{v:.3}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +145,18 @@ mod tests {
         assert_eq!(interval_ms(1_000), "1s");
         assert_eq!(clock(3_723_000), "01:02:03");
         assert_eq!(timestamp(0), "1970-01-01 00:00:00");
+    }
+
+    #[test]
+    fn metrics_carry_their_units() {
+        assert_eq!(metric("polls", 99.0), "99");
+        assert_eq!(metric("latency_ms", 250.4), "250 ms");
+        assert_eq!(metric("mad_ms", 1.25), "1.2 ms");
+        assert_eq!(metric("open_for_ms", 95_000.0), "95s");
+        assert_eq!(metric("held_until_ms", 3_723_000.0), "01:02:03 UTC");
+        assert_eq!(metric("error_rate", 0.25), "25.0%");
+        assert_eq!(metric("ratio", 3.17), "3.2x");
+        assert_eq!(metric("z_score", 4.5678), "4.568");
     }
 
     #[test]

@@ -11,8 +11,11 @@ use ratatui::widgets::Paragraph;
 use strum::VariantArray;
 
 /// Draw the footer. While the focused panel's selection has left the screen
-/// (and no action result is shown), it says why.
-pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState) {
+/// (and no action result is shown), it says why. An action's result fades
+/// ([`super::view::STATUS_FADE_MS`]). A replay lists its own keys, not the
+/// live ones it refuses.
+pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, now_ms: i64) {
+    let status = view.fresh_status(now_ms);
     let t = &view.theme;
     let mut spans: Vec<Span> = Vec::new();
     match &view.input {
@@ -36,8 +39,7 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState) 
         }
         None => {}
     }
-    let lost = view
-        .status
+    let lost = status
         .is_none()
         .then(|| view.lost_selection(snap))
         .flatten()
@@ -45,7 +47,7 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState) 
             text: format!("{why}: select another"),
             error: true,
         });
-    if let Some(st) = view.status.as_ref().or(lost.as_ref()) {
+    if let Some(st) = status.or(lost.as_ref()) {
         spans.push(Span::styled(
             format!(" {} ", st.text),
             if st.error { t.bad() } else { t.ok() },
@@ -57,19 +59,29 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState) 
     if view.input.is_none() {
         let km = &view.keymap;
         // Help and quit always fit; the others in table order while there is room.
+        let ascii = t.ascii;
+        let replay = view.mode == super::view::Mode::Replay;
         let item_w = |a: Action| -> usize {
             match (a.footer_label(), km.keys_for(a).first()) {
-                (Some(l), Some(k)) => k.to_string().chars().count() + l.chars().count() + 2,
+                (Some(l), Some(k)) => k.label(ascii).chars().count() + l.chars().count() + 2,
                 _ => 0,
             }
         };
         let mut room = (area.width as usize)
             .saturating_sub(Line::from(spans.clone()).width())
             .saturating_sub(item_w(Action::Help) + item_w(Action::Quit));
-        for &a in Action::VARIANTS {
+        // A replay's own keys first: they are what it is steered with.
+        let mut order: Vec<Action> = Action::VARIANTS.to_vec();
+        if replay {
+            order.sort_by_key(|a| !a.replay_only());
+        }
+        for a in order {
             let Some(label) = a.footer_label() else {
                 continue;
             };
+            if (replay && a.live_only()) || (!replay && a.replay_only()) {
+                continue;
+            }
             // The first key is enough of a reminder; the help lists them all.
             let Some(key) = km.keys_for(a).first() else {
                 continue;
@@ -90,7 +102,14 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState) 
             if a == Action::Details {
                 active = view.detail;
             }
-            spans.push(Span::styled(format!(" {key}"), t.accent()));
+            let paused = view.replay.is_some_and(|r| r.paused);
+            let label = if a == Action::ReplayPause && paused {
+                active = true;
+                "resume"
+            } else {
+                label
+            };
+            spans.push(Span::styled(format!(" {}", key.label(ascii)), t.accent()));
             spans.push(Span::styled(
                 format!(" {label}"),
                 if active { t.title() } else { t.dim() },

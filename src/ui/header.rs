@@ -1,10 +1,12 @@
-//! One line: instance, live/replay, backend and sink health, triage cost,
-//! a summary of exchanges, the clock and the frozen mark. Only what the
+//! One line, the 5-second answer: instance, live/replay, what fires by
+//! severity, which exchanges are in trouble, a missing sink, backend and
+//! sink health, triage cost, the clock (the recorded one in a replay) and
+//! the frozen mark. Only what the
 //! snapshot knows is shown: a part with no data is left out, not invented.
 
 use super::fmt;
 use super::view::{Mode, ViewState};
-use crate::model::Delivery;
+use crate::model::{AlertState, Delivery, Severity};
 use crate::state::Snapshot;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -26,36 +28,105 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
         ),
         Mode::Replay => (
             0,
-            vec![
-                Span::styled(
-                    "REPLAY",
-                    t.warn().add_modifier(Modifier::BOLD | Modifier::REVERSED),
-                ),
-                Span::raw(format!(" recorded {}", fmt::clock(snap.last_event_ms))),
-                Span::raw(match &view.replay {
-                    Some(r) if r.done => " (end)".to_string(),
-                    Some(r) if r.paused => format!(" PAUSED x{}", r.speed),
-                    Some(r) => format!(" x{}", r.speed),
-                    None => String::new(),
-                }),
-            ],
+            vec![Span::styled(
+                "REPLAY",
+                t.warn().add_modifier(Modifier::BOLD | Modifier::REVERSED),
+            )],
         ),
     });
+    if let Some(r) = &view.replay {
+        groups.push((
+            2,
+            vec![Span::styled(
+                if r.done {
+                    "end of journal".to_string()
+                } else if r.paused {
+                    format!("PAUSED x{}", r.speed)
+                } else {
+                    format!("x{}", r.speed)
+                },
+                t.warn(),
+            )],
+        ));
+    }
 
+    // What fires, by severity: the 5-second answer with the next group.
+    let count = |sev: Severity| {
+        snap.alerts
+            .iter()
+            .filter(|a| a.state == AlertState::Firing && a.severity == sev)
+            .count()
+    };
+    let by_sev: Vec<(Severity, usize)> = [
+        Severity::Emergency,
+        Severity::Critical,
+        Severity::Warning,
+        Severity::Info,
+    ]
+    .into_iter()
+    .map(|s| (s, count(s)))
+    .filter(|(_, n)| *n > 0)
+    .collect();
+    if !by_sev.is_empty() {
+        let mut spans = vec![Span::styled("FIRING", t.bad().add_modifier(Modifier::BOLD))];
+        for (sev, n) in by_sev {
+            let style = match sev {
+                Severity::Emergency | Severity::Critical => t.bad(),
+                Severity::Warning => t.warn(),
+                Severity::Info => t.dim(),
+            };
+            spans.push(Span::styled(format!(" {n} {}", sev_word(sev)), style));
+        }
+        groups.push((0, spans));
+    }
+
+    // An exchange is in trouble when its endpoints say so or an open alert
+    // of warning or worse is about it: never "all ok" beside a firing alert.
     let total = snap.exchanges.len();
     if total > 0 {
-        let down = snap.exchanges.iter().filter(|e| !e.healthy).count();
-        groups.push(if down == 0 {
+        let troubled: Vec<&str> = snap
+            .exchanges
+            .iter()
+            .filter(|e| {
+                !e.healthy
+                    || snap.alerts.iter().any(|a| {
+                        a.state.is_open() && a.exchange == e.name && a.severity >= Severity::Warning
+                    })
+            })
+            .map(|e| e.name.as_str())
+            .collect();
+        groups.push(if troubled.is_empty() {
             (
                 3,
                 vec![Span::styled(format!("{total} exchanges ok"), t.ok())],
             )
         } else {
+            const NAMED: usize = 3;
+            let mut names = troubled
+                .iter()
+                .take(NAMED)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" ");
+            if troubled.len() > NAMED {
+                names.push_str(&format!(" +{}", troubled.len() - NAMED));
+            }
             (
-                1,
-                vec![Span::styled(format!("{down}/{total} unhealthy"), t.bad())],
+                0,
+                vec![Span::styled(format!("{names} in trouble"), t.bad())],
             )
         });
+    }
+
+    // No sink: alerts reach this screen only (the footer says so at start).
+    if view.mode == Mode::Live && view.sinks.as_ref().is_some_and(Vec::is_empty) {
+        groups.push((
+            0,
+            vec![Span::styled(
+                "NO SINK",
+                t.warn().add_modifier(Modifier::REVERSED),
+            )],
+        ));
     }
 
     for h in &snap.health {
@@ -130,8 +201,12 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
         ));
         right.push(Span::raw(" "));
     }
+    // A replay's clock is the recorded time.
     right.push(Span::styled(
-        format!("{} UTC ", fmt::clock(now_ms)),
+        match view.mode {
+            Mode::Live => format!("{} UTC ", fmt::clock(now_ms)),
+            Mode::Replay => format!("rec {} UTC ", fmt::clock(now_ms)),
+        },
         t.accent(),
     ));
     let right_line = Line::from(right);
@@ -175,4 +250,14 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
             ..area
         },
     );
+}
+
+/// The feed's short severity word, lower case: `emr`, `cri`, `wrn`, `inf`.
+fn sev_word(s: Severity) -> &'static str {
+    match s {
+        Severity::Emergency => "emr",
+        Severity::Critical => "cri",
+        Severity::Warning => "wrn",
+        Severity::Info => "inf",
+    }
 }

@@ -40,6 +40,11 @@ pub enum Action {
     Down,
     Top,
     Bottom,
+    /// A page up: the focused table's selection, or the detail pane or
+    /// help overlay when open.
+    PageUp,
+    /// A page down (see [`Action::PageUp`]).
+    PageDown,
     NextPanel,
     Details,
     Back,
@@ -50,6 +55,8 @@ pub enum Action {
     ResetBreaker,
     Filter,
     ShowResolved,
+    /// Cycle the focused panel's row order.
+    Sort,
     Freeze,
     Help,
     Quit,
@@ -69,32 +76,61 @@ impl Action {
         self.into()
     }
 
-    /// One line for the help overlay.
+    /// Its line in the help overlay: at most [`DESCRIPTION_MAX`] columns,
+    /// so two columns of them fit 80 columns.
     pub fn description(self) -> &'static str {
         match self {
-            Action::Up => "move the selection up",
-            Action::Down => "move the selection down",
-            Action::Top => "jump to the first row",
-            Action::Bottom => "jump to the last row",
-            Action::NextPanel => "switch between exchanges and alerts",
-            Action::Details => "open or close the detail pane",
-            Action::Back => "close the overlay, prompt or filter",
-            Action::Acknowledge => "acknowledge the selected alert",
-            Action::Triage => "ask for triage of the selected alert(s)",
-            Action::Silence => "silence the selected alert/endpoint (asks a duration)",
-            Action::ForceOpen => "force the selected endpoint's breaker open",
-            Action::ResetBreaker => "reset (close) the selected endpoint's breaker",
+            Action::Up => "selection up",
+            Action::Down => "selection down",
+            Action::Top => "first row",
+            Action::Bottom => "last row",
+            Action::PageUp => "page up: rows/detail/help",
+            Action::PageDown => "page down rows/detail/help",
+            Action::NextPanel => "switch panel",
+            Action::Details => "detail pane on/off",
+            Action::Back => "close help/detail/filter",
+            Action::Acknowledge => "acknowledge the incident",
+            Action::Triage => "ask for triage",
+            Action::Silence => "silence (asks how long)",
+            Action::ForceOpen => "force breaker open (y/n)",
+            Action::ResetBreaker => "reset (close) the breaker",
             Action::Filter => "filter rows by text",
-            Action::ShowResolved => "show or hide resolved alerts",
-            Action::Freeze => "freeze the screen (monitoring goes on)",
-            Action::Help => "show or hide this help",
+            Action::ShowResolved => "show/hide resolved alerts",
+            Action::Sort => "cycle the panel's order",
+            Action::Freeze => "freeze (polling goes on)",
+            Action::Help => "this help",
             Action::Quit => "quit",
-            Action::ReplayPause => "replay: pause or resume",
-            Action::ReplayStep => "replay: apply the next recorded event (pauses)",
+            Action::ReplayPause => "replay: pause/resume",
+            Action::ReplayStep => "replay: one event, paused",
             Action::ReplayFaster => "replay: twice as fast",
             Action::ReplaySlower => "replay: half as fast",
-            Action::ReplayNextAlert => "replay: jump to the next alert that fires (pauses)",
+            Action::ReplayNextAlert => "replay: to the next alert",
         }
+    }
+
+    /// Whether the action changes engine state (acknowledge, triage,
+    /// silence, breaker): refused in a replay, which is read-only.
+    pub fn live_only(self) -> bool {
+        matches!(
+            self,
+            Action::Acknowledge
+                | Action::Triage
+                | Action::Silence
+                | Action::ForceOpen
+                | Action::ResetBreaker
+        )
+    }
+
+    /// Whether the action steers a replay (no use on a live dashboard).
+    pub fn replay_only(self) -> bool {
+        matches!(
+            self,
+            Action::ReplayPause
+                | Action::ReplayStep
+                | Action::ReplayFaster
+                | Action::ReplaySlower
+                | Action::ReplayNextAlert
+        )
     }
 
     /// Short label for the footer, for the actions worth a reminder there.
@@ -109,7 +145,13 @@ impl Action {
             Action::ResetBreaker => "reset",
             Action::Filter => "filter",
             Action::ShowResolved => "resolved",
+            Action::Sort => "sort",
             Action::Freeze => "freeze",
+            Action::ReplayPause => "pause",
+            Action::ReplayStep => "step",
+            Action::ReplayFaster => "faster",
+            Action::ReplaySlower => "slower",
+            Action::ReplayNextAlert => "next alert",
             Action::Help => "help",
             Action::Quit => "quit",
             _ => return None,
@@ -122,6 +164,8 @@ impl Action {
             Action::Down => &["down", "j"],
             Action::Top => &["home", "g"],
             Action::Bottom => &["end", "G"],
+            Action::PageUp => &["pageup"],
+            Action::PageDown => &["pagedown"],
             Action::NextPanel => &["tab", "backtab"],
             Action::Details => &["enter"],
             Action::Back => &["esc"],
@@ -132,6 +176,7 @@ impl Action {
             Action::ResetBreaker => &["c"],
             Action::Filter => &["/"],
             Action::ShowResolved => &["r"],
+            Action::Sort => &["O"],
             Action::Freeze => &["f"],
             Action::Help => &["?"],
             Action::Quit => &["q", "ctrl-c"],
@@ -143,6 +188,9 @@ impl Action {
         }
     }
 }
+
+/// Widest [`Action::description`], in columns.
+pub const DESCRIPTION_MAX: usize = 26;
 
 /// One key as written in the config: a character (`a`, `A`, `/`), a named key
 /// (`up`, `enter`, `tab`, `f1`...), or `ctrl-<char>`.
@@ -217,6 +265,26 @@ impl Key {
         }
     }
 
+    /// The key as shown: its [`Display`](fmt::Display) form, with arrow
+    /// keys spelt out when `ascii`.
+    pub fn label(&self, ascii: bool) -> String {
+        let word = match self.code {
+            KeyCode::Up => "Up",
+            KeyCode::Down => "Down",
+            KeyCode::Left => "Left",
+            KeyCode::Right => "Right",
+            _ => return self.to_string(),
+        };
+        if !ascii {
+            return self.to_string();
+        }
+        if self.ctrl {
+            format!("^{word}")
+        } else {
+            word.to_string()
+        }
+    }
+
     /// The key of a terminal event, if it is a press we act on.
     pub fn from_event(ev: &KeyEvent) -> Option<Key> {
         if ev.kind == KeyEventKind::Release {
@@ -283,6 +351,8 @@ pub struct KeymapConfig {
     pub down: Option<KeySpec>,
     pub top: Option<KeySpec>,
     pub bottom: Option<KeySpec>,
+    pub page_up: Option<KeySpec>,
+    pub page_down: Option<KeySpec>,
     pub next_panel: Option<KeySpec>,
     pub details: Option<KeySpec>,
     pub back: Option<KeySpec>,
@@ -293,6 +363,7 @@ pub struct KeymapConfig {
     pub reset_breaker: Option<KeySpec>,
     pub filter: Option<KeySpec>,
     pub show_resolved: Option<KeySpec>,
+    pub sort: Option<KeySpec>,
     pub freeze: Option<KeySpec>,
     pub help: Option<KeySpec>,
     pub quit: Option<KeySpec>,
@@ -310,6 +381,8 @@ impl KeymapConfig {
             Action::Down => self.down.as_ref(),
             Action::Top => self.top.as_ref(),
             Action::Bottom => self.bottom.as_ref(),
+            Action::PageUp => self.page_up.as_ref(),
+            Action::PageDown => self.page_down.as_ref(),
             Action::NextPanel => self.next_panel.as_ref(),
             Action::Details => self.details.as_ref(),
             Action::Back => self.back.as_ref(),
@@ -320,6 +393,7 @@ impl KeymapConfig {
             Action::ResetBreaker => self.reset_breaker.as_ref(),
             Action::Filter => self.filter.as_ref(),
             Action::ShowResolved => self.show_resolved.as_ref(),
+            Action::Sort => self.sort.as_ref(),
             Action::Freeze => self.freeze.as_ref(),
             Action::Help => self.help.as_ref(),
             Action::Quit => self.quit.as_ref(),
@@ -458,9 +532,15 @@ impl Keymap {
 
     /// `a`, `↑/k`: the keys of an action as the help and footer show them.
     pub fn label(&self, a: Action) -> String {
+        self.label_in(a, false)
+    }
+
+    /// [`Keymap::label`], with arrow keys spelt `Up`, `Down`, `Left`,
+    /// `Right` when `ascii` (a terminal without Unicode).
+    pub fn label_in(&self, a: Action, ascii: bool) -> String {
         self.keys_for(a)
             .iter()
-            .map(|k| k.to_string())
+            .map(|k| k.label(ascii))
             .collect::<Vec<_>>()
             .join("/")
     }
@@ -486,6 +566,8 @@ mod tests {
                 "down",
                 "top",
                 "bottom",
+                "page_up",
+                "page_down",
                 "next_panel",
                 "details",
                 "back",
@@ -496,6 +578,7 @@ mod tests {
                 "reset_breaker",
                 "filter",
                 "show_resolved",
+                "sort",
                 "freeze",
                 "help",
                 "quit",
@@ -510,6 +593,17 @@ mod tests {
             let cfg: KeymapConfig =
                 toml::from_str(&format!("{} = \"x\"", a.config_name())).expect("a [keys] field");
             assert_eq!(cfg.get(a), Some(&KeySpec::One("x".into())), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn descriptions_fit_two_help_columns() {
+        for &a in Action::VARIANTS {
+            assert!(
+                a.description().chars().count() <= DESCRIPTION_MAX,
+                "{a:?}: {:?} is wider than {DESCRIPTION_MAX}",
+                a.description()
+            );
         }
     }
 

@@ -27,8 +27,11 @@ pub mod footer;
 pub mod header;
 pub mod help;
 pub mod keymap;
+pub mod layout;
+pub mod mouse;
 pub mod pick;
 pub mod selection;
+pub mod sort;
 pub mod terminal;
 pub mod theme;
 pub mod view;
@@ -43,7 +46,7 @@ use crate::state::Snapshot;
 use crossterm::event::{Event as TermEvent, EventStream};
 use futures::StreamExt;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::widgets::{Paragraph, Wrap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,11 +54,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 
-/// Below this the dashboard shows a message instead of panels.
-pub const MIN_WIDTH: u16 = 60;
-pub const MIN_HEIGHT: u16 = 12;
-/// From this width the detail pane sits beside the panels instead of replacing one.
-pub const SIDE_DETAIL_WIDTH: u16 = 150;
+pub use layout::{MIN_HEIGHT, MIN_WIDTH, SIDE_DETAIL_WIDTH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UiError {
@@ -70,56 +69,21 @@ pub enum UiError {
 /// Draw one frame. Pure: same inputs, same screen.
 pub fn render(frame: &mut Frame, snap: &Snapshot, view: &ViewState, now_ms: i64) {
     let area = frame.area();
-    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+    let at = layout::areas(area, snap, view);
+    if at.too_small {
         too_small(frame, area, view);
         return;
     }
-    let [head, body, foot] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Fill(1),
-        Constraint::Length(1),
-    ])
-    .areas(area);
-    header::render(frame, head, snap, view, now_ms);
-    footer::render(frame, foot, snap, view);
-
-    let side = view.detail && body.width >= SIDE_DETAIL_WIDTH;
-    let (panels, side_area) = if side {
-        let [l, r] =
-            Layout::horizontal([Constraint::Fill(1), Constraint::Length(body.width * 2 / 5)])
-                .areas(body);
-        (l, Some(r))
-    } else {
-        (body, None)
-    };
-    let rows = view.visible_endpoints(snap).len() as u16;
-    let alert_rows = view.visible_alerts(snap).len() as u16;
-    // Exchanges get what they need, leaving the alerts what they need up to 40%.
-    let alerts_need = (alert_rows + 3).clamp(4, (panels.height * 2 / 5).max(4));
-    let ex_h = (rows + 3)
-        .min(panels.height.saturating_sub(alerts_need))
-        .max(5);
-    let [top, bottom] =
-        Layout::vertical([Constraint::Length(ex_h), Constraint::Fill(1)]).areas(panels);
-    match (side_area, view.detail, view.focus) {
-        (Some(r), _, _) => {
-            exchanges::render(frame, top, snap, view, now_ms);
-            alerts::render(frame, bottom, snap, view, now_ms);
-            detail::render(frame, r, snap, view, now_ms);
-        }
-        (None, true, Panel::Exchanges) => {
-            exchanges::render(frame, top, snap, view, now_ms);
-            detail::render(frame, bottom, snap, view, now_ms);
-        }
-        (None, true, Panel::Alerts) => {
-            let [d, a] = Layout::vertical([Constraint::Fill(3), Constraint::Fill(2)]).areas(panels);
-            detail::render(frame, d, snap, view, now_ms);
-            alerts::render(frame, a, snap, view, now_ms);
-        }
-        (None, false, _) => {
-            exchanges::render(frame, top, snap, view, now_ms);
-            alerts::render(frame, bottom, snap, view, now_ms);
-        }
+    header::render(frame, at.header, snap, view, now_ms);
+    footer::render(frame, at.footer, snap, view, now_ms);
+    if let Some(r) = at.exchanges {
+        exchanges::render(frame, r, snap, view, now_ms);
+    }
+    if let Some(r) = at.alerts {
+        alerts::render(frame, r, snap, view, now_ms);
+    }
+    if let Some(r) = at.detail {
+        detail::render(frame, r, snap, view, now_ms);
     }
     if view.help {
         help::render(frame, area, view);
@@ -127,7 +91,7 @@ pub fn render(frame: &mut Frame, snap: &Snapshot, view: &ViewState, now_ms: i64)
 }
 
 fn too_small(frame: &mut Frame, area: Rect, view: &ViewState) {
-    let quit = view.keymap.label(Action::Quit);
+    let quit = view.keymap.label_in(Action::Quit, view.theme.ascii);
     let msg = format!(
         "exwatch: the terminal is {}x{}; the dashboard needs at least {MIN_WIDTH}x{MIN_HEIGHT}. \
          Enlarge it, or press {quit} to quit.",
@@ -151,7 +115,7 @@ fn screen_now(mode: Mode, snap: &Snapshot) -> i64 {
 
 /// Turn a replay key into a control for the player; the new speed doubles or
 /// halves the one the player reports.
-fn replay_control(monitor: &Feed, view: &mut ViewState, action: Action) {
+fn replay_control(monitor: &Feed, view: &mut ViewState, action: Action, now_ms: i64) {
     use crate::replay::Control;
     let speed = view
         .replay
@@ -175,6 +139,7 @@ fn replay_control(monitor: &Feed, view: &mut ViewState, action: Action) {
             text: "the replay has ended: nothing to steer".into(),
             error: true,
         });
+        view.status_at_ms = now_ms;
     }
 }
 
@@ -187,6 +152,9 @@ pub struct Feed {
     pub commands: mpsc::Sender<Command>,
     pub replay_controls: Option<mpsc::Sender<crate::replay::Control>>,
     pub replay_status: Option<watch::Receiver<crate::replay::Status>>,
+    /// The notification sinks configured (live), for the header's warning
+    /// when there is none; `None` when not known (a replay).
+    pub sinks: Option<Vec<String>>,
 }
 
 /// Run the dashboard until the operator quits or the process is told to
@@ -205,6 +173,15 @@ pub async fn run(
     }
     let keymap = Keymap::from_config(keys)?;
     let mut view = ViewState::new(instance, mode, keymap, Theme::detect());
+    view.sinks = monitor.sinks.clone();
+    if view.sinks.as_ref().is_some_and(Vec::is_empty) {
+        view.status = Some(view::Status {
+            text: "no notification sink configured: alerts show here only ([[alerts.sinks]])"
+                .into(),
+            error: true,
+        });
+        view.status_at_ms = screen_now(mode, &monitor.snapshots.borrow());
+    }
     match terminal::Session::enter() {
         Ok(mut session) => {
             let r = event_loop(&mut session, monitor, &mut view).await;
@@ -239,15 +216,26 @@ async fn event_loop(
         if dirty {
             // `shown` is our own Arc: nothing is locked while drawing.
             let now = screen_now(view.mode, &shown);
+            if let Ok(size) = session.terminal.size() {
+                // Pages and clicks are worked out against what is drawn.
+                view.area = Rect::new(0, 0, size.width, size.height);
+            }
             session.terminal.draw(|f| render(f, &shown, view, now))?;
             dirty = false;
         }
         tokio::select! {
             ev = keys.next() => match ev {
-                Some(Ok(TermEvent::Key(k))) => {
-                    let Some(key) = Key::from_event(&k) else { continue };
+                Some(Ok(ev @ (TermEvent::Key(_) | TermEvent::Mouse(_)))) => {
                     let now = screen_now(view.mode, &shown);
-                    match view.on_key(key, &shown, now) {
+                    let reaction = match ev {
+                        TermEvent::Key(k) => match Key::from_event(&k) {
+                            Some(key) => view.on_key(key, &shown, now),
+                            None => continue,
+                        },
+                        TermEvent::Mouse(m) => view.on_mouse(m, &shown, now),
+                        _ => continue,
+                    };
+                    match reaction {
                         Reaction::None => {}
                         Reaction::Redraw => dirty = true,
                         Reaction::Quit => return Ok(()),
@@ -259,7 +247,7 @@ async fn event_loop(
                             dirty = true;
                         }
                         Reaction::Replay(action) => {
-                            replay_control(monitor, view, action);
+                            replay_control(monitor, view, action, now);
                             dirty = true;
                         }
                         Reaction::Send(cmd) => {
@@ -269,6 +257,7 @@ async fn event_loop(
                                     TrySendError::Closed(_) => "the engine has stopped: not sent",
                                 };
                                 view.status = Some(view::Status { text: text.into(), error: true });
+                                view.status_at_ms = now;
                             }
                             dirty = true;
                         }

@@ -7,7 +7,7 @@
 //! another thread (a worker task, which tokio contains) goes to the log file
 //! instead of over the screen.
 
-use crossterm::{cursor, execute, terminal};
+use crossterm::{cursor, event, execute, terminal};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::io::{self, Stdout};
@@ -27,7 +27,7 @@ pub struct Session {
 }
 
 impl Session {
-    /// Raw mode, alternate screen, hidden cursor, and a panic hook that
+    /// Raw mode, alternate screen, mouse reports, hidden cursor, and a panic hook that
     /// restores all that before the previous hook prints the panic.
     pub fn enter() -> io::Result<Session> {
         let previous: Hook = Arc::from(std::panic::take_hook());
@@ -53,6 +53,7 @@ impl Session {
         execute!(
             session.terminal.backend_mut(),
             terminal::EnterAlternateScreen,
+            event::EnableMouseCapture,
             cursor::Hide
         )?;
         session.terminal.clear()?;
@@ -76,6 +77,11 @@ impl Drop for Session {
 pub fn restore() {
     if ACTIVE.swap(false, Ordering::SeqCst) {
         let _ = terminal::disable_raw_mode();
-        let _ = execute!(io::stdout(), terminal::LeaveAlternateScreen, cursor::Show);
+        let _ = execute!(
+            io::stdout(),
+            event::DisableMouseCapture,
+            terminal::LeaveAlternateScreen,
+            cursor::Show
+        );
     }
 }

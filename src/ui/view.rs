@@ -4,11 +4,13 @@
 
 use super::keymap::{Action, CTRL_C, Key, Keymap};
 use super::pick::{AlertPick, Target};
+use super::sort::{self, AlertOrder, EndpointOrder};
 use super::theme::Theme;
 use crate::model::{Alert, AlertState};
 use crate::model::{Command, EndpointId};
 use crate::state::{EndpointView, ExchangeView, Snapshot};
 use crossterm::event::KeyCode;
+use ratatui::layout::Rect;
 use std::time::Duration;
 
 /// Whether the dashboard watches live workers or a journal being replayed.
@@ -57,6 +59,11 @@ pub struct Status {
     pub error: bool,
 }
 
+/// How long an action's result stays in the footer, ms (an error longer).
+pub const STATUS_FADE_MS: i64 = 8_000;
+/// How long an error stays in the footer, ms.
+pub const STATUS_ERROR_FADE_MS: i64 = 20_000;
+
 /// Everything the UI remembers between frames. Render reads it; keys change it.
 #[derive(Debug, Clone)]
 pub struct ViewState {
@@ -80,8 +87,25 @@ pub struct ViewState {
     /// Set while frozen: the wall time the picture was frozen at.
     pub frozen_at_ms: Option<i64>,
     pub status: Option<Status>,
+    /// When `status` was set (the screen's time, ms): it fades after
+    /// [`STATUS_FADE_MS`] ([`STATUS_ERROR_FADE_MS`] for an error).
+    pub status_at_ms: i64,
     /// Where a replay stands (paused, speed, progress), for the header.
     pub replay: Option<crate::replay::Status>,
+    /// Row order of the exchanges panel.
+    pub endpoint_order: EndpointOrder,
+    /// Row order of the alert feed.
+    pub alert_order: AlertOrder,
+    /// First line of the detail pane shown (scrolled with PgUp/PgDn).
+    pub detail_scroll: u16,
+    /// First line of the help overlay shown.
+    pub help_scroll: u16,
+    /// The terminal's size as last drawn: pages and mouse clicks are
+    /// worked out against it.
+    pub area: Rect,
+    /// The notification sinks configured, when known (live mode): an empty
+    /// list puts a warning in the header, since no alert pages anyone.
+    pub sinks: Option<Vec<String>>,
 }
 
 /// What the loop must do after a key.
@@ -119,7 +143,14 @@ impl ViewState {
             input: None,
             frozen_at_ms: None,
             status: None,
+            status_at_ms: 0,
             replay: None,
+            endpoint_order: EndpointOrder::default(),
+            alert_order: AlertOrder::default(),
+            detail_scroll: 0,
+            help_scroll: 0,
+            area: Rect::new(0, 0, 80, 24),
+            sinks: None,
         }
     }
 
@@ -131,21 +162,28 @@ impl ViewState {
         fields.iter().any(|f| f.to_lowercase().contains(&needle))
     }
 
-    /// Endpoint rows shown, in config order.
+    /// Endpoint rows shown, in the panel's order ([`EndpointOrder`]; by
+    /// default rows with a problem first). Held-until times are judged at
+    /// the snapshot's newest event.
     pub fn visible_endpoints<'a>(
         &self,
         snap: &'a Snapshot,
     ) -> Vec<(&'a ExchangeView, &'a EndpointView)> {
-        snap.exchanges
+        let mut rows: Vec<_> = snap
+            .exchanges
             .iter()
             .flat_map(|ex| ex.endpoints.iter().map(move |ep| (ex, ep)))
             .filter(|(ex, ep)| self.matches(&[&ex.name, &ep.name]))
-            .collect()
+            .collect();
+        sort::endpoints(&mut rows, self.endpoint_order, snap, snap.last_event_ms);
+        rows
     }
 
-    /// Alert rows shown: the snapshot's order (open first, newest first).
+    /// Alert rows shown, in the feed's order ([`AlertOrder`]; by default
+    /// severity, then the newest episode first; open before resolved).
     pub fn visible_alerts<'a>(&self, snap: &'a Snapshot) -> Vec<&'a Alert> {
-        snap.alerts
+        let mut rows: Vec<&Alert> = snap
+            .alerts
             .iter()
             .filter(|a| self.show_resolved || a.state != AlertState::Resolved)
             .filter(|a| {
@@ -156,7 +194,9 @@ impl ViewState {
                     &a.kind.name(),
                 ])
             })
-            .collect()
+            .collect();
+        sort::alerts(&mut rows, self.alert_order);
+        rows
     }
 
     /// Index of the selected endpoint among the visible ones (the first if
@@ -218,6 +258,9 @@ impl ViewState {
             if self.filter != filter {
                 self.refit_to_filter(snap);
             }
+            if self.status.is_some() {
+                self.status_at_ms = now_ms;
+            }
             return r;
         }
         let had_status = self.status.take().is_some();
@@ -228,18 +271,59 @@ impl ViewState {
                 Reaction::None
             };
         };
-        if self.help && !matches!(action, Action::Help | Action::Back | Action::Quit) {
-            // The overlay covers the screen: keys under it would act blind.
-            return if had_status {
-                Reaction::Redraw
-            } else {
-                Reaction::None
+        if self.help {
+            // The overlay covers the screen: keys under it would act blind;
+            // the moves scroll it.
+            let lines = i64::from(self.area.height.saturating_sub(4)).max(1);
+            let by = match action {
+                Action::Help | Action::Back | Action::Quit => 0,
+                Action::Up => -1,
+                Action::Down => 1,
+                Action::PageUp => -lines,
+                Action::PageDown => lines,
+                Action::Top => i64::MIN / 2,
+                Action::Bottom => i64::MAX / 2,
+                _ if had_status => return Reaction::Redraw,
+                _ => return Reaction::None,
             };
+            if by != 0 {
+                let max = super::help::max_scroll(self);
+                self.help_scroll =
+                    (i64::from(self.help_scroll) + by).clamp(0, i64::from(max)) as u16;
+                return Reaction::Redraw;
+            }
+        }
+        if self.mode == Mode::Replay && action.live_only() {
+            let what = match action {
+                Action::Acknowledge => "nothing acknowledged",
+                Action::Triage => "no triage asked",
+                Action::Silence => "nothing silenced",
+                _ => "breaker untouched",
+            };
+            self.status(format!("replay is read-only: {what}"), true);
+            self.status_at_ms = now_ms;
+            return Reaction::Redraw;
         }
         // Whatever is under the cursor now stays selected even if rows move
         // before the next key, so an action never lands on a newer row.
         self.pin(snap);
-        self.on_action(action, snap, now_ms)
+        let r = self.on_action(action, snap, now_ms);
+        if self.status.is_some() {
+            self.status_at_ms = now_ms;
+        }
+        r
+    }
+
+    /// The footer's message, unless it has faded by `now_ms`.
+    pub fn fresh_status(&self, now_ms: i64) -> Option<&Status> {
+        self.status.as_ref().filter(|s| {
+            let fade = if s.error {
+                STATUS_ERROR_FADE_MS
+            } else {
+                STATUS_FADE_MS
+            };
+            now_ms - self.status_at_ms < fade
+        })
     }
 
     /// Refuse an action whose target left the screen: say why, send nothing.
@@ -255,6 +339,39 @@ impl ViewState {
             Action::Down => self.move_by(snap, 1),
             Action::Top => self.move_by(snap, i64::MIN / 2),
             Action::Bottom => self.move_by(snap, i64::MAX / 2),
+            Action::PageUp | Action::PageDown => {
+                let sign = if action == Action::PageUp { -1 } else { 1 };
+                let areas = super::layout::areas(self.area, snap, self);
+                if let Some(d) = areas.detail {
+                    // The open detail pane scrolls; the rows stay.
+                    let page = i64::from(d.height.saturating_sub(3)).max(1);
+                    let max = super::detail::max_scroll(d, snap, self, now_ms);
+                    self.detail_scroll = (i64::from(self.detail_scroll) + sign * page)
+                        .clamp(0, i64::from(max)) as u16;
+                    return Reaction::Redraw;
+                }
+                let panel = match self.focus {
+                    Panel::Exchanges => areas.exchanges,
+                    Panel::Alerts => areas.alerts,
+                };
+                // A page is the rows the panel shows (borders and titles aside).
+                let page = panel.map_or(10, |r| i64::from(r.height.saturating_sub(3)).max(1));
+                self.move_by(snap, sign * page)
+            }
+            Action::Sort => {
+                let label = match self.focus {
+                    Panel::Exchanges => {
+                        self.endpoint_order = self.endpoint_order.next();
+                        self.endpoint_order.label()
+                    }
+                    Panel::Alerts => {
+                        self.alert_order = self.alert_order.next();
+                        self.alert_order.label()
+                    }
+                };
+                self.status(format!("sorted {label}"), false);
+                Reaction::Redraw
+            }
             Action::NextPanel => {
                 self.focus = match self.focus {
                     Panel::Exchanges => Panel::Alerts,
@@ -266,6 +383,7 @@ impl ViewState {
             }
             Action::Details => {
                 self.detail = !self.detail;
+                self.detail_scroll = 0;
                 Reaction::Redraw
             }
             Action::Back => {
@@ -283,6 +401,7 @@ impl ViewState {
             }
             Action::Help => {
                 self.help = !self.help;
+                self.help_scroll = 0;
                 Reaction::Redraw
             }
             Action::ShowResolved => {
@@ -473,6 +592,8 @@ impl ViewState {
                 self.selected_alert = Some(AlertPick::of(rows[i]));
             }
         }
+        // Another target: its detail starts at the top.
+        self.detail_scroll = 0;
         Reaction::Redraw
     }
 

@@ -124,6 +124,7 @@ pub fn alert(
         delivery: BTreeMap::new(),
         triage: None,
         incident: None,
+        episode_start_ms: None,
     }
 }
 
@@ -339,5 +340,176 @@ pub fn many(exchanges: usize) -> Snapshot {
         let (_, kind) = EXCHANGES[i % EXCHANGES.len()];
         healthy_exchange(&mut st, i, &format!("venue-{i:02}"), kind);
     }
+    st.snapshot()
+}
+
+/// Kraken, the last exchange of the config, failing: its book answers 503
+/// and its breaker is open, with the alerts the engine raises, titled as
+/// the detectors title them (`kraken/book: ...`).
+pub fn last_exchange_fault() -> Snapshot {
+    let mut st = State::new();
+    for (i, (name, kind)) in EXCHANGES.iter().enumerate() {
+        healthy_exchange(&mut st, i, name, *kind);
+    }
+    for i in 0..6 {
+        st.apply(&sample(
+            "kraken",
+            "book",
+            NOW - 20_000 + i * 1_000,
+            95_000,
+            Outcome::Http {
+                status: 503,
+                detail: "EService:Unavailable (the exchange is down for maintenance)".into(),
+            },
+        ));
+    }
+    st.apply(&Event::BreakerChanged {
+        id: EndpointId::new("kraken", "book"),
+        at_ms: NOW - 14_000,
+        transition: Transition {
+            from: BreakerState::Closed,
+            to: BreakerState::Open,
+            reason: "3 consecutive failures".into(),
+            open_until_ms: Some(NOW + 16_000),
+        },
+    });
+    let mut a = alert(
+        ("kraken", Some("book"), "error_rate"),
+        Severity::Critical,
+        "kraken/book: error rate 100% over the last 6 polls",
+        NOW - 15_000,
+        1,
+        AlertState::Firing,
+    );
+    a.incident = Some("kraken/book/error_rate#1".into());
+    a.delivery.insert(
+        "slack".into(),
+        Delivery::Sent {
+            at_ms: NOW - 14_000,
+        },
+    );
+    st.apply(&Event::AlertChanged { alert: a });
+    let mut b = alert(
+        ("kraken", Some("book"), "breaker_open"),
+        Severity::Warning,
+        "kraken/book: circuit breaker open (3 consecutive failures)",
+        NOW - 14_000,
+        1,
+        AlertState::Firing,
+    );
+    b.incident = Some("kraken/book/error_rate#1".into());
+    st.apply(&Event::AlertChanged { alert: b });
+    st.snapshot()
+}
+
+/// OKX down as a whole: every endpoint failing to connect, breakers open,
+/// an emergency `outage` incident with its symptoms.
+pub fn exchange_outage() -> Snapshot {
+    let mut st = State::new();
+    for (i, (name, kind)) in EXCHANGES.iter().enumerate() {
+        healthy_exchange(&mut st, i, name, *kind);
+    }
+    for (ep, _, _) in ENDPOINTS {
+        for i in 0..5 {
+            st.apply(&sample(
+                "okx",
+                ep,
+                NOW - 30_000 + i * 2_000,
+                3_000_000,
+                Outcome::Connect {
+                    detail: "connection refused (os error 111) connecting to www.okx.com:443"
+                        .into(),
+                },
+            ));
+        }
+        st.apply(&Event::BreakerChanged {
+            id: EndpointId::new("okx", ep),
+            at_ms: NOW - 25_000,
+            transition: Transition {
+                from: BreakerState::Closed,
+                to: BreakerState::Open,
+                reason: "3 consecutive failures".into(),
+                open_until_ms: Some(NOW + 5_000),
+            },
+        });
+    }
+    let incident = "okx/*/outage#1".to_string();
+    let mut root = alert(
+        ("okx", None, "outage"),
+        Severity::Emergency,
+        "okx: exchange-wide outage (3 of 3 endpoints down)",
+        NOW - 24_000,
+        1,
+        AlertState::Firing,
+    );
+    root.metrics = BTreeMap::from([("endpoints".into(), 3.0), ("endpoints_down".into(), 3.0)]);
+    root.incident = Some(incident.clone());
+    root.delivery.insert(
+        "pagerduty".into(),
+        Delivery::Sent {
+            at_ms: NOW - 23_000,
+        },
+    );
+    st.apply(&Event::AlertChanged { alert: root });
+    for (k, ep) in ["time", "ticker", "book"].iter().enumerate() {
+        let mut a = alert(
+            ("okx", Some(ep), "breaker_open"),
+            Severity::Warning,
+            &format!("okx/{ep}: circuit breaker open (3 consecutive failures)"),
+            NOW - 25_000 + k as i64 * 100,
+            1,
+            AlertState::Firing,
+        );
+        a.incident = Some(incident.clone());
+        st.apply(&Event::AlertChanged { alert: a });
+    }
+    st.snapshot()
+}
+
+/// Binance's ticker rate-limited (HTTP 429, Retry-After 35 s): the limiter
+/// holds the endpoint, a warning says until when.
+pub fn held_endpoint() -> Snapshot {
+    let mut st = State::new();
+    for (i, (name, kind)) in EXCHANGES.iter().enumerate() {
+        healthy_exchange(&mut st, i, name, *kind);
+    }
+    st.apply(&Event::Sample(Sample {
+        id: EndpointId::new("binance", "ticker"),
+        at_ms: NOW - 5_000,
+        latency_us: 14_000,
+        status: Some(429),
+        outcome: Outcome::RateLimited {
+            retry_after_ms: Some(35_000),
+            detail: "Too many requests; current limit of IP is 6000 per 1m".into(),
+        },
+        summary: None,
+        price: None,
+        exchange_ts_ms: None,
+        signal: None,
+    }));
+    st.apply(&Event::LimiterFill {
+        id: EndpointId::new("binance", "ticker"),
+        at_ms: NOW - 5_000,
+        tiers: vec![TierFill {
+            tier: Tier::Endpoint,
+            tokens: 0.0,
+            capacity: 20.0,
+            blocked_for_ms: Some(35_000),
+        }],
+    });
+    let mut a = alert(
+        ("binance", Some("ticker"), "rate_limit"),
+        Severity::Warning,
+        "binance/ticker: rate limited (HTTP 429), held until 10:00:30 UTC (retry after 35 s)",
+        NOW - 5_000,
+        1,
+        AlertState::Firing,
+    );
+    a.metrics = BTreeMap::from([
+        ("rate_limited".into(), 1.0),
+        ("held_until_ms".into(), (NOW + 30_000) as f64),
+    ]);
+    a.incident = Some("binance/ticker/rate_limit#1".into());
+    st.apply(&Event::AlertChanged { alert: a });
     st.snapshot()
 }

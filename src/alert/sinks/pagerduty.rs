@@ -111,6 +111,7 @@ mod tests {
                 delivery: Default::default(),
                 triage: None,
                 incident: None,
+                episode_start_ms: None,
             })
             .collect();
         Notification {
