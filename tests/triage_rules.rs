@@ -576,3 +576,19 @@ mod reducer {
         assert!(st.snapshot().alerts[0].triage.is_none());
     }
 }
+
+#[test]
+fn the_fallback_summary_does_not_repeat_where_the_title_already_says() {
+    let mut a = alert("okx", None, "outage", Severity::Emergency);
+    a.title = "okx: exchange-wide outage (3 of 3 endpoints down)".into();
+    let d = decide(&a, &snapshot(5, 0, BreakerState::Closed, &[]));
+    assert_eq!(d.rule, "severity");
+    assert_eq!(
+        d.summary,
+        "okx: exchange-wide outage (3 of 3 endpoints down)"
+    );
+    // A title that does not say where gets it in front.
+    a.title = "exchange-wide outage".into();
+    let d = decide(&a, &snapshot(5, 0, BreakerState::Closed, &[]));
+    assert_eq!(d.summary, "okx: exchange-wide outage");
+}

@@ -211,7 +211,10 @@ fn selected(s: &str) -> Option<String> {
 }
 
 fn dashboard_visible(s: &str) -> bool {
-    s.contains("LIVE") && s.contains("Exchanges ") && s.contains("Alerts")
+    // All 15 endpoints watched: `Exchanges 15 ·`, or `rows 1–11 of 15` when they do not fit.
+    s.contains("LIVE")
+        && (s.contains("Exchanges 15 ") || s.contains(" of 15 "))
+        && s.contains("Alerts")
 }
 
 #[test]

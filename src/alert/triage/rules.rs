@@ -365,7 +365,12 @@ fn base(ctx: &AlertContext) -> Decision {
         ),
         escalation,
         requires_human,
-        summary: format!("{where_}: {}", a.title),
+        // Detector titles already start with where it happened.
+        summary: if a.title.starts_with(where_.as_str()) {
+            a.title.clone()
+        } else {
+            format!("{where_}: {}", a.title)
+        },
         likely_cause: "Unknown; see the alert's description and metrics".into(),
         suggested_actions: vec!["Read the alert's description and the endpoint's detail".into()],
         auto_resolve: false,
