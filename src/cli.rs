@@ -34,7 +34,7 @@ pub enum Cmd {
         #[arg(long)]
         headless: bool,
         /// JSON lines (with --headless).
-        #[arg(long)]
+        #[arg(long, requires = "headless")]
         json: bool,
         /// A fault scenario instead of the built-in cycle.
         #[arg(long, value_name = "FILE")]
@@ -59,7 +59,7 @@ pub enum Cmd {
         #[arg(long)]
         headless: bool,
         /// JSON lines (with --headless).
-        #[arg(long)]
+        #[arg(long, requires = "headless")]
         json: bool,
     },
     /// Walk through a journal in the dashboard (REPLAY, the recorded instance
@@ -74,7 +74,7 @@ pub enum Cmd {
         #[arg(long)]
         headless: bool,
         /// JSON lines (with --headless).
-        #[arg(long)]
+        #[arg(long, requires = "headless")]
         json: bool,
         /// Config for the key bindings and the headless interval (the
         /// instance name is the recorded one).

@@ -223,11 +223,25 @@ async fn replay(
         return Ok(exit::CONFIG);
     }
     let mut entries = Vec::new();
+    let mut bad_lines = 0;
     for f in files {
-        if let Err(e) = exwatch::journal::for_each_entry(&f, |e| entries.push(e)) {
-            eprintln!("exwatch: {e}");
-            return Ok(exit::CONFIG);
+        match exwatch::journal::for_each_entry(&f, |e| entries.push(e)) {
+            Ok(stats) => bad_lines += stats.bad_lines,
+            Err(e) => {
+                eprintln!("exwatch: {e}");
+                return Ok(exit::CONFIG);
+            }
         }
+    }
+    if entries.is_empty() {
+        eprintln!(
+            "exwatch: {} holds no journal entry ({bad_lines} unreadable line(s)): nothing to replay",
+            journal.display()
+        );
+        return Ok(exit::CONFIG);
+    }
+    if bad_lines > 0 {
+        eprintln!("exwatch: {bad_lines} unreadable journal line(s) skipped");
     }
     // The instance that recorded it; a journal from before names were
     // recorded goes by its file name.
@@ -249,6 +263,9 @@ async fn replay(
     };
     let replay = exwatch::replay::Replay::new(entries);
     if !headless {
+        if let Err(code) = need_terminal() {
+            return Ok(code);
+        }
         let _log = exwatch::logging::init(&cfg.log).context("opening the log directory")?;
         let monitor = exwatch::monitor::Monitor::from_replay(replay, speed);
         let shown = exwatch::ui::run(
@@ -324,6 +341,13 @@ fn report(
             return Ok(exit::CONFIG);
         }
     };
+    if report.entries == 0 && bad_lines > 0 && window == exwatch::report::Window::default() {
+        eprintln!(
+            "exwatch: {} holds no journal entry ({bad_lines} unreadable line(s)): not an exwatch journal",
+            journal.display()
+        );
+        return Ok(exit::CONFIG);
+    }
     if bad_lines > 0 {
         eprintln!("exwatch: {bad_lines} unreadable journal line(s) skipped");
     }
@@ -366,9 +390,23 @@ async fn run(config: Option<PathBuf>, headless: bool, json: bool) -> anyhow::Res
         Err(code) => return Ok(code),
     };
     if !headless {
+        if let Err(code) = need_terminal() {
+            return Ok(code);
+        }
         return monitor_dashboard(&cfg).await;
     }
     monitor_headless(&cfg, json).await
+}
+
+/// The dashboard needs a terminal: said before anything starts (no
+/// simulator, poller or journal for a screen that cannot be shown).
+fn need_terminal() -> Result<(), u8> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        return Ok(());
+    }
+    eprintln!("exwatch: {}", exwatch::ui::UiError::NotATerminal);
+    Err(exit::RUNTIME)
 }
 
 async fn monitor_dashboard(cfg: &Config) -> anyhow::Result<u8> {
@@ -433,6 +471,9 @@ async fn demo(
     scenario: Option<PathBuf>,
     journal: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
+    if !headless && let Err(code) = need_terminal() {
+        return Ok(code);
+    }
     let scenario = match scenario.as_deref().map(Scenario::load) {
         Some(Ok(s)) => s,
         Some(Err(e)) => {
@@ -500,13 +541,17 @@ async fn sim(listen: SocketAddr, scenario: Option<String>) -> anyhow::Result<u8>
     Ok(exit::OK)
 }
 
+/// The figures as JSON; a bench that could not run (`error` in them) says
+/// so on stderr too and exits [`exit::RUNTIME`].
 fn print_figures(figures: &serde_json::Value) -> anyhow::Result<u8> {
     outln!("{}", serde_json::to_string_pretty(figures)?)?;
-    Ok(if figures.get("error").is_some() {
-        exit::RUNTIME
-    } else {
-        exit::OK
-    })
+    match figures.get("error") {
+        Some(e) => {
+            eprintln!("exwatch: {}", e.as_str().unwrap_or("the benchmark failed"));
+            Ok(exit::RUNTIME)
+        }
+        None => Ok(exit::OK),
+    }
 }
 
 /// Prints the figures; a target whose answers were mostly rejected is said

@@ -527,3 +527,40 @@ fn a_demo_journal_records_its_instance_and_replay_shows_it() {
         assert!(s < 60.0, "age={age} against the recorded clock:\n{lines}");
     }
 }
+
+/// Misuse ends before anything starts, with the README's exit codes:
+/// `--json` without `--headless` (2), a file that is no journal (2), the
+/// dashboard without a terminal (3), and a demo refused so leaves the last
+/// demo's journal alone.
+#[test]
+fn misuse_is_refused_plainly_before_anything_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [vec!["demo", "--json"], vec!["run", "--json"]] {
+        let out = exwatch(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains("--headless"), "{args:?}");
+    }
+    let not_a_journal = dir.path().join("config.toml");
+    std::fs::write(&not_a_journal, "[instance]\nname = \"x\"\n").expect("write");
+    let j = not_a_journal.to_str().expect("utf-8");
+    for args in [vec!["report", j], vec!["replay", j, "--headless"]] {
+        let out = exwatch(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("holds no journal entry"), "{args:?}: {err}");
+    }
+    let journal = dir.path().join("last-demo.jsonl");
+    std::fs::write(&journal, "kept\n").expect("write");
+    let j = journal.to_str().expect("utf-8");
+    for args in [
+        vec!["demo", "--journal", j],
+        vec!["replay", &fixture_journal()],
+    ] {
+        let out = exwatch(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        assert!(err.contains("needs a terminal"), "{err}");
+        assert!(!err.contains("journal at"), "nothing started: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&journal).expect("read"), "kept\n");
+}
