@@ -564,3 +564,46 @@ fn misuse_is_refused_plainly_before_anything_starts() {
     }
     assert_eq!(std::fs::read_to_string(&journal).expect("read"), "kept\n");
 }
+
+/// The new printing paths end quietly on a closed stdout too (`| head -1`):
+/// exit 0 or 141, no panic text.
+#[test]
+fn print_config_and_replay_lines_end_quietly_on_a_closed_pipe() {
+    let journal = fixture_journal();
+    for args in [
+        vec!["demo", "--print-config"],
+        vec![
+            "replay",
+            &journal,
+            "--headless",
+            "--json",
+            "--speed",
+            "1000",
+        ],
+    ] {
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "exwatch {args:?} did not end");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().expect("output");
+        let err = text(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            matches!(out.status.code(), Some(0 | 141)),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
+}

@@ -117,12 +117,14 @@ pub async fn pipeline(
             let Some(preset) = exchange::preset(kind.exchange, kind.endpoint, symbol, 20) else {
                 return Err(BenchError::NoPreset(kind.exchange));
             };
-            let mut url = format!("http://{addr}/{}{}", kind.exchange.as_str(), preset.path);
-            for (i, (k, v)) in preset.query.iter().enumerate() {
-                url.push(if i == 0 { '?' } else { '&' });
-                url.push_str(&format!("{k}={v}"));
+            let base = format!("http://{addr}/{}{}", kind.exchange.as_str(), preset.path);
+            let mut url =
+                url::Url::parse(&base).map_err(|e| BenchError::Http(format!("{base}: {e}")))?;
+            if !preset.query.is_empty() {
+                url.query_pairs_mut()
+                    .extend_pairs(preset.query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             }
-            url
+            url.to_string()
         }
     };
     let client = reqwest::Client::builder()
