@@ -44,7 +44,7 @@ pub enum Cmd {
         journal: Option<PathBuf>,
         /// Print a config that watches an `exwatch sim` (at --sim) and exit,
         /// for trying `run` and `check` offline.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["headless", "json", "scenario", "journal"])]
         print_config: bool,
         /// The simulator the printed config points at (with --print-config).
         #[arg(long, value_name = "ADDR", default_value = SIM_DEFAULT_LISTEN, requires = "print_config")]

@@ -26,6 +26,8 @@ pub enum BenchError {
     Http(String),
     #[error("{0}")]
     Histogram(String),
+    /// No `--target` and the exchange kind has no preset path for the
+    /// built-in simulator to serve (the generic kind).
     #[error("{0} has no preset endpoint to serve: give --target")]
     NoPreset(ExchangeKind),
 }
@@ -37,7 +39,9 @@ pub const MIN_OK_SHARE: f64 = 0.5;
 /// What the target is asked to be: whose answers, of which endpoint kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TargetKind {
+    /// Whose adapter parses the answers.
     pub exchange: ExchangeKind,
+    /// Which of its endpoints the target is (time, ticker, book).
     pub endpoint: EndpointKind,
 }
 

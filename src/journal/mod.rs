@@ -120,6 +120,7 @@ pub enum JournalError {
     /// Neither the file nor any rotated file of it (`.1`, `.2`, ...) exists.
     #[error("no journal at {path} (nor rotated files of it)")]
     Missing { path: String },
+    /// An event could not be turned into JSON (serde_json's words).
     #[error("journal: cannot encode an event: {0}")]
     Encode(serde_json::Error),
 }
