@@ -211,8 +211,14 @@ fn row(ep: &ResolvedEndpoint, p: probe::Probed) -> CheckRow {
     }
 }
 
-/// A plain table, one endpoint a line.
-pub fn render_table(report: &CheckReport) -> String {
+/// A plain table, one endpoint a line: exchange, endpoint, HTTP status,
+/// latency, a summary (last price or best bid/ask) and the verdict with its
+/// cause. `cut`: the most characters of a cause (the summary gets up to
+/// 48), for a terminal; `None` keeps them whole (a file, a pipe). Control
+/// characters become spaces either way, so a row stays one line. The
+/// normalized payload is in [`CheckReport`] (`check --json`), not here.
+pub fn render_table(report: &CheckReport, cut: Option<usize>) -> String {
+    let fit = |s: &str, max: usize| one_line(s, cut.map(|c| c.min(max)));
     let headers = [
         "EXCHANGE", "ENDPOINT", "HTTP", "LATENCY", "SUMMARY", "VERDICT",
     ];
@@ -230,14 +236,14 @@ pub fn render_table(report: &CheckReport) -> String {
                     (true, _) => format!("OK, {held}"),
                     (false, false) => format!("{held}, not probed"),
                     (false, true) if r.reason.is_empty() => held,
-                    (false, true) => format!("{held}: {}", one_line(&r.reason, 70)),
+                    (false, true) => format!("{held}: {}", fit(&r.reason, usize::MAX)),
                 }
             } else if r.healthy {
                 "OK".to_string()
             } else if r.reason.is_empty() {
                 format!("FAIL {}", r.verdict)
             } else {
-                format!("FAIL {}: {}", r.verdict, one_line(&r.reason, 70))
+                format!("FAIL {}: {}", r.verdict, fit(&r.reason, usize::MAX))
             };
             [
                 r.exchange.clone(),
@@ -248,7 +254,7 @@ pub fn render_table(report: &CheckReport) -> String {
                 format!("{:.1} ms", r.latency_ms),
                 r.summary
                     .clone()
-                    .map(|s| one_line(&s, 48))
+                    .map(|s| fit(&s, 48))
                     .unwrap_or_else(|| "-".into()),
                 verdict,
             ]
@@ -294,11 +300,16 @@ pub fn render_table(report: &CheckReport) -> String {
     out
 }
 
-fn one_line(s: &str, max: usize) -> String {
+/// `s` on one line (control characters as spaces), cut to `max`
+/// characters with `…` when `max` is given.
+fn one_line(s: &str, max: Option<usize>) -> String {
     let flat: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
+    let Some(max) = max else {
+        return flat;
+    };
     if flat.chars().count() > max {
         let cut: String = flat.chars().take(max.saturating_sub(1)).collect();
         format!("{cut}…")

@@ -10,12 +10,40 @@ pub fn default_journal() -> std::path::PathBuf {
 }
 
 /// A config that watches every kind on a simulator at `base` (e.g.
-/// `http://127.0.0.1:9000`), journaling to `journal`.
+/// `http://127.0.0.1:9000`), journaling to `journal`. Errors: none in
+/// practice (the text is built here); the parse errors if it were wrong.
 pub fn config_for(base: &str, journal: &std::path::Path) -> Result<Config, config::ConfigErrors> {
     let journal = toml::Value::String(journal.display().to_string());
-    let mut text = format!("[journal]\npath = {journal}\n\n");
-    text.push_str(
-        "[instance]\nname = \"demo\"\n\n[defaults]\ninterval = \"1s\"\ntimeout = \"2s\"\n\n\
+    let mut text = format!("[journal]\npath = {journal}\n\n[instance]\nname = \"demo\"\n\n");
+    text.push_str(&watching(base));
+    config::parse("(demo)", &text)
+}
+
+/// `exwatch demo --print-config`: a commented config (TOML text) that
+/// watches every kind on an `exwatch sim` at `base` (e.g.
+/// `http://127.0.0.1:9900`), the demo's settings, instance `offline`,
+/// journaling to `offline-journal.jsonl` in the directory `run` starts in.
+/// `examples/offline.toml` is this text for the simulator's default address.
+pub fn offline_config_text(base: &str) -> String {
+    let mut text = format!(
+        "# exwatch: every exchange kind on a local simulator, for trying `run` and `check` offline.\n\
+         # Start the simulator first (healthy; add `--scenario default` for the demo's fault cycle):\n\
+         #   exwatch sim --listen {addr} &\n\
+         #   exwatch check -c offline.toml\n\
+         #   exwatch run -c offline.toml\n\
+         # Written by `exwatch demo --print-config --sim {addr}`.\n\n\
+         [instance]\nname = \"offline\"\n\n\
+         [journal]\n# Relative: in the directory `exwatch run` starts in.\npath = \"offline-journal.jsonl\"\n\n",
+        addr = base.trim_start_matches("http://"),
+    );
+    text.push_str(&watching(base));
+    text
+}
+
+/// The demo's settings and the five built-in kinds on a simulator at `base`.
+fn watching(base: &str) -> String {
+    let mut text = String::from(
+        "[defaults]\ninterval = \"1s\"\ntimeout = \"2s\"\n\n\
          [breaker]\nconsecutive_failures = 3\nopen_for = \"4s\"\nmax_open_for = \"20s\"\nclose_after = 1\n\n\
          [validation]\nmax_age = \"5s\"\nfrozen_after = \"4s\"\n",
     );
@@ -33,5 +61,39 @@ pub fn config_for(base: &str, journal: &std::path::Path) -> Result<Config, confi
             k = kind.as_str()
         ));
     }
-    config::parse("(demo)", &text)
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offline_config_parses_and_watches_the_simulator() {
+        let text = offline_config_text("http://127.0.0.1:9911");
+        let cfg = config::parse("(offline)", &text).expect("valid");
+        assert_eq!(cfg.instance.name, "offline");
+        let eps = cfg.endpoints();
+        assert_eq!(eps.len(), 15);
+        assert!(
+            eps.iter()
+                .all(|e| e.url.starts_with("http://127.0.0.1:9911/"))
+        );
+        assert!(
+            text.contains("exwatch sim --listen 127.0.0.1:9911 &"),
+            "{text}"
+        );
+    }
+
+    /// `examples/offline.toml` is what `--print-config` prints for the
+    /// simulator's default address, so the two never drift apart.
+    #[test]
+    fn the_shipped_example_is_the_printed_config() {
+        let shipped = include_str!("../examples/offline.toml");
+        let printed = offline_config_text(&format!("http://{}", crate::cli::SIM_DEFAULT_LISTEN));
+        assert_eq!(
+            shipped, printed,
+            "regenerate: exwatch demo --print-config > examples/offline.toml"
+        );
+    }
 }

@@ -1,15 +1,31 @@
-//! `run --headless`: status lines instead of the dashboard, for logs and CI.
+//! `run --headless` and `replay --headless`: status lines instead of the
+//! dashboard, for logs and CI. Every time and age in a line is taken
+//! against the line's clock ([`Line::now_ms`]): the wall clock when live,
+//! the recorded time in a replay.
 
-use crate::clock::wall_ms;
 use crate::model::Alert;
 use crate::model::BreakerState;
 use crate::state::{ExchangeView, Snapshot};
 use serde::Serialize;
 use std::io::Write;
 
+/// How to write a round of status lines.
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'a> {
+    /// `instance.name` of the monitor (the recorded one in a replay); in
+    /// JSON lines only (`instance`).
+    pub instance: &'a str,
+    /// The lines' clock, unix ms: their timestamp, and what data ages and
+    /// holds are measured against.
+    pub now_ms: i64,
+    /// JSON lines instead of text.
+    pub json: bool,
+}
+
 #[derive(Debug, Serialize)]
 struct JsonLine<'a> {
     ts_ms: i64,
+    instance: &'a str,
     exchange: &'a str,
     healthy: bool,
     endpoints: Vec<JsonEndpoint<'a>>,
@@ -52,12 +68,16 @@ struct JsonEndpoint<'a> {
     held_why: Option<&'a str>,
 }
 
-/// Write one line per exchange for this snapshot.
-pub fn write_status(out: &mut impl Write, snap: &Snapshot, json: bool) -> std::io::Result<()> {
-    let now = wall_ms();
+/// Write one line per exchange for this snapshot, on the clock and with
+/// the instance name `line` gives. Errors: writing to `out` failed (a
+/// closed pipe, a full disk).
+pub fn write_status_at(out: &mut impl Write, snap: &Snapshot, line: Line) -> std::io::Result<()> {
+    let now = line.now_ms;
     for ex in &snap.exchanges {
-        if json {
-            serde_json::to_writer(&mut *out, &json_line(ex, snap, now))?;
+        if line.json {
+            let mut l = json_line(ex, snap, now);
+            l.instance = line.instance;
+            serde_json::to_writer(&mut *out, &l)?;
             writeln!(out)?;
         } else {
             writeln!(out, "{}", text_line(ex, snap, now))?;
@@ -91,6 +111,7 @@ fn json_line<'a>(ex: &'a ExchangeView, snap: &'a Snapshot, now: i64) -> JsonLine
             })
             .collect(),
         ts_ms: now,
+        instance: "",
         exchange: &ex.name,
         healthy: ex.healthy,
         endpoints: ex

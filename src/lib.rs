@@ -5,6 +5,7 @@ pub mod alert;
 pub mod bench;
 pub mod breaker;
 pub mod check;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;

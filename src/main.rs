@@ -1,7 +1,8 @@
 //! The exwatch command line: one function per command.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use exwatch::cli::{BenchCmd, Cli, Cmd, ConfigCmd, ReportFormat};
 use exwatch::config::{self, Config, LoadError};
 use exwatch::sim::scenario::Scenario;
 use std::net::SocketAddr;
@@ -61,142 +62,6 @@ macro_rules! outln {
     ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
-#[derive(Parser)]
-#[command(
-    name = "exwatch",
-    version,
-    about = "Watches cryptocurrency exchange APIs for on-call engineers"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Simulated exchanges with a fault cycle, and the monitor watching them.
-    Demo {
-        /// Status lines instead of the dashboard.
-        #[arg(long)]
-        headless: bool,
-        /// JSON lines (with --headless).
-        #[arg(long)]
-        json: bool,
-        /// A fault scenario instead of the built-in cycle.
-        #[arg(long)]
-        scenario: Option<PathBuf>,
-        /// Journal file (replaced at start); default: demo-journal.jsonl beside the logs.
-        #[arg(long)]
-        journal: Option<PathBuf>,
-    },
-    /// Monitor the exchanges in the config.
-    Run {
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-        /// Status lines instead of the dashboard.
-        #[arg(long)]
-        headless: bool,
-        /// JSON lines (with --headless).
-        #[arg(long)]
-        json: bool,
-    },
-    /// Walk through a journal in the dashboard (REPLAY and the recorded time in the header).
-    Replay {
-        /// The journal file (its rotated files are played first).
-        journal: PathBuf,
-        /// Recorded time per real time (0.1 .. 1000).
-        #[arg(long, default_value_t = 1.0)]
-        speed: f64,
-        /// Status lines instead of the dashboard.
-        #[arg(long)]
-        headless: bool,
-        /// JSON lines (with --headless).
-        #[arg(long)]
-        json: bool,
-        /// Config for the instance name, key bindings and headless interval.
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-    },
-    /// Incident timeline from a journal, for a postmortem.
-    Report {
-        /// The journal file (its rotated files are read too).
-        journal: PathBuf,
-        /// Start: RFC 3339, unix ms, or a duration before now (`2h`).
-        #[arg(long)]
-        since: Option<String>,
-        /// End: same spellings as --since.
-        #[arg(long)]
-        until: Option<String>,
-        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-        format: ReportFormat,
-    },
-    /// Probe every configured endpoint once; exit 1 if any is unhealthy.
-    Check {
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// The simulated exchange on its own.
-    Sim {
-        #[arg(long, default_value = "127.0.0.1:9900")]
-        listen: SocketAddr,
-        /// Fault scenario (TOML); `default` for the built-in cycle; none for a healthy exchange.
-        #[arg(long)]
-        scenario: Option<String>,
-    },
-    /// Benchmarks of the hot paths, printing JSON.
-    Bench {
-        #[command(subcommand)]
-        what: BenchCmd,
-    },
-    /// Config tools.
-    Config {
-        #[command(subcommand)]
-        what: ConfigCmd,
-    },
-}
-
-#[derive(Subcommand)]
-enum BenchCmd {
-    /// The probe path (limiter, breaker, HTTP, parse, classify, record) as fast as it goes.
-    Pipeline {
-        /// Target URL; default: a built-in simulator's Binance order book.
-        #[arg(long)]
-        target: Option<String>,
-        #[arg(long, default_value_t = 10)]
-        duration: u64,
-        #[arg(long, default_value_t = 64)]
-        concurrency: usize,
-    },
-    /// Checks per second and latency of the Redis limiter (one Lua round trip per check).
-    Limiter {
-        /// Redis URL, e.g. redis://127.0.0.1:6379/
-        #[arg(long)]
-        redis: String,
-        #[arg(long, default_value_t = 1)]
-        concurrency: usize,
-        #[arg(long, default_value_t = 5)]
-        duration: u64,
-    },
-    /// The labelled fault scenario through the real pipeline, plus a fault-free
-    /// control stretch: recall, precision, time to detect, false alerts per hour.
-    Detect {
-        /// Poll interval of every endpoint, in milliseconds.
-        #[arg(long, default_value_t = 250)]
-        poll_ms: u64,
-        /// Seconds of fault-free control stretch.
-        #[arg(long, default_value_t = 120)]
-        control: u64,
-    },
-}
-
-#[derive(Subcommand)]
-enum ConfigCmd {
-    /// Validate a config and explain every error with its line.
-    Check { file: PathBuf },
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -212,10 +77,16 @@ fn main() -> ExitCode {
     let code = rt.block_on(async {
         match cli.command {
             Cmd::Demo {
+                print_config: true,
+                sim,
+                ..
+            } => demo_print_config(sim),
+            Cmd::Demo {
                 headless,
                 json,
                 scenario,
                 journal,
+                ..
             } => demo(headless, json, scenario, journal).await,
             Cmd::Run {
                 config,
@@ -240,9 +111,14 @@ fn main() -> ExitCode {
             Cmd::Bench { what } => match what {
                 BenchCmd::Pipeline {
                     target,
+                    exchange,
+                    endpoint,
                     duration,
                     concurrency,
-                } => bench_pipeline(target, duration, concurrency).await,
+                } => {
+                    let kind = exwatch::bench::pipeline::TargetKind { exchange, endpoint };
+                    bench_pipeline(target, kind, duration, concurrency).await
+                }
                 BenchCmd::Limiter {
                     redis,
                     concurrency,
@@ -276,7 +152,7 @@ fn main() -> ExitCode {
         Ok(c) => ExitCode::from(c),
         Err(e) if e.downcast_ref::<StdoutClosed>().is_some() => ExitCode::from(exit::PIPE_CLOSED),
         Err(e) => {
-            eprintln!("exwatch: {e:#}");
+            eprintln!("exwatch: {}", exwatch::cli::error_text(&e));
             ExitCode::from(exit::RUNTIME)
         }
     }
@@ -347,17 +223,55 @@ async fn replay(
         return Ok(exit::CONFIG);
     }
     let mut entries = Vec::new();
+    let mut bad_lines = 0;
     for f in files {
-        exwatch::journal::for_each_entry(&f, |e| entries.push(e))?;
+        match exwatch::journal::for_each_entry(&f, |e| entries.push(e)) {
+            Ok(stats) => bad_lines += stats.bad_lines,
+            Err(e) => {
+                eprintln!("exwatch: {e}");
+                return Ok(exit::CONFIG);
+            }
+        }
     }
+    if entries.is_empty() {
+        eprintln!(
+            "exwatch: {} holds no journal entry ({bad_lines} unreadable line(s)): nothing to replay",
+            journal.display()
+        );
+        return Ok(exit::CONFIG);
+    }
+    if bad_lines > 0 {
+        eprintln!("exwatch: {bad_lines} unreadable journal line(s) skipped");
+    }
+    // The instance that recorded it; a journal from before names were
+    // recorded goes by its file name.
+    let instance = exwatch::journal::recorded_instance(&entries)
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            journal.file_name().map_or_else(
+                || journal.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        });
+    let span = match (entries.first(), entries.last()) {
+        (Some(a), Some(b)) => format!(
+            "{} .. {}",
+            exwatch::report::fmt_ms(a.ts_ms),
+            exwatch::report::fmt_ms(b.ts_ms)
+        ),
+        _ => "no entries".into(),
+    };
     let replay = exwatch::replay::Replay::new(entries);
     if !headless {
+        if let Err(code) = need_terminal() {
+            return Ok(code);
+        }
         let _log = exwatch::logging::init(&cfg.log).context("opening the log directory")?;
         let monitor = exwatch::monitor::Monitor::from_replay(replay, speed);
         let shown = exwatch::ui::run(
             &feed(&monitor),
             &cfg.keys,
-            &cfg.instance.name,
+            &instance,
             exwatch::ui::Mode::Replay,
         )
         .await;
@@ -365,6 +279,10 @@ async fn replay(
         shown?;
         return Ok(exit::OK);
     }
+    eprintln!(
+        "exwatch: replay of {} recorded by instance {instance:?}, {span}; times and ages are the recorded ones",
+        journal.display()
+    );
     let stop_replay = tokio_util::sync::CancellationToken::new();
     let handle = exwatch::replay::spawn(replay, speed, stop_replay.clone());
     let mut status = handle.status.clone();
@@ -379,20 +297,25 @@ async fn replay(
             r = status.wait_for(|s| s.done) => { let _ = r; true }
         };
         let snap = handle.snapshots.borrow().clone();
+        // The recorded clock: the time of the last entry played.
+        let Some(now_ms) = status.borrow().recorded_ms else {
+            if done {
+                break;
+            }
+            continue;
+        };
         let mut out = std::io::stdout().lock();
-        if exwatch::headless::write_status(&mut out, &snap, json).is_err() || done {
+        let line = exwatch::headless::Line {
+            instance: &instance,
+            now_ms,
+            json,
+        };
+        if exwatch::headless::write_status_at(&mut out, &snap, line).is_err() || done {
             break;
         }
     }
     stop_replay.cancel();
     Ok(exit::OK)
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ReportFormat {
-    Text,
-    Markdown,
-    Json,
 }
 
 fn report(
@@ -410,7 +333,21 @@ fn report(
             return Ok(exit::CONFIG);
         }
     };
-    let (report, bad_lines) = exwatch::report::from_journal(&journal, window)?;
+    let (report, bad_lines) = match exwatch::report::from_journal(&journal, window) {
+        Ok(r) => r,
+        // A missing or unreadable journal is a bad input, as a config is.
+        Err(e) => {
+            eprintln!("exwatch: {e}");
+            return Ok(exit::CONFIG);
+        }
+    };
+    if report.entries == 0 && bad_lines > 0 && window == exwatch::report::Window::default() {
+        eprintln!(
+            "exwatch: {} holds no journal entry ({bad_lines} unreadable line(s)): not an exwatch journal",
+            journal.display()
+        );
+        return Ok(exit::CONFIG);
+    }
     if bad_lines > 0 {
         eprintln!("exwatch: {bad_lines} unreadable journal line(s) skipped");
     }
@@ -432,7 +369,10 @@ async fn check(config: Option<PathBuf>, json: bool) -> anyhow::Result<u8> {
     if json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        out!("{}", exwatch::check::render_table(&report))?;
+        // Cut long causes to the screen only: a file or a pipe gets them whole.
+        use std::io::IsTerminal;
+        let cut = std::io::stdout().is_terminal().then_some(CHECK_CAUSE_WIDTH);
+        out!("{}", exwatch::check::render_table(&report, cut))?;
     }
     Ok(if report.healthy {
         exit::OK
@@ -441,15 +381,32 @@ async fn check(config: Option<PathBuf>, json: bool) -> anyhow::Result<u8> {
     })
 }
 
+/// Characters of an error's cause in `check`'s table on a terminal.
+const CHECK_CAUSE_WIDTH: usize = 70;
+
 async fn run(config: Option<PathBuf>, headless: bool, json: bool) -> anyhow::Result<u8> {
     let cfg = match load_config(config) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
     if !headless {
+        if let Err(code) = need_terminal() {
+            return Ok(code);
+        }
         return monitor_dashboard(&cfg).await;
     }
     monitor_headless(&cfg, json).await
+}
+
+/// The dashboard needs a terminal: said before anything starts (no
+/// simulator, poller or journal for a screen that cannot be shown).
+fn need_terminal() -> Result<(), u8> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        return Ok(());
+    }
+    eprintln!("exwatch: {}", exwatch::ui::UiError::NotATerminal);
+    Err(exit::RUNTIME)
 }
 
 async fn monitor_dashboard(cfg: &Config) -> anyhow::Result<u8> {
@@ -495,7 +452,12 @@ async fn monitor_headless(cfg: &Config, json: bool) -> anyhow::Result<u8> {
             _ = tick.tick() => {
                 let snap = snapshots.borrow().clone();
                 let mut out = std::io::stdout().lock();
-                if exwatch::headless::write_status(&mut out, &snap, json).is_err() {
+                let line = exwatch::headless::Line {
+                    instance: &cfg.instance.name,
+                    now_ms: exwatch::clock::wall_ms(),
+                    json,
+                };
+                if exwatch::headless::write_status_at(&mut out, &snap, line).is_err() {
                     // stdout closed (e.g. piped into `head`): stop quietly.
                     break;
                 }
@@ -512,8 +474,15 @@ async fn demo(
     scenario: Option<PathBuf>,
     journal: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
-    let scenario = match scenario {
-        Some(p) => Scenario::load(&p)?,
+    if !headless && let Err(code) = need_terminal() {
+        return Ok(code);
+    }
+    let scenario = match scenario.as_deref().map(Scenario::load) {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            eprintln!("exwatch: {e}");
+            return Ok(exit::CONFIG);
+        }
         None => Scenario::default_cycle(),
     };
     let sim = exwatch::sim::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), scenario)
@@ -526,6 +495,13 @@ async fn demo(
     }
     let cfg = exwatch::demo::config_for(&format!("http://{}", sim.addr), &journal)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Said before the dashboard takes the screen, so it is there after it.
+    eprintln!(
+        "exwatch demo: journal at {} (replaced each run; `exwatch replay {}` or `exwatch report {}` afterwards)",
+        journal.display(),
+        journal.display(),
+        journal.display()
+    );
     let code = if headless {
         monitor_headless(&cfg, json).await
     } else {
@@ -533,6 +509,15 @@ async fn demo(
     };
     sim.stop().await;
     code
+}
+
+/// `demo --print-config`: a config watching an `exwatch sim` at `sim`.
+fn demo_print_config(sim: SocketAddr) -> anyhow::Result<u8> {
+    out!(
+        "{}",
+        exwatch::demo::offline_config_text(&format!("http://{sim}"))
+    )?;
+    Ok(exit::OK)
 }
 
 async fn sim(listen: SocketAddr, scenario: Option<String>) -> anyhow::Result<u8> {
@@ -559,24 +544,37 @@ async fn sim(listen: SocketAddr, scenario: Option<String>) -> anyhow::Result<u8>
     Ok(exit::OK)
 }
 
+/// The figures as JSON; a bench that could not run (`error` in them) says
+/// so on stderr too and exits [`exit::RUNTIME`].
 fn print_figures(figures: &serde_json::Value) -> anyhow::Result<u8> {
     outln!("{}", serde_json::to_string_pretty(figures)?)?;
-    Ok(if figures.get("error").is_some() {
-        exit::RUNTIME
-    } else {
-        exit::OK
-    })
+    match figures.get("error") {
+        Some(e) => {
+            eprintln!("exwatch: {}", e.as_str().unwrap_or("the benchmark failed"));
+            Ok(exit::RUNTIME)
+        }
+        None => Ok(exit::OK),
+    }
 }
 
+/// Prints the figures; a target whose answers were mostly rejected is said
+/// on stderr too, and exits [`exit::UNHEALTHY`].
 async fn bench_pipeline(
     target: Option<String>,
+    kind: exwatch::bench::pipeline::TargetKind,
     duration: u64,
     concurrency: usize,
 ) -> anyhow::Result<u8> {
     let figures =
-        exwatch::bench::pipeline(target, Duration::from_secs(duration), concurrency).await?;
+        exwatch::bench::pipeline(target, kind, Duration::from_secs(duration), concurrency).await?;
     outln!("{}", serde_json::to_string_pretty(&figures)?)?;
-    Ok(exit::OK)
+    match figures.get("warning").and_then(|w| w.as_str()) {
+        Some(w) => {
+            eprintln!("exwatch: {w}");
+            Ok(exit::UNHEALTHY)
+        }
+        None => Ok(exit::OK),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

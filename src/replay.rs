@@ -254,6 +254,7 @@ mod tests {
         Entry {
             v: 1,
             ts_ms: ts,
+            instance: None,
             ev: Event::AlertChanged {
                 alert: Alert {
                     fingerprint: "b/t/latency".into(),
@@ -284,6 +285,7 @@ mod tests {
         Entry {
             v: 1,
             ts_ms: ts,
+            instance: None,
             ev: Event::ClockOffset {
                 exchange: "b".into(),
                 offset_ms: ts,

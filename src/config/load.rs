@@ -46,11 +46,10 @@ impl fmt::Display for ConfigErrors {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read config {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    /// The file could not be read; the message carries the OS's words (so
+    /// they are not also the error's `source()`, which would repeat them).
+    #[error("cannot read config {path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("{0}")]
     Invalid(ConfigErrors),
     #[error(
@@ -75,9 +74,9 @@ pub fn locate(cli: Option<&Path>) -> Result<PathBuf, LoadError> {
 }
 
 pub fn load(path: &Path) -> Result<Config, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+    let text = std::fs::read_to_string(path).map_err(|error| LoadError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     parse(&path.display().to_string(), &text).map_err(LoadError::Invalid)
 }

@@ -10,6 +10,12 @@
 //! `max_bytes` it is rotated (`journal.jsonl` → `.1` → `.2` ..., `keep` old
 //! files), and the new file starts with a checkpoint of every open alert, so
 //! the newest file alone is enough to restore them.
+//!
+//! The first line a monitor writes to a file (after opening it, and after
+//! each rotation) also names the instance that wrote it:
+//! `{"v":2,"ts_ms":...,"instance":"prod-eu","ev":{...}}` (an optional field:
+//! older readers ignore it, and journals without it read as before);
+//! [`recorded_instance`] finds it for `replay`.
 
 mod writer;
 
@@ -99,21 +105,36 @@ pub fn default_path() -> PathBuf {
     crate::paths::state_dir().join("journal.jsonl")
 }
 
+/// Why the journal could not be read or written. The message carries its
+/// cause's text, so the cause is not also exposed as `source()` (a printer
+/// of error chains would say it twice).
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("journal {path}: {source}")]
+    /// Reading, writing, creating or renaming a journal file failed.
+    #[error("journal {path}: {error}")]
     Io {
         path: String,
-        source: std::io::Error,
+        /// What the OS said.
+        error: std::io::Error,
     },
+    /// Neither the file nor any rotated file of it (`.1`, `.2`, ...) exists.
+    #[error("no journal at {path} (nor rotated files of it)")]
+    Missing { path: String },
+    /// An event could not be turned into JSON (serde_json's words).
     #[error("journal: cannot encode an event: {0}")]
-    Encode(#[from] serde_json::Error),
+    Encode(serde_json::Error),
+}
+
+impl From<serde_json::Error> for JournalError {
+    fn from(e: serde_json::Error) -> Self {
+        JournalError::Encode(e)
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
-    move |source| JournalError::Io {
+    move |error| JournalError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     }
 }
 
@@ -122,7 +143,18 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
 pub struct Entry {
     pub v: u8,
     pub ts_ms: i64,
+    /// The writing instance's `instance.name`, on the first line of each
+    /// file a monitor writes; absent elsewhere and in older journals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     pub ev: Event,
+}
+
+/// The name of the instance that wrote these entries: the last one named
+/// (see [`Entry::instance`]); `None` for journals written before names were
+/// recorded.
+pub fn recorded_instance(entries: &[Entry]) -> Option<&str> {
+    entries.iter().rev().find_map(|e| e.instance.as_deref())
 }
 
 /// Alert, delivery and breaker events: the ones the `alerts` fsync policy
@@ -170,6 +202,10 @@ pub struct Journal {
     s: JournalSettings,
     open_alerts: BTreeMap<String, Alert>,
     unsynced: bool,
+    /// `instance.name` of the writer, stamped on the first line of each file.
+    instance: Option<String>,
+    /// The next line written is the first of its file (of this writer).
+    stamp: bool,
 }
 
 impl Journal {
@@ -192,7 +228,26 @@ impl Journal {
             s: settings.clone(),
             open_alerts,
             unsynced: false,
+            instance: None,
+            stamp: false,
         })
+    }
+
+    /// Name the writing instance on the first line written to each file
+    /// from now on ([`Entry::instance`]).
+    pub fn with_instance(mut self, name: &str) -> Journal {
+        self.instance = Some(name.to_string());
+        self.stamp = true;
+        self
+    }
+
+    /// The instance name to put on the next line, if it is a file's first.
+    fn take_stamp(&mut self) -> Option<String> {
+        if std::mem::take(&mut self.stamp) {
+            self.instance.clone()
+        } else {
+            None
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -209,14 +264,23 @@ impl Journal {
         if !self.s.wants(ev) {
             return Ok(());
         }
-        let mut line = serde_json::to_vec(&Entry {
+        let mut entry = Entry {
             v: VERSION,
             ts_ms,
+            instance: self.take_stamp(),
             ev: ev.clone(),
-        })?;
+        };
+        let mut line = serde_json::to_vec(&entry)?;
         line.push(b'\n');
         if self.size > 0 && self.size + line.len() as u64 > self.s.max_bytes {
             self.rotate(ts_ms)?;
+            // The new file's first line names the instance (when its
+            // checkpoint did not already).
+            if let Some(name) = self.take_stamp() {
+                entry.instance = Some(name);
+                line = serde_json::to_vec(&entry)?;
+                line.push(b'\n');
+            }
         }
         self.write_line(&line)?;
         self.track(ev);
@@ -286,10 +350,12 @@ impl Journal {
         self.size = 0;
         // Checkpoint: the new file alone restores every open alert.
         let alerts: Vec<Alert> = self.open_alerts.values().cloned().collect();
+        self.stamp = self.instance.is_some();
         for alert in alerts {
             let mut line = serde_json::to_vec(&Entry {
                 v: VERSION,
                 ts_ms,
+                instance: self.take_stamp(),
                 ev: Event::AlertChanged { alert },
             })?;
             line.push(b'\n');
@@ -436,6 +502,7 @@ mod tests {
         let e = Entry {
             v: VERSION,
             ts_ms: 1_700_000_000_123,
+            instance: None,
             ev: Event::BreakerChanged {
                 id: EndpointId::new("binance", "ticker"),
                 at_ms: 1_700_000_000_100,
@@ -469,5 +536,49 @@ mod tests {
             transition.reason.to_string(),
             "3 consecutive failures ≥ 3 (last: server_error); open 10s (trip 1)"
         );
+    }
+
+    /// The instance name is on the first line of each file, rotated ones
+    /// included, and on no other line.
+    #[test]
+    fn the_first_line_of_each_file_names_the_instance() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.jsonl");
+        let settings = JournalSettings {
+            max_bytes: 4096,
+            keep: 3,
+            ..JournalSettings::default()
+        };
+        let mut j = Journal::open_at(&path, &settings)
+            .expect("open")
+            .with_instance("prod-eu");
+        for i in 0..120 {
+            let ev = Event::ClockOffset {
+                exchange: "binance".into(),
+                offset_ms: i,
+            };
+            j.append(&ev, 1_700_000_000_000 + i).expect("append");
+        }
+        drop(j);
+        let files = files(&path);
+        assert!(files.len() >= 2, "rotated: {files:?}");
+        for f in &files {
+            let (entries, _) = read_file(f).expect("read");
+            assert_eq!(entries[0].instance.as_deref(), Some("prod-eu"), "{f:?}");
+            assert!(entries[1..].iter().all(|e| e.instance.is_none()), "{f:?}");
+            assert_eq!(recorded_instance(&entries), Some("prod-eu"));
+        }
+        // Reopened without a name (as an older exwatch would write): the
+        // lines it adds carry none, and the name recorded before stands.
+        let mut j = Journal::open_at(&path, &settings).expect("reopen");
+        let ev = Event::ClockOffset {
+            exchange: "okx".into(),
+            offset_ms: 0,
+        };
+        j.append(&ev, 1_700_000_001_000).expect("append");
+        drop(j);
+        let (entries, _) = read_file(&path).expect("read");
+        assert!(entries.last().is_some_and(|e| e.instance.is_none()));
+        assert_eq!(recorded_instance(&entries), Some("prod-eu"));
     }
 }

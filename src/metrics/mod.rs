@@ -280,7 +280,7 @@ pub fn encode(registry: &Registry) -> Result<String, std::fmt::Error> {
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, MetricsError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| MetricsError::Bind { addr, source })
+        .map_err(|error| MetricsError::Bind { addr, error })
 }
 
 /// Count `events` until the stream ends, and serve `/metrics` on `listener`

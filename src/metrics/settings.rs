@@ -34,16 +34,17 @@ impl MetricsSettings {
     }
 }
 
-/// Why the metrics endpoint could not start.
+/// Why the metrics endpoint could not start. The message carries the OS's
+/// words, so they are not also its `source()` (a chain would repeat them).
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
     /// The address is taken, or not ours to bind.
-    #[error("cannot listen for /metrics on {addr}: {source}")]
+    #[error("cannot listen for /metrics on {addr}: {error}")]
     Bind {
         /// The `[metrics] listen` address.
         addr: SocketAddr,
         /// What the OS said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 

@@ -138,7 +138,9 @@ impl Monitor {
             shutdown.clone(),
         );
         let (journal, restored, journal_problem) = if cfg.journal.enabled {
-            match Journal::open(&cfg.journal).map(JournalWriter::spawn) {
+            match Journal::open(&cfg.journal)
+                .map(|j| JournalWriter::spawn(j.with_instance(&cfg.instance.name)))
+            {
                 Ok(Ok((writer, open))) => (Some(writer), open, None),
                 Ok(Err(e)) => (None, Vec::new(), Some(e.to_string())),
                 Err(e) => (None, Vec::new(), Some(e.to_string())),

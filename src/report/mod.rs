@@ -13,10 +13,11 @@ use crate::model::{AlertState, Delivery, Severity};
 use crate::model::{EndpointId, Event, Outcome};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 
 mod incident;
+mod render;
 pub use incident::IncidentRow;
+pub use render::{render_markdown, render_text};
 
 /// Which part of the journal to report on (unix ms, inclusive); `None` is open-ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -340,276 +341,6 @@ pub fn fmt_duration(ms: i64) -> String {
     }
 }
 
-fn who(b: &Option<ByWhom>) -> String {
-    match b {
-        Some(b) => format!(
-            "{} by {}",
-            fmt_ms(b.at_ms),
-            b.by.as_deref().unwrap_or("unknown")
-        ),
-        None => "-".into(),
-    }
-}
-
-fn place(ex: &str, ep: Option<&str>) -> String {
-    format!("{ex}/{}", ep.unwrap_or("*"))
-}
-
-/// Plain text, for a terminal or a ticket.
-pub fn render_text(r: &Report) -> String {
-    let mut o = String::new();
-    let span = match (r.from_ms, r.to_ms) {
-        (Some(f), Some(t)) => format!("{} .. {}", fmt_ms(f), fmt_ms(t)),
-        _ => "empty".into(),
-    };
-    let _ = writeln!(o, "exwatch incident report: {span} ({} entries)", r.entries);
-    let _ = writeln!(o, "\nINCIDENTS ({})", r.incidents.len());
-    if r.incidents.is_empty() && !r.alerts.is_empty() {
-        let _ = writeln!(
-            o,
-            "  none recorded: this journal was written before incidents; see ALERTS"
-        );
-    }
-    for i in &r.incidents {
-        let _ = writeln!(
-            o,
-            "  {:<9} {:<28} opened {}  resolved {}  lasted {}",
-            i.severity.as_str().to_uppercase(),
-            place(&i.exchange, i.endpoint.as_deref()),
-            fmt_ms(i.opened_ms),
-            i.resolved_ms.map_or("still open".into(), fmt_ms),
-            i.duration_ms.map_or("-".into(), fmt_duration),
-        );
-        let _ = writeln!(o, "      {}", i.title);
-        if i.acknowledged.is_some() {
-            let _ = writeln!(o, "      acknowledged {}", who(&i.acknowledged));
-        }
-        if !i.notified.is_empty() {
-            let _ = writeln!(o, "      notified {}", i.notified.join(", "));
-        }
-        for a in i.symptoms.iter().filter_map(|k| r.alerts.get(*k)) {
-            let _ = writeln!(
-                o,
-                "      {:>8}  {:<9} {:<28} {:<16} {}",
-                format!("+{}", fmt_duration(a.fired_ms - i.opened_ms)),
-                a.severity.as_str(),
-                place(&a.exchange, a.endpoint.as_deref()),
-                a.kind,
-                a.duration_ms.map_or("still open".into(), |d| format!(
-                    "lasted {}",
-                    fmt_duration(d)
-                )),
-            );
-        }
-    }
-    let _ = writeln!(o, "\nALERTS ({})", r.alerts.len());
-    for a in &r.alerts {
-        let _ = writeln!(
-            o,
-            "  {:<9} {:<28} {:<14} fired {}  resolved {}  lasted {}",
-            a.severity.as_str().to_uppercase(),
-            place(&a.exchange, a.endpoint.as_deref()),
-            a.kind,
-            fmt_ms(a.fired_ms),
-            a.resolved_ms.map_or("still open".into(), fmt_ms),
-            a.duration_ms.map_or("-".into(), fmt_duration),
-        );
-        let _ = writeln!(o, "      {}", a.title);
-        if a.acknowledged.is_some() {
-            let _ = writeln!(o, "      acknowledged {}", who(&a.acknowledged));
-        }
-        if a.silenced.is_some() {
-            let _ = writeln!(o, "      silenced {}", who(&a.silenced));
-        }
-        if !a.notified.is_empty() {
-            let _ = writeln!(o, "      notified {}", a.notified.join(", "));
-        }
-        if let Some(t) = &a.triage {
-            let _ = writeln!(
-                o,
-                "      triage ({}, escalation {}): {} — {}",
-                t.source, t.escalation, t.summary, t.likely_cause
-            );
-        }
-    }
-    let _ = writeln!(o, "\nBREAKER TRANSITIONS ({})", r.breaker.len());
-    for b in &r.breaker {
-        let _ = writeln!(
-            o,
-            "  {}  {}/{}  {} -> {}  {}",
-            fmt_ms(b.at_ms),
-            b.exchange,
-            b.endpoint,
-            b.from,
-            b.to,
-            b.reason
-        );
-    }
-    let _ = writeln!(o, "\nRATE LIMITS AND BANS ({})", r.limits.len());
-    for l in &r.limits {
-        let _ = writeln!(
-            o,
-            "  {} .. {}  {}/{}  {} ({} polls)",
-            fmt_ms(l.from_ms),
-            fmt_ms(l.to_ms),
-            l.exchange,
-            l.endpoint,
-            l.kind,
-            l.polls
-        );
-    }
-    let _ = writeln!(o, "\nSUMMARY");
-    for s in &r.exchanges {
-        let _ = writeln!(
-            o,
-            "  {:<12} calls {:>6}  failed {:>5} ({:.1}%)  alerts {}  breaker opens {}  limit episodes {}  longest alert {}",
-            s.exchange,
-            s.calls,
-            s.failures,
-            if s.calls == 0 {
-                0.0
-            } else {
-                100.0 * s.failures as f64 / s.calls as f64
-            },
-            s.alerts,
-            s.breaker_opens,
-            s.limit_episodes,
-            s.longest_alert_ms.map_or("-".into(), fmt_duration),
-        );
-    }
-    o
-}
-
-/// Markdown escaping for table cells.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
-/// Markdown, to paste into a postmortem document.
-pub fn render_markdown(r: &Report) -> String {
-    let mut o = String::new();
-    let _ = writeln!(o, "# exwatch incident report\n");
-    if let (Some(f), Some(t)) = (r.from_ms, r.to_ms) {
-        let _ = writeln!(
-            o,
-            "{} .. {} ({} journal entries)\n",
-            fmt_ms(f),
-            fmt_ms(t),
-            r.entries
-        );
-    }
-    let _ = writeln!(o, "## Incidents\n");
-    let _ = writeln!(
-        o,
-        "| severity | where | title | opened | resolved | duration | symptoms |"
-    );
-    let _ = writeln!(o, "| --- | --- | --- | --- | --- | --- | --- |");
-    for i in &r.incidents {
-        let symptoms: Vec<String> = i
-            .symptoms
-            .iter()
-            .filter_map(|k| r.alerts.get(*k))
-            .map(|a| {
-                format!(
-                    "+{} {} {}",
-                    fmt_duration(a.fired_ms - i.opened_ms),
-                    place(&a.exchange, a.endpoint.as_deref()),
-                    a.kind
-                )
-            })
-            .collect();
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            i.severity.as_str(),
-            cell(&place(&i.exchange, i.endpoint.as_deref())),
-            cell(&i.title),
-            fmt_ms(i.opened_ms),
-            i.resolved_ms.map_or("still open".into(), fmt_ms),
-            i.duration_ms.map_or("-".into(), fmt_duration),
-            cell(&symptoms.join("; ")),
-        );
-    }
-    let _ = writeln!(o, "\n## Alerts\n");
-    let _ = writeln!(
-        o,
-        "| severity | where | kind | fired | acknowledged | silenced | resolved | duration | notified | triage |"
-    );
-    let _ = writeln!(
-        o,
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-    );
-    for a in &r.alerts {
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            a.severity.as_str(),
-            cell(&place(&a.exchange, a.endpoint.as_deref())),
-            cell(&a.kind),
-            fmt_ms(a.fired_ms),
-            cell(&who(&a.acknowledged)),
-            cell(&who(&a.silenced)),
-            a.resolved_ms.map_or("still open".into(), fmt_ms),
-            a.duration_ms.map_or("-".into(), fmt_duration),
-            cell(&a.notified.join(", ")),
-            a.triage.as_ref().map_or("-".into(), |t| cell(&format!(
-                "{} ({}): {}",
-                t.source, t.escalation, t.summary
-            ))),
-        );
-    }
-    let _ = writeln!(o, "\n## Breaker transitions\n");
-    let _ = writeln!(o, "| time | endpoint | from | to | reason |");
-    let _ = writeln!(o, "| --- | --- | --- | --- | --- |");
-    for b in &r.breaker {
-        let _ = writeln!(
-            o,
-            "| {} | {}/{} | {} | {} | {} |",
-            fmt_ms(b.at_ms),
-            cell(&b.exchange),
-            cell(&b.endpoint),
-            b.from,
-            b.to,
-            cell(&b.reason)
-        );
-    }
-    let _ = writeln!(o, "\n## Rate limits and bans\n");
-    let _ = writeln!(o, "| from | to | endpoint | kind | polls |");
-    let _ = writeln!(o, "| --- | --- | --- | --- | --- |");
-    for l in &r.limits {
-        let _ = writeln!(
-            o,
-            "| {} | {} | {}/{} | {} | {} |",
-            fmt_ms(l.from_ms),
-            fmt_ms(l.to_ms),
-            cell(&l.exchange),
-            cell(&l.endpoint),
-            l.kind,
-            l.polls
-        );
-    }
-    let _ = writeln!(o, "\n## Summary per exchange\n");
-    let _ = writeln!(
-        o,
-        "| exchange | calls | failed | alerts | breaker opens | limit episodes | longest alert |"
-    );
-    let _ = writeln!(o, "| --- | --- | --- | --- | --- | --- | --- |");
-    for s in &r.exchanges {
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            cell(&s.exchange),
-            s.calls,
-            s.failures,
-            s.alerts,
-            s.breaker_opens,
-            s.limit_episodes,
-            s.longest_alert_ms.map_or("-".into(), fmt_duration)
-        );
-    }
-    o
-}
-
 /// `--since` / `--until`: RFC 3339 (`2026-11-24T10:00:00Z`), unix ms, or a
 /// duration before now (`90m`, `2h`).
 pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
@@ -629,15 +360,18 @@ pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
 
 /// Read the journal at `path` (its rotated files first, oldest to newest)
 /// and build the report. Also returns how many lines could not be read.
+///
+/// Errors: [`JournalError::Missing`](crate::journal::JournalError::Missing)
+/// when neither the file nor a rotated file of it exists; `Io` when one
+/// cannot be read.
 pub fn from_journal(
     path: &std::path::Path,
     window: Window,
 ) -> Result<(Report, u64), crate::journal::JournalError> {
     let files = crate::journal::files(path);
     if files.is_empty() {
-        return Err(crate::journal::JournalError::Io {
+        return Err(crate::journal::JournalError::Missing {
             path: path.display().to_string(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no journal here"),
         });
     }
     let mut entries = Vec::new();
@@ -658,6 +392,7 @@ mod tests {
         Entry {
             v: 1,
             ts_ms: at,
+            instance: None,
             ev: Event::AlertChanged {
                 alert: Alert {
                     fingerprint: "b/t/error_rate".into(),

@@ -106,11 +106,10 @@ pub struct Scenario {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    #[error("cannot read scenario {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    /// The file could not be read; the message carries the OS's words
+    /// (not also the `source()`, which would repeat them).
+    #[error("cannot read scenario {path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("{path}:{line}:{column}: {message}")]
     Invalid {
         path: String,
@@ -127,9 +126,9 @@ impl Scenario {
     }
 
     pub fn load(path: &std::path::Path) -> Result<Self, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| ScenarioError::Io {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         Self::parse(&path.display().to_string(), &text)
     }
