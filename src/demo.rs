@@ -47,6 +47,35 @@ fn watching(base: &str) -> String {
          [breaker]\nconsecutive_failures = 3\nopen_for = \"4s\"\nmax_open_for = \"20s\"\nclose_after = 1\n\n\
          [validation]\nmax_age = \"5s\"\nfrozen_after = \"4s\"\n",
     );
+    text.push_str(&sim_exchanges(
+        base,
+        SimBudget {
+            capacity: 50,
+            refill_per_sec: 20,
+        },
+        Some("5s"),
+    ));
+    text
+}
+
+/// An exchange's limiter budget in [`sim_exchanges`], in weight: a bucket
+/// of `capacity` refilled at `refill_per_sec`.
+#[derive(Debug, Clone, Copy)]
+pub struct SimBudget {
+    pub capacity: u32,
+    pub refill_per_sec: u32,
+}
+
+/// The `[[exchanges]]` tables (TOML text) for the five built-in kinds on a
+/// simulator at `base` (e.g. `http://127.0.0.1:9900`), each named after its
+/// kind with a `time`, `ticker` and `book` endpoint; `time_every` (e.g.
+/// `"5s"`) polls the time endpoint less often than the defaults. Shared by
+/// the demo, `bench detect` and the tests that drive the simulator.
+pub fn sim_exchanges(base: &str, budget: SimBudget, time_every: Option<&str>) -> String {
+    let time_interval = time_every
+        .map(|d| format!("interval = \"{d}\"\n"))
+        .unwrap_or_default();
+    let mut text = String::new();
     for kind in ExchangeKind::VARIANTS
         .iter()
         .copied()
@@ -54,11 +83,13 @@ fn watching(base: &str) -> String {
     {
         text.push_str(&format!(
             "\n[[exchanges]]\nname = \"{k}\"\nkind = \"{k}\"\nbase_url = \"{base}/{k}\"\n\
-             rate_limit = {{ capacity = 50, refill_per_sec = 20 }}\n\
-             [[exchanges.endpoints]]\nname = \"time\"\nkind = \"time\"\ninterval = \"5s\"\n\
+             rate_limit = {{ capacity = {cap}, refill_per_sec = {refill} }}\n\
+             [[exchanges.endpoints]]\nname = \"time\"\nkind = \"time\"\n{time_interval}\
              [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\n\
              [[exchanges.endpoints]]\nname = \"book\"\nkind = \"book\"\n",
-            k = kind.as_str()
+            k = kind.as_str(),
+            cap = budget.capacity,
+            refill = budget.refill_per_sec,
         ));
     }
     text

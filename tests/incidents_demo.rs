@@ -27,7 +27,6 @@ use exwatch::monitor::Monitor;
 use exwatch::sim::scenario::Scenario;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use strum::VariantArray;
 
 const POLL_MS: u64 = 500;
 /// After a fault ends: clear_for (10 s for error_rate) plus grouping.
@@ -43,20 +42,14 @@ fn config(base: &str, journal: &std::path::Path) -> String {
          [[alerts.sinks]]\nname = \"hook\"\nkind = \"webhook\"\nurl_env = \"EXW_INCIDENTS_HOOK\"\nmin_severity = \"info\"\n",
         journal.display()
     );
-    for kind in ExchangeKind::VARIANTS
-        .iter()
-        .copied()
-        .filter(|k| *k != ExchangeKind::Generic)
-    {
-        text.push_str(&format!(
-            "\n[[exchanges]]\nname = \"{k}\"\nkind = \"{k}\"\nbase_url = \"{base}/{k}\"\n\
-             rate_limit = {{ capacity = 200, refill_per_sec = 100 }}\n\
-             [[exchanges.endpoints]]\nname = \"time\"\nkind = \"time\"\n\
-             [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\n\
-             [[exchanges.endpoints]]\nname = \"book\"\nkind = \"book\"\n",
-            k = kind.as_str()
-        ));
-    }
+    text.push_str(&exwatch::demo::sim_exchanges(
+        base,
+        exwatch::demo::SimBudget {
+            capacity: 200,
+            refill_per_sec: 100,
+        },
+        None,
+    ));
     text
 }
 

@@ -10,7 +10,6 @@ use crate::alert::notification::Notification;
 use crate::alert::notify::{Grouper, GroupingSettings};
 use crate::clock::wall_ms;
 use crate::config::{self, Config};
-use crate::model::ExchangeKind;
 use crate::model::{Alert, AlertState, Severity};
 use crate::model::{EndpointId, Event};
 use crate::monitor::Monitor;
@@ -38,20 +37,14 @@ fn config_for(base: &str, poll: Duration) -> Result<Config, BenchDetectError> {
          [breaker]\nconsecutive_failures = 3\nopen_for = \"4s\"\nmax_open_for = \"20s\"\nclose_after = 1\n\n\
          [validation]\nmax_age = \"5s\"\nfrozen_after = \"4s\"\n"
     );
-    for kind in ExchangeKind::VARIANTS
-        .iter()
-        .copied()
-        .filter(|k| *k != ExchangeKind::Generic)
-    {
-        text.push_str(&format!(
-            "\n[[exchanges]]\nname = \"{k}\"\nkind = \"{k}\"\nbase_url = \"{base}/{k}\"\n\
-             rate_limit = {{ capacity = 200, refill_per_sec = 100 }}\n\
-             [[exchanges.endpoints]]\nname = \"time\"\nkind = \"time\"\n\
-             [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\n\
-             [[exchanges.endpoints]]\nname = \"book\"\nkind = \"book\"\n",
-            k = kind.as_str()
-        ));
-    }
+    text.push_str(&crate::demo::sim_exchanges(
+        base,
+        crate::demo::SimBudget {
+            capacity: 200,
+            refill_per_sec: 100,
+        },
+        None,
+    ));
     config::parse("(bench detect)", &text).map_err(|e| BenchDetectError::Config(e.to_string()))
 }
 
