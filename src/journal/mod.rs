@@ -125,12 +125,15 @@ pub struct Entry {
     pub ev: Event,
 }
 
-/// Alert, delivery and breaker events: the ones the `alerts` fsync policy
+/// Alert, delivery, breaker and suppression events: the ones the `alerts` fsync policy
 /// forces to disk, and the ones the core waits for before showing or sending.
 pub fn is_alert_event(ev: &Event) -> bool {
     matches!(
         ev,
-        Event::AlertChanged { .. } | Event::AlertDelivery { .. } | Event::BreakerChanged { .. }
+        Event::AlertChanged { .. }
+            | Event::AlertDelivery { .. }
+            | Event::BreakerChanged { .. }
+            | Event::Suppressions { .. }
     )
 }
 
