@@ -11,7 +11,7 @@
 //! │ open first, newest first                         ││ else it takes the other │
 //! └──────────────────────────────────────────────────┘└ panel's place) ─────────┘
 //!  footer: prompt │ last action's result │ keys from the keymap
-//!  help (?): centred overlay over everything
+//!  silences (S): centred overlay, the footer left visible; help (?) over everything
 //! ```
 //!
 //! [`render`] is a pure function of the snapshot, the view state and the
@@ -29,6 +29,7 @@ pub mod help;
 pub mod keymap;
 pub mod pick;
 pub mod selection;
+pub mod silences;
 pub mod terminal;
 pub mod theme;
 pub mod view;
@@ -120,6 +121,17 @@ pub fn render(frame: &mut Frame, snap: &Snapshot, view: &ViewState, now_ms: i64)
             exchanges::render(frame, top, snap, view, now_ms);
             alerts::render(frame, bottom, snap, view, now_ms);
         }
+    }
+    if view.silences.open {
+        silences::render(
+            frame,
+            area,
+            snap,
+            &view.silences,
+            &view.theme,
+            &view.keymap,
+            now_ms,
+        );
     }
     if view.help {
         help::render(frame, area, view);

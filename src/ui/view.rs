@@ -47,7 +47,16 @@ impl SilenceTarget {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     Filter(String),
-    Silence { target: SilenceTarget, text: String },
+    Silence {
+        target: SilenceTarget,
+        text: String,
+    },
+    /// A yes/no question (`force okx/book breaker open? y/n`): only `y`
+    /// sends `command`; any other key cancels.
+    Confirm {
+        question: String,
+        command: Command,
+    },
 }
 
 /// A message in the footer after an action.
@@ -80,6 +89,8 @@ pub struct ViewState {
     /// Set while frozen: the wall time the picture was frozen at.
     pub frozen_at_ms: Option<i64>,
     pub status: Option<Status>,
+    /// The silences overlay (`S`), see [`super::silences`].
+    pub silences: super::silences::SilencesList,
     /// Where a replay stands (paused, speed, progress), for the header.
     pub replay: Option<crate::replay::Status>,
 }
@@ -119,6 +130,7 @@ impl ViewState {
             input: None,
             frozen_at_ms: None,
             status: None,
+            silences: Default::default(),
             replay: None,
         }
     }
@@ -236,10 +248,35 @@ impl ViewState {
                 Reaction::None
             };
         }
+        if self.silences.open {
+            return self.on_silences_action(action, snap, now_ms);
+        }
         // Whatever is under the cursor now stays selected even if rows move
         // before the next key, so an action never lands on a newer row.
         self.pin(snap);
         self.on_action(action, snap, now_ms)
+    }
+
+    /// A key while the silences overlay is open: its module decides.
+    fn on_silences_action(&mut self, action: Action, snap: &Snapshot, now_ms: i64) -> Reaction {
+        use super::silences::Outcome;
+        let live = self.mode == Mode::Live;
+        match self
+            .silences
+            .on_action(action, snap, now_ms, &self.operator, live)
+        {
+            Outcome::Ignored => Reaction::None,
+            Outcome::Redraw => Reaction::Redraw,
+            Outcome::Quit => Reaction::Quit,
+            Outcome::Refused(why) => {
+                self.status(why, true);
+                Reaction::Redraw
+            }
+            Outcome::Send(cmd, what) => {
+                self.status(what, false);
+                Reaction::Send(cmd)
+            }
+        }
     }
 
     /// Refuse an action whose target left the screen: say why, send nothing.
@@ -283,6 +320,15 @@ impl ViewState {
             }
             Action::Help => {
                 self.help = !self.help;
+                Reaction::Redraw
+            }
+            Action::Silences => {
+                self.silences.open(snap, now_ms);
+                Reaction::Redraw
+            }
+            Action::Undo => {
+                let key = self.keymap.label(Action::Silences);
+                self.status(format!("undo works in the silences list ({key})"), false);
                 Reaction::Redraw
             }
             Action::ShowResolved => {
@@ -408,11 +454,15 @@ impl ViewState {
                     self.status("no endpoint selected", true);
                     return Reaction::Redraw;
                 };
-                let (verb, cmd) = if action == Action::ForceOpen {
-                    ("force open", Command::ForceOpen { id: id.clone() })
-                } else {
-                    ("reset", Command::ResetBreaker { id: id.clone() })
-                };
+                if action == Action::ForceOpen {
+                    // Stopping all calls to an endpoint is asked first.
+                    self.input = Some(Input::Confirm {
+                        question: format!("force {id} breaker open?"),
+                        command: Command::ForceOpen { id },
+                    });
+                    return Reaction::Redraw;
+                }
+                let (verb, cmd) = ("reset", Command::ResetBreaker { id: id.clone() });
                 // `exchange/endpoint`, as the id displays.
                 self.status(format!("{verb} sent: {id}"), false);
                 Reaction::Send(cmd)
@@ -477,12 +527,18 @@ impl ViewState {
     }
 
     fn on_input_key(&mut self, key: Key) -> Reaction {
+        if matches!(self.input, Some(Input::Confirm { .. }))
+            && let Some(Input::Confirm { question, command }) = self.input.take()
+        {
+            return self.on_confirm_key(key, question, command);
+        }
         let Some(input) = self.input.as_mut() else {
             return Reaction::None;
         };
         let text = match input {
             Input::Filter(t) => t,
             Input::Silence { text, .. } => text,
+            Input::Confirm { .. } => return Reaction::None,
         };
         match key.code {
             KeyCode::Esc => {
@@ -516,6 +572,7 @@ impl ViewState {
                         self.filter = t;
                         Reaction::Redraw
                     }
+                    Input::Confirm { .. } => Reaction::None,
                     Input::Silence { target, text } => match humantime::parse_duration(text.trim())
                     {
                         Ok(d) if d > Duration::ZERO => {
@@ -549,5 +606,19 @@ impl ViewState {
             }
             _ => Reaction::None,
         }
+    }
+
+    /// The answer to a yes/no question: `y` sends, anything else cancels.
+    fn on_confirm_key(&mut self, key: Key, question: String, command: Command) -> Reaction {
+        if key.code == KeyCode::Char('y') && !key.ctrl {
+            let what = match &command {
+                Command::ForceOpen { id } => format!("force open sent: {id}"),
+                other => format!("sent: {other:?}"),
+            };
+            self.status(what, false);
+            return Reaction::Send(command);
+        }
+        self.status(format!("cancelled ({question} only y confirms)"), false);
+        Reaction::Redraw
     }
 }
