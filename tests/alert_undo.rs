@@ -1,9 +1,13 @@
 //! Undoing an operator's silence or acknowledgement, through the real alert
 //! engine, the real reducer and the real notification grouper: the alert
 //! comes back as firing and is notified again, and the snapshot lists what
-//! is silenced and acknowledged, by whom, until when.
+//! is silenced and acknowledged, by whom, until when. Then the whole monitor
+//! against the simulator on 127.0.0.1: commands in, journal out, and a
+//! replay of that journal showing the same list.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+mod common;
 
 use exwatch::alert::AlertSettings;
 use exwatch::alert::engine::Engine;
@@ -15,6 +19,8 @@ use exwatch::state::State;
 use std::time::Duration;
 
 const FP: &str = "bin/ticker/error_rate";
+/// The same alert in the monitor test, on the simulator's Binance.
+const BFP: &str = "binance/ticker/error_rate";
 
 fn watching(exchange: &str, endpoint: &str) -> Event {
     Event::Watching {
@@ -352,4 +358,135 @@ fn a_journal_line_of_suppressions_reads_back_and_old_shapes_still_read() {
     let old = serde_json::json!({"last_event_ms": 1, "events": 0, "exchanges": [], "health": [], "alerts": []});
     let snap: exwatch::state::Snapshot = serde_json::from_value(old).unwrap();
     assert!(snap.silences.is_empty() && snap.acks.is_empty());
+}
+
+/// Polls the monitor's snapshots until `pred` holds (at most `secs`).
+async fn until(
+    rx: &tokio::sync::watch::Receiver<std::sync::Arc<exwatch::state::Snapshot>>,
+    secs: u64,
+    what: &str,
+    pred: impl Fn(&exwatch::state::Snapshot) -> bool,
+) -> std::sync::Arc<exwatch::state::Snapshot> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let snap = rx.borrow().clone();
+        if pred(&snap) {
+            return snap;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {secs}s; silences {:#?}, alerts {:#?}",
+            snap.silences,
+            snap.alerts
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_journals_undo_and_a_replay_shows_the_same_list() {
+    use common::sim::{fault, scenario, start};
+    use exwatch::model::ExchangeKind;
+    use exwatch::sim::scenario::FaultKind;
+
+    let sim = start(scenario(vec![fault(
+        FaultKind::ServerError,
+        ExchangeKind::Binance,
+        Some(EndpointKind::Ticker),
+        Duration::from_millis(200),
+        Duration::from_secs(300),
+    )]))
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = dir.path().join("journal.jsonl");
+    let text = format!(
+        "[log]\ndir = \"{logs}\"\n[journal]\npath = \"{journal}\"\n\
+         [alerts.detect.error_rate]\nwindow = \"1s\"\n\
+         [[exchanges]]\nname = \"binance\"\nkind = \"binance\"\nbase_url = \"{base}\"\n\
+         [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\ninterval = \"100ms\"\ntimeout = \"1s\"\n",
+        logs = dir.path().display(),
+        journal = journal.display(),
+        base = sim.base_url(ExchangeKind::Binance),
+    );
+    let cfg = exwatch::config::parse("undo.toml", &text).expect("config");
+    let monitor = exwatch::monitor::Monitor::start(&cfg, 0)
+        .await
+        .expect("monitor");
+    let rx = monitor.snapshots.clone();
+    until(&rx, 20, "the error-rate alert fires", |s| {
+        s.alerts
+            .iter()
+            .any(|a| a.fingerprint == BFP && a.state == AlertState::Firing)
+    })
+    .await;
+    let send = |cmd: Command| {
+        let tx = monitor.commands.clone();
+        async move { tx.send(cmd).await.expect("the core takes commands") }
+    };
+    send(silence("binance", Some("ticker"), 3600, "ana")).await;
+    send(silence("binance", None, 7200, "bob")).await;
+    let snap = until(&rx, 10, "both silences listed", |s| s.silences.len() == 2).await;
+    // The endpoint's alerts (error rate, breaker open, ...) count for the
+    // older silence, the one that silences them.
+    let (one, two) = (&snap.silences[0], &snap.silences[1]);
+    assert_eq!((one.silence.id, one.silence.by.as_str()), (1, "ana"));
+    assert_eq!((two.silence.id, two.silence.by.as_str()), (2, "bob"));
+    assert!(one.covers >= 1 && two.covers == 0, "{:?}", snap.silences);
+    send(Command::Unsilence {
+        id: 1,
+        by: "carol".into(),
+    })
+    .await;
+    // Still silenced, now by bob's silence.
+    let snap = until(&rx, 10, "silence #1 gone", |s| s.silences.len() == 1).await;
+    assert_eq!(snap.silences[0].silence.id, 2);
+    assert!(snap.silences[0].covers >= 1, "{:?}", snap.silences);
+    send(Command::Unsilence {
+        id: 2,
+        by: "carol".into(),
+    })
+    .await;
+    until(&rx, 10, "the alert fires again", |s| {
+        s.silences.is_empty()
+            && s.alerts
+                .iter()
+                .any(|a| a.fingerprint == BFP && a.state == AlertState::Firing)
+    })
+    .await;
+    send(Command::Acknowledge {
+        fingerprint: BFP.into(),
+        by: "dan".into(),
+    })
+    .await;
+    let live = until(&rx, 10, "the acknowledgement listed", |s| s.acks.len() == 1).await;
+    assert_eq!(live.acks[0].ack.by, "dan");
+    monitor.stop().await;
+    sim.stop().await;
+
+    let mut entries = Vec::new();
+    for f in exwatch::journal::files(&journal) {
+        exwatch::journal::for_each_entry(&f, |e| entries.push(e)).expect("read");
+    }
+    let notes: Vec<String> = entries
+        .iter()
+        .filter_map(|e| match &e.ev {
+            Event::Suppressions { note, .. } => Some(note.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "silence #1 set by ana",
+            "silence #2 set by bob",
+            "silence #1 (binance/ticker/*) removed by carol",
+            "silence #2 (binance/*/*) removed by carol",
+            "binance/ticker/error_rate acknowledged by dan",
+        ]
+    );
+    let mut replay = exwatch::replay::Replay::new(entries);
+    replay.run_to_end();
+    let replayed = replay.snapshot();
+    assert_eq!(replayed.silences, live.silences);
+    assert_eq!(replayed.acks, live.acks);
 }
