@@ -462,10 +462,9 @@ impl ViewState {
                     });
                     return Reaction::Redraw;
                 }
-                let (verb, cmd) = ("reset", Command::ResetBreaker { id: id.clone() });
                 // `exchange/endpoint`, as the id displays.
-                self.status(format!("{verb} sent: {id}"), false);
-                Reaction::Send(cmd)
+                self.status(format!("reset sent: {id}"), false);
+                Reaction::Send(Command::ResetBreaker { id })
             }
         }
     }
