@@ -5,6 +5,7 @@
 //! headless lines, metrics, replay) reads. Times inside events are unix ms
 //! taken at the edges, so replaying a journal yields the same snapshots.
 
+use crate::model::{AckInfo, SilenceInfo};
 use crate::model::{Alert, AlertState};
 use crate::model::{BreakerState, BreakerView};
 use crate::model::{Component, Event, Outcome, Sample};
@@ -94,6 +95,9 @@ pub struct State {
     last_event_ms: i64,
     events: u64,
     triage: crate::model::TriageTotals,
+    /// The engine's last `Suppressions` lists.
+    silences: Vec<SilenceInfo>,
+    acks: Vec<AckInfo>,
 }
 
 impl State {
@@ -320,7 +324,56 @@ impl State {
             Event::TriageUsage(totals) => self.triage = totals.clone(),
             // The engine folds it into the alert; its `AlertChanged` follows.
             Event::AlertTriaged { .. } => {}
+            Event::Suppressions {
+                at_ms,
+                silences,
+                acks,
+                ..
+            } => {
+                self.last_event_ms = self.last_event_ms.max(*at_ms);
+                self.silences = silences.clone();
+                self.acks = acks.clone();
+            }
         }
+    }
+
+    /// The live silences, each with the open alerts it silences now.
+    fn silence_views(&self) -> Vec<SilenceView> {
+        self.silences
+            .iter()
+            .map(|s| {
+                let by = s.state_by();
+                SilenceView {
+                    covers: (self.alerts.values())
+                        .filter(|a| a.state == AlertState::Silenced)
+                        .filter(|a| a.state_by.as_deref() == Some(by.as_str()))
+                        .count(),
+                    silence: s.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// The acknowledged incidents, each with its title and open symptoms.
+    fn ack_views(&self) -> Vec<AckView> {
+        self.acks
+            .iter()
+            .map(|a| {
+                let members = || {
+                    (self.alerts.values())
+                        .filter(|x| x.state.is_open() && x.incident_or_own() == a.incident)
+                };
+                let root = a.incident.rsplit_once('#').map_or("", |(fp, _)| fp);
+                AckView {
+                    title: (self.alerts.get(root))
+                        .or_else(|| members().next())
+                        .map(|x| x.title.clone())
+                        .unwrap_or_default(),
+                    alerts: members().count(),
+                    ack: a.clone(),
+                }
+            })
+            .collect()
     }
 
     /// An immutable view for the UI and every other reader.
@@ -368,6 +421,8 @@ impl State {
                 })
                 .collect(),
             triage: self.triage.clone(),
+            silences: self.silence_views(),
+            acks: self.ack_views(),
         }
     }
 }
@@ -424,6 +479,29 @@ pub struct Snapshot {
     /// Triage calls, tokens and cost so far.
     #[serde(default)]
     pub triage: crate::model::TriageTotals,
+    /// The live silences, oldest first.
+    #[serde(default)]
+    pub silences: Vec<SilenceView>,
+    /// The acknowledged open incidents, by incident id.
+    #[serde(default)]
+    pub acks: Vec<AckView>,
+}
+
+/// A live silence and how many open alerts it silences now (an alert two
+/// silences match counts for the older one, whose id its `state_by` names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SilenceView {
+    pub silence: SilenceInfo,
+    pub covers: usize,
+}
+
+/// An acknowledged incident: who and when, its title (its first symptom's)
+/// and how many of its symptoms are open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AckView {
+    pub ack: AckInfo,
+    pub title: String,
+    pub alerts: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -63,6 +63,8 @@ fn every_default_action_is_reachable_by_a_key() {
         ("a", Action::Acknowledge),
         ("t", Action::Triage),
         ("s", Action::Silence),
+        ("S", Action::Silences),
+        ("u", Action::Undo),
         ("o", Action::ForceOpen),
         ("c", Action::ResetBreaker),
         ("/", Action::Filter),
@@ -200,8 +202,10 @@ fn breaker_keys_send_commands_for_the_selected_endpoint() {
     let snap = ui_fixtures::exchange_down();
     let mut v = view_with(Keymap::default());
     v.on_key(key("G"), &snap, NOW);
+    // Forcing open asks first; `y` sends.
+    assert_eq!(v.on_key(key("o"), &snap, NOW), Reaction::Redraw);
     assert_eq!(
-        v.on_key(key("o"), &snap, NOW),
+        v.on_key(key("y"), &snap, NOW),
         Reaction::Send(Command::ForceOpen {
             id: EndpointId::new("kraken", "book")
         })
@@ -479,8 +483,9 @@ fn a_filter_moves_a_selection_it_hides_to_the_first_match_but_not_a_lost_one() {
     assert!(rows.iter().all(|(ex, _)| ex.name == "bybit"), "filtered");
     assert_eq!(v.endpoint_index(&rows), Some(0));
     let first = EndpointId::new(&rows[0].0.name, &rows[0].1.name);
+    v.on_key(key("o"), &snap, NOW);
     assert_eq!(
-        v.on_key(key("o"), &snap, NOW),
+        v.on_key(key("y"), &snap, NOW),
         Reaction::Send(Command::ForceOpen { id: first })
     );
     // An alert that resolved stays lost whatever the filter does.
@@ -701,4 +706,167 @@ fn the_help_scrolls_when_it_does_not_fit_and_keys_under_it_do_nothing() {
     assert_eq!(v.on_key(key("a"), &snap, NOW), Reaction::None);
     v.on_key(key("esc"), &snap, NOW);
     assert!(!v.help);
+}
+
+#[test]
+fn forcing_a_breaker_open_asks_and_only_y_sends() {
+    let snap = ui_fixtures::exchange_down();
+    let mut v = view_with(Keymap::default());
+    v.on_key(key("G"), &snap, NOW);
+    assert_eq!(v.on_key(key("o"), &snap, NOW), Reaction::Redraw);
+    match &v.input {
+        Some(exwatch::ui::view::Input::Confirm { question, .. }) => {
+            assert_eq!(question, "force kraken/book breaker open?");
+        }
+        other => panic!("a question is asked: {other:?}"),
+    }
+    // Anything but `y` cancels, with a message, and sends nothing.
+    for k in ["n", "esc", "Y", "enter", "o"] {
+        if v.input.is_none() {
+            v.on_key(key("o"), &snap, NOW);
+        }
+        assert_eq!(v.on_key(key(k), &snap, NOW), Reaction::Redraw, "{k}");
+        assert!(v.input.is_none(), "{k}: the question is gone");
+        let st = v.status.as_ref().expect("a status");
+        assert!(st.text.starts_with("cancelled"), "{k}: {}", st.text);
+    }
+    v.on_key(key("o"), &snap, NOW);
+    assert_eq!(
+        v.on_key(key("y"), &snap, NOW),
+        Reaction::Send(Command::ForceOpen {
+            id: EndpointId::new("kraken", "book")
+        })
+    );
+    assert_eq!(
+        v.status.as_ref().map(|s| s.text.as_str()),
+        Some("force open sent: kraken/book")
+    );
+    // Reset needs no question.
+    assert!(matches!(
+        v.on_key(key("c"), &snap, NOW),
+        Reaction::Send(Command::ResetBreaker { .. })
+    ));
+}
+
+#[test]
+fn the_silences_list_opens_navigates_undoes_and_closes() {
+    let snap = ui_fixtures::silences::silenced();
+    let mut v = view_with(Keymap::default());
+    // Outside the list, undo only says where it works.
+    assert_eq!(v.on_key(key("u"), &snap, NOW), Reaction::Redraw);
+    assert!(
+        v.status
+            .as_ref()
+            .is_some_and(|s| s.text.contains("silences list (S)"))
+    );
+    v.on_key(key("S"), &snap, NOW);
+    assert!(v.silences.open);
+    let rows = exwatch::ui::silences::rows(&snap, NOW);
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.what.as_str(), r.by.as_str(), r.when.as_str(), r.alerts))
+            .collect::<Vec<_>>(),
+        [
+            ("silence #1 okx/book/*", "ana", "expires in 59m", 2),
+            ("silence #2 kraken/*/*", "bob", "expires in 2h", 0),
+            (
+                "ack bybit/ticker/error_rate#1 error rate 100% over the last 8 polls",
+                "carol",
+                "acked 4m ago",
+                2
+            ),
+        ]
+    );
+    // The first row is selected; `u` expires that silence.
+    assert_eq!(
+        v.on_key(key("u"), &snap, NOW),
+        Reaction::Send(Command::Unsilence {
+            id: 1,
+            by: "alice".into()
+        })
+    );
+    // Keys under the list do not reach the panels.
+    assert_eq!(v.on_key(key("a"), &snap, NOW), Reaction::None);
+    assert_eq!(v.on_key(key("o"), &snap, NOW), Reaction::None);
+    assert!(v.input.is_none());
+    // Down twice, past the end stays on the last: the acknowledgement.
+    for _ in 0..3 {
+        v.on_key(key("down"), &snap, NOW);
+    }
+    assert_eq!(
+        v.on_key(key("u"), &snap, NOW),
+        Reaction::Send(Command::Unacknowledge {
+            incident: "bybit/ticker/error_rate#1".into(),
+            by: "alice".into()
+        })
+    );
+    v.on_key(key("k"), &snap, NOW);
+    assert_eq!(
+        v.on_key(key("u"), &snap, NOW),
+        Reaction::Send(Command::Unsilence {
+            id: 2,
+            by: "alice".into()
+        })
+    );
+    assert_eq!(v.on_key(key("esc"), &snap, NOW), Reaction::Redraw);
+    assert!(!v.silences.open);
+    // `S` toggles it too; `q` still quits from inside.
+    v.on_key(key("S"), &snap, NOW);
+    assert!(v.silences.open);
+    v.on_key(key("S"), &snap, NOW);
+    assert!(!v.silences.open);
+    v.on_key(key("S"), &snap, NOW);
+    assert_eq!(v.on_key(key("q"), &snap, NOW), Reaction::Quit);
+}
+
+#[test]
+fn undo_on_a_row_that_vanished_is_refused_and_the_cursor_does_not_move() {
+    let snap = ui_fixtures::silences::silenced();
+    let mut v = view_with(Keymap::default());
+    v.on_key(key("S"), &snap, NOW);
+    v.on_key(key("j"), &snap, NOW); // silence #2
+    // It is removed (another operator, or it expired) before `u`.
+    let mut next = snap.clone();
+    next.silences.retain(|s| s.silence.id != 2);
+    assert_eq!(v.on_key(key("u"), &next, NOW), Reaction::Redraw);
+    let text = status_text(&v);
+    assert!(
+        text.starts_with("nothing undone") && text.contains("silence #2 is gone"),
+        "{text}"
+    );
+    assert_eq!(
+        v.silences.selected,
+        Some(exwatch::ui::silences::RowKey::Silence(2)),
+        "the selection stays what was chosen"
+    );
+    // Same for an acknowledgement withdrawn meanwhile.
+    v.on_key(key("G"), &snap, NOW);
+    let mut next = snap.clone();
+    next.acks.clear();
+    assert_eq!(v.on_key(key("u"), &next, NOW), Reaction::Redraw);
+    assert!(status_text(&v).contains("acknowledgement of bybit/ticker/error_rate#1 is gone"));
+    // Moving from a lost selection starts at the first row.
+    v.on_key(key("j"), &next, NOW);
+    assert_eq!(
+        v.on_key(key("u"), &next, NOW),
+        Reaction::Send(Command::Unsilence {
+            id: 1,
+            by: "alice".into()
+        })
+    );
+    // An empty list: nothing to undo.
+    let empty = ui_fixtures::healthy();
+    let mut v = view_with(Keymap::default());
+    v.on_key(key("S"), &empty, NOW);
+    assert_eq!(v.on_key(key("u"), &empty, NOW), Reaction::Redraw);
+    assert!(status_text(&v).contains("no row selected"));
+}
+
+#[test]
+fn a_replay_lists_silences_but_undoes_nothing() {
+    let snap = ui_fixtures::silences::silenced();
+    let mut v = ViewState::new("test", Mode::Replay, Keymap::default(), Theme::default());
+    v.on_key(key("S"), &snap, NOW);
+    assert_eq!(v.on_key(key("u"), &snap, NOW), Reaction::Redraw);
+    assert!(status_text(&v).contains("read-only"));
 }

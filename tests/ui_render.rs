@@ -154,6 +154,29 @@ fn silence_prompt_and_frozen_header_80x24() {
 }
 
 #[test]
+fn silences_overlay_80x24() {
+    let snap = ui_fixtures::silences::silenced();
+    let mut v = view();
+    press(&mut v, &snap, "S");
+    press(&mut v, &snap, "j");
+    let s = screen(&snap, &v, 80, 24);
+    assert!(s.contains("Silences and acknowledgements (3)"), "{s}");
+    assert!(s.contains("expires in 59m"), "{s}");
+    assert!(s.contains("acked 4m ago"), "{s}");
+    insta::assert_snapshot!(s);
+}
+
+#[test]
+fn force_open_question_80x24() {
+    let snap = ui_fixtures::exchange_down();
+    let mut v = view();
+    select_endpoint(&mut v, &snap, "bybit", "book");
+    press(&mut v, &snap, "o");
+    let s = screen(&snap, &v, 80, 24);
+    assert!(s.contains("force bybit/book breaker open? y/n"), "{s}");
+}
+
+#[test]
 fn tiny_terminal_shows_a_message() {
     let snap = ui_fixtures::healthy();
     let s = screen(&snap, &view(), 40, 10);

@@ -1,8 +1,9 @@
 //! The real binary in a real terminal: `exwatch demo` (or `run` on a config)
 //! in a detached tmux session on a private socket. The test reads the screen
 //! the way a user would, presses keys, and checks the terminal is handed
-//! back on every way out (q, Ctrl-C, SIGTERM), and that acknowledging on the
-//! dashboard reaches PagerDuty (a local receiver).
+//! back on every way out (q, Ctrl-C, SIGTERM), that acknowledging on the
+//! dashboard reaches PagerDuty (a local receiver), and that the silences
+//! list undoes an acknowledgement and a silence.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
@@ -498,5 +499,130 @@ fn acknowledging_a_selected_alert_that_resolved_acknowledges_nothing() {
         .filter(|l| l.contains("\"state\":\"acknowledged\""))
         .collect();
     assert!(acked.is_empty(), "acknowledged in the journal: {acked:?}");
+    rt.block_on(sim.stop());
+}
+
+#[test]
+fn the_silences_list_undoes_an_acknowledgement_and_a_silence() {
+    use exwatch::model::{EndpointKind, ExchangeKind};
+    use exwatch::sim::scenario::FaultKind;
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // Binance's ticker fails for longer than the test.
+    let sim = rt.block_on(common::sim::start(common::sim::scenario(vec![
+        common::sim::fault(
+            FaultKind::ServerError,
+            ExchangeKind::Binance,
+            Some(EndpointKind::Ticker),
+            Duration::from_secs(1),
+            Duration::from_secs(300),
+        ),
+    ])));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = dir.path().join("journal.jsonl");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[journal]\npath = \"{journal}\"\n\
+             [[exchanges]]\nname = \"binance\"\nkind = \"binance\"\nbase_url = \"{base}\"\n\
+             [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\ninterval = \"200ms\"\n",
+            journal = journal.display(),
+            base = sim.base_url(ExchangeKind::Binance),
+        ),
+    )
+    .expect("write config");
+    let t = Tmux::start_with("silences", &format!("run -c {}", config.display()), &[]);
+    let pid = t.pid();
+    let firing = |l: &str| l.contains("binance") && l.contains("failing") && l.contains("FIRING");
+    t.wait_for(Duration::from_secs(20), |s| s.lines().any(firing))
+        .unwrap_or_else(|s| panic!("the error-rate alert did not fire:\n{s}"));
+    t.keys(&["Tab"]);
+    let screen = t.select(20, firing);
+    assert!(
+        selected(&screen).is_some_and(|l| firing(&l)),
+        "the alert could not be selected:\n{screen}"
+    );
+    let list = "Silences and acknowledgements";
+    let selected_is =
+        |want: &'static str| move |s: &str| selected(s).is_some_and(|l| l.contains(want));
+
+    // Acknowledge, see it in the list, undo it: the alert fires again.
+    t.keys(&["a"]);
+    t.wait_for(Duration::from_secs(10), selected_is("acked"))
+        .unwrap_or_else(|s| panic!("not acknowledged:\n{s}"));
+    t.keys(&["S"]);
+    let s = t
+        .wait_for(Duration::from_secs(5), |s| {
+            s.contains(&format!("{list} (1)"))
+                && s.lines()
+                    .any(|l| l.contains("ack binance/ticker/error_rate#1") && l.contains("acked"))
+        })
+        .unwrap_or_else(|s| panic!("the acknowledgement is not listed:\n{s}"));
+    let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+    assert!(
+        s.contains(&user) || s.contains("operator"),
+        "who is not shown:\n{s}"
+    );
+    t.keys(&["u"]);
+    t.wait_for(Duration::from_secs(10), |s| {
+        s.contains("unacknowledge sent") && s.contains(&format!("{list} (0)"))
+    })
+    .unwrap_or_else(|s| panic!("the acknowledgement was not withdrawn:\n{s}"));
+    t.keys(&["Escape"]);
+    t.wait_for(Duration::from_secs(10), |s| {
+        !s.contains(list) && selected(s).is_some_and(|l| firing(&l))
+    })
+    .unwrap_or_else(|s| panic!("the alert is not firing again:\n{s}"));
+
+    // Silence it for the default hour, see it listed with its expiry, undo it.
+    t.keys(&["s"]);
+    t.keys(&["Enter"]);
+    t.wait_for(Duration::from_secs(10), selected_is("silenced"))
+        .unwrap_or_else(|s| panic!("not silenced:\n{s}"));
+    t.keys(&["S"]);
+    t.wait_for(Duration::from_secs(5), |s| {
+        s.lines().any(|l| {
+            l.contains("silence #1 binance/ticker/error_rate")
+                && (l.contains("expires in 59m") || l.contains("expires in 60m"))
+        })
+    })
+    .unwrap_or_else(|s| panic!("the silence is not listed with its expiry:\n{s}"));
+    t.keys(&["u"]);
+    t.wait_for(Duration::from_secs(10), |s| {
+        s.contains("unsilence sent") && s.contains(&format!("{list} (0)"))
+    })
+    .unwrap_or_else(|s| panic!("the silence was not removed:\n{s}"));
+    t.keys(&["Escape"]);
+    t.wait_for(Duration::from_secs(10), |s| {
+        selected(s).is_some_and(|l| firing(&l))
+    })
+    .unwrap_or_else(|s| panic!("the alert is not firing again:\n{s}"));
+
+    // Forcing the breaker open asks first; `n` cancels.
+    t.keys(&["o"]);
+    t.wait_for(Duration::from_secs(5), |s| {
+        s.contains("force binance/ticker breaker open? y/n")
+    })
+    .unwrap_or_else(|s| panic!("no question asked:\n{s}"));
+    t.keys(&["n"]);
+    t.wait_for(Duration::from_secs(5), |s| s.contains("cancelled"))
+        .unwrap_or_else(|s| panic!("not cancelled:\n{s}"));
+
+    std::thread::sleep(Duration::from_millis(500));
+    t.keys(&["q"]);
+    t.assert_exited_and_restored(pid);
+    let text = std::fs::read_to_string(&journal).expect("the journal");
+    let notes: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("\"event\":\"suppressions\""))
+        .collect();
+    assert_eq!(notes.len(), 4, "set, withdrawn, set, removed: {notes:#?}");
+    assert!(notes[1].contains("acknowledgement of binance/ticker/error_rate#1 withdrawn by"));
+    assert!(notes[3].contains("silence #1 (binance/ticker/error_rate) removed by"));
+    assert!(
+        !text.contains("\"cause\":\"forced_open\""),
+        "the breaker was forced open though the question was answered n"
+    );
     rt.block_on(sim.stop());
 }

@@ -8,8 +8,15 @@
 //!
 //! ```text
 //! events ──▶ Detectors ──findings──▶ Engine ──AlertChanged──▶ journal, reducer, notifier
-//! commands (ack, silence) ─────────▶ Engine
+//! commands (ack, silence, undo) ───▶ Engine ──Suppressions──▶ journal, reducer
 //! ```
+//!
+//! After every change of its live silences or acknowledged incidents (one
+//! set or undone by a command, a silence expired, an acknowledged incident
+//! closed) the engine emits one `Event::Suppressions` with both lists whole,
+//! so the journal, the snapshot and a replay know what is silenced and
+//! acknowledged, by whom and until when. They are this instance's: like the
+//! alerts themselves, they are not shared between instances.
 
 use super::incident::Correlator;
 use super::{AlertSettings, Matcher};
@@ -17,6 +24,7 @@ use crate::detect::breaker::{BREAKER_OPEN, OUTAGE};
 use crate::detect::staleness::NO_DATA;
 use crate::detect::{Detectors, Finding, Firing, Health};
 use crate::model::Command;
+use crate::model::{AckInfo, SilenceInfo};
 use crate::model::{Alert, AlertState};
 use crate::model::{EndpointId, Event};
 use std::collections::BTreeMap;
@@ -29,6 +37,21 @@ pub struct Silence {
     pub by: String,
     pub created_ms: i64,
     pub until_ms: i64,
+}
+
+impl Silence {
+    /// As the snapshot and the journal carry it.
+    pub fn info(&self) -> SilenceInfo {
+        SilenceInfo {
+            id: self.id,
+            exchange: self.matcher.exchange.clone(),
+            endpoint: self.matcher.endpoint.clone(),
+            kind: self.matcher.kind.clone(),
+            by: self.by.clone(),
+            created_ms: self.created_ms,
+            until_ms: self.until_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +77,10 @@ pub struct Engine {
     windows: Vec<Window>,
     next_silence: u64,
     incidents: Correlator,
+    /// The lists the last `Suppressions` event carried.
+    reported: (Vec<SilenceInfo>, Vec<AckInfo>),
+    /// What the command being handled changed, for that event's note.
+    note: Option<String>,
 }
 
 impl Engine {
@@ -79,6 +106,8 @@ impl Engine {
             windows,
             next_silence: 1,
             incidents: Correlator::default(),
+            reported: (Vec::new(), Vec::new()),
+            note: None,
         }
     }
 
@@ -87,7 +116,7 @@ impl Engine {
     /// a triage result is folded into the alert and re-emitted.
     pub fn on_event(&mut self, ev: &Event, now_ms: i64) -> Vec<Event> {
         match ev {
-            Event::AlertChanged { .. } => Vec::new(),
+            Event::AlertChanged { .. } | Event::Suppressions { .. } => Vec::new(),
             Event::AlertTriaged {
                 fingerprint,
                 episode,
@@ -160,7 +189,10 @@ impl Engine {
         out
     }
 
-    /// Operator commands: acknowledge and silence. Others are not the engine's.
+    /// Operator commands: acknowledge, silence, and their undoing
+    /// (`Unacknowledge`, `Unsilence`). Others are not the engine's. A
+    /// command that changes nothing (an unknown silence id, an incident not
+    /// acknowledged) returns nothing.
     pub fn on_command(&mut self, cmd: &Command, now_ms: i64) -> Vec<Event> {
         match cmd {
             Command::Acknowledge { fingerprint, by } => {
@@ -184,6 +216,40 @@ impl Engine {
                         }
                     }
                 }
+                self.note = Some(format!("{fingerprint} acknowledged by {by}"));
+                self.apply(Vec::new(), now_ms)
+            }
+            Command::Unacknowledge { incident, by } => {
+                let mut members = self.incidents.unacknowledge(incident);
+                // An alert from a journal older than incidents is its own.
+                members.extend(
+                    self.alerts
+                        .values()
+                        .filter(|t| t.alert.incident.is_none())
+                        .filter(|t| t.alert.incident_or_own() == *incident)
+                        .map(|t| t.alert.fingerprint.clone()),
+                );
+                let mut withdrawn = false;
+                for fp in members {
+                    if let Some(t) = self.alerts.get_mut(&fp) {
+                        withdrawn |= t.acked.take().is_some();
+                    }
+                }
+                if !withdrawn {
+                    return Vec::new();
+                }
+                self.note = Some(format!("acknowledgement of {incident} withdrawn by {by}"));
+                self.apply(Vec::new(), now_ms)
+            }
+            Command::Unsilence { id, by } => {
+                let Some(i) = self.silences.iter().position(|s| s.id == *id) else {
+                    return Vec::new();
+                };
+                let gone = self.silences.remove(i);
+                self.note = Some(format!(
+                    "silence #{id} ({}) removed by {by}",
+                    gone.matcher.describe()
+                ));
                 self.apply(Vec::new(), now_ms)
             }
             Command::Silence {
@@ -206,6 +272,7 @@ impl Engine {
                     created_ms: now_ms,
                     until_ms: now_ms.saturating_add(crate::clock::ms(*duration)),
                 });
+                self.note = Some(format!("silence #{id} set by {by}"));
                 self.apply(Vec::new(), now_ms)
             }
             Command::Triage { .. } | Command::ForceOpen { .. } | Command::ResetBreaker { .. } => {
@@ -218,6 +285,10 @@ impl Engine {
     /// each fingerprint). Emits nothing: they are already in the journal.
     pub fn restore(&mut self, alerts: Vec<Alert>) {
         self.incidents.restore(&alerts);
+        if alerts.iter().any(|a| a.state == AlertState::Acknowledged) {
+            // Reported with the next change (the restored acknowledgements).
+            self.note = Some("acknowledgements restored from the journal".into());
+        }
         for a in alerts {
             let acked = (a.state == AlertState::Acknowledged)
                 .then(|| (a.state_by.clone().unwrap_or_default(), a.state_at_ms));
@@ -322,7 +393,7 @@ impl Engine {
                 }
             }
         }
-        dirty
+        let mut out: Vec<Event> = dirty
             .into_iter()
             .filter_map(|fp| {
                 let t = self.alerts.get_mut(&fp)?;
@@ -331,7 +402,65 @@ impl Engine {
                     alert: t.alert.clone(),
                 })
             })
-            .collect()
+            .collect();
+        out.extend(self.suppressions_changed(now_ms));
+        out
+    }
+
+    /// The live silences, as the snapshot carries them.
+    pub fn silence_infos(&self) -> Vec<SilenceInfo> {
+        self.silences.iter().map(Silence::info).collect()
+    }
+
+    /// The acknowledged incidents that have an open symptom, by incident id.
+    pub fn acks(&self) -> Vec<AckInfo> {
+        let mut acks: BTreeMap<String, AckInfo> = BTreeMap::new();
+        for t in self.alerts.values() {
+            let Some((by, at_ms)) = t.acked.as_ref().filter(|_| t.alert.state.is_open()) else {
+                continue;
+            };
+            let incident = t.alert.incident_or_own();
+            // The incident's own record (who acknowledged it first) wins.
+            let (by, at_ms) = self
+                .incidents
+                .get(&incident)
+                .and_then(|i| i.acked.clone())
+                .unwrap_or_else(|| (by.clone(), *at_ms));
+            acks.entry(incident.clone()).or_insert(AckInfo {
+                incident,
+                by,
+                at_ms,
+            });
+        }
+        acks.into_values().collect()
+    }
+
+    /// One `Suppressions` event if the lists differ from the last reported.
+    fn suppressions_changed(&mut self, now_ms: i64) -> Option<Event> {
+        let now = (self.silence_infos(), self.acks());
+        let note = self.note.take();
+        if now == self.reported {
+            return None;
+        }
+        let note = note.unwrap_or_else(|| {
+            let ended: Vec<String> = (self.reported.0.iter())
+                .filter(|s| !now.0.iter().any(|n| n.id == s.id))
+                .map(|s| format!("silence #{} expired", s.id))
+                .chain(
+                    (self.reported.1.iter())
+                        .filter(|a| !now.1.iter().any(|n| n.incident == a.incident))
+                        .map(|a| format!("{} closed", a.incident)),
+                )
+                .collect();
+            ended.join(", ")
+        });
+        self.reported = now.clone();
+        Some(Event::Suppressions {
+            at_ms: now_ms,
+            silences: now.0,
+            acks: now.1,
+            note,
+        })
     }
 
     /// Returns whether the alert must be re-emitted now, and the alerts of

@@ -158,6 +158,16 @@ impl Correlator {
         inc.members.iter().cloned().collect()
     }
 
+    /// Withdraw the acknowledgement of open incident `id`; returns its
+    /// open symptoms (empty if it is not open).
+    pub fn unacknowledge(&mut self, id: &str) -> Vec<String> {
+        let Some(inc) = self.open.get_mut(id) else {
+            return Vec::new();
+        };
+        inc.acked = None;
+        inc.members.iter().cloned().collect()
+    }
+
     /// The open incident `id`.
     pub fn get(&self, id: &str) -> Option<&OpenIncident> {
         self.open.get(id)

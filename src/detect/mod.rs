@@ -323,6 +323,7 @@ impl Detectors {
             | Event::AlertChanged { .. }
             | Event::AlertDelivery { .. }
             | Event::AlertTriaged { .. }
+            | Event::Suppressions { .. }
             | Event::TriageUsage(_) => {}
         }
         out

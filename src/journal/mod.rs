@@ -157,12 +157,15 @@ pub fn recorded_instance(entries: &[Entry]) -> Option<&str> {
     entries.iter().rev().find_map(|e| e.instance.as_deref())
 }
 
-/// Alert, delivery and breaker events: the ones the `alerts` fsync policy
+/// Alert, delivery, breaker and suppression events: the ones the `alerts` fsync policy
 /// forces to disk, and the ones the core waits for before showing or sending.
 pub fn is_alert_event(ev: &Event) -> bool {
     matches!(
         ev,
-        Event::AlertChanged { .. } | Event::AlertDelivery { .. } | Event::BreakerChanged { .. }
+        Event::AlertChanged { .. }
+            | Event::AlertDelivery { .. }
+            | Event::BreakerChanged { .. }
+            | Event::Suppressions { .. }
     )
 }
 

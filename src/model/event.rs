@@ -9,6 +9,7 @@ use super::breaker::{BreakerState, Transition};
 use super::ids::{EndpointId, EndpointKind, ExchangeKind};
 use super::limits::{Tier, TierFill};
 use super::outcome::Sample;
+use super::silence::{AckInfo, SilenceInfo};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// Which backend a health event is about.
@@ -148,6 +149,20 @@ pub enum Event {
     },
     /// Cumulative triage counters (model calls, tokens, cost), after each model call.
     TriageUsage(TriageTotals),
+    /// The operator's live silences and acknowledged incidents, whole, after
+    /// each change (one set, undone, expired; an acknowledged incident
+    /// closed). Only the alert engine emits it; journals written before it
+    /// existed simply have none (the lists are then empty).
+    Suppressions {
+        at_ms: i64,
+        #[serde(default)]
+        silences: Vec<SilenceInfo>,
+        #[serde(default)]
+        acks: Vec<AckInfo>,
+        /// What changed, for the journal's reader: `silence #3 removed by ana`.
+        #[serde(default)]
+        note: String,
+    },
 }
 
 /// Writes [`Event::Watching`] with its fields in the order journals have
@@ -192,6 +207,11 @@ pub enum Command {
     ResetBreaker { id: EndpointId },
     /// Stop reminders for an alert; `by` names the operator.
     Acknowledge { fingerprint: String, by: String },
+    /// Withdraw the acknowledgement of an incident (its id, as in
+    /// [`AckInfo::incident`]): its open symptoms fire again (unless silenced
+    /// or inhibited) and are notified by the usual rules. Unknown or not
+    /// acknowledged: nothing happens.
+    Unacknowledge { incident: String, by: String },
     /// Silence alerts matching every given field, for a while.
     Silence {
         exchange: Option<String>,
@@ -200,6 +220,11 @@ pub enum Command {
         duration: std::time::Duration,
         by: String,
     },
+    /// Expire silence `id` now ([`SilenceInfo::id`]): the alerts it
+    /// silenced that still fire become firing again (unless something else
+    /// silences them) and are notified by the usual rules. Unknown id:
+    /// nothing happens.
+    Unsilence { id: u64, by: String },
     /// Ask for triage of these alerts (one batch).
     Triage { fingerprints: Vec<String> },
 }

@@ -9,6 +9,7 @@ pub mod event;
 pub mod ids;
 pub mod limits;
 pub mod outcome;
+pub mod silence;
 
 pub use alert::{
     Alert, AlertKind, AlertState, Delivery, Severity, Triage, TriageSource, TriageTotals,
@@ -18,3 +19,4 @@ pub use event::{Command, Component, Event};
 pub use ids::{EndpointId, EndpointKind, ExchangeKind};
 pub use limits::{Tier, TierFill};
 pub use outcome::{ApiError, InvalidReason, Outcome, OutcomeClass, RateLimitSignal, Sample};
+pub use silence::{AckInfo, SilenceInfo};

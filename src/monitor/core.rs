@@ -190,7 +190,10 @@ impl Core {
 
     async fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::Acknowledge { .. } | Command::Silence { .. } => {
+            Command::Acknowledge { .. }
+            | Command::Unacknowledge { .. }
+            | Command::Silence { .. }
+            | Command::Unsilence { .. } => {
                 for out in self.engine.on_command(&cmd, wall_ms()) {
                     self.record(out).await;
                 }

@@ -37,6 +37,10 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
                 t.dim(),
             ));
         }
+        Some(Input::Confirm { question, .. }) => {
+            spans.push(Span::styled(format!(" {question} y/n"), t.bad()));
+            spans.push(Span::styled("  (y sends, any other key cancels)", t.dim()));
+        }
         None => {}
     }
     let lost = status

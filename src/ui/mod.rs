@@ -11,7 +11,7 @@
 //! │ open first, newest first                         ││ else it takes the other │
 //! └──────────────────────────────────────────────────┘└ panel's place) ─────────┘
 //!  footer: prompt │ last action's result │ keys from the keymap
-//!  help (?): centred overlay over everything
+//!  silences (S): centred overlay, the footer left visible; help (?) over everything
 //! ```
 //!
 //! [`render`] is a pure function of the snapshot, the view state and the
@@ -26,11 +26,13 @@ pub mod fmt;
 pub mod footer;
 pub mod header;
 pub mod help;
+pub mod input;
 pub mod keymap;
 pub mod layout;
 pub mod mouse;
 pub mod pick;
 pub mod selection;
+pub mod silences;
 pub mod sort;
 pub mod terminal;
 pub mod theme;
@@ -84,6 +86,17 @@ pub fn render(frame: &mut Frame, snap: &Snapshot, view: &ViewState, now_ms: i64)
     }
     if let Some(r) = at.detail {
         detail::render(frame, r, snap, view, now_ms);
+    }
+    if view.silences.open {
+        silences::render(
+            frame,
+            area,
+            snap,
+            &view.silences,
+            &view.theme,
+            &view.keymap,
+            now_ms,
+        );
     }
     if view.help {
         help::render(frame, area, view);

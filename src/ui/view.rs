@@ -9,9 +9,7 @@ use super::theme::Theme;
 use crate::model::{Alert, AlertState};
 use crate::model::{Command, EndpointId};
 use crate::state::{EndpointView, ExchangeView, Snapshot};
-use crossterm::event::KeyCode;
 use ratatui::layout::Rect;
-use std::time::Duration;
 
 /// Whether the dashboard watches live workers or a journal being replayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +47,16 @@ impl SilenceTarget {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     Filter(String),
-    Silence { target: SilenceTarget, text: String },
+    Silence {
+        target: SilenceTarget,
+        text: String,
+    },
+    /// A yes/no question (`force okx/book breaker open? y/n`): only `y`
+    /// sends `command`; any other key cancels.
+    Confirm {
+        question: String,
+        command: Command,
+    },
 }
 
 /// A message in the footer after an action.
@@ -90,6 +97,8 @@ pub struct ViewState {
     /// When `status` was set (the screen's time, ms): it fades after
     /// [`STATUS_FADE_MS`] ([`STATUS_ERROR_FADE_MS`] for an error).
     pub status_at_ms: i64,
+    /// The silences overlay (`S`), see [`super::silences`].
+    pub silences: super::silences::SilencesList,
     /// Where a replay stands (paused, speed, progress), for the header.
     pub replay: Option<crate::replay::Status>,
     /// Row order of the exchanges panel.
@@ -144,6 +153,7 @@ impl ViewState {
             frozen_at_ms: None,
             status: None,
             status_at_ms: 0,
+            silences: Default::default(),
             replay: None,
             endpoint_order: EndpointOrder::default(),
             alert_order: AlertOrder::default(),
@@ -239,7 +249,7 @@ impl ViewState {
         }
     }
 
-    fn status(&mut self, text: impl Into<String>, error: bool) {
+    pub(super) fn status(&mut self, text: impl Into<String>, error: bool) {
         self.status = Some(Status {
             text: text.into(),
             error,
@@ -304,6 +314,13 @@ impl ViewState {
             self.status_at_ms = now_ms;
             return Reaction::Redraw;
         }
+        if self.silences.open {
+            let r = self.on_silences_action(action, snap, now_ms);
+            if self.status.is_some() {
+                self.status_at_ms = now_ms;
+            }
+            return r;
+        }
         // Whatever is under the cursor now stays selected even if rows move
         // before the next key, so an action never lands on a newer row.
         self.pin(snap);
@@ -324,6 +341,28 @@ impl ViewState {
             };
             now_ms - self.status_at_ms < fade
         })
+    }
+
+    /// A key while the silences overlay is open: its module decides.
+    fn on_silences_action(&mut self, action: Action, snap: &Snapshot, now_ms: i64) -> Reaction {
+        use super::silences::Outcome;
+        let live = self.mode == Mode::Live;
+        match self
+            .silences
+            .on_action(action, snap, now_ms, &self.operator, live)
+        {
+            Outcome::Ignored => Reaction::None,
+            Outcome::Redraw => Reaction::Redraw,
+            Outcome::Quit => Reaction::Quit,
+            Outcome::Refused(why) => {
+                self.status(why, true);
+                Reaction::Redraw
+            }
+            Outcome::Send(cmd, what) => {
+                self.status(what, false);
+                Reaction::Send(cmd)
+            }
+        }
     }
 
     /// Refuse an action whose target left the screen: say why, send nothing.
@@ -402,6 +441,15 @@ impl ViewState {
             Action::Help => {
                 self.help = !self.help;
                 self.help_scroll = 0;
+                Reaction::Redraw
+            }
+            Action::Silences => {
+                self.silences.open(snap, now_ms);
+                Reaction::Redraw
+            }
+            Action::Undo => {
+                let key = self.keymap.label(Action::Silences);
+                self.status(format!("undo works in the silences list ({key})"), false);
                 Reaction::Redraw
             }
             Action::ShowResolved => {
@@ -527,14 +575,17 @@ impl ViewState {
                     self.status("no endpoint selected", true);
                     return Reaction::Redraw;
                 };
-                let (verb, cmd) = if action == Action::ForceOpen {
-                    ("force open", Command::ForceOpen { id: id.clone() })
-                } else {
-                    ("reset", Command::ResetBreaker { id: id.clone() })
-                };
+                if action == Action::ForceOpen {
+                    // Stopping all calls to an endpoint is asked first.
+                    self.input = Some(Input::Confirm {
+                        question: format!("force {id} breaker open?"),
+                        command: Command::ForceOpen { id },
+                    });
+                    return Reaction::Redraw;
+                }
                 // `exchange/endpoint`, as the id displays.
-                self.status(format!("{verb} sent: {id}"), false);
-                Reaction::Send(cmd)
+                self.status(format!("reset sent: {id}"), false);
+                Reaction::Send(Command::ResetBreaker { id })
             }
         }
     }
@@ -595,80 +646,5 @@ impl ViewState {
         // Another target: its detail starts at the top.
         self.detail_scroll = 0;
         Reaction::Redraw
-    }
-
-    fn on_input_key(&mut self, key: Key) -> Reaction {
-        let Some(input) = self.input.as_mut() else {
-            return Reaction::None;
-        };
-        let text = match input {
-            Input::Filter(t) => t,
-            Input::Silence { text, .. } => text,
-        };
-        match key.code {
-            KeyCode::Esc => {
-                if matches!(input, Input::Filter(_)) {
-                    self.filter.clear();
-                }
-                self.input = None;
-                Reaction::Redraw
-            }
-            KeyCode::Backspace => {
-                text.pop();
-                if let Input::Filter(t) = input {
-                    self.filter = t.clone();
-                }
-                Reaction::Redraw
-            }
-            KeyCode::Char(c) if !key.ctrl => {
-                text.push(c);
-                if let Input::Filter(t) = input {
-                    // Filter as you type.
-                    self.filter = t.clone();
-                }
-                Reaction::Redraw
-            }
-            KeyCode::Enter => {
-                let Some(input) = self.input.take() else {
-                    return Reaction::None;
-                };
-                match input {
-                    Input::Filter(t) => {
-                        self.filter = t;
-                        Reaction::Redraw
-                    }
-                    Input::Silence { target, text } => match humantime::parse_duration(text.trim())
-                    {
-                        Ok(d) if d > Duration::ZERO => {
-                            self.status(
-                                format!(
-                                    "silence sent: {} for {}",
-                                    target.label(),
-                                    humantime::format_duration(d)
-                                ),
-                                false,
-                            );
-                            Reaction::Send(Command::Silence {
-                                exchange: Some(target.exchange),
-                                endpoint: target.endpoint,
-                                kind: target.kind,
-                                duration: d,
-                                by: self.operator.clone(),
-                            })
-                        }
-                        _ => {
-                            // Keep the prompt open so the operator can fix the duration.
-                            self.status(
-                                format!("{:?} is not a duration: try 30m, 2h or 1d", text.trim()),
-                                true,
-                            );
-                            self.input = Some(Input::Silence { target, text });
-                            Reaction::Redraw
-                        }
-                    },
-                }
-            }
-            _ => Reaction::None,
-        }
     }
 }

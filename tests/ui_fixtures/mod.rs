@@ -10,6 +10,8 @@ use exwatch::model::{Tier, TierFill};
 use exwatch::state::{Snapshot, State};
 use std::collections::BTreeMap;
 
+pub mod silences;
+
 /// 2025-11-24 10:00:00 UTC.
 pub const NOW: i64 = 1_763_978_400_000;
 
