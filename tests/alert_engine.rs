@@ -141,6 +141,7 @@ fn acknowledge_changes_state_and_records_who() {
         &Command::Acknowledge {
             fingerprint: FP.into(),
             by: "alice".into(),
+            episode: None,
         },
         5000,
     ));
@@ -156,12 +157,36 @@ fn acknowledge_changes_state_and_records_who() {
         e.on_command(
             &Command::Acknowledge {
                 fingerprint: "nope".into(),
-                by: "bob".into()
+                by: "bob".into(),
+                episode: None,
             },
             7000
         )
         .is_empty()
     );
+}
+
+#[test]
+fn acknowledge_acts_only_on_the_episode_the_operator_saw() {
+    let mut e = Engine::new(AlertSettings::default());
+    raise(&mut e, "bin", "ticker", 1000);
+    assert_eq!(e.alert(FP).map(|a| a.occurrences), Some(1));
+    // The key was pressed on episode 2, which is not the one open: nothing.
+    let ack = |e: &mut Engine, episode| {
+        changed(&e.on_command(
+            &Command::Acknowledge {
+                fingerprint: FP.into(),
+                by: "alice".into(),
+                episode: Some(episode),
+            },
+            5000,
+        ))
+    };
+    assert!(ack(&mut e, 2).is_empty());
+    assert_eq!(e.alert(FP).map(|a| a.state), Some(AlertState::Firing));
+    let done = ack(&mut e, 1);
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].state, AlertState::Acknowledged);
 }
 
 #[test]
@@ -360,6 +385,7 @@ fn the_symptoms_of_one_endpoint_fault_are_one_incident() {
         &Command::Acknowledge {
             fingerprint: "bin/book/breaker_open".into(),
             by: "ann".into(),
+            episode: None,
         },
         4000,
     );
@@ -393,6 +419,7 @@ fn restore_resumes_open_alerts_and_acknowledgement() {
         &Command::Acknowledge {
             fingerprint: FP.into(),
             by: "dave".into(),
+            episode: None,
         },
         3000,
     );
@@ -450,6 +477,7 @@ fn engine_output_drives_the_reducer_with_delivery_kept() {
         &Command::Acknowledge {
             fingerprint: FP.into(),
             by: "erin".into(),
+            episode: None,
         },
         3000,
     ) {
@@ -550,6 +578,7 @@ fn a_triage_result_lands_on_the_current_state_of_its_episode() {
         &Command::Acknowledge {
             fingerprint: FP.into(),
             by: "alice".into(),
+            episode: None,
         },
         3000,
     );

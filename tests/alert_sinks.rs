@@ -407,6 +407,7 @@ async fn pagerduty_trigger_acknowledge_resolve_share_the_dedup_key() {
         &Command::Acknowledge {
             fingerprint: "bin/ticker/error_rate".into(),
             by: "alice".into(),
+            episode: None,
         },
         3000,
     );

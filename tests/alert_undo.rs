@@ -218,6 +218,7 @@ fn withdrawing_an_acknowledgement_makes_the_incident_fire_again() {
         Command::Acknowledge {
             fingerprint: FP.into(),
             by: "ana".into(),
+            episode: None,
         },
         5_000,
     );
@@ -281,6 +282,7 @@ fn an_unsilenced_alert_of_an_acknowledged_incident_stays_acknowledged() {
         Command::Acknowledge {
             fingerprint: FP.into(),
             by: "ana".into(),
+            episode: None,
         },
         2_500,
     );
@@ -456,6 +458,7 @@ async fn the_monitor_journals_undo_and_a_replay_shows_the_same_list() {
     send(Command::Acknowledge {
         fingerprint: BFP.into(),
         by: "dan".into(),
+        episode: None,
     })
     .await;
     let live = until(&rx, 10, "the acknowledgement listed", |s| s.acks.len() == 1).await;

@@ -198,6 +198,7 @@ async fn a_late_triage_never_reverts_a_resolve_or_an_acknowledgement() {
                     .send(Command::Acknowledge {
                         fingerprint: okx.into(),
                         by: "alice".into(),
+                        episode: None,
                     })
                     .await
                     .expect("command");

@@ -152,7 +152,8 @@ fn acknowledge_sends_a_command_for_the_selected_alert() {
         v.on_key(key("a"), &snap, NOW),
         Reaction::Send(Command::Acknowledge {
             fingerprint: open[1].fingerprint.clone(),
-            by: "alice".into()
+            by: "alice".into(),
+            episode: Some(open[1].occurrences),
         })
     );
 }
@@ -408,14 +409,16 @@ fn an_alert_that_fired_again_is_a_new_target() {
         text.starts_with("nothing acknowledged") && text.contains("fired again"),
         "{text}"
     );
-    // Selecting it again (moving onto it) makes it the target.
+    // Selecting it again (moving onto it) makes it the target: the new
+    // episode, which the engine checks is still the open one.
     v.on_key(key("k"), &next, NOW);
     v.on_key(key("j"), &next, NOW);
     assert_eq!(
         v.on_key(key("a"), &next, NOW),
         Reaction::Send(Command::Acknowledge {
             fingerprint: chosen.fingerprint.clone(),
-            by: "alice".into()
+            by: "alice".into(),
+            episode: Some(chosen.occurrences + 1),
         })
     );
 }

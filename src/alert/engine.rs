@@ -195,12 +195,16 @@ impl Engine {
     /// acknowledged) returns nothing.
     pub fn on_command(&mut self, cmd: &Command, now_ms: i64) -> Vec<Event> {
         match cmd {
-            Command::Acknowledge { fingerprint, by } => {
-                if !self
-                    .alerts
-                    .get(fingerprint)
-                    .is_some_and(|t| t.alert.state.is_open())
-                {
+            Command::Acknowledge {
+                fingerprint,
+                by,
+                episode,
+            } => {
+                // Only the episode the operator saw: one that resolved and
+                // fired again since is a new page nobody has read yet.
+                if !self.alerts.get(fingerprint).is_some_and(|t| {
+                    t.alert.state.is_open() && episode.is_none_or(|ep| ep == t.alert.occurrences)
+                }) {
                     return Vec::new();
                 }
                 // Acknowledging a symptom acknowledges its incident: every

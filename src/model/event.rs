@@ -206,7 +206,15 @@ pub enum Command {
     /// Close the endpoint's breaker and forget its history.
     ResetBreaker { id: EndpointId },
     /// Stop reminders for an alert; `by` names the operator.
-    Acknowledge { fingerprint: String, by: String },
+    Acknowledge {
+        fingerprint: String,
+        by: String,
+        /// The episode (`Alert::occurrences`) the operator saw, when known:
+        /// if the alert resolved and fired again before the command
+        /// arrives, the new episode is not acknowledged. `None` (an API
+        /// caller, a test) acknowledges whatever episode is open.
+        episode: Option<u64>,
+    },
     /// Withdraw the acknowledgement of an incident (its id, as in
     /// [`AckInfo::incident`]): its open symptoms fire again (unless silenced
     /// or inhibited) and are notified by the usual rules. Unknown or not

@@ -493,6 +493,7 @@ impl ViewState {
                     Reaction::Send(Command::Acknowledge {
                         fingerprint: a.fingerprint.clone(),
                         by: self.operator.clone(),
+                        episode: Some(a.occurrences),
                     })
                 }
                 Ok(None) => {
