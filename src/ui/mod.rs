@@ -60,12 +60,20 @@ pub use layout::{MIN_HEIGHT, MIN_WIDTH, SIDE_DETAIL_WIDTH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UiError {
+    /// The terminal failed; the message says how (no separate source, so
+    /// an error chain does not say it twice).
     #[error("terminal: {0}")]
-    Terminal(#[from] std::io::Error),
-    #[error("{0}")]
+    Terminal(std::io::Error),
+    #[error(transparent)]
     Keymap(#[from] keymap::KeymapError),
     #[error("the dashboard needs a terminal (stdin and stdout are not both a TTY); use --headless")]
     NotATerminal,
+}
+
+impl From<std::io::Error> for UiError {
+    fn from(e: std::io::Error) -> Self {
+        UiError::Terminal(e)
+    }
 }
 
 /// Draw one frame. Pure: same inputs, same screen.
