@@ -4,7 +4,7 @@
 
 use super::alerts::{severity_span, state_span};
 use super::fmt;
-use super::selection::Target;
+use super::pick::Target;
 use super::theme::Theme;
 use super::view::{Panel, ViewState};
 use crate::model::{Alert, Delivery};

@@ -297,10 +297,7 @@ impl ViewState {
                 _ => return Reaction::None,
             };
             if by != 0 {
-                let max = super::help::max_scroll(self);
-                self.help_scroll =
-                    (i64::from(self.help_scroll) + by).clamp(0, i64::from(max)) as u16;
-                return Reaction::Redraw;
+                return self.scroll_help(by);
             }
         }
         if self.mode == Mode::Replay && action.live_only() {
@@ -378,25 +375,8 @@ impl ViewState {
             Action::Down => self.move_by(snap, 1),
             Action::Top => self.move_by(snap, i64::MIN / 2),
             Action::Bottom => self.move_by(snap, i64::MAX / 2),
-            Action::PageUp | Action::PageDown => {
-                let sign = if action == Action::PageUp { -1 } else { 1 };
-                let areas = super::layout::areas(self.area, snap, self);
-                if let Some(d) = areas.detail {
-                    // The open detail pane scrolls; the rows stay.
-                    let page = i64::from(d.height.saturating_sub(3)).max(1);
-                    let max = super::detail::max_scroll(d, snap, self, now_ms);
-                    self.detail_scroll = (i64::from(self.detail_scroll) + sign * page)
-                        .clamp(0, i64::from(max)) as u16;
-                    return Reaction::Redraw;
-                }
-                let panel = match self.focus {
-                    Panel::Exchanges => areas.exchanges,
-                    Panel::Alerts => areas.alerts,
-                };
-                // A page is the rows the panel shows (borders and titles aside).
-                let page = panel.map_or(10, |r| i64::from(r.height.saturating_sub(3)).max(1));
-                self.move_by(snap, sign * page)
-            }
+            Action::PageUp => self.page(snap, -1, now_ms),
+            Action::PageDown => self.page(snap, 1, now_ms),
             Action::Sort => {
                 let label = match self.focus {
                     Panel::Exchanges => {
@@ -614,7 +594,7 @@ impl ViewState {
         }
     }
 
-    fn move_by(&mut self, snap: &Snapshot, delta: i64) -> Reaction {
+    pub(super) fn move_by(&mut self, snap: &Snapshot, delta: i64) -> Reaction {
         let step = |cur: Option<usize>, len: usize| -> Option<usize> {
             if len == 0 {
                 return None;
