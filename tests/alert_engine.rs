@@ -881,3 +881,116 @@ fn a_configured_severity_replaces_the_detectors() {
         .expect("the error-rate alert");
     assert_eq!(a.severity, Severity::Warning);
 }
+
+/// An open alert as the journal hands it back after a restart.
+fn restored(exchange: &str, endpoint: Option<&str>, kind: &str, severity: Severity) -> Alert {
+    Alert {
+        fingerprint: Alert::fingerprint_of(exchange, endpoint, kind),
+        exchange: exchange.into(),
+        endpoint: endpoint.map(str::to_string),
+        kind: kind.parse().unwrap(),
+        severity,
+        title: format!("{kind} before the restart"),
+        description: String::new(),
+        metrics: Default::default(),
+        first_seen_ms: 1_000,
+        last_seen_ms: 2_000,
+        occurrences: 1,
+        state: AlertState::Firing,
+        state_by: Some("auto".into()),
+        state_at_ms: 1_000,
+        resolved_at_ms: None,
+        delivery: Default::default(),
+        triage: None,
+        incident: None,
+        episode_start_ms: Some(1_000),
+    }
+}
+
+/// Issue #15 item 1: after a restart, alerts restored from the journal are
+/// cleared by fresh good data (each kind by its own clear condition), not
+/// left firing until `resolve_after`.
+#[test]
+fn restored_alerts_of_every_kind_clear_with_fresh_good_data() {
+    let kinds = [
+        "latency",
+        "error_rate",
+        "hung",
+        "no_data",
+        "stale",
+        "frozen",
+        "breaker_open",
+        "rate_limit",
+        "ban",
+        "payload:crossed_book",
+    ];
+    let restart = 100_000;
+    for kind in kinds {
+        let mut e = Engine::new(AlertSettings::default());
+        feed(&mut e, watching("bin", "ticker"), restart);
+        let a = restored("bin", Some("ticker"), kind, Severity::Critical);
+        e.restore(vec![a.clone()]);
+        let mut cleared_at = None;
+        // Good answers every second for two minutes: longer than any
+        // kind's clear condition, far shorter than resolve_after (30 min).
+        for i in 1..=120 {
+            let t = restart + i * 1000;
+            let mut ch = feed(&mut e, sample("bin", "ticker", t, Outcome::Ok), t);
+            ch.extend(changed(&e.tick(t)));
+            if ch
+                .iter()
+                .any(|x| x.fingerprint == a.fingerprint && x.state == AlertState::Resolved)
+            {
+                cleared_at = Some(i);
+                break;
+            }
+        }
+        let secs =
+            cleared_at.unwrap_or_else(|| panic!("{kind}: still open after 120 s of good data"));
+        assert!(secs <= 60, "{kind}: cleared only after {secs} s");
+        let now = e.alert(&a.fingerprint).unwrap();
+        assert_eq!(now.occurrences, 1, "{kind}: the same episode ended");
+    }
+}
+
+#[test]
+fn a_restored_alert_the_data_still_supports_stays_in_its_episode() {
+    let restart = 100_000;
+    let mut e = Engine::new(AlertSettings::default());
+    feed(&mut e, watching("bin", "ticker"), restart);
+    let a = restored("bin", Some("ticker"), "error_rate", Severity::Critical);
+    e.restore(vec![a.clone()]);
+    for i in 1..=60 {
+        let t = restart + i * 1000;
+        feed(&mut e, sample("bin", "ticker", t, fail()), t);
+        e.tick(t);
+    }
+    let now = e.alert(&a.fingerprint).unwrap();
+    assert_eq!(now.state, AlertState::Firing);
+    assert_eq!(now.occurrences, 1, "not a new page");
+    assert!(
+        now.last_seen_ms > restart,
+        "refreshed by the fresh failures"
+    );
+}
+
+#[test]
+fn a_restored_outage_clears_when_an_endpoint_of_the_exchange_answers() {
+    let restart = 100_000;
+    let mut e = Engine::new(AlertSettings::default());
+    for ep in ["time", "ticker", "book"] {
+        feed(&mut e, watching("okx", ep), restart);
+    }
+    let a = restored("okx", None, "outage", Severity::Emergency);
+    e.restore(vec![a.clone()]);
+    let ch = feed(
+        &mut e,
+        sample("okx", "ticker", restart + 1000, Outcome::Ok),
+        restart + 1000,
+    );
+    assert!(
+        ch.iter()
+            .any(|x| x.fingerprint == a.fingerprint && x.state == AlertState::Resolved),
+        "{ch:?}"
+    );
+}

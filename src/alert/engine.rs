@@ -287,7 +287,17 @@ impl Engine {
 
     /// Resume alerts from the journal after a restart (the newest state of
     /// each fingerprint). Emits nothing: they are already in the journal.
+    /// Each open one is handed back to the detector that raises it, so
+    /// fresh data clears it (after its kind's clear condition) or keeps it
+    /// firing, in the same episode, like an alert that never left memory.
     pub fn restore(&mut self, alerts: Vec<Alert>) {
+        let orphans = self.detectors.restore(&alerts);
+        if !orphans.is_empty() {
+            tracing::warn!(
+                alerts = ?orphans,
+                "restored alerts no detector raises; they resolve after resolve_after"
+            );
+        }
         self.incidents.restore(&alerts);
         if alerts.iter().any(|a| a.state == AlertState::Acknowledged) {
             // Reported with the next change (the restored acknowledgements).

@@ -56,6 +56,9 @@ pub struct BreakerDetector {
     reason: String,
     open_until_ms: Option<i64>,
     gate: Gate,
+    /// A `breaker_open` alert restored after a restart, while the breaker
+    /// (new with the process) is closed: the first good poll clears it.
+    restored: bool,
 }
 
 impl BreakerDetector {
@@ -68,7 +71,33 @@ impl BreakerDetector {
             reason: String::new(),
             open_until_ms: None,
             gate: Gate::default(),
+            restored: false,
         }
+    }
+
+    /// Take back a `breaker_open` alert restored after a restart; always true.
+    pub fn assume_firing(&mut self) -> bool {
+        self.gate.assume_firing();
+        self.restored = true;
+        true
+    }
+
+    /// A finished poll: a restored alert clears with the first good answer
+    /// while the breaker is closed (a poll went through, so it serves).
+    pub fn on_sample(&mut self, smp: &crate::model::Sample) -> Option<Finding> {
+        if !self.restored || !self.s.enabled {
+            return None;
+        }
+        if self.state != BreakerState::Closed {
+            self.restored = false;
+            return None;
+        }
+        if !smp.outcome.is_ok() {
+            return None;
+        }
+        self.restored = false;
+        let step = self.gate.step(false, true, smp.at_ms, 0, 0);
+        self.finding(step, smp.at_ms)
     }
 
     pub fn is_firing(&self) -> bool {
@@ -172,6 +201,17 @@ impl OutageDetector {
             s,
             exchanges: BTreeMap::new(),
         }
+    }
+
+    /// Take back an `outage` alert restored after a restart: it clears once
+    /// an endpoint of the exchange is up again; always true.
+    pub fn assume_firing(&mut self, exchange: &str) -> bool {
+        self.exchanges
+            .entry(exchange.into())
+            .or_default()
+            .1
+            .assume_firing();
+        true
     }
 
     pub fn watch(&mut self, exchange: &str, endpoint: &str) {

@@ -134,6 +134,13 @@ impl ErrorRateDetector {
         }
     }
 
+    /// Take back a firing alert restored after a restart (see
+    /// [`super::Gate::assume_firing`]); always true.
+    pub fn assume_firing(&mut self) -> bool {
+        self.gate.assume_firing();
+        true
+    }
+
     pub fn is_firing(&self) -> bool {
         self.gate.is_firing()
     }

@@ -102,6 +102,17 @@ impl HangDetector {
         }
     }
 
+    /// Take back a `hung` alert restored after a restart: it clears after
+    /// enough prompt answers, as a live one does; always true.
+    pub fn assume_firing(&mut self) -> bool {
+        self.firing = true;
+        self.ok_streak = 0;
+        // How long the old request hung went with the old process: any
+        // answer that comes back at all counts as prompt.
+        self.fired_in_flight_ms = u64::MAX;
+        true
+    }
+
     pub fn is_firing(&self) -> bool {
         self.firing
     }

@@ -126,6 +126,8 @@ pub struct LatencyDetector {
     last: VecDeque<f64>,
     baseline: Option<f64>,
     gate: Gate,
+    /// Handed a restored alert with no baseline: learn one while firing.
+    relearn: bool,
 }
 
 impl LatencyDetector {
@@ -138,7 +140,18 @@ impl LatencyDetector {
             last: VecDeque::new(),
             baseline: None,
             gate: Gate::default(),
+            relearn: false,
         }
+    }
+
+    /// Take back a firing alert restored after a restart (see
+    /// [`super::Gate::assume_firing`]); always true.
+    pub fn assume_firing(&mut self) -> bool {
+        self.gate.assume_firing();
+        // The baseline went with the old process: learn it again from the
+        // fresh answers (a live detector started now would do the same).
+        self.relearn = true;
+        true
     }
 
     pub fn is_firing(&self) -> bool {
@@ -191,8 +204,12 @@ impl LatencyDetector {
             None => Step::Quiet,
         };
 
-        // Freeze the baseline while slow, so a long slowdown keeps firing.
-        if !self.gate.is_firing() && step != Step::Cleared {
+        // Freeze the baseline while slow, so a long slowdown keeps firing;
+        // a restored alert learns one first.
+        if !warm && self.relearn {
+            self.window.push_back(x);
+        } else if !self.gate.is_firing() && step != Step::Cleared {
+            self.relearn = false;
             if self.window.len() == self.s.window {
                 self.window.pop_front();
             }

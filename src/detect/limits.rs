@@ -116,6 +116,8 @@ pub struct LimitDetector {
     banned_until_ms: Option<i64>,
     ban_detail: String,
     ban: Gate,
+    /// A restored `rate_limit` alert waits for a good answer before it clears.
+    await_answer: bool,
 }
 
 impl LimitDetector {
@@ -136,7 +138,23 @@ impl LimitDetector {
             banned_until_ms: None,
             ban_detail: String::new(),
             ban: Gate::default(),
+            await_answer: false,
         }
+    }
+
+    /// Take back a `rate_limit` or `ban` alert restored after a restart: it
+    /// clears with the exchange's good answers as a live one does; false for
+    /// another kind.
+    pub fn assume_firing(&mut self, kind: &AlertKind) -> bool {
+        match kind {
+            AlertKind::RateLimit => {
+                self.pressure.assume_firing();
+                self.await_answer = true;
+            }
+            AlertKind::Ban => self.ban.assume_firing(),
+            _ => return false,
+        }
+        true
     }
 
     pub fn on_sample(&mut self, smp: &Sample) -> Vec<Finding> {
@@ -145,6 +163,9 @@ impl LimitDetector {
         }
         if let Some(u) = smp.signal.as_ref().and_then(usage_of) {
             self.usage = Some((smp.at_ms, u));
+        }
+        if smp.outcome.is_ok() {
+            self.await_answer = false;
         }
         let mut banned = false;
         match &smp.outcome {
@@ -249,7 +270,8 @@ impl LimitDetector {
         // Rate-limited answers are over once the hold they ordered has
         // ended and the exchange has answered normally since.
         let limited_over = n429 == 0 || (now_ms >= self.hold_until_ms && self.ok_after_limited);
-        let good = usage.is_none_or(|u| u < self.s.usage_clear)
+        let good = !self.await_answer
+            && usage.is_none_or(|u| u < self.s.usage_clear)
             && limited_over
             && wait_share < self.s.wait_clear;
         match self.pressure.step(bad, good, now_ms, 0, 0) {

@@ -150,6 +150,14 @@ impl Gate {
         self.firing && self.since_ms.is_some()
     }
 
+    /// Start out firing: an alert restored from the journal after a
+    /// restart is handed back to its gate, which clears it once the clear
+    /// condition holds for its duration, like a live one.
+    pub fn assume_firing(&mut self) {
+        self.firing = true;
+        self.since_ms = None;
+    }
+
     /// Forget everything (used when an endpoint's history no longer applies).
     pub fn reset(&mut self) {
         *self = Gate::default();
@@ -206,12 +214,35 @@ struct EndpointDetectors {
     breaker: breaker::BreakerDetector,
 }
 
+impl EndpointDetectors {
+    /// Hand an open alert of `kind` back to the detector that raises it;
+    /// false if none of this endpoint's detectors raises that kind.
+    fn assume_firing(&mut self, kind: &AlertKind) -> bool {
+        match kind {
+            AlertKind::Latency => self.latency.assume_firing(),
+            AlertKind::ErrorRate => self.errors.assume_firing(),
+            AlertKind::Hung => self.hang.assume_firing(),
+            AlertKind::NoData | AlertKind::Stale | AlertKind::Frozen => {
+                self.stale.assume_firing(kind)
+            }
+            AlertKind::BreakerOpen => self.breaker.assume_firing(),
+            AlertKind::RateLimit | AlertKind::Ban => self.limits.assume_firing(kind),
+            AlertKind::Payload(name) => self.payload.assume_firing(name),
+            AlertKind::Outage => false,
+        }
+    }
+}
+
 /// Every detector for every endpoint seen, plus the exchange-wide outage detector.
 #[derive(Debug, Clone)]
 pub struct Detectors {
     settings: DetectSettings,
     endpoints: HashMap<EndpointId, EndpointDetectors>,
     outages: breaker::OutageDetector,
+    /// Restored alerts of endpoints not watched yet: handed to their
+    /// detectors when the endpoint appears (a restart restores before the
+    /// workers announce what they watch).
+    pending: HashMap<EndpointId, Vec<AlertKind>>,
 }
 
 impl Detectors {
@@ -220,6 +251,7 @@ impl Detectors {
             outages: breaker::OutageDetector::new(settings.breaker.clone()),
             settings,
             endpoints: HashMap::new(),
+            pending: HashMap::new(),
         }
     }
 
@@ -228,6 +260,18 @@ impl Detectors {
     }
 
     fn endpoint(&mut self, id: &EndpointId, now_ms: i64) -> &mut EndpointDetectors {
+        if !self.endpoints.contains_key(id)
+            && let Some(kinds) = self.pending.remove(id)
+        {
+            let d = self.create(id, now_ms);
+            for kind in &kinds {
+                d.assume_firing(kind);
+            }
+        }
+        self.create(id, now_ms)
+    }
+
+    fn create(&mut self, id: &EndpointId, now_ms: i64) -> &mut EndpointDetectors {
         let s = &self.settings;
         let (exchange, endpoint) = (id.exchange.as_str(), id.endpoint.as_str());
         self.endpoints
@@ -252,6 +296,38 @@ impl Detectors {
             })
     }
 
+    /// Hand the open alerts restored from the journal after a restart back
+    /// to the detectors that raise them, so fresh data clears them after
+    /// the kind's clear condition (or keeps them firing), exactly as if the
+    /// process had not restarted. An endpoint not watched yet gets them
+    /// when it is. Returns the fingerprints no detector can take (a kind
+    /// unknown to this version): the engine resolves those after
+    /// `resolve_after` as before.
+    pub fn restore(&mut self, alerts: &[Alert]) -> Vec<String> {
+        let mut orphans = Vec::new();
+        for a in alerts.iter().filter(|a| a.state.is_open()) {
+            let took = match (&a.kind, a.endpoint.as_deref()) {
+                (AlertKind::Outage, _) => self.outages.assume_firing(&a.exchange),
+                (AlertKind::Payload(name), Some(_)) if !payload::knows(name) => false,
+                (kind, Some(ep)) => {
+                    let id = EndpointId::new(&a.exchange, ep);
+                    match self.endpoints.get_mut(&id) {
+                        Some(d) => d.assume_firing(kind),
+                        None => {
+                            self.pending.entry(id).or_default().push(kind.clone());
+                            true
+                        }
+                    }
+                }
+                (_, None) => false,
+            };
+            if !took {
+                orphans.push(a.fingerprint.clone());
+            }
+        }
+        orphans
+    }
+
     /// Feed one event; returns what changed or still holds.
     pub fn on_event(&mut self, ev: &Event, now_ms: i64) -> Vec<Finding> {
         let mut out = Vec::new();
@@ -274,6 +350,7 @@ impl Detectors {
                 out.extend(d.hang.on_sample(s));
                 out.extend(d.stale.on_sample(s));
                 out.extend(d.payload.on_sample(s));
+                out.extend(d.breaker.on_sample(s));
                 out.extend(d.limits.on_sample(s));
                 out.extend(self.outages.on_sample(s));
             }

@@ -84,6 +84,12 @@ pub struct PayloadDetector {
     firing: BTreeMap<&'static str, String>,
 }
 
+/// Whether `reason` is an [`crate::model::InvalidReason`] name this version knows.
+pub fn knows(reason: &str) -> bool {
+    use strum::VariantNames;
+    crate::model::InvalidReason::VARIANTS.contains(&reason)
+}
+
 impl PayloadDetector {
     pub fn new(exchange: &str, endpoint: &str, s: PayloadSettings) -> Self {
         PayloadDetector {
@@ -93,6 +99,26 @@ impl PayloadDetector {
             s,
             ok_streak: 0,
             firing: BTreeMap::new(),
+        }
+    }
+
+    /// Take back a `payload:<reason>` alert restored after a restart: it
+    /// clears after `clear_ok` good answers, as a live one does; false for a
+    /// reason this version does not know.
+    pub fn assume_firing(&mut self, reason: &str) -> bool {
+        use strum::VariantNames;
+        match crate::model::InvalidReason::VARIANTS
+            .iter()
+            .find(|n| **n == reason)
+        {
+            Some(name) => {
+                self.firing
+                    .entry(name)
+                    .or_insert_with(|| "restored after a restart".into());
+                self.ok_streak = 0;
+                true
+            }
+            None => false,
         }
     }
 

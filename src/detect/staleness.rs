@@ -82,6 +82,8 @@ pub struct StalenessDetector {
     no_data: Gate,
     stale: Streak,
     frozen: Streak,
+    /// A restored `no_data` alert waits for a good answer before it clears.
+    await_data: bool,
 }
 
 impl StalenessDetector {
@@ -98,7 +100,24 @@ impl StalenessDetector {
             no_data: Gate::default(),
             stale: Streak::default(),
             frozen: Streak::default(),
+            await_data: false,
         }
+    }
+
+    /// Take back a `no_data`, `stale` or `frozen` alert restored after a
+    /// restart: it clears with good answers as a live one does (`no_data`
+    /// once one arrives); false for another kind.
+    pub fn assume_firing(&mut self, kind: &AlertKind) -> bool {
+        match kind {
+            AlertKind::NoData => {
+                self.no_data.assume_firing();
+                self.await_data = true;
+            }
+            AlertKind::Stale => self.stale.gate.assume_firing(),
+            AlertKind::Frozen => self.frozen.gate.assume_firing(),
+            _ => return false,
+        }
+        true
     }
 
     /// The limiter holds this endpoint's polls until `until_ms` (unix ms).
@@ -136,6 +155,7 @@ impl StalenessDetector {
         let ok = smp.outcome.is_ok();
         if ok {
             self.last_ok_ms = self.last_ok_ms.max(smp.at_ms);
+            self.await_data = false;
         }
         out.extend(self.eval_no_data(smp.at_ms));
         let (is_stale, is_frozen) = match &smp.outcome {
@@ -196,7 +216,8 @@ impl StalenessDetector {
         } else {
             let since = self.last_ok_ms.max(self.held_until_ms);
             let bad = now_ms - since > self.no_data_after_ms();
-            self.no_data.step(bad, !bad, now_ms, 0, 0)
+            self.no_data
+                .step(bad, !bad && !self.await_data, now_ms, 0, 0)
         };
         self.finding(NO_DATA, step, silent as f64, now_ms)
     }
