@@ -31,6 +31,22 @@ struct JsonLine<'a> {
     endpoints: Vec<JsonEndpoint<'a>>,
     /// The exchange's open alerts (firing, acknowledged, silenced).
     alerts: Vec<JsonAlert<'a>>,
+    /// exwatch's own backends that are failing (a Redis, the journal): on
+    /// every line, empty when none is; the monitor goes on without them.
+    degraded: Vec<JsonBackend<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonBackend<'a> {
+    /// `redis_limiter`, `redis_breaker`, `redis_dedup`, `journal`.
+    component: &'static str,
+    detail: &'a str,
+    /// Unix ms since when it has been failing.
+    since_ms: i64,
+}
+
+fn degraded(snap: &Snapshot) -> impl Iterator<Item = &crate::state::HealthView> {
+    snap.health.iter().filter(|h| !h.healthy)
 }
 
 #[derive(Debug, Serialize)]
@@ -110,6 +126,13 @@ fn json_line<'a>(ex: &'a ExchangeView, snap: &'a Snapshot, now: i64) -> JsonLine
                 incident: a.incident.as_deref(),
             })
             .collect(),
+        degraded: degraded(snap)
+            .map(|h| JsonBackend {
+                component: h.component.name(),
+                detail: &h.detail,
+                since_ms: h.since_ms,
+            })
+            .collect(),
         ts_ms: now,
         instance: "",
         exchange: &ex.name,
@@ -187,6 +210,14 @@ fn text_line(ex: &ExchangeView, snap: &Snapshot, now: i64) -> String {
     let open = open_alerts(ex, snap).count();
     if open > 0 {
         line.push_str(&format!(" | alerts={open}"));
+    }
+    for h in degraded(snap) {
+        line.push_str(&format!(
+            " | DEGRADED {} since {}: {}",
+            h.component.as_str(),
+            crate::clock::hms(h.since_ms),
+            h.detail
+        ));
     }
     line
 }

@@ -626,7 +626,9 @@ fn a_triage_result_lands_on_the_current_state_of_its_episode() {
 /// config lists are checked against are the ones alerts carry.
 #[test]
 fn every_detector_kind_is_an_alert_kind() {
-    use exwatch::detect::{breaker, error_rate, hang, latency, limits, payload, staleness};
+    use exwatch::detect::{
+        backend, breaker, error_rate, hang, latency, limits, payload, staleness,
+    };
     use exwatch::model::{AlertKind, InvalidReason};
     use strum::VariantNames;
     let mut raised = vec![
@@ -640,6 +642,7 @@ fn every_detector_kind_is_an_alert_kind() {
         breaker::OUTAGE,
         limits::RATE_LIMIT,
         limits::BAN,
+        backend::KIND,
     ];
     // Each name reads back as its kind (journals, webhooks and config use names).
     for kind in &raised {

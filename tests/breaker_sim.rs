@@ -253,3 +253,104 @@ async fn a_process_killed_while_open_is_replaced_by_one_that_waits_out_the_break
     drop(b);
     sim.stop().await;
 }
+
+/// Issue #15 item 5: with Redis down, every headless JSON line says which
+/// backend is degraded, and a `backend` alert is raised (and journaled);
+/// both go away when Redis is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_is_in_every_headless_line_and_an_alert() {
+    let sim = start(scenario(vec![])).await;
+    let mut r = RedisServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = dir.path().join("j.jsonl");
+    let text = format!(
+        "[log]\ndir = \"{logs}\"\n[journal]\npath = \"{journal}\"\n[headless]\ninterval = \"200ms\"\n\
+         [redis]\nurl_env = \"{URL_ENV}\"\ntimeout = \"300ms\"\n\
+         [breaker]\nstore = \"redis\"\n\
+         [alerts.detect.backend]\nfire_for = \"1s\"\n\
+         [[exchanges]]\nname = \"binance\"\nkind = \"binance\"\nbase_url = \"{base}\"\n\
+         [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\ninterval = \"100ms\"\ntimeout = \"1s\"\n",
+        logs = dir.path().join("logs").display(),
+        journal = journal.display(),
+        base = sim.base_url(ExchangeKind::Binance),
+    );
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, text).expect("write config");
+    let mut child = Command::new(BIN)
+        .args(["run", "--headless", "--json", "-c"])
+        .arg(&cfg)
+        .env(URL_ENV, r.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn exwatch");
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    let out = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let degraded_of = |v: &serde_json::Value| -> Vec<String> {
+        v["degraded"]
+            .as_array()
+            .expect("every line has `degraded`")
+            .iter()
+            .map(|d| d["component"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let next_line = |what: &str, f: &dyn Fn(&serde_json::Value) -> bool| {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            let v = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no line with {what}"));
+            if f(&v) {
+                return v;
+            }
+        }
+    };
+    next_line("a healthy line", &|v| {
+        degraded_of(v).is_empty() && v["endpoints"][0]["calls"].as_u64() > Some(0)
+    });
+    r.kill();
+    let v = next_line("redis_breaker degraded", &|v| {
+        degraded_of(v).contains(&"redis_breaker".to_string())
+    });
+    assert!(
+        v["degraded"][0]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Redis unreachable"),
+        "{v}"
+    );
+    // The alert, once it held for fire_for (1 s), is journaled.
+    let fired = |state: &str| {
+        std::fs::read_to_string(&journal)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| {
+                l.contains("\"exwatch/redis_breaker/backend\"")
+                    && l.contains(&format!("\"state\":\"{state}\""))
+            })
+    };
+    wait_for("the backend alert fires", Duration::from_secs(15), || {
+        fired("firing")
+    })
+    .await;
+    r.restart();
+    next_line("no backend degraded", &|v| degraded_of(v).is_empty());
+    wait_for(
+        "the backend alert resolves",
+        Duration::from_secs(15),
+        || fired("resolved"),
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+}

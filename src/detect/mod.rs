@@ -8,6 +8,7 @@
 //!
 //! [`Detectors`] runs all of them for every endpoint; the alert engine owns one.
 
+pub mod backend;
 pub mod breaker;
 pub mod error_rate;
 pub mod hang;
@@ -175,6 +176,8 @@ pub struct DetectSettings {
     pub payload: payload::PayloadSettings,
     pub limits: limits::LimitSettings,
     pub breaker: breaker::BreakerAlertSettings,
+    /// `[alerts.detect.backend]`: exwatch's own Redis and journal.
+    pub backend: backend::BackendSettings,
     /// Poll pacing (`alerts.detect.adaptive`): owned by [`crate::pacing`],
     /// configured here for compatibility with existing config files.
     pub adaptive: crate::pacing::AdaptiveSettings,
@@ -189,6 +192,7 @@ impl DetectSettings {
         self.payload.validate(&format!("{at}.payload"), p);
         self.limits.validate(&format!("{at}.limits"), p);
         self.breaker.validate(&format!("{at}.breaker"), p);
+        self.backend.validate(&format!("{at}.backend"), p);
         self.adaptive.validate(&format!("{at}.adaptive"), p);
     }
 }
@@ -228,7 +232,7 @@ impl EndpointDetectors {
             AlertKind::BreakerOpen => self.breaker.assume_firing(),
             AlertKind::RateLimit | AlertKind::Ban => self.limits.assume_firing(kind),
             AlertKind::Payload(name) => self.payload.assume_firing(name),
-            AlertKind::Outage => false,
+            AlertKind::Outage | AlertKind::Backend => false,
         }
     }
 }
@@ -239,6 +243,7 @@ pub struct Detectors {
     settings: DetectSettings,
     endpoints: HashMap<EndpointId, EndpointDetectors>,
     outages: breaker::OutageDetector,
+    backends: backend::BackendDetector,
     /// Restored alerts of endpoints not watched yet: handed to their
     /// detectors when the endpoint appears (a restart restores before the
     /// workers announce what they watch).
@@ -249,6 +254,7 @@ impl Detectors {
     pub fn new(settings: DetectSettings) -> Self {
         Detectors {
             outages: breaker::OutageDetector::new(settings.breaker.clone()),
+            backends: backend::BackendDetector::new(settings.backend.clone()),
             settings,
             endpoints: HashMap::new(),
             pending: HashMap::new(),
@@ -308,6 +314,7 @@ impl Detectors {
         for a in alerts.iter().filter(|a| a.state.is_open()) {
             let took = match (&a.kind, a.endpoint.as_deref()) {
                 (AlertKind::Outage, _) => self.outages.assume_firing(&a.exchange),
+                (AlertKind::Backend, Some(c)) => self.backends.assume_firing(c),
                 (AlertKind::Payload(name), Some(_)) if !payload::knows(name) => false,
                 (kind, Some(ep)) => {
                     let id = EndpointId::new(&a.exchange, ep);
@@ -395,8 +402,16 @@ impl Detectors {
                 );
             }
             Event::LimiterFill { id, at_ms, tiers } => self.on_hold(id, *at_ms, tiers),
+            Event::BackendHealth {
+                at_ms,
+                component,
+                healthy,
+                detail,
+            } => out.extend(
+                self.backends
+                    .on_health(*component, *healthy, detail, *at_ms),
+            ),
             Event::ClockOffset { .. }
-            | Event::BackendHealth { .. }
             | Event::AlertChanged { .. }
             | Event::AlertDelivery { .. }
             | Event::AlertTriaged { .. }
@@ -426,7 +441,7 @@ impl Detectors {
 
     /// Time-driven conditions (no data for too long).
     pub fn tick(&mut self, now_ms: i64) -> Vec<Finding> {
-        let mut out = Vec::new();
+        let mut out = self.backends.tick(now_ms);
         for d in self.endpoints.values_mut() {
             out.extend(d.stale.tick(now_ms));
             out.extend(d.limits.tick(now_ms));

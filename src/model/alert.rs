@@ -271,6 +271,9 @@ pub enum AlertKind {
     RateLimit,
     /// The exchange banned this IP (418, or a ban code).
     Ban,
+    /// A backend of exwatch itself (a Redis, the journal) is failing; on
+    /// the pseudo-exchange `exwatch`, the component as the endpoint.
+    Backend,
     /// A payload was not trusted; the data is the [`InvalidReason`] name
     /// (`payload:crossed_book`).
     Payload(String),
@@ -278,7 +281,7 @@ pub enum AlertKind {
 
 impl AlertKind {
     /// Every kind without data, in the order the docs list them.
-    pub const SIMPLE: [AlertKind; 10] = [
+    pub const SIMPLE: [AlertKind; 11] = [
         AlertKind::Latency,
         AlertKind::ErrorRate,
         AlertKind::Hung,
@@ -289,6 +292,7 @@ impl AlertKind {
         AlertKind::Outage,
         AlertKind::RateLimit,
         AlertKind::Ban,
+        AlertKind::Backend,
     ];
 
     /// The prefix of payload kinds.
@@ -314,6 +318,7 @@ impl AlertKind {
             AlertKind::Outage => "outage",
             AlertKind::RateLimit => "rate_limit",
             AlertKind::Ban => "ban",
+            AlertKind::Backend => "backend",
             AlertKind::Payload(_) => return None,
         })
     }

@@ -57,6 +57,18 @@ impl Component {
     pub fn name(self) -> &'static str {
         self.into()
     }
+
+    /// The component of a [`Component::name`], if there is one.
+    pub fn parse(name: &str) -> Option<Component> {
+        [
+            Component::RedisLimiter,
+            Component::RedisBreaker,
+            Component::RedisDedup,
+            Component::Journal,
+        ]
+        .into_iter()
+        .find(|c| c.name() == name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
