@@ -589,22 +589,23 @@ async fn secrets_a_receiver_echoes_back_are_scrubbed_from_every_delivery_state()
 
 #[tokio::test]
 async fn a_receiver_slower_than_the_timeout_is_unconfirmed_not_failed_under_one_notification_id() {
-    // Answers 600 ms after each request: always after the 300 ms timeout.
+    // Answers 1 s after each request: always after the 500 ms timeout.
     let slow = Receiver::start(Behaviour {
-        delay: Some(Duration::from_millis(600)),
+        delay: Some(Duration::from_secs(1)),
         ..Behaviour::default()
     })
     .await;
     // Waits of 80..100 ms (100 ms, -20% jitter, capped at 100 ms) and a
-    // 1 s give-up: attempts start at 0, ~0.39 and ~0.78 s; the fourth could
-    // start only at ~1.17 s, past the deadline. docs/alerting.md: a receiver
-    // slower than `timeout` gets one request per attempt that starts within
+    // 1.6 s give-up: attempts start at 0, ~0.59 and ~1.18 s; the fourth
+    // could start at 1.74 s at the earliest, past the deadline (a slow
+    // machine only starts them later). docs/alerting.md: a receiver slower
+    // than `timeout` gets one request per attempt that starts within
     // `give_up_after`, all with the same notification_id.
     let cfg = SinkConfig {
-        timeout: Duration::from_millis(300),
+        timeout: Duration::from_millis(500),
         retry_initial: Duration::from_millis(100),
         retry_max: Duration::from_millis(100),
-        give_up_after: Duration::from_secs(1),
+        give_up_after: Duration::from_millis(1600),
         ..sink_config("slow", SinkKind::Webhook)
     };
     // And a receiver that is not there at all: refused, never arrived.
@@ -656,7 +657,7 @@ async fn a_receiver_slower_than_the_timeout_is_unconfirmed_not_failed_under_one_
         "{d:?}"
     );
     assert!(
-        d.iter().any(|x| matches!(x, Delivery::Retrying { last_error, .. } if last_error.contains("timed out after 300 ms without an answer (may have arrived)"))),
+        d.iter().any(|x| matches!(x, Delivery::Retrying { last_error, .. } if last_error.contains("timed out after 500 ms without an answer (may have arrived)"))),
         "{d:?}"
     );
     // What the docs promise: one request per attempt, three here, one id.
