@@ -170,8 +170,10 @@ impl SinkConfig {
                 })
         };
         let url = match (&self.url_env, self.kind) {
-            (Some(v), _) => read(v)?,
-            (None, SinkKind::Pagerduty) => PAGERDUTY_EVENTS_URL.to_string(),
+            (Some(v), _) => Secret::new(read(v)?),
+            // The public Events API URL is no secret: not registered with the
+            // scrubber, so text naming `/v2/enqueue` stays readable.
+            (None, SinkKind::Pagerduty) => Secret(PAGERDUTY_EVENTS_URL.to_string()),
             (None, _) => {
                 return Err(SinkError::MissingEnv {
                     sink: self.name.clone(),
@@ -185,7 +187,7 @@ impl SinkConfig {
         };
         Ok(Sink {
             config: self.clone(),
-            url: Secret::new(url),
+            url,
             routing_key,
         })
     }
