@@ -27,6 +27,7 @@ pub mod redis_link;
 pub mod replay;
 pub mod report;
 pub mod retry;
+pub mod secrets;
 pub mod sim;
 pub mod state;
 pub mod ui;

@@ -224,7 +224,9 @@ impl RedisLink {
     }
 
     /// `urls`: one `redis://` / `rediss://` URL, or several separated by
-    /// commas (cluster seed nodes). No I/O yet.
+    /// commas (cluster seed nodes). No I/O yet. Each URL is registered with
+    /// the process's scrubber ([`crate::secrets`]): its password never
+    /// reaches a log line, the journal or the screen.
     pub fn new(urls: &str, timeout: Duration) -> Result<Self, LinkError> {
         let bad = |reason: String| LinkError::BadUrl {
             var: "(url)".into(),
@@ -232,6 +234,7 @@ impl RedisLink {
         };
         let mut seeds = Vec::new();
         for u in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            crate::secrets::register(u);
             let scheme = u.split("://").next().unwrap_or_default();
             if scheme != "redis" && scheme != "rediss" {
                 return Err(bad(format!(

@@ -353,3 +353,175 @@ async fn a_sink_down_for_two_minutes_gets_every_notification_afterwards() {
     }
     sim.stop().await;
 }
+
+/// Every 6-character window of each secret: none may appear in any output.
+fn leaks(text: &str, secrets: &[&str]) -> Vec<String> {
+    let lower = text.to_lowercase();
+    let mut out = Vec::new();
+    for s in secrets {
+        let c: Vec<char> = s.to_lowercase().chars().collect();
+        for w in c.windows(6) {
+            let f: String = w.iter().collect();
+            if lower.contains(&f) {
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
+/// The dashboard drawn from a replay of `journal`, the detail pane open on
+/// each alert in turn: what an operator would see.
+fn screens_of(journal: &Path) -> String {
+    use exwatch::ui::{self, Key, Keymap, Mode, Theme, ViewState};
+    let (entries, _) = exwatch::journal::read_file(journal).expect("read the journal");
+    let mut replay = exwatch::replay::Replay::new(entries);
+    replay.run_to_end();
+    let snap = replay.snapshot();
+    let now = snap.last_event_ms;
+    let mut v = ViewState::new("e2e", Mode::Live, Keymap::default(), Theme::default());
+    let press = |v: &mut ViewState, k: &str| {
+        v.on_key(Key::parse(k).expect("key"), &snap, now);
+    };
+    press(&mut v, "tab");
+    let mut all = String::new();
+    for _ in 0..snap.alerts.len().max(1) {
+        v.detail = true;
+        let mut term =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(220, 70)).expect("backend");
+        term.draw(|f| ui::render(f, &snap, &v, now)).expect("draw");
+        all.push_str(&term.backend().to_string());
+        press(&mut v, "j");
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_echoed_by_sinks_and_the_model_reach_no_log_journal_screen_or_report() {
+    const TOKEN: &str = "tok-7f3kq9zz81";
+    const ROUTING_KEY: &str = "rk-4hd8sl2p0q";
+    const LLM_KEY: &str = "sk-9xq2mw71zt5kP3";
+    let secrets = [TOKEN, ROUTING_KEY, LLM_KEY];
+    // Binance answers 503 from the start: error_rate alerts, critical, so
+    // they are notified and auto-triaged.
+    let sim = start(scenario(vec![fault(
+        FaultKind::ServerError,
+        ExchangeKind::Binance,
+        None,
+        Duration::ZERO,
+        Duration::from_secs(600),
+    )]))
+    .await;
+    let echoing = |status: u16| Behaviour {
+        fail_first: usize::MAX,
+        fail_status: status,
+        echo: true,
+        ..Behaviour::default()
+    };
+    // The webhook 404s quoting its path; PagerDuty 400s quoting the routing
+    // key; the model 500s quoting the key's first ten characters.
+    let hook = Receiver::start(echoing(404)).await;
+    let pd = Receiver::start(echoing(400)).await;
+    let llm = Receiver::start(echoing(500)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = dir.path().join("journal.jsonl");
+    let config = format!(
+        "[log]\ndir = \"{logs}\"\nlevel = \"debug\"\n[journal]\npath = \"{journal}\"\n[headless]\ninterval = \"300ms\"\n\
+         [alerts.grouping]\ngroup_wait = \"200ms\"\ngroup_interval = \"1s\"\nrepeat_interval = \"1h\"\n\
+         [[alerts.sinks]]\nname = \"hook\"\nkind = \"webhook\"\nurl_env = \"EXW_SEC_HOOK\"\nmin_severity = \"info\"\n\
+         [[alerts.sinks]]\nname = \"pd\"\nkind = \"pagerduty\"\nurl_env = \"EXW_SEC_PD\"\nrouting_key_env = \"EXW_SEC_PD_KEY\"\nmin_severity = \"info\"\n\
+         [triage]\nbase_url = \"{llm}/v1\"\nmodel = \"m\"\napi_key_env = \"EXW_SEC_LLM_KEY\"\ntimeout = \"1s\"\nbatch_window = \"0s\"\n{exchange}",
+        logs = dir.path().join("logs").display(),
+        journal = journal.display(),
+        llm = llm.url,
+        exchange = exchange(&sim, ExchangeKind::Binance, &["ticker", "book"], "50ms"),
+    );
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config).expect("write config");
+    let stdout = dir.path().join("headless.jsonl");
+    let child = Command::new(BIN)
+        .args(["run", "--headless", "--json", "-c"])
+        .arg(&path)
+        .env("EXW_SEC_HOOK", format!("{}/hooks/{TOKEN}", hook.url))
+        .env("EXW_SEC_PD", format!("{}/v2/enqueue", pd.url))
+        .env("EXW_SEC_PD_KEY", ROUTING_KEY)
+        .env("EXW_SEC_LLM_KEY", LLM_KEY)
+        .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn exwatch");
+    let mut exwatch = Exwatch(child);
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    // Until each remote end was asked and its answer is in the journal.
+    let seen = wait_until(Duration::from_secs(40), || {
+        let j = read(&journal);
+        !hook.attempts().is_empty()
+            && !pd.attempts().is_empty()
+            && !llm.attempts().is_empty()
+            && j.contains("\"alert_triaged\"")
+            && j.matches("\"delivery\":\"failed\"").count() >= 2
+    })
+    .await;
+    assert!(seen, "journal:\n{}", read(&journal));
+    // Stop it cleanly, so the log's writer flushes.
+    let pid = exwatch.0.id().to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    let ended = wait_until(Duration::from_secs(10), || {
+        exwatch.0.try_wait().ok().flatten().is_some()
+    })
+    .await;
+    assert!(ended, "exwatch did not stop on SIGINT");
+
+    // The remote ends did quote the secrets ...
+    assert!(hook.attempts()[0].path.contains(TOKEN));
+    // ... and every output keeps their words and drops the secrets.
+    let mut logs = String::new();
+    for f in std::fs::read_dir(dir.path().join("logs")).expect("log dir") {
+        logs.push_str(&read(&f.expect("entry").path()));
+    }
+    let report = Command::new(BIN)
+        .args(["report", "--format", "json"])
+        .arg(&journal)
+        .output()
+        .expect("report");
+    let outputs = [
+        ("log", logs),
+        ("journal", read(&journal)),
+        ("headless JSON", read(&stdout)),
+        (
+            "report",
+            String::from_utf8_lossy(&report.stdout).into_owned(),
+        ),
+        ("screen", screens_of(&journal)),
+    ];
+    for (what, text) in &outputs {
+        assert!(!text.is_empty(), "{what} is empty");
+        let found = leaks(text, &secrets);
+        assert!(found.is_empty(), "{what} leaks {found:?}:\n{text}");
+    }
+    let journal_text = &outputs[1].1;
+    for words in [
+        "no route for POST [redacted]",
+        "invalid routing key [redacted]",
+        "Incorrect API key provided: [redacted]",
+    ] {
+        assert!(
+            journal_text.contains(words),
+            "the journal keeps the receiver's words, scrubbed: `{words}` missing:\n{journal_text}"
+        );
+    }
+    assert!(
+        outputs[0].1.contains("[redacted]"),
+        "the log quotes the answers, scrubbed:\n{}",
+        outputs[0].1
+    );
+    assert!(
+        outputs[4].1.contains("[redacted]"),
+        "the detail pane shows the scrubbed errors:\n{}",
+        outputs[4].1
+    );
+    sim.stop().await;
+}

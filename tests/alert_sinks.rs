@@ -474,3 +474,209 @@ async fn a_full_queue_is_reported_never_silent() {
     }
     rig.shutdown.cancel();
 }
+
+/// Every 6-character window of a secret: none may appear in an output.
+fn fragments(secret: &str) -> Vec<String> {
+    let c: Vec<char> = secret.to_lowercase().chars().collect();
+    c.windows(6).map(|w| w.iter().collect()).collect()
+}
+
+fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
+    let lower = text.to_lowercase();
+    for s in secrets {
+        for f in fragments(s) {
+            assert!(
+                !lower.contains(&f),
+                "{what} leaks `{f}` of a secret: {text}"
+            );
+        }
+    }
+}
+
+/// The texts of every delivery state reported for a sink.
+fn delivery_texts(d: &[Delivery]) -> Vec<String> {
+    d.iter()
+        .filter_map(|x| match x {
+            Delivery::Retrying { last_error, .. } => Some(last_error.clone()),
+            Delivery::Failed { error } | Delivery::Unconfirmed { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn secrets_a_receiver_echoes_back_are_scrubbed_from_every_delivery_state() {
+    const TOKEN: &str = "tok-7f3kq9zz81";
+    const SIG: &str = "Zq81xw77ab";
+    const SLACK_TOKEN: &str = "x7k2m9p4q8w1";
+    const ROUTING_KEY: &str = "rk-4hd8sl2p0q";
+    let echo = |status: u16, first: usize| Behaviour {
+        fail_first: first,
+        fail_status: status,
+        echo: true,
+        ok_status: 202,
+        ..Behaviour::default()
+    };
+    // A 404 quoting the path (permanent), a 500 quoting it (retried, then
+    // accepted), and PagerDuty's 400 quoting the routing key.
+    let hook = Receiver::start(echo(404, 1000)).await;
+    let slack = Receiver::start(echo(500, 2)).await;
+    let pd = Receiver::start(echo(400, 1000)).await;
+    let rig = start(
+        grouping(50, 200),
+        vec![
+            (
+                sink_config("hook", SinkKind::Webhook),
+                format!("{}/hooks/{TOKEN}?sig={SIG}", hook.url),
+                None,
+            ),
+            (
+                sink_config("slack", SinkKind::Slack),
+                format!("{}/services/T0SEC9RT/B0SEC2WQ/{SLACK_TOKEN}", slack.url),
+                None,
+            ),
+            (
+                sink_config("pd", SinkKind::Pagerduty),
+                format!("{}/v2/enqueue", pd.url),
+                Some(ROUTING_KEY),
+            ),
+        ],
+        Arc::new(Claims::memory("t")),
+    );
+    rig.alerts
+        .send(alert("a", AlertState::Firing))
+        .await
+        .unwrap();
+    let fp = "a/ticker/error_rate";
+    let until = Instant::now() + Duration::from_secs(20);
+    let done = |sink: &str| {
+        rig.events
+            .deliveries(fp, sink)
+            .last()
+            .is_some_and(|d| matches!(d, Delivery::Sent { .. } | Delivery::Failed { .. }))
+    };
+    while !(done("hook") && done("slack") && done("pd")) {
+        assert!(Instant::now() < until, "{:?}", rig.events.all());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let secrets = [TOKEN, SIG, SLACK_TOKEN, ROUTING_KEY];
+    // The receivers did quote the secrets (the test means something) ...
+    assert!(hook.attempts().iter().all(|h| h.path.contains(TOKEN)));
+    for (sink, want) in [("hook", "Failed"), ("slack", "Retrying"), ("pd", "Failed")] {
+        let texts = delivery_texts(&rig.events.deliveries(fp, sink));
+        assert!(!texts.is_empty(), "{sink}: no {want} state");
+        for t in &texts {
+            // ... and what exwatch reports keeps the answer, without them.
+            assert!(t.contains("[redacted]"), "{sink}: nothing scrubbed? {t}");
+            assert!(
+                t.contains("no route for POST") || t.contains("invalid routing key"),
+                "{sink}: the receiver's words are kept: {t}"
+            );
+            assert_clean(sink, t, &secrets);
+        }
+    }
+    // Every event, as the journal would write it.
+    let all = serde_json::to_string(
+        &rig.events
+            .all()
+            .iter()
+            .map(|e| format!("{e:?}"))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert_clean("events", &all, &secrets);
+    rig.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_receiver_slower_than_the_timeout_is_unconfirmed_not_failed_under_one_notification_id() {
+    // Answers 1 s after each request: always after the 500 ms timeout.
+    let slow = Receiver::start(Behaviour {
+        delay: Some(Duration::from_secs(1)),
+        ..Behaviour::default()
+    })
+    .await;
+    // Waits of 80..100 ms (100 ms, -20% jitter, capped at 100 ms) and a
+    // 1.6 s give-up: attempts start at 0, ~0.59 and ~1.18 s; the fourth
+    // could start at 1.74 s at the earliest, past the deadline (a slow
+    // machine only starts them later). docs/alerting.md: a receiver slower
+    // than `timeout` gets one request per attempt that starts within
+    // `give_up_after`, all with the same notification_id.
+    let cfg = SinkConfig {
+        timeout: Duration::from_millis(500),
+        retry_initial: Duration::from_millis(100),
+        retry_max: Duration::from_millis(100),
+        give_up_after: Duration::from_millis(1600),
+        ..sink_config("slow", SinkKind::Webhook)
+    };
+    // And a receiver that is not there at all: refused, never arrived.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let refused = SinkConfig {
+        give_up_after: Duration::from_secs(1),
+        ..sink_config("refused", SinkKind::Webhook)
+    };
+    let rig = start(
+        grouping(10, 50),
+        vec![
+            (cfg, format!("{}/hook", slow.url), None),
+            (refused, format!("http://{closed}/hook"), None),
+        ],
+        Arc::new(Claims::memory("t")),
+    );
+    rig.alerts
+        .send(alert("a", AlertState::Firing))
+        .await
+        .unwrap();
+    let fp = "a/ticker/error_rate";
+    let until = Instant::now() + Duration::from_secs(15);
+    let ended = |sink: &str| {
+        rig.events.deliveries(fp, sink).last().is_some_and(|d| {
+            matches!(
+                d,
+                Delivery::Sent { .. } | Delivery::Failed { .. } | Delivery::Unconfirmed { .. }
+            )
+        })
+    };
+    while !(ended("slow") && ended("refused")) {
+        assert!(Instant::now() < until, "{:?}", rig.events.all());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = rig.events.deliveries(fp, "slow");
+    let hits = slow.attempts();
+    match d.last() {
+        Some(Delivery::Unconfirmed { attempts, error }) => {
+            assert_eq!(*attempts as usize, hits.len(), "{error}");
+            assert!(error.contains("may have arrived"), "{error}");
+        }
+        other => panic!("a slow receiver is unconfirmed, not {other:?}: {d:?}"),
+    }
+    assert!(
+        !d.iter().any(|x| matches!(x, Delivery::Failed { .. })),
+        "{d:?}"
+    );
+    assert!(
+        d.iter().any(|x| matches!(x, Delivery::Retrying { last_error, .. } if last_error.contains("timed out after 500 ms without an answer (may have arrived)"))),
+        "{d:?}"
+    );
+    // What the docs promise: one request per attempt, three here, one id.
+    assert_eq!(hits.len(), 3, "{hits:?}");
+    let ids: BTreeSet<&str> = hits
+        .iter()
+        .map(|h| h.body["notification_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "retries carry the same notification_id: {ids:?}"
+    );
+    // Nothing reached the closed port: refused, failed, not "may have arrived".
+    let r = rig.events.deliveries(fp, "refused");
+    assert!(
+        matches!(r.last(), Some(Delivery::Failed { error }) if error.contains("could not connect")),
+        "{r:?}"
+    );
+    rig.shutdown.cancel();
+}

@@ -730,3 +730,90 @@ fn a_full_batch_request_stays_small() {
     assert!(full_len < 48 * 1024, "{full_len}");
     assert!(one_len < full_len);
 }
+
+/// A key of its own, distinctive, for the tests of what providers echo.
+const ECHOED_KEY: &str = "sk-9xq2mw71zt5kP3";
+
+/// Every 6-character window of `secret` is absent from `text`.
+fn assert_clean(what: &str, text: &str, secret: &str) {
+    let c: Vec<char> = secret.to_lowercase().chars().collect();
+    let lower = text.to_lowercase();
+    for w in c.windows(6) {
+        let f: String = w.iter().collect();
+        assert!(!lower.contains(&f), "{what} leaks `{f}`: {text}");
+    }
+}
+
+/// Everything a triaged alert carries that reaches the journal and the screen.
+fn triage_text(a: &Alert) -> String {
+    serde_json::to_string(&a.triage).expect("triage json")
+}
+
+#[tokio::test]
+async fn a_provider_error_quoting_the_key_prefix_is_scrubbed_from_the_note() {
+    let a = alert("book", "latency", Severity::Critical);
+    // A 500 (so its text is kept, unlike 401/403) quoting the key's first
+    // ten characters and its last two, as providers do.
+    let masked = format!("{}****{}", &ECHOED_KEY[..10], &ECHOED_KEY[15..]);
+    let srv = server(vec![Reply::Json(
+        500,
+        json!({"error": {"message": format!("upstream rejected key {masked} for org"), "type": "server_error"}}),
+    )])
+    .await;
+    let mut s = settings(&srv.base_url);
+    s.timeout = Duration::from_millis(800);
+    let mut rig = rig_with(s, Ok(Some(ApiKey::new(ECHOED_KEY))));
+    rig.request(vec![a], true);
+    let got = rig.next_triaged().await;
+    let t = got.triage.clone().expect("triage");
+    assert_eq!(t.source, TriageSource::Rules);
+    // The provider's words are kept, the key's are not.
+    assert!(
+        t.note.contains("upstream rejected key [redacted]"),
+        "{}",
+        t.note
+    );
+    assert_clean("note", &t.note, ECHOED_KEY);
+    assert_clean(
+        "snapshot",
+        &format!("{:?}", rig.state.snapshot()),
+        ECHOED_KEY,
+    );
+}
+
+#[tokio::test]
+async fn the_model_never_sees_a_secret_and_its_words_quoting_one_are_scrubbed() {
+    let mut a = alert("book", "latency", Severity::Critical);
+    // Text that reached an alert from elsewhere, quoting the key.
+    a.description = format!("upstream said: bad key {ECHOED_KEY}");
+    let fp = a.fingerprint.clone();
+    let answer = json!({"triage": [{
+        "fingerprint": fp,
+        "escalation": 3,
+        "requires_human": true,
+        "summary": format!("key {} was refused", &ECHOED_KEY[..9]),
+        "likely_cause": format!("the credential {ECHOED_KEY} expired"),
+        "suggested_actions": [format!("rotate {}", &ECHOED_KEY[4..])],
+        "auto_resolve": false
+    }]});
+    let srv = server(vec![Reply::Json(
+        200,
+        completion(&answer.to_string(), "stop", 10, 10),
+    )])
+    .await;
+    let mut rig = rig_with(settings(&srv.base_url), Ok(Some(ApiKey::new(ECHOED_KEY))));
+    rig.request(vec![a], true);
+    let got = rig.next_triaged().await;
+    let t = got.triage.clone().expect("triage");
+    assert_eq!(t.source, TriageSource::Model, "{}", t.note);
+    assert!(t.summary.contains("[redacted]"), "{}", t.summary);
+    assert_clean("model's answer", &triage_text(&got), ECHOED_KEY);
+    let calls = srv.calls();
+    assert_eq!(calls.len(), 1);
+    assert!(
+        calls[0].raw.contains("upstream said: bad key [redacted]"),
+        "{}",
+        calls[0].raw
+    );
+    assert_clean("prompt", &calls[0].raw, ECHOED_KEY);
+}

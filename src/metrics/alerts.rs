@@ -78,7 +78,7 @@ impl Alerts {
         let delivery_failures = Family::<DeliveryFailureLabels, Counter>::default();
         r.registry.register(
             "exwatch_alert_delivery_failures",
-            "Failed notification attempts per sink (outcome: retrying, failed)",
+            "Failed notification attempts per sink (outcome: retrying, failed, unconfirmed)",
             delivery_failures.clone(),
         );
         let sink_up = Family::<ChannelLabels, Gauge>::default();
@@ -154,7 +154,7 @@ impl Alerts {
                 }
                 self.sink_up.get_or_create(&channel).set(1);
             }
-            Delivery::Retrying { .. } | Delivery::Failed { .. } => {
+            Delivery::Retrying { .. } | Delivery::Failed { .. } | Delivery::Unconfirmed { .. } => {
                 self.delivery_failures
                     .get_or_create(&DeliveryFailureLabels {
                         channel: sink.to_owned(),

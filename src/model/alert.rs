@@ -96,8 +96,21 @@ pub enum Delivery {
         attempts: u32,
         last_error: String,
     },
-    /// A permanent error (400, 403, 404, 410): shown, not retried.
+    /// Refused for good: a permanent error (400, 403, 404, 410), a full
+    /// queue, or retries given up without any attempt having gone out
+    /// unanswered (every one was refused or could not connect). Shown, not
+    /// retried.
     Failed {
+        error: String,
+    },
+    /// Retries given up after `attempts` attempts, at least one of which was
+    /// sent and never answered (it timed out, or the connection broke before
+    /// the status): the notification may have arrived, perhaps more than
+    /// once, each time with the same `notification_id`. `error` says how
+    /// many went unanswered and the last error. Journals written before it
+    /// existed read as before; an older exwatch does not know the tag.
+    Unconfirmed {
+        attempts: u32,
         error: String,
     },
     /// Not sent on purpose: grouped into another notification, deduplicated by another instance, silenced.
@@ -108,7 +121,7 @@ pub enum Delivery {
 
 impl Delivery {
     /// Stable snake_case name, as in JSON and the `outcome` metric label:
-    /// `pending`, `sent`, `retrying`, `failed`, `suppressed`.
+    /// `pending`, `sent`, `retrying`, `failed`, `unconfirmed`, `suppressed`.
     pub fn name(&self) -> &'static str {
         self.into()
     }
@@ -454,11 +467,22 @@ mod tests {
                 last_error: "e".into(),
             },
             Delivery::Failed { error: "e".into() },
+            Delivery::Unconfirmed {
+                attempts: 3,
+                error: "e".into(),
+            },
             Delivery::Suppressed { reason: "r".into() },
         ];
         assert_eq!(
             deliveries.each_ref().map(Delivery::name),
-            ["pending", "sent", "retrying", "failed", "suppressed"]
+            [
+                "pending",
+                "sent",
+                "retrying",
+                "failed",
+                "unconfirmed",
+                "suppressed"
+            ]
         );
         for d in &deliveries {
             let tag = serde_json::to_value(d).ok().map(|j| j["delivery"].clone());

@@ -47,21 +47,28 @@ impl RedisPart {
             LinkHealth::Shared => Some((true, format!("{what} shared in Redis"))),
             LinkHealth::Degraded { error, .. } => Some((
                 false,
-                match self {
-                    RedisPart::Limiter {
-                        on_outage: OutagePolicy::Local,
-                    } => format!(
+                // Redis's words (and the client's) may quote its URL's password.
+                match (self, crate::secrets::scrub(error)) {
+                    (
+                        RedisPart::Limiter {
+                            on_outage: OutagePolicy::Local,
+                        },
+                        error,
+                    ) => format!(
                         "Redis unreachable ({error}): {what} kept by this instance, on its share in memory (policy local)"
                     ),
-                    RedisPart::Limiter {
-                        on_outage: OutagePolicy::Closed,
-                    } => format!(
+                    (
+                        RedisPart::Limiter {
+                            on_outage: OutagePolicy::Closed,
+                        },
+                        error,
+                    ) => format!(
                         "Redis unreachable ({error}): polls held until Redis answers (policy closed)"
                     ),
-                    RedisPart::Breaker => format!(
+                    (RedisPart::Breaker, error) => format!(
                         "Redis unreachable ({error}): breakers decided from memory by this instance"
                     ),
-                    RedisPart::Dedup => format!(
+                    (RedisPart::Dedup, error) => format!(
                         "Redis unreachable ({error}): notifications deduplicated by this instance alone (another instance may send the same)"
                     ),
                 },
@@ -111,6 +118,19 @@ mod tests {
             since_ms: 1,
             error: "connection refused".into(),
         }
+    }
+
+    #[test]
+    fn a_redis_error_quoting_the_password_is_scrubbed() {
+        // As `RedisLink::new` registers it when it reads the URL.
+        crate::secrets::register("redis://app:pw-8812zzqk7@10.0.0.9:6379/0");
+        let h = LinkHealth::Degraded {
+            since_ms: 1,
+            error: "WRONGPASS for app with pw-8812zzqk7 at 10.0.0.9:6379".into(),
+        };
+        let (_, detail) = RedisPart::Dedup.describe(&h).unwrap_or_default();
+        assert!(!detail.contains("8812zz"), "{detail}");
+        assert!(detail.contains("[redacted] at 10.0.0.9:6379"), "{detail}");
     }
 
     #[test]

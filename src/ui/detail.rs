@@ -191,6 +191,9 @@ fn alert_lines<'a>(a: &Alert, t: &Theme, now: i64) -> Vec<Line<'a>> {
                     last_error,
                 } => (format!("retrying (#{attempts}): {last_error}"), true),
                 Delivery::Failed { error } => (format!("FAILED: {error}"), true),
+                Delivery::Unconfirmed { error, .. } => {
+                    (format!("timed out (may have arrived): {error}"), true)
+                }
                 Delivery::Suppressed { reason } => (format!("suppressed: {reason}"), false),
             };
             l.push(Line::from(vec![

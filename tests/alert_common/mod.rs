@@ -32,6 +32,14 @@ pub struct Behaviour {
     pub fail_first: usize,
     pub retry_after: Option<String>,
     pub ok_status: u16,
+    /// Failures answer a JSON error (`{"error":{"message":...}}`) that
+    /// echoes what a careless receiver or provider quotes back: the request
+    /// path and query, the first 10 and last 2 characters of the
+    /// Authorization header's token, and the request body's `routing_key`.
+    pub echo: bool,
+    /// Answer (anything) only after this long: a receiver slower than the
+    /// sink's timeout. The request is recorded when it arrives.
+    pub delay: Option<Duration>,
 }
 
 impl Default for Behaviour {
@@ -42,6 +50,8 @@ impl Default for Behaviour {
             fail_first: 0,
             retry_after: None,
             ok_status: 200,
+            echo: false,
+            delay: None,
         }
     }
 }
@@ -53,8 +63,44 @@ pub struct Receiver {
     behaviour: Arc<Mutex<Behaviour>>,
 }
 
-async fn handle(State(r): State<Receiver>, uri: Uri, _headers: HeaderMap, body: Bytes) -> Response {
+/// What an echoing receiver quotes back: path and query, a masked token of
+/// the Authorization header, the body's routing key.
+fn echo_of(uri: &Uri, headers: &HeaderMap, body: &Value) -> String {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim_start_matches("Bearer ").to_string())
+        .unwrap_or_default();
+    let chars: Vec<char> = token.chars().collect();
+    let masked = if chars.len() > 12 {
+        format!(
+            "{}****{}",
+            chars[..10].iter().collect::<String>(),
+            chars[chars.len() - 2..].iter().collect::<String>()
+        )
+    } else {
+        String::new()
+    };
+    let routing_key = body["routing_key"].as_str().unwrap_or_default();
+    let msg = format!(
+        "no route for POST {}; Incorrect API key provided: {masked}; invalid routing key {routing_key}",
+        uri.path_and_query().map(|p| p.as_str()).unwrap_or_default()
+    );
+    serde_json::json!({"error": {"message": msg, "type": "invalid_request_error"}}).to_string()
+}
+
+async fn handle(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let echo = echo_of(&uri, &headers, &body);
+    let delay = r.behaviour.lock().unwrap().delay;
+    let response = respond(&r, uri, body, echo);
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    response
+}
+
+fn respond(r: &Receiver, uri: Uri, body: Value, echo: String) -> Response {
     let mut b = r.behaviour.lock().unwrap();
     let failing = b.fail_until.is_some_and(|t| Instant::now() < t) || b.fail_first > 0;
     if b.fail_first > 0 {
@@ -68,6 +114,9 @@ async fn handle(State(r): State<Receiver>, uri: Uri, _headers: HeaderMap, body: 
         status,
     });
     let code = StatusCode::from_u16(status).unwrap();
+    if failing && b.echo {
+        return (code, [("content-type", "application/json")], echo).into_response();
+    }
     match (&b.retry_after, failing) {
         (Some(ra), true) => (code, [("retry-after", ra.clone())], "slow down").into_response(),
         _ => (code, if failing { "nope" } else { "ok" }).into_response(),

@@ -3,10 +3,23 @@
 //! Each sink has a bounded queue and one delivery task that sends in order,
 //! retrying on 429, 5xx, 408 and network errors only, by the shared
 //! [`RetryPolicy`](crate::retry::RetryPolicy): exponential backoff with ±20%
-//! jitter, a longer `Retry-After` winning, until `give_up_after`. Other 4xx answers (400, 403, 404, 410, ...) are
-//! permanent: shown as `Delivery::Failed`, not retried. A full queue is
-//! reported as `Delivery::Failed` too: nothing is dropped silently. Delivery
-//! state flows back as `Event::AlertDelivery`.
+//! jitter, a longer `Retry-After` winning, until `give_up_after`. Other 4xx
+//! answers (400, 403, 404, 410, ...) are permanent: shown as
+//! `Delivery::Failed`, not retried. A full queue is reported as
+//! `Delivery::Failed` too: nothing is dropped silently. Delivery state flows
+//! back as `Event::AlertDelivery`.
+//!
+//! An attempt that was sent but got no answer (it timed out, or the
+//! connection broke before a status came back) may have reached the
+//! receiver: it is retried like a network error, with the same body and so
+//! the same `notification_id` (the receiver's dedup key), and if no attempt
+//! is ever answered the delivery ends as `Delivery::Unconfirmed`, not
+//! `Failed`. An attempt that could not connect never reached it.
+//!
+//! Every text that came from the receiver (its answer's body, a transport
+//! error) is scrubbed of the process's secrets ([`crate::secrets`]) before
+//! it is logged or reported: a 404 body quoting the request path would
+//! otherwise carry the webhook's token.
 
 pub mod pagerduty;
 pub mod slack;
@@ -50,6 +63,10 @@ pub struct SinkConfig {
     pub min_severity: Severity,
     #[serde(default = "default_queue")]
     pub queue: usize,
+    /// Longest wait for one attempt: connecting, sending and the answer's
+    /// status and body (default 10 s). An attempt that times out after it
+    /// was sent may have arrived; it is retried with the same
+    /// `notification_id`.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     /// Wait after the first failed attempt (default 1 s); doubles after each
@@ -72,8 +89,15 @@ fn default_min_severity() -> Severity {
 fn default_queue() -> usize {
     256
 }
+/// 10 s: webhook receivers (Slack, PagerDuty's Events API) answer in well
+/// under a second when healthy and take several seconds when they are
+/// struggling; each timed-out attempt may be a duplicate message for a
+/// human, while the longer wait delays only this sink's own queue (never
+/// monitoring, never the other sinks).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn default_timeout() -> Duration {
-    Duration::from_secs(5)
+    DEFAULT_TIMEOUT
 }
 fn default_retry_initial() -> Duration {
     Duration::from_secs(1)
@@ -146,8 +170,10 @@ impl SinkConfig {
                 })
         };
         let url = match (&self.url_env, self.kind) {
-            (Some(v), _) => read(v)?,
-            (None, SinkKind::Pagerduty) => PAGERDUTY_EVENTS_URL.to_string(),
+            (Some(v), _) => Secret::new(read(v)?),
+            // The public Events API URL is no secret: not registered with the
+            // scrubber, so text naming `/v2/enqueue` stays readable.
+            (None, SinkKind::Pagerduty) => Secret(PAGERDUTY_EVENTS_URL.to_string()),
             (None, _) => {
                 return Err(SinkError::MissingEnv {
                     sink: self.name.clone(),
@@ -161,7 +187,7 @@ impl SinkConfig {
         };
         Ok(Sink {
             config: self.clone(),
-            url: Secret::new(url),
+            url,
             routing_key,
         })
     }
@@ -199,8 +225,12 @@ impl SinkConfig {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wrap a secret value, and register it with the process's scrubber
+    /// ([`crate::secrets::register`]) so no remote text can echo it out.
     pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
+        let s = s.into();
+        crate::secrets::register(&s);
+        Secret(s)
     }
     pub fn expose(&self) -> &str {
         &self.0
@@ -264,31 +294,45 @@ pub enum Attempt {
     Retry {
         error: String,
         after: Option<Duration>,
+        /// The request went out but no answer came back (a timeout, a
+        /// connection broken before the status): it may have arrived.
+        unanswered: bool,
     },
     Permanent {
         error: String,
     },
 }
 
-/// Classify an HTTP answer: 2xx sent; 429, 5xx retried; other 4xx permanent.
-/// `retry_after` is the answer's `Retry-After`, already parsed.
+/// Characters of a receiver's answer kept in an error (after scrubbing).
+pub const SNIPPET_MAX: usize = 200;
+
+/// Classify an HTTP answer: 2xx sent; 429, 5xx, 408 retried; other 4xx
+/// permanent. `retry_after` is the answer's `Retry-After`, already parsed.
+/// The body is scrubbed of secrets ([`crate::secrets::scrub`]), then cut to
+/// [`SNIPPET_MAX`] characters, for the error text.
 pub fn classify(status: u16, retry_after: Option<Duration>, body: &str) -> Attempt {
-    let snippet: String = body.chars().take(200).collect();
+    let snippet: String = crate::secrets::scrub(body)
+        .chars()
+        .take(SNIPPET_MAX)
+        .collect();
     match status {
         200..=299 => Attempt::Sent,
         429 => Attempt::Retry {
             error: format!("429 rate limited: {snippet}"),
             after: retry_after,
+            unanswered: false,
         },
         // A 503 may say when to come back too.
         500..=599 => Attempt::Retry {
             error: format!("{status}: {snippet}"),
             after: retry_after,
+            unanswered: false,
         },
         // 408 is the receiver giving up on us, not a verdict on the request.
         408 => Attempt::Retry {
             error: format!("{status}: {snippet}"),
             after: None,
+            unanswered: false,
         },
         _ => Attempt::Permanent {
             error: format!("{status}: {snippet}"),
@@ -475,6 +519,8 @@ impl Worker {
         let mut retries = c
             .retry_policy()
             .start(tokio::time::Instant::now().into_std());
+        // Attempts that went out and got no answer: each may have arrived.
+        let mut unanswered_attempts = 0u32;
         loop {
             let result = self
                 .client
@@ -490,27 +536,46 @@ impl Worker {
                     let body = resp.text().await.unwrap_or_default();
                     classify(status, retry_after, &body)
                 }
-                // reqwest errors can carry the URL, which is a secret here.
-                Err(e) => Attempt::Retry {
-                    error: network_error(e),
-                    after: None,
-                },
+                Err(e) => network_attempt(&e, c.timeout),
             };
             let delivery = match attempt {
                 Attempt::Sent => Delivery::Sent {
                     at_ms: crate::clock::wall_ms(),
                 },
                 Attempt::Permanent { error } => {
+                    let error = if unanswered_attempts > 0 {
+                        format!(
+                            "{error} (after {unanswered_attempts} unanswered attempt(s) that may have arrived)"
+                        )
+                    } else {
+                        error
+                    };
                     tracing::warn!(sink = %c.name, %error, "permanent delivery failure");
                     Delivery::Failed { error }
                 }
-                Attempt::Retry { error, after } => {
+                Attempt::Retry {
+                    error,
+                    after,
+                    unanswered,
+                } => {
+                    if unanswered {
+                        unanswered_attempts += 1;
+                    }
                     let next = retries.next_wait(tokio::time::Instant::now().into_std(), after);
                     let attempts = retries.attempts();
                     match next {
-                        None => Delivery::Failed {
-                            error: format!("gave up after {attempts} attempts: {error}"),
-                        },
+                        None if unanswered_attempts > 0 => {
+                            let error = format!(
+                                "gave up after {attempts} attempts, {unanswered_attempts} unanswered (may have arrived): {error}"
+                            );
+                            tracing::warn!(sink = %c.name, %error, "delivery unconfirmed");
+                            Delivery::Unconfirmed { attempts, error }
+                        }
+                        None => {
+                            let error = format!("gave up after {attempts} attempts: {error}");
+                            tracing::warn!(sink = %c.name, %error, "delivery failed");
+                            Delivery::Failed { error }
+                        }
                         Some(wait) => {
                             tracing::info!(sink = %c.name, attempts, %error, wait_ms = wait.as_millis() as u64, "delivery failed, will retry");
                             self.report(
@@ -536,6 +601,7 @@ impl Worker {
     }
 
     async fn report(&self, req: &Request, delivery: Delivery) {
+        let delivery = scrub_delivery(delivery);
         for fp in &req.fingerprints {
             emit(
                 &self.events,
@@ -549,18 +615,52 @@ impl Worker {
     }
 }
 
-fn network_error(e: reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_request() {
-        "request error"
+/// The texts of a delivery state scrubbed of the process's secrets: the last
+/// gate before the journal, the screen and the metrics.
+fn scrub_delivery(d: Delivery) -> Delivery {
+    let s = |t: String| crate::secrets::scrubbed(&t);
+    match d {
+        Delivery::Retrying {
+            attempts,
+            last_error,
+        } => Delivery::Retrying {
+            attempts,
+            last_error: s(last_error),
+        },
+        Delivery::Failed { error } => Delivery::Failed { error: s(error) },
+        Delivery::Unconfirmed { attempts, error } => Delivery::Unconfirmed {
+            attempts,
+            error: s(error),
+        },
+        other => other,
+    }
+}
+
+/// A transport error as an attempt to retry. Could not connect (or never
+/// built): it did not arrive. Anything else (a timeout after connecting, a
+/// connection closed before the status) went out unanswered and may have
+/// arrived. The text is without the URL (it holds the webhook's token) and
+/// scrubbed of secrets.
+fn network_attempt(e: &reqwest::Error, timeout: Duration) -> Attempt {
+    let unanswered = !e.is_connect() && !e.is_builder();
+    let cause = crate::http::describe(e);
+    let error = if e.is_connect() {
+        format!("not delivered, could not connect: {cause}")
+    } else if e.is_timeout() {
+        format!(
+            "timed out after {} ms without an answer (may have arrived)",
+            timeout.as_millis()
+        )
+    } else if unanswered {
+        format!("no answer (may have arrived): {cause}")
     } else {
-        "network error"
+        format!("not sent: {cause}")
     };
-    // Without the URL: it holds the webhook's token.
-    format!("{what}: {}", e.without_url())
+    Attempt::Retry {
+        error: crate::secrets::scrubbed(&error),
+        after: None,
+        unanswered,
+    }
 }
 
 #[cfg(test)]
@@ -574,7 +674,8 @@ mod tests {
             classify(429, Some(Duration::from_secs(3)), "slow down"),
             Attempt::Retry {
                 error: "429 rate limited: slow down".into(),
-                after: Some(Duration::from_secs(3))
+                after: Some(Duration::from_secs(3)),
+                unanswered: false,
             }
         );
         assert!(matches!(

@@ -394,7 +394,10 @@ impl Worker {
                 t
             }
             Some(provider) => {
-                let body = prompt::request_body(&self.settings, &contexts, snapshot.last_event_ms);
+                let mut body =
+                    prompt::request_body(&self.settings, &contexts, snapshot.last_event_ms);
+                // Nothing secret is sent to the model, whatever the context quoted.
+                crate::secrets::scrub_json(&mut body);
                 let result = provider.complete(&body).await;
                 let t = self.judge(&contexts, result);
                 let totals = lock(&self.totals).clone();
@@ -427,12 +430,13 @@ impl Worker {
         };
         let completion = match result {
             Err(e) => {
+                let e = crate::secrets::scrubbed(&e.to_string());
                 tracing::warn!(error = %e, alerts = n, "triage: model call failed, rules answer");
                 let mut totals = lock(&self.totals);
                 totals.failed_calls += 1;
                 totals.by_rules += n as u64;
                 totals.fallbacks += n as u64;
-                return fallback(&e.to_string(), 0, 0.0);
+                return fallback(&e, 0, 0.0);
             }
             Ok(c) => c,
         };
@@ -483,6 +487,7 @@ impl Worker {
         let verdicts = match verdicts {
             Ok(v) => v,
             Err(reason) => {
+                let reason = crate::secrets::scrubbed(&reason);
                 tracing::warn!(%reason, "triage: model answer rejected, rules answer");
                 totals.by_rules += n as u64;
                 totals.fallbacks += n as u64;
@@ -531,7 +536,21 @@ impl Worker {
 
 /// The result for one alert, as the engine takes it: the fingerprint and the
 /// firing episode it was asked for. The engine alone puts it on the alert.
-fn triaged((alert, triage): (&Alert, Triage)) -> Event {
+///
+/// Every text of it is scrubbed of the process's secrets
+/// ([`crate::secrets`]) here, the one exit of every triage: the model's
+/// words, and the notes quoting a provider's error, go on to the journal,
+/// the screen and the log.
+fn triaged((alert, mut triage): (&Alert, Triage)) -> Event {
+    let scrub = |s: &mut String| {
+        if let std::borrow::Cow::Owned(o) = crate::secrets::scrub(s) {
+            *s = o;
+        }
+    };
+    scrub(&mut triage.summary);
+    scrub(&mut triage.likely_cause);
+    scrub(&mut triage.note);
+    triage.suggested_actions.iter_mut().for_each(scrub);
     Event::AlertTriaged {
         fingerprint: alert.fingerprint.clone(),
         episode: alert.occurrences,

@@ -34,14 +34,19 @@ pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Provider error messages are cut to this many characters in notes.
 const MAX_DETAIL: usize = 200;
 
-/// An API key. Its `Debug` and `Display` never show it; it only ever leaves
-/// the process in the Authorization header.
+/// An API key. Its `Debug` never shows it; it only ever leaves the process
+/// in the Authorization header.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
 
 impl ApiKey {
+    /// Wrap a key, and register it with the process's scrubber
+    /// ([`crate::secrets::register`]): a provider's error quoting the key,
+    /// or its first characters, is scrubbed before it is shown anywhere.
     pub fn new(key: impl Into<String>) -> ApiKey {
-        ApiKey(key.into())
+        let key = key.into();
+        crate::secrets::register(&key);
+        ApiKey(key)
     }
 
     /// The key in environment variable `name`, if set and not empty.
@@ -50,15 +55,7 @@ impl ApiKey {
             .ok()
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
-            .map(ApiKey)
-    }
-
-    /// Replace any occurrence of the key in `text` (provider error messages may echo it).
-    fn scrub(&self, text: &str) -> String {
-        if self.0.len() < 4 {
-            return text.to_string();
-        }
-        text.replace(&self.0, "[redacted]")
+            .map(ApiKey::new)
     }
 }
 
@@ -209,7 +206,7 @@ impl Provider {
                 Ok(Err(e)) if e.is_timeout() => return Err(timed_out(attempts)),
                 Ok(Err(e)) => {
                     return Err(CallError::Transport {
-                        detail: crate::http::describe(&e),
+                        detail: crate::secrets::scrubbed(&crate::http::describe(&e)),
                         attempts,
                     });
                 }
@@ -222,7 +219,7 @@ impl Provider {
             let detail = match status {
                 // Auth errors may quote part of the key back: say nothing of their text.
                 401 | 403 => "check the API key (api_key_env) and the model's access".to_string(),
-                _ => self.scrubbed(&message),
+                _ => scrubbed(&message),
             };
             if status == 429 && code.iter().any(|c| c == "insufficient_quota") {
                 return Err(CallError::Quota { detail });
@@ -252,14 +249,17 @@ impl Provider {
             tokio::time::sleep(wait).await;
         }
     }
+}
 
-    fn scrubbed(&self, message: &str) -> String {
-        let cut: String = message.chars().take(MAX_DETAIL).collect();
-        match &self.key {
-            Some(k) => k.scrub(&cut),
-            None => cut,
-        }
-    }
+/// A provider's error message scrubbed of every secret of the process (the
+/// key, and fragments of it such as the first characters a provider quotes),
+/// then cut to [`MAX_DETAIL`] characters. Scrubbed before the cut, so a cut
+/// cannot leave a fragment too short to recognise.
+fn scrubbed(message: &str) -> String {
+    crate::secrets::scrub(message)
+        .chars()
+        .take(MAX_DETAIL)
+        .collect()
 }
 
 #[derive(Deserialize)]
