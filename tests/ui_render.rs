@@ -384,3 +384,29 @@ fn age_counts_from_the_current_episode() {
     assert!(row.contains(" 5.0s "), "{row}");
     assert!(!row.contains("60m"), "{row}");
 }
+
+#[test]
+fn an_unconfirmed_delivery_is_said_in_the_feed() {
+    use exwatch::model::{AlertState, Delivery, Severity};
+    let mut a = ui_fixtures::alert(
+        ("okx", Some("book"), "error_rate"),
+        Severity::Critical,
+        "failing",
+        NOW,
+        1,
+        AlertState::Firing,
+    );
+    a.delivery.insert(
+        "hook".into(),
+        Delivery::Unconfirmed {
+            attempts: 3,
+            error: "timed out after 500 ms without an answer (may have arrived)".into(),
+        },
+    );
+    a.delivery
+        .insert("slack".into(), Delivery::Sent { at_ms: NOW });
+    assert_eq!(
+        ui::alerts::delivery_summary(&a),
+        ("UNCONFIRMED hook".to_string(), true)
+    );
+}

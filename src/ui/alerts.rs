@@ -252,6 +252,16 @@ pub fn delivery_summary(a: &Alert) -> (String, bool) {
     if !failed.is_empty() {
         return (format!("FAILED {}", failed.join(",")), true);
     }
+    // Sent but never answered: it may have arrived, nobody confirmed it.
+    let unconfirmed: Vec<&str> = a
+        .delivery
+        .iter()
+        .filter(|(_, d)| matches!(d, Delivery::Unconfirmed { .. }))
+        .map(|(s, _)| s.as_str())
+        .collect();
+    if !unconfirmed.is_empty() {
+        return (format!("UNCONFIRMED {}", unconfirmed.join(",")), true);
+    }
     if let Some(attempts) = a
         .delivery
         .values()

@@ -160,7 +160,14 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
     if !deliveries.is_empty() {
         let mut failing: Vec<&str> = deliveries
             .iter()
-            .filter(|(_, d)| matches!(d, Delivery::Failed { .. } | Delivery::Retrying { .. }))
+            .filter(|(_, d)| {
+                matches!(
+                    d,
+                    Delivery::Failed { .. }
+                        | Delivery::Retrying { .. }
+                        | Delivery::Unconfirmed { .. }
+                )
+            })
             .map(|(s, _)| s.as_str())
             .collect();
         failing.sort_unstable();
