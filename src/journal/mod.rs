@@ -16,6 +16,16 @@
 //! `{"v":2,"ts_ms":...,"instance":"prod-eu","ev":{...}}` (an optional field:
 //! older readers ignore it, and journals without it read as before);
 //! [`recorded_instance`] finds it for `replay`.
+//!
+//! Damage: a line cut short (killed mid-write, disk full) is the last line
+//! of the file, without newline. [`Journal::open_at`] moves it to
+//! `<path>.torn-<unix ms>` before appending (`repair.rs`; the monitor says
+//! so in the log and in a `backend_health` entry of the journal), and a
+//! write that fails part way is cut back at once, so no entry is ever glued
+//! to a torn one. Readers (`read.rs`) skip a torn tail and count it apart
+//! from other unreadable lines, recover an entry older versions glued
+//! behind a torn line, and tell a journal from a file that is not one
+//! ([`JournalError::NotAJournal`]: `run` refuses to append to it).
 
 mod read;
 mod repair;
