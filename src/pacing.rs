@@ -50,6 +50,14 @@ impl Default for AdaptiveSettings {
 
 impl AdaptiveSettings {
     pub fn validate(&self, at: &str, p: &mut Problems) {
+        use crate::problems::{DAY, check_duration, ms};
+        check_duration(
+            p,
+            &format!("{at}.min_interval"),
+            self.min_interval,
+            ms(10),
+            DAY,
+        );
         if !(self.fast_factor.is_finite() && self.fast_factor > 0.0 && self.fast_factor <= 1.0) {
             p.push(format!("{at}.fast_factor"), "must be in (0, 1]");
         }

@@ -126,14 +126,15 @@ impl BreakerSettings {
                 p.push(format!("{at}.{field}"), "must be at least 1");
             }
         }
-        for (field, d) in [
-            ("open_for", b.open_for),
-            ("max_open_for", b.max_open_for),
-            ("probe_lease", b.probe_lease),
-            ("window", b.window),
-            ("slow_call", b.slow_call),
+        use crate::problems::{DAY, ms, secs};
+        for (field, d, min, max) in [
+            ("open_for", b.open_for, ms(10), DAY),
+            ("max_open_for", b.max_open_for, ms(10), DAY),
+            ("probe_lease", b.probe_lease, ms(10), secs(3600)),
+            ("window", b.window, ms(10), DAY),
+            ("slow_call", b.slow_call, ms(1), secs(300)),
         ] {
-            crate::problems::check_duration(p, &format!("{at}.{field}"), d);
+            crate::problems::check_duration(p, &format!("{at}.{field}"), d, min, max);
         }
         if b.max_open_for < b.open_for {
             p.push(format!("{at}.max_open_for"), "must be at least open_for");

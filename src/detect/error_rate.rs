@@ -84,8 +84,12 @@ impl ErrorRateSettings {
             self.fire_rate,
             self.clear_rate,
         );
-        if self.window.is_zero() {
-            p.push(format!("{at}.window"), "must be greater than zero");
+        use crate::problems::{DAY, check_duration, ms};
+        for (field, d, min, max) in [
+            ("window", self.window, ms(10), DAY),
+            ("clear_for", self.clear_for, Duration::ZERO, DAY),
+        ] {
+            check_duration(p, &format!("{at}.{field}"), d, min, max);
         }
         if self.consecutive == 0 {
             p.push(format!("{at}.consecutive"), "must be at least 1");

@@ -59,6 +59,14 @@ impl Default for HangSettings {
 
 impl HangSettings {
     pub fn validate(&self, at: &str, p: &mut Problems) {
+        use crate::problems::{check_duration, ms, secs};
+        check_duration(
+            p,
+            &format!("{at}.min_in_flight"),
+            self.min_in_flight,
+            ms(10),
+            secs(3600),
+        );
         if !(self.stall_after.is_finite() && self.stall_after > 0.0 && self.stall_after <= 1.0) {
             p.push(format!("{at}.stall_after"), "must be in (0, 1]");
         }

@@ -64,6 +64,13 @@ impl Default for LatencySettings {
 
 impl LatencySettings {
     pub fn validate(&self, at: &str, p: &mut Problems) {
+        use crate::problems::{DAY, check_duration};
+        for (field, d, min, max) in [
+            ("for", self.fire_for, Duration::ZERO, DAY),
+            ("clear_for", self.clear_for, Duration::ZERO, DAY),
+        ] {
+            check_duration(p, &format!("{at}.{field}"), d, min, max);
+        }
         if self.window < 5 {
             p.push(format!("{at}.window"), "must be at least 5 samples");
         }

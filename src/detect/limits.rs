@@ -74,9 +74,8 @@ impl LimitSettings {
             self.wait_fire,
             self.wait_clear,
         );
-        if self.window.is_zero() {
-            p.push(format!("{at}.window"), "must be greater than zero");
-        }
+        use crate::problems::{DAY, check_duration, ms};
+        check_duration(p, &format!("{at}.window"), self.window, ms(10), DAY);
         if self.rate_limited_count == 0 {
             p.push(format!("{at}.rate_limited_count"), "must be at least 1");
         }

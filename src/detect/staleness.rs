@@ -46,6 +46,14 @@ impl Default for StalenessSettings {
 
 impl StalenessSettings {
     pub fn validate(&self, at: &str, p: &mut Problems) {
+        use crate::problems::{DAY, check_duration};
+        check_duration(
+            p,
+            &format!("{at}.min_no_data"),
+            self.min_no_data,
+            Duration::ZERO,
+            DAY,
+        );
         if !(self.no_data_intervals.is_finite() && self.no_data_intervals >= 1.0) {
             p.push(format!("{at}.no_data_intervals"), "must be at least 1.0");
         }
