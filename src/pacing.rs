@@ -70,6 +70,19 @@ impl AdaptiveSettings {
             self.fast_move_pct_per_min,
         );
         crate::problems::check_ratio(p, &format!("{at}.budget_floor"), self.budget_floor);
+        crate::problems::check_at_most(
+            p,
+            &format!("{at}.fast_move_pct_per_min"),
+            self.fast_move_pct_per_min,
+            100_000.0,
+        );
+        crate::problems::check_count(
+            p,
+            &format!("{at}.quiet_after"),
+            self.quiet_after.into(),
+            0,
+            100_000,
+        );
     }
 }
 

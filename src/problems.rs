@@ -49,7 +49,26 @@ pub fn check_duration(p: &mut Problems, at: &str, d: Duration, min: Duration, ma
     }
 }
 
+/// A count or size must lie in `min..=max` (README, "Configuration").
+/// Upper bounds keep memory and queues bounded (a window of samples is
+/// kept per endpoint) and catch a unit mistake (`max_bytes` in bits).
+pub fn check_count(p: &mut Problems, at: &str, v: u64, min: u64, max: u64) {
+    if v < min || v > max {
+        p.push(at, format!("must be between {min} and {max}, not {v}"));
+    }
+}
+
+/// A number with a lower bound checked elsewhere must not exceed `max`
+/// (a factor of 1e9 is a typo, not a setting).
+pub fn check_at_most(p: &mut Problems, at: &str, v: f64, max: f64) {
+    if v.is_finite() && v > max {
+        p.push(at, format!("must be at most {max}, not {v}"));
+    }
+}
+
 pub fn check_bucket(p: &mut Problems, at: &str, capacity: f64, refill: f64) {
+    check_at_most(p, &format!("{at}.capacity"), capacity, 1e9);
+    check_at_most(p, &format!("{at}.refill_per_sec"), refill, 1e9);
     if !(capacity.is_finite() && capacity >= 1.0) {
         p.push(
             format!("{at}.capacity"),

@@ -525,6 +525,110 @@ fn every_duration_out_of_its_range_is_refused_with_its_line() {
     config::parse("cfg.toml", &edges).unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// Counts, sizes and factors out of their range (README, "Configuration"):
+/// each refused on its own line, naming its field and its bounds.
+#[test]
+fn every_number_out_of_its_range_is_refused_with_its_line() {
+    let cases: [(&str, &str, &str); 16] = [
+        (
+            "depth = 0",
+            "exchanges[0].endpoints[0].depth",
+            "between 1 and 10000",
+        ),
+        (
+            "[http]\nmax_body_bytes = 17179869184",
+            "http.max_body_bytes",
+            "between 1024 and 1073741824",
+        ),
+        (
+            "[journal]\nmax_bytes = 1",
+            "journal.max_bytes",
+            "between 4096 and 1099511627776",
+        ),
+        (
+            "[limiter]\ninstances = 100000",
+            "limiter.instances",
+            "between 1 and 1000",
+        ),
+        (
+            "[breaker]\nwindow_size = 1000000000",
+            "breaker.window_size",
+            "between 1 and 100000",
+        ),
+        (
+            "[breaker]\nbackoff = 1e12",
+            "breaker.backoff",
+            "at most 100",
+        ),
+        (
+            "[alerts.grouping]\nqueue = 0",
+            "alerts.grouping.queue",
+            "between 1 and 1000000",
+        ),
+        (
+            "[alerts.detect.latency]\nwindow = 4000000000",
+            "alerts.detect.latency.window",
+            "between 5 and 100000",
+        ),
+        (
+            "[alerts.detect.latency]\nfire_z = 1e9",
+            "alerts.detect.latency.fire_z",
+            "at most 1000",
+        ),
+        (
+            "[alerts.detect.payload]\nwindow = 1000000",
+            "alerts.detect.payload.window",
+            "between 1 and 100000",
+        ),
+        (
+            "[alerts.detect.staleness]\nfire_count = 1000000",
+            "alerts.detect.staleness.fire_count",
+            "between 1 and 100000",
+        ),
+        (
+            "[alerts.detect.error_rate]\nconsecutive = 0",
+            "alerts.detect.error_rate.consecutive",
+            "between 1 and 100000",
+        ),
+        (
+            "[alerts.detect.hang]\nbaseline_factor = 1e6",
+            "alerts.detect.hang.baseline_factor",
+            "at most 1000",
+        ),
+        (
+            "[alerts.detect.breaker]\noutage_min_endpoints = 0",
+            "alerts.detect.breaker.outage_min_endpoints",
+            "between 1 and 10000",
+        ),
+        (
+            "[validation]\nmax_price_jump_pct = 1e6",
+            "validation.max_price_jump_pct",
+            "at most 10000",
+        ),
+        (
+            "[alerts.detect.adaptive]\nquiet_after = 4000000",
+            "alerts.detect.adaptive.quiet_after",
+            "between 0 and 100000",
+        ),
+    ];
+    for (table, field, says) in cases {
+        let text = if table.starts_with('[') {
+            format!("{GOOD}\n{table}\n")
+        } else {
+            GOOD.replace("interval = \"2s\"", table)
+        };
+        let bad_line = table.lines().last().expect("a line");
+        let line = 1 + text.lines().position(|l| l == bad_line).expect("bad line");
+        let errs = errors(&text);
+        assert_eq!(
+            lines_and_fields(&errs),
+            vec![(line, field)],
+            "{table}: {errs:?}"
+        );
+        assert!(errs[0].message.contains(says), "{table}: {}", errs[0]);
+    }
+}
+
 /// `base_url` with `user:password@` is refused on its line, and neither
 /// the password nor the user is repeated, whether or not the rest parses.
 #[test]

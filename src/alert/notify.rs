@@ -70,9 +70,7 @@ impl GroupingSettings {
                 "must be at least group_interval",
             );
         }
-        if self.queue == 0 {
-            p.push(format!("{at}.queue"), "must be at least 1");
-        }
+        crate::problems::check_count(p, &format!("{at}.queue"), self.queue as u64, 1, 1_000_000);
     }
 }
 

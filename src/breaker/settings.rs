@@ -119,13 +119,13 @@ impl BreakerSettings {
         for (field, v) in [
             ("consecutive_failures", b.consecutive_failures),
             ("window_size", b.window_size),
+            ("min_calls", b.min_calls.max(1)),
             ("half_open_probes", b.half_open_probes),
             ("close_after", b.close_after),
         ] {
-            if v == 0 {
-                p.push(format!("{at}.{field}"), "must be at least 1");
-            }
+            crate::problems::check_count(p, &format!("{at}.{field}"), v.into(), 1, 100_000);
         }
+        crate::problems::check_at_most(p, &format!("{at}.backoff"), b.backoff, 100.0);
         use crate::problems::{DAY, ms, secs};
         for (field, d, min, max) in [
             ("open_for", b.open_for, ms(10), DAY),

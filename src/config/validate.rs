@@ -6,7 +6,8 @@ use crate::exchange::{self};
 use crate::limiter::LimiterBackend;
 use crate::model::ExchangeKind;
 use crate::problems::{
-    DAY, Problems, check_bucket, check_duration, check_url, is_env_name, is_ident, ms, secs,
+    DAY, Problems, check_bucket, check_count, check_duration, check_url, is_env_name, is_ident, ms,
+    secs,
 };
 use std::time::Duration;
 
@@ -54,9 +55,13 @@ impl Config {
             secs(3600),
         );
         self.metrics.validate(p);
-        if self.http.max_body_bytes < 1024 {
-            p.push("http.max_body_bytes", "must be at least 1024 bytes");
-        }
+        check_count(
+            p,
+            "http.max_body_bytes",
+            self.http.max_body_bytes as u64,
+            1024,
+            1 << 30,
+        );
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
             p.push(
                 "log.level",
@@ -64,9 +69,13 @@ impl Config {
             );
         }
         self.breaker.validate("breaker", p);
-        if self.limiter.instances == 0 {
-            p.push("limiter.instances", "must be at least 1");
-        }
+        check_count(
+            p,
+            "limiter.instances",
+            self.limiter.instances.into(),
+            1,
+            1000,
+        );
         if self.limiter.backend == LimiterBackend::Redis && self.redis.is_none() {
             p.push(
                 "limiter.backend",
@@ -95,6 +104,12 @@ impl Config {
                 "must be a positive percentage, e.g. 10.0",
             );
         }
+        crate::problems::check_at_most(
+            p,
+            "validation.max_price_jump_pct",
+            v.max_price_jump_pct,
+            10_000.0,
+        );
         // A max_age this large (100 years) is how staleness checks are
         // switched off; beyond it the clock arithmetic would overflow.
         check_duration(
@@ -211,6 +226,9 @@ impl ExchangeConfig {
             }
             if let Some(d) = ep.timeout {
                 check_duration(p, &format!("{at}.timeout"), d, TIMEOUT.0, TIMEOUT.1);
+            }
+            if let Some(depth) = ep.depth {
+                check_count(p, &format!("{at}.depth"), depth.into(), 1, 10_000);
             }
             if ep.weight == Some(0) {
                 p.push(format!("{at}.weight"), "must be at least 1");

@@ -91,8 +91,12 @@ impl ErrorRateSettings {
         ] {
             check_duration(p, &format!("{at}.{field}"), d, min, max);
         }
-        if self.consecutive == 0 {
-            p.push(format!("{at}.consecutive"), "must be at least 1");
+        for (field, v) in [
+            ("consecutive", u64::from(self.consecutive)),
+            ("clear_ok", u64::from(self.clear_ok).max(1)),
+            ("min_samples", (self.min_samples as u64).max(1)),
+        ] {
+            crate::problems::check_count(p, &format!("{at}.{field}"), v, 1, 100_000);
         }
         for (i, c) in self.classes.iter().enumerate() {
             if !CLASSES.iter().any(|k| k.as_str() == c) {

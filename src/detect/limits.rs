@@ -76,9 +76,13 @@ impl LimitSettings {
         );
         use crate::problems::{DAY, check_duration, ms};
         check_duration(p, &format!("{at}.window"), self.window, ms(10), DAY);
-        if self.rate_limited_count == 0 {
-            p.push(format!("{at}.rate_limited_count"), "must be at least 1");
-        }
+        crate::problems::check_count(
+            p,
+            &format!("{at}.rate_limited_count"),
+            self.rate_limited_count as u64,
+            1,
+            100_000,
+        );
     }
 }
 

@@ -92,9 +92,7 @@ impl Default for JournalSettings {
 
 impl JournalSettings {
     pub fn validate(&self, at: &str, p: &mut Problems) {
-        if self.max_bytes < 4096 {
-            p.push(format!("{at}.max_bytes"), "must be at least 4096");
-        }
+        crate::problems::check_count(p, &format!("{at}.max_bytes"), self.max_bytes, 4096, 1 << 40);
         if self.keep > 1000 {
             p.push(format!("{at}.keep"), "must be at most 1000");
         }
