@@ -491,14 +491,31 @@ async fn demo(
         }
         None => Scenario::default_cycle(),
     };
-    let sim = exwatch::sim::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), scenario)
-        .await
-        .context("starting the simulator")?;
     let journal = journal.unwrap_or_else(exwatch::demo::default_journal);
-    // A demo run starts with a clean record: its simulator is new, so are its alerts.
+    // A demo run starts with a clean record (its simulator is new, so are
+    // its alerts), but never by deleting a file that is not a journal.
+    for f in exwatch::journal::files(&journal) {
+        match exwatch::journal::for_each_entry(&f, |_| {}).map(|s| s.not_a_journal()) {
+            Ok(None) => {}
+            Ok(Some(detail)) => {
+                eprintln!(
+                    "exwatch: {} is not an exwatch journal: {detail}; the demo replaces only journals",
+                    f.display()
+                );
+                return Ok(exit::CONFIG);
+            }
+            Err(e) => {
+                eprintln!("exwatch: {e}");
+                return Ok(exit::CONFIG);
+            }
+        }
+    }
     for f in exwatch::journal::files(&journal) {
         let _ = std::fs::remove_file(f);
     }
+    let sim = exwatch::sim::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), scenario)
+        .await
+        .context("starting the simulator")?;
     let cfg = exwatch::demo::config_for(&format!("http://{}", sim.addr), &journal)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     // Said before the dashboard takes the screen, so it is there after it.

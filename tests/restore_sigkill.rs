@@ -356,7 +356,7 @@ fn unreadable_journals_are_refused_and_a_torn_tail_is_not() {
 
 /// `run` with `journal.path` naming a file that is not a journal refuses
 /// at start (exit 2, the file named) and leaves the file as it was: not
-/// appended to, not chmod-ed.
+/// appended to, not chmod-ed; `demo --journal` does not delete it.
 #[test]
 fn run_refuses_a_journal_path_that_is_not_a_journal() {
     use std::os::unix::fs::PermissionsExt;
@@ -398,4 +398,19 @@ fn run_refuses_a_journal_path_that_is_not_a_journal() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o644);
+    // The demo replaces its journal each run, but never deletes a file that
+    // is not one.
+    let out = exwatch(&[
+        "demo".as_ref(),
+        "--headless".as_ref(),
+        "--journal".as_ref(),
+        notes.as_os_str(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is not an exwatch journal"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&notes).expect("still there"),
+        "remember the milk\n"
+    );
 }
