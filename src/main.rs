@@ -217,32 +217,10 @@ async fn replay(
         },
         None => toml::from_str("").context("default config")?,
     };
-    let files = exwatch::journal::files(&journal);
-    if files.is_empty() {
-        eprintln!("exwatch: no journal at {}", journal.display());
-        return Ok(exit::CONFIG);
-    }
-    let mut entries = Vec::new();
-    let mut bad_lines = 0;
-    for f in files {
-        match exwatch::journal::for_each_entry(&f, |e| entries.push(e)) {
-            Ok(stats) => bad_lines += stats.bad_lines,
-            Err(e) => {
-                eprintln!("exwatch: {e}");
-                return Ok(exit::CONFIG);
-            }
-        }
-    }
-    if entries.is_empty() {
-        eprintln!(
-            "exwatch: {} holds no journal entry ({bad_lines} unreadable line(s)): nothing to replay",
-            journal.display()
-        );
-        return Ok(exit::CONFIG);
-    }
-    if bad_lines > 0 {
-        eprintln!("exwatch: {bad_lines} unreadable journal line(s) skipped");
-    }
+    let entries = match read_journal(&journal) {
+        Ok(entries) => entries,
+        Err(code) => return Ok(code),
+    };
     // The instance that recorded it; a journal from before names were
     // recorded goes by its file name.
     let instance = exwatch::journal::recorded_instance(&entries)
@@ -318,6 +296,28 @@ async fn replay(
     Ok(exit::OK)
 }
 
+/// Every entry of a journal and its rotated files, for `replay` and
+/// `report`; what was skipped is said on stderr. `Err(code)`: missing,
+/// empty or not a journal, said on stderr (a bad input, as a config is).
+fn read_journal(journal: &std::path::Path) -> Result<Vec<exwatch::journal::Entry>, u8> {
+    let read = exwatch::journal::read_all(journal).map_err(|e| {
+        eprintln!("exwatch: {e}");
+        exit::CONFIG
+    })?;
+    let mut bad_lines = read.bad_lines;
+    for (file, bytes) in &read.torn {
+        eprintln!(
+            "exwatch: the last line of {} was cut short ({bytes} bytes; its writer was killed mid-write): skipped",
+            file.display()
+        );
+        bad_lines -= 1;
+    }
+    if bad_lines > 0 {
+        eprintln!("exwatch: {bad_lines} unreadable journal line(s) skipped");
+    }
+    Ok(read.entries)
+}
+
 fn report(
     journal: PathBuf,
     since: Option<String>,
@@ -333,24 +333,10 @@ fn report(
             return Ok(exit::CONFIG);
         }
     };
-    let (report, bad_lines) = match exwatch::report::from_journal(&journal, window) {
-        Ok(r) => r,
-        // A missing or unreadable journal is a bad input, as a config is.
-        Err(e) => {
-            eprintln!("exwatch: {e}");
-            return Ok(exit::CONFIG);
-        }
+    let report = match read_journal(&journal) {
+        Ok(entries) => exwatch::report::build(entries, window),
+        Err(code) => return Ok(code),
     };
-    if report.entries == 0 && bad_lines > 0 && window == exwatch::report::Window::default() {
-        eprintln!(
-            "exwatch: {} holds no journal entry ({bad_lines} unreadable line(s)): not an exwatch journal",
-            journal.display()
-        );
-        return Ok(exit::CONFIG);
-    }
-    if bad_lines > 0 {
-        eprintln!("exwatch: {bad_lines} unreadable journal line(s) skipped");
-    }
     match format {
         ReportFormat::Text => out!("{}", exwatch::report::render_text(&report))?,
         ReportFormat::Markdown => out!("{}", exwatch::report::render_markdown(&report))?,
@@ -412,7 +398,10 @@ fn need_terminal() -> Result<(), u8> {
 async fn monitor_dashboard(cfg: &Config) -> anyhow::Result<u8> {
     // Logs go to the file before the UI takes the terminal.
     let _log = exwatch::logging::init(&cfg.log).context("opening the log directory")?;
-    let monitor = exwatch::monitor::Monitor::start(cfg, 0).await?;
+    let monitor = match start_monitor(cfg).await? {
+        Ok(m) => m,
+        Err(code) => return Ok(code),
+    };
     let mut feed = feed(&monitor);
     feed.sinks = Some(cfg.alerts.sinks.iter().map(|s| s.name.clone()).collect());
     let shown = exwatch::ui::run(
@@ -425,6 +414,20 @@ async fn monitor_dashboard(cfg: &Config) -> anyhow::Result<u8> {
     monitor.stop().await;
     shown?;
     Ok(exit::OK)
+}
+
+/// Start the monitor; a journal path that names something else than a
+/// journal is refused with [`exit::CONFIG`] (said on stderr, before the
+/// dashboard takes the terminal).
+async fn start_monitor(cfg: &Config) -> anyhow::Result<Result<exwatch::monitor::Monitor, u8>> {
+    match exwatch::monitor::Monitor::start(cfg, 0).await {
+        Ok(m) => Ok(Ok(m)),
+        Err(e @ exwatch::monitor::MonitorError::NotAJournal(_)) => {
+            eprintln!("exwatch: {e}");
+            Ok(Err(exit::CONFIG))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The dashboard's side of a monitor.
@@ -440,7 +443,10 @@ fn feed(m: &exwatch::monitor::Monitor) -> exwatch::ui::Feed {
 
 async fn monitor_headless(cfg: &Config, json: bool) -> anyhow::Result<u8> {
     let _log = exwatch::logging::init(&cfg.log).context("opening the log directory")?;
-    let monitor = exwatch::monitor::Monitor::start(cfg, 0).await?;
+    let monitor = match start_monitor(cfg).await? {
+        Ok(m) => m,
+        Err(code) => return Ok(code),
+    };
     let mut tick = tokio::time::interval(cfg.headless.interval);
     tick.tick().await;
     let snapshots = monitor.snapshots.clone();
@@ -485,14 +491,31 @@ async fn demo(
         }
         None => Scenario::default_cycle(),
     };
-    let sim = exwatch::sim::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), scenario)
-        .await
-        .context("starting the simulator")?;
     let journal = journal.unwrap_or_else(exwatch::demo::default_journal);
-    // A demo run starts with a clean record: its simulator is new, so are its alerts.
+    // A demo run starts with a clean record (its simulator is new, so are
+    // its alerts), but never by deleting a file that is not a journal.
+    for f in exwatch::journal::files(&journal) {
+        match exwatch::journal::for_each_entry(&f, |_| {}).map(|s| s.not_a_journal()) {
+            Ok(None) => {}
+            Ok(Some(detail)) => {
+                eprintln!(
+                    "exwatch: {} is not an exwatch journal: {detail}; the demo replaces only journals",
+                    f.display()
+                );
+                return Ok(exit::CONFIG);
+            }
+            Err(e) => {
+                eprintln!("exwatch: {e}");
+                return Ok(exit::CONFIG);
+            }
+        }
+    }
     for f in exwatch::journal::files(&journal) {
         let _ = std::fs::remove_file(f);
     }
+    let sim = exwatch::sim::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), scenario)
+        .await
+        .context("starting the simulator")?;
     let cfg = exwatch::demo::config_for(&format!("http://{}", sim.addr), &journal)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     // Said before the dashboard takes the screen, so it is there after it.

@@ -50,6 +50,14 @@ impl Default for AdaptiveSettings {
 
 impl AdaptiveSettings {
     pub fn validate(&self, at: &str, p: &mut Problems) {
+        use crate::problems::{DAY, check_duration, ms};
+        check_duration(
+            p,
+            &format!("{at}.min_interval"),
+            self.min_interval,
+            ms(10),
+            DAY,
+        );
         if !(self.fast_factor.is_finite() && self.fast_factor > 0.0 && self.fast_factor <= 1.0) {
             p.push(format!("{at}.fast_factor"), "must be in (0, 1]");
         }
@@ -62,6 +70,19 @@ impl AdaptiveSettings {
             self.fast_move_pct_per_min,
         );
         crate::problems::check_ratio(p, &format!("{at}.budget_floor"), self.budget_floor);
+        crate::problems::check_at_most(
+            p,
+            &format!("{at}.fast_move_pct_per_min"),
+            self.fast_move_pct_per_min,
+            100_000.0,
+        );
+        crate::problems::check_count(
+            p,
+            &format!("{at}.quiet_after"),
+            self.quiet_after.into(),
+            0,
+            100_000,
+        );
     }
 }
 

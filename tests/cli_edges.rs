@@ -547,7 +547,10 @@ fn misuse_is_refused_plainly_before_anything_starts() {
         let out = exwatch(&args);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains("holds no journal entry"), "{args:?}: {err}");
+        assert!(
+            err.contains("is not an exwatch journal") && err.contains("config.toml"),
+            "{args:?}: {err}"
+        );
     }
     let journal = dir.path().join("last-demo.jsonl");
     std::fs::write(&journal, "kept\n").expect("write");

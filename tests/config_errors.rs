@@ -102,7 +102,10 @@ fn zero_interval_names_line_and_field() {
     let e = &errors(&text)[0];
     assert_eq!(e.line, 10, "{e}");
     assert_eq!(e.field, "exchanges[0].endpoints[0].interval");
-    assert!(e.message.contains("greater than zero"), "{e}");
+    assert!(
+        e.message.contains("must be between 10ms and 1day, not 0s"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -310,5 +313,398 @@ fn alert_severities_per_kind_are_checked_with_their_line() {
         Some(e.line),
         loud.lines().position(|l| l.contains("loud")).map(|i| i + 1),
         "{e}"
+    );
+}
+
+/// Durations that cannot work: too small to mean anything (`"1ns"` would
+/// spin) or so large they overflow the millisecond clocks
+/// (`"100000000000y"` wrapped into "send now"). Each is refused on its own
+/// line, naming its field and its range. `table` goes after GOOD (or, when
+/// it starts with a key, into its endpoint); the bad value is the line
+/// holding `bad`.
+#[test]
+fn every_duration_out_of_its_range_is_refused_with_its_line() {
+    const HUGE: &str = "\"100000000000y\"";
+    let sink = "[[alerts.sinks]]\nname = \"hook\"\nkind = \"webhook\"\nurl_env = \"EXWATCH_TEST_UNSET_HOOK\"\n";
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            "interval = \"1ns\"".into(),
+            "exchanges[0].endpoints[0].interval",
+            "between 10ms and 1day",
+        ),
+        (
+            "interval = \"2days\"".into(),
+            "exchanges[0].endpoints[0].interval",
+            "between 10ms and 1day",
+        ),
+        (
+            format!("interval = {HUGE}"),
+            "exchanges[0].endpoints[0].interval",
+            "between 10ms and 1day",
+        ),
+        (
+            "timeout = \"1ns\"".into(),
+            "exchanges[0].endpoints[0].timeout",
+            "between 10ms and 5m",
+        ),
+        (
+            "timeout = \"1h\"".into(),
+            "exchanges[0].endpoints[0].timeout",
+            "between 10ms and 5m",
+        ),
+        (
+            "[defaults]\ninterval = \"1ns\"".into(),
+            "defaults.interval",
+            "10ms",
+        ),
+        (
+            "[defaults]\ntimeout = \"1h\"".into(),
+            "defaults.timeout",
+            "5m",
+        ),
+        (
+            "[http]\nconnect_timeout = \"1ns\"".into(),
+            "http.connect_timeout",
+            "10ms",
+        ),
+        (
+            "[headless]\ninterval = \"1ns\"".into(),
+            "headless.interval",
+            "10ms",
+        ),
+        (
+            "[validation]\nfrozen_after = \"1ns\"".into(),
+            "validation.frozen_after",
+            "10ms",
+        ),
+        (
+            format!("[validation]\nmax_age = {HUGE}"),
+            "validation.max_age",
+            "100years",
+        ),
+        (
+            "[breaker]\nopen_for = \"1ns\"".into(),
+            "breaker.open_for",
+            "10ms",
+        ),
+        (
+            format!("[breaker]\nmax_open_for = {HUGE}"),
+            "breaker.max_open_for",
+            "1day",
+        ),
+        (
+            format!("[breaker]\nprobe_lease = {HUGE}"),
+            "breaker.probe_lease",
+            "1h",
+        ),
+        (
+            "[breaker]\nwindow = \"1ns\"".into(),
+            "breaker.window",
+            "10ms",
+        ),
+        (
+            format!("[breaker]\nslow_call = {HUGE}"),
+            "breaker.slow_call",
+            "5m",
+        ),
+        (
+            "[alerts]\nupdate_every = \"1ns\"".into(),
+            "alerts.update_every",
+            "100ms",
+        ),
+        (
+            format!("[alerts]\nresolve_after = {HUGE}"),
+            "alerts.resolve_after",
+            "30days",
+        ),
+        (
+            format!("[alerts.grouping]\ngroup_wait = {HUGE}"),
+            "alerts.grouping.group_wait",
+            "between 0s and 1h",
+        ),
+        (
+            "[alerts.grouping]\ngroup_interval = \"1ns\"".into(),
+            "alerts.grouping.group_interval",
+            "100ms",
+        ),
+        (
+            format!("[alerts.grouping]\nrepeat_interval = {HUGE}"),
+            "alerts.grouping.repeat_interval",
+            "30days",
+        ),
+        (
+            format!("[alerts.detect.latency]\nfor = {HUGE}"),
+            "alerts.detect.latency.for",
+            "1day",
+        ),
+        (
+            format!("[alerts.detect.latency]\nclear_for = {HUGE}"),
+            "alerts.detect.latency.clear_for",
+            "1day",
+        ),
+        (
+            "[alerts.detect.error_rate]\nwindow = \"1ns\"".into(),
+            "alerts.detect.error_rate.window",
+            "10ms",
+        ),
+        (
+            format!("[alerts.detect.error_rate]\nclear_for = {HUGE}"),
+            "alerts.detect.error_rate.clear_for",
+            "1day",
+        ),
+        (
+            "[alerts.detect.limits]\nwindow = \"1ns\"".into(),
+            "alerts.detect.limits.window",
+            "10ms",
+        ),
+        (
+            "[alerts.detect.hang]\nmin_in_flight = \"1ns\"".into(),
+            "alerts.detect.hang.min_in_flight",
+            "10ms",
+        ),
+        (
+            format!("[alerts.detect.staleness]\nmin_no_data = {HUGE}"),
+            "alerts.detect.staleness.min_no_data",
+            "1day",
+        ),
+        (
+            "[alerts.detect.adaptive]\nmin_interval = \"1ns\"".into(),
+            "alerts.detect.adaptive.min_interval",
+            "10ms",
+        ),
+        (
+            format!("{sink}timeout = \"1ns\""),
+            "alerts.sinks[0].timeout",
+            "100ms",
+        ),
+        (
+            format!("{sink}retry_initial = \"1ns\""),
+            "alerts.sinks[0].retry_initial",
+            "10ms",
+        ),
+        (
+            format!("{sink}retry_max = {HUGE}"),
+            "alerts.sinks[0].retry_max",
+            "1day",
+        ),
+        (
+            format!("{sink}give_up_after = {HUGE}"),
+            "alerts.sinks[0].give_up_after",
+            "7days",
+        ),
+        (
+            "[redis]\nurl_env = \"EXWATCH_TEST_REDIS\"\ntimeout = \"1ns\"".into(),
+            "redis.timeout",
+            "10ms",
+        ),
+    ];
+    for (table, field, says) in &cases {
+        let text = if table.starts_with('[') {
+            format!("{GOOD}\n{table}\n")
+        } else {
+            GOOD.replace("interval = \"2s\"", table)
+        };
+        let bad_line = table.lines().last().expect("a line");
+        let line = 1 + text
+            .lines()
+            .position(|l| l == bad_line)
+            .expect("the bad line is in the text");
+        let errs = errors(&text);
+        assert_eq!(
+            lines_and_fields(&errs),
+            vec![(line, *field)],
+            "{table}: {errs:?}"
+        );
+        assert!(errs[0].message.contains(says), "{table}: {}", errs[0]);
+        assert!(errs[0].message.contains("must be between"), "{}", errs[0]);
+    }
+    // The bounds themselves are accepted.
+    let edges = GOOD.replace("interval = \"2s\"", "interval = \"10ms\"\ntimeout = \"5m\"")
+        + "[alerts.grouping]\ngroup_wait = \"1h\"\ngroup_interval = \"100ms\"\nrepeat_interval = \"30days\"\n\
+           [validation]\nmax_age = \"100years\"\n";
+    config::parse("cfg.toml", &edges).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Counts, sizes and factors out of their range (README, "Configuration"):
+/// each refused on its own line, naming its field and its bounds.
+#[test]
+fn every_number_out_of_its_range_is_refused_with_its_line() {
+    let cases: [(&str, &str, &str); 16] = [
+        (
+            "depth = 0",
+            "exchanges[0].endpoints[0].depth",
+            "between 1 and 10000",
+        ),
+        (
+            "[http]\nmax_body_bytes = 17179869184",
+            "http.max_body_bytes",
+            "between 1024 and 1073741824",
+        ),
+        (
+            "[journal]\nmax_bytes = 1",
+            "journal.max_bytes",
+            "between 4096 and 1099511627776",
+        ),
+        (
+            "[limiter]\ninstances = 100000",
+            "limiter.instances",
+            "between 1 and 1000",
+        ),
+        (
+            "[breaker]\nwindow_size = 1000000000",
+            "breaker.window_size",
+            "between 1 and 100000",
+        ),
+        (
+            "[breaker]\nbackoff = 1e12",
+            "breaker.backoff",
+            "at most 100",
+        ),
+        (
+            "[alerts.grouping]\nqueue = 0",
+            "alerts.grouping.queue",
+            "between 1 and 1000000",
+        ),
+        (
+            "[alerts.detect.latency]\nwindow = 4000000000",
+            "alerts.detect.latency.window",
+            "between 5 and 100000",
+        ),
+        (
+            "[alerts.detect.latency]\nfire_z = 1e9",
+            "alerts.detect.latency.fire_z",
+            "at most 1000",
+        ),
+        (
+            "[alerts.detect.payload]\nwindow = 1000000",
+            "alerts.detect.payload.window",
+            "between 1 and 100000",
+        ),
+        (
+            "[alerts.detect.staleness]\nfire_count = 1000000",
+            "alerts.detect.staleness.fire_count",
+            "between 1 and 100000",
+        ),
+        (
+            "[alerts.detect.error_rate]\nconsecutive = 0",
+            "alerts.detect.error_rate.consecutive",
+            "between 1 and 100000",
+        ),
+        (
+            "[alerts.detect.hang]\nbaseline_factor = 1e6",
+            "alerts.detect.hang.baseline_factor",
+            "at most 1000",
+        ),
+        (
+            "[alerts.detect.breaker]\noutage_min_endpoints = 0",
+            "alerts.detect.breaker.outage_min_endpoints",
+            "between 1 and 10000",
+        ),
+        (
+            "[validation]\nmax_price_jump_pct = 1e6",
+            "validation.max_price_jump_pct",
+            "at most 10000",
+        ),
+        (
+            "[alerts.detect.adaptive]\nquiet_after = 4000000",
+            "alerts.detect.adaptive.quiet_after",
+            "between 0 and 100000",
+        ),
+    ];
+    for (table, field, says) in cases {
+        let text = if table.starts_with('[') {
+            format!("{GOOD}\n{table}\n")
+        } else {
+            GOOD.replace("interval = \"2s\"", table)
+        };
+        let bad_line = table.lines().last().expect("a line");
+        let line = 1 + text.lines().position(|l| l == bad_line).expect("bad line");
+        let errs = errors(&text);
+        assert_eq!(
+            lines_and_fields(&errs),
+            vec![(line, field)],
+            "{table}: {errs:?}"
+        );
+        assert!(errs[0].message.contains(says), "{table}: {}", errs[0]);
+    }
+}
+
+/// `base_url` with `user:password@` is refused on its line, and neither
+/// the password nor the user is repeated, whether or not the rest parses.
+#[test]
+fn a_base_url_with_credentials_is_refused_without_echoing_them() {
+    for url in [
+        "https://alice:Pa55-w0rd-XYZZY@api.example.com",
+        "http://alice:Pa55-w0rd-XYZZY@127.0.0.1:9/binance",
+        "https://alice:Pa55-w0rd-XYZZY@exa mple.com/x",
+        "ftp://alice:Pa55-w0rd-XYZZY@example.com",
+    ] {
+        let text = GOOD.replace("http://127.0.0.1:9/binance", url);
+        let errs = errors(&text);
+        assert_eq!(
+            lines_and_fields(&errs),
+            vec![(5, "exchanges[0].base_url")],
+            "{url}: {errs:?}"
+        );
+        let shown = errs[0].to_string();
+        assert!(!shown.contains("Pa55-w0rd-XYZZY"), "{shown}");
+        assert!(!shown.contains("alice"), "{shown}");
+    }
+}
+
+/// A sink's URL comes from the environment variable `url_env` names; a set
+/// variable holding something that is not an http(s) URL is refused when
+/// the config loads (`config check`, and `run` before anything starts),
+/// naming the sink's `url_env` line, and never repeating the value.
+#[test]
+fn a_malformed_sink_url_in_the_environment_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("c.toml");
+    let text = format!(
+        "{GOOD}\n[log]\ndir = \"{d}\"\n[journal]\npath = \"{d}/j.jsonl\"\n\
+         [[alerts.sinks]]\nname = \"hook\"\nkind = \"webhook\"\nurl_env = \"EXWATCH_TEST_HOOK_URL\"\n",
+        d = dir.path().display()
+    );
+    let line = 1 + text
+        .lines()
+        .position(|l| l.starts_with("url_env"))
+        .expect("url_env line");
+    std::fs::write(&cfg, &text).expect("write");
+    let run = |args: &[&str], value: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_exwatch"))
+            .args(args)
+            .arg(&cfg)
+            .env("EXWATCH_TEST_HOOK_URL", value)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run exwatch")
+    };
+    for value in [
+        "hooks.example.com/T0SECRET/B0SECRET",
+        "htp//hooks.example.com/T0SECRET",
+        "mailto:T0SECRET@example.com",
+        "https://exa mple.com/T0SECRET",
+        "https://",
+        "https://:T0SECRET@/x",
+    ] {
+        for args in [&["config", "check"][..], &["run", "--headless", "-c"]] {
+            let out = run(args, value);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?} {value}: {err}");
+            assert!(
+                err.contains(&format!("c.toml:{line}:"))
+                    && err.contains("alerts.sinks[0].url_env")
+                    && err.contains("EXWATCH_TEST_HOOK_URL"),
+                "{args:?} {value}: {err}"
+            );
+            assert!(!err.contains("SECRET"), "{args:?}: the value echoed: {err}");
+        }
+    }
+    let out = run(&["config", "check"], "https://hooks.example.com/T0SECRET");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -180,10 +180,21 @@ fn a_line_cut_short_by_a_crash_is_skipped_not_fatal() {
     std::fs::write(&path, text).unwrap();
     let (entries, stats) = journal::read_file(&path).unwrap();
     assert_eq!((entries.len(), stats.bad_lines), (1, 1));
-    // And appending after such a line still yields readable lines.
+    // And appending after such a line still yields readable lines: the
+    // torn one is set aside on open, the new entry starts its own line.
     let mut j = Journal::open_at(&path, &settings(1 << 20, 1)).unwrap();
+    assert!(
+        matches!(
+            j.repaired(),
+            Some(journal::Repair::SetAside { bytes: 40, .. })
+        ),
+        "{:?}",
+        j.repaired()
+    );
     j.append(&sample(5), 5).unwrap();
     drop(j);
+    let (entries, stats) = journal::read_file(&path).unwrap();
+    assert_eq!((entries.len(), stats.bad_lines), (2, 0));
     let restored = journal::restore_open_alerts(&path).unwrap();
     assert_eq!(restored.len(), 1);
 }

@@ -91,11 +91,12 @@ impl AlertSettings {
     /// Semantic checks; `has_redis` says whether a `[redis]` table exists.
     pub fn validate(&self, at: &str, has_redis: bool, p: &mut Problems) {
         self.detect.validate(&format!("{at}.detect"), p);
-        if self.update_every.is_zero() {
-            p.push(format!("{at}.update_every"), "must be greater than zero");
-        }
-        if self.resolve_after < Duration::from_secs(1) {
-            p.push(format!("{at}.resolve_after"), "must be at least 1s");
+        use crate::problems::{DAY, check_duration, ms, secs};
+        for (field, d, min, max) in [
+            ("update_every", self.update_every, ms(100), DAY),
+            ("resolve_after", self.resolve_after, secs(1), 30 * DAY),
+        ] {
+            check_duration(p, &format!("{at}.{field}"), d, min, max);
         }
         for (i, kind) in self.inhibit_kinds.iter().enumerate() {
             if let Err(e) = kind.parse::<AlertKind>() {

@@ -56,8 +56,13 @@ impl Default for GroupingSettings {
 
 impl GroupingSettings {
     pub fn validate(&self, at: &str, p: &mut Problems) {
-        if self.group_interval.is_zero() {
-            p.push(format!("{at}.group_interval"), "must be greater than zero");
+        use crate::problems::{DAY, check_duration, ms, secs};
+        for (field, d, min, max) in [
+            ("group_wait", self.group_wait, Duration::ZERO, secs(3600)),
+            ("group_interval", self.group_interval, ms(100), DAY),
+            ("repeat_interval", self.repeat_interval, ms(100), 30 * DAY),
+        ] {
+            check_duration(p, &format!("{at}.{field}"), d, min, max);
         }
         if self.repeat_interval < self.group_interval {
             p.push(
@@ -65,9 +70,7 @@ impl GroupingSettings {
                 "must be at least group_interval",
             );
         }
-        if self.queue == 0 {
-            p.push(format!("{at}.queue"), "must be at least 1");
-        }
+        crate::problems::check_count(p, &format!("{at}.queue"), self.queue as u64, 1, 1_000_000);
     }
 }
 

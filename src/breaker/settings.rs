@@ -119,21 +119,22 @@ impl BreakerSettings {
         for (field, v) in [
             ("consecutive_failures", b.consecutive_failures),
             ("window_size", b.window_size),
+            ("min_calls", b.min_calls.max(1)),
             ("half_open_probes", b.half_open_probes),
             ("close_after", b.close_after),
         ] {
-            if v == 0 {
-                p.push(format!("{at}.{field}"), "must be at least 1");
-            }
+            crate::problems::check_count(p, &format!("{at}.{field}"), v.into(), 1, 100_000);
         }
-        for (field, d) in [
-            ("open_for", b.open_for),
-            ("max_open_for", b.max_open_for),
-            ("probe_lease", b.probe_lease),
-            ("window", b.window),
-            ("slow_call", b.slow_call),
+        crate::problems::check_at_most(p, &format!("{at}.backoff"), b.backoff, 100.0);
+        use crate::problems::{DAY, ms, secs};
+        for (field, d, min, max) in [
+            ("open_for", b.open_for, ms(10), DAY),
+            ("max_open_for", b.max_open_for, ms(10), DAY),
+            ("probe_lease", b.probe_lease, ms(10), secs(3600)),
+            ("window", b.window, ms(10), DAY),
+            ("slow_call", b.slow_call, ms(1), secs(300)),
         ] {
-            crate::problems::check_duration(p, &format!("{at}.{field}"), d);
+            crate::problems::check_duration(p, &format!("{at}.{field}"), d, min, max);
         }
         if b.max_open_for < b.open_for {
             p.push(format!("{at}.max_open_for"), "must be at least open_for");

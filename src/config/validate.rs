@@ -5,7 +5,17 @@ use super::*;
 use crate::exchange::{self};
 use crate::limiter::LimiterBackend;
 use crate::model::ExchangeKind;
-use crate::problems::{Problems, check_bucket, check_duration, check_url, is_env_name, is_ident};
+use crate::problems::{
+    DAY, Problems, check_bucket, check_count, check_duration, check_url, is_env_name, is_ident, ms,
+    secs,
+};
+use std::time::Duration;
+
+/// Range of poll intervals (`defaults.interval`, an endpoint's `interval`).
+const INTERVAL: (Duration, Duration) = (ms(10), DAY);
+/// Range of request timeouts (`defaults.timeout`, an endpoint's `timeout`,
+/// `http.connect_timeout`).
+const TIMEOUT: (Duration, Duration) = (ms(10), secs(300));
 use std::collections::BTreeMap;
 
 impl Config {
@@ -16,14 +26,42 @@ impl Config {
                 "no exchange configured: add at least one [[exchanges]] table",
             );
         }
-        check_duration(p, "defaults.interval", self.defaults.interval);
-        check_duration(p, "defaults.timeout", self.defaults.timeout);
-        check_duration(p, "http.connect_timeout", self.http.connect_timeout);
-        check_duration(p, "headless.interval", self.headless.interval);
+        check_duration(
+            p,
+            "defaults.interval",
+            self.defaults.interval,
+            INTERVAL.0,
+            INTERVAL.1,
+        );
+        check_duration(
+            p,
+            "defaults.timeout",
+            self.defaults.timeout,
+            TIMEOUT.0,
+            TIMEOUT.1,
+        );
+        check_duration(
+            p,
+            "http.connect_timeout",
+            self.http.connect_timeout,
+            TIMEOUT.0,
+            TIMEOUT.1,
+        );
+        check_duration(
+            p,
+            "headless.interval",
+            self.headless.interval,
+            ms(10),
+            secs(3600),
+        );
         self.metrics.validate(p);
-        if self.http.max_body_bytes < 1024 {
-            p.push("http.max_body_bytes", "must be at least 1024 bytes");
-        }
+        check_count(
+            p,
+            "http.max_body_bytes",
+            self.http.max_body_bytes as u64,
+            1024,
+            1 << 30,
+        );
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
             p.push(
                 "log.level",
@@ -31,9 +69,13 @@ impl Config {
             );
         }
         self.breaker.validate("breaker", p);
-        if self.limiter.instances == 0 {
-            p.push("limiter.instances", "must be at least 1");
-        }
+        check_count(
+            p,
+            "limiter.instances",
+            self.limiter.instances.into(),
+            1,
+            1000,
+        );
         if self.limiter.backend == LimiterBackend::Redis && self.redis.is_none() {
             p.push(
                 "limiter.backend",
@@ -53,7 +95,7 @@ impl Config {
                     "must be the NAME of an environment variable (A-Z, 0-9, _), not the URL itself",
                 );
             }
-            check_duration(p, "redis.timeout", r.timeout);
+            check_duration(p, "redis.timeout", r.timeout, ms(10), secs(60));
         }
         let v = &self.validation;
         if !(v.max_price_jump_pct.is_finite() && v.max_price_jump_pct > 0.0) {
@@ -62,14 +104,22 @@ impl Config {
                 "must be a positive percentage, e.g. 10.0",
             );
         }
-        // No upper bound: a huge max_age is how staleness checks are switched off.
-        if v.max_age.is_zero() {
-            p.push(
-                "validation.max_age",
-                "must be greater than zero, e.g. \"30s\"",
-            );
-        }
-        check_duration(p, "validation.frozen_after", v.frozen_after);
+        crate::problems::check_at_most(
+            p,
+            "validation.max_price_jump_pct",
+            v.max_price_jump_pct,
+            10_000.0,
+        );
+        // A max_age this large (100 years) is how staleness checks are
+        // switched off; beyond it the clock arithmetic would overflow.
+        check_duration(
+            p,
+            "validation.max_age",
+            v.max_age,
+            ms(1),
+            secs(100 * 31_557_600),
+        );
+        check_duration(p, "validation.frozen_after", v.frozen_after, ms(10), DAY);
         self.alerts.validate("alerts", self.redis.is_some(), p);
         self.journal.validate("journal", p);
         self.triage.validate(p);
@@ -172,10 +222,13 @@ impl ExchangeConfig {
                 );
             }
             if let Some(d) = ep.interval {
-                check_duration(p, &format!("{at}.interval"), d);
+                check_duration(p, &format!("{at}.interval"), d, INTERVAL.0, INTERVAL.1);
             }
             if let Some(d) = ep.timeout {
-                check_duration(p, &format!("{at}.timeout"), d);
+                check_duration(p, &format!("{at}.timeout"), d, TIMEOUT.0, TIMEOUT.1);
+            }
+            if let Some(depth) = ep.depth {
+                check_count(p, &format!("{at}.depth"), depth.into(), 1, 10_000);
             }
             if ep.weight == Some(0) {
                 p.push(format!("{at}.weight"), "must be at least 1");

@@ -47,7 +47,14 @@ impl Default for BackendSettings {
 
 impl BackendSettings {
     pub fn validate(&self, at: &str, p: &mut Problems) {
-        crate::problems::check_duration(p, &format!("{at}.fire_for"), self.fire_for);
+        use crate::problems::{check_duration, secs};
+        check_duration(
+            p,
+            &format!("{at}.fire_for"),
+            self.fire_for,
+            secs(0),
+            secs(3600),
+        );
     }
 }
 

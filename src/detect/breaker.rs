@@ -38,12 +38,20 @@ impl Default for BreakerAlertSettings {
 
 impl BreakerAlertSettings {
     pub fn validate(&self, at: &str, p: &mut Problems) {
-        if self.outage_min_endpoints == 0 {
-            p.push(format!("{at}.outage_min_endpoints"), "must be at least 1");
-        }
-        if self.down_after_failures == 0 {
-            p.push(format!("{at}.down_after_failures"), "must be at least 1");
-        }
+        crate::problems::check_count(
+            p,
+            &format!("{at}.outage_min_endpoints"),
+            self.outage_min_endpoints as u64,
+            1,
+            10_000,
+        );
+        crate::problems::check_count(
+            p,
+            &format!("{at}.down_after_failures"),
+            self.down_after_failures.into(),
+            1,
+            100_000,
+        );
     }
 }
 

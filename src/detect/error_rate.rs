@@ -84,11 +84,19 @@ impl ErrorRateSettings {
             self.fire_rate,
             self.clear_rate,
         );
-        if self.window.is_zero() {
-            p.push(format!("{at}.window"), "must be greater than zero");
+        use crate::problems::{DAY, check_duration, ms};
+        for (field, d, min, max) in [
+            ("window", self.window, ms(10), DAY),
+            ("clear_for", self.clear_for, Duration::ZERO, DAY),
+        ] {
+            check_duration(p, &format!("{at}.{field}"), d, min, max);
         }
-        if self.consecutive == 0 {
-            p.push(format!("{at}.consecutive"), "must be at least 1");
+        for (field, v) in [
+            ("consecutive", u64::from(self.consecutive)),
+            ("clear_ok", u64::from(self.clear_ok).max(1)),
+            ("min_samples", (self.min_samples as u64).max(1)),
+        ] {
+            crate::problems::check_count(p, &format!("{at}.{field}"), v, 1, 100_000);
         }
         for (i, c) in self.classes.iter().enumerate() {
             if !CLASSES.iter().any(|k| k.as_str() == c) {

@@ -59,13 +59,38 @@ impl Default for HangSettings {
 
 impl HangSettings {
     pub fn validate(&self, at: &str, p: &mut Problems) {
+        use crate::problems::{check_duration, ms, secs};
+        check_duration(
+            p,
+            &format!("{at}.min_in_flight"),
+            self.min_in_flight,
+            ms(10),
+            secs(3600),
+        );
         if !(self.stall_after.is_finite() && self.stall_after > 0.0 && self.stall_after <= 1.0) {
             p.push(format!("{at}.stall_after"), "must be in (0, 1]");
         }
         check_positive(p, &format!("{at}.baseline_factor"), self.baseline_factor);
-        if self.clear_ok == 0 {
-            p.push(format!("{at}.clear_ok"), "must be at least 1");
-        }
+        crate::problems::check_at_most(
+            p,
+            &format!("{at}.baseline_factor"),
+            self.baseline_factor,
+            1000.0,
+        );
+        crate::problems::check_count(
+            p,
+            &format!("{at}.clear_ok"),
+            self.clear_ok.into(),
+            1,
+            100_000,
+        );
+        crate::problems::check_count(
+            p,
+            &format!("{at}.min_samples"),
+            (self.min_samples as u64).max(1),
+            1,
+            100_000,
+        );
     }
 
     /// How long a request of an endpoint polled every `interval` may be in

@@ -64,8 +64,21 @@ impl Default for LatencySettings {
 
 impl LatencySettings {
     pub fn validate(&self, at: &str, p: &mut Problems) {
-        if self.window < 5 {
-            p.push(format!("{at}.window"), "must be at least 5 samples");
+        use crate::problems::{DAY, check_duration};
+        for (field, d, min, max) in [
+            ("for", self.fire_for, Duration::ZERO, DAY),
+            ("clear_for", self.clear_for, Duration::ZERO, DAY),
+        ] {
+            check_duration(p, &format!("{at}.{field}"), d, min, max);
+        }
+        crate::problems::check_count(p, &format!("{at}.window"), self.window as u64, 5, 100_000);
+        for (field, v, max) in [
+            ("fire_z", self.fire_z, 1000.0),
+            ("clear_z", self.clear_z, 1000.0),
+            ("min_excess_ms", self.min_excess_ms, 86_400_000.0),
+            ("critical_ratio", self.critical_ratio, 1000.0),
+        ] {
+            crate::problems::check_at_most(p, &format!("{at}.{field}"), v, max);
         }
         if self.min_samples < 3 || self.min_samples > self.window {
             p.push(

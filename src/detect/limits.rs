@@ -74,12 +74,15 @@ impl LimitSettings {
             self.wait_fire,
             self.wait_clear,
         );
-        if self.window.is_zero() {
-            p.push(format!("{at}.window"), "must be greater than zero");
-        }
-        if self.rate_limited_count == 0 {
-            p.push(format!("{at}.rate_limited_count"), "must be at least 1");
-        }
+        use crate::problems::{DAY, check_duration, ms};
+        check_duration(p, &format!("{at}.window"), self.window, ms(10), DAY);
+        crate::problems::check_count(
+            p,
+            &format!("{at}.rate_limited_count"),
+            self.rate_limited_count as u64,
+            1,
+            100_000,
+        );
     }
 }
 

@@ -57,18 +57,20 @@ impl Default for PayloadSettings {
 
 impl PayloadSettings {
     pub fn validate(&self, at: &str, p: &mut Problems) {
-        if self.window == 0 {
-            p.push(format!("{at}.window"), "must be at least 1");
-        }
+        crate::problems::check_count(p, &format!("{at}.window"), self.window as u64, 1, 100_000);
         if self.fire_count == 0 || self.fire_count > self.window {
             p.push(
                 format!("{at}.fire_count"),
                 "must be at least 1 and at most `window`",
             );
         }
-        if self.clear_ok == 0 {
-            p.push(format!("{at}.clear_ok"), "must be at least 1");
-        }
+        crate::problems::check_count(
+            p,
+            &format!("{at}.clear_ok"),
+            self.clear_ok.into(),
+            1,
+            100_000,
+        );
     }
 }
 

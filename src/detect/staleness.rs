@@ -46,14 +46,28 @@ impl Default for StalenessSettings {
 
 impl StalenessSettings {
     pub fn validate(&self, at: &str, p: &mut Problems) {
+        use crate::problems::{DAY, check_duration};
+        check_duration(
+            p,
+            &format!("{at}.min_no_data"),
+            self.min_no_data,
+            Duration::ZERO,
+            DAY,
+        );
         if !(self.no_data_intervals.is_finite() && self.no_data_intervals >= 1.0) {
             p.push(format!("{at}.no_data_intervals"), "must be at least 1.0");
         }
-        if self.fire_count == 0 {
-            p.push(format!("{at}.fire_count"), "must be at least 1");
-        }
-        if self.clear_count == 0 {
-            p.push(format!("{at}.clear_count"), "must be at least 1");
+        crate::problems::check_at_most(
+            p,
+            &format!("{at}.no_data_intervals"),
+            self.no_data_intervals,
+            1000.0,
+        );
+        for (field, v) in [
+            ("fire_count", self.fire_count),
+            ("clear_count", self.clear_count),
+        ] {
+            crate::problems::check_count(p, &format!("{at}.{field}"), v.into(), 1, 100_000);
         }
     }
 }

@@ -16,9 +16,23 @@
 //! `{"v":2,"ts_ms":...,"instance":"prod-eu","ev":{...}}` (an optional field:
 //! older readers ignore it, and journals without it read as before);
 //! [`recorded_instance`] finds it for `replay`.
+//!
+//! Damage: a line cut short (killed mid-write, disk full) is the last line
+//! of the file, without newline. [`Journal::open_at`] moves it to
+//! `<path>.torn-<unix ms>` before appending (`repair.rs`; the monitor says
+//! so in the log and in a `backend_health` entry of the journal), and a
+//! write that fails part way is cut back at once, so no entry is ever glued
+//! to a torn one. Readers (`read.rs`) skip a torn tail and count it apart
+//! from other unreadable lines, recover an entry older versions glued
+//! behind a torn line, and tell a journal from a file that is not one
+//! ([`JournalError::NotAJournal`]: `run` refuses to append to it).
 
+mod read;
+mod repair;
 mod writer;
 
+pub use read::{Contents, ReadStats, TornTail, for_each_entry, read_all, read_file};
+pub use repair::Repair;
 pub use writer::{JournalWriter, WriteError};
 
 use crate::model::Alert;
@@ -27,7 +41,7 @@ use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The format written now. 2 (this release): breaker transitions carry a
@@ -78,9 +92,7 @@ impl Default for JournalSettings {
 
 impl JournalSettings {
     pub fn validate(&self, at: &str, p: &mut Problems) {
-        if self.max_bytes < 4096 {
-            p.push(format!("{at}.max_bytes"), "must be at least 4096");
-        }
+        crate::problems::check_count(p, &format!("{at}.max_bytes"), self.max_bytes, 4096, 1 << 40);
         if self.keep > 1000 {
             p.push(format!("{at}.keep"), "must be at most 1000");
         }
@@ -120,6 +132,21 @@ pub enum JournalError {
     /// Neither the file nor any rotated file of it (`.1`, `.2`, ...) exists.
     #[error("no journal at {path} (nor rotated files of it)")]
     Missing { path: String },
+    /// The file holds something else (a config, random bytes): `run`
+    /// refuses to append to it, `replay` and `report` to read it.
+    #[error("{path} is not an exwatch journal: {detail}")]
+    NotAJournal {
+        path: String,
+        /// What was found instead.
+        detail: String,
+    },
+    /// Not one entry in the journal's files (empty, or only a torn line).
+    #[error("{path} holds no journal entry: {detail}")]
+    Empty {
+        path: String,
+        /// Empty, or only a line cut short.
+        detail: String,
+    },
     /// An event could not be turned into JSON (serde_json's words).
     #[error("journal: cannot encode an event: {0}")]
     Encode(serde_json::Error),
@@ -209,6 +236,11 @@ pub struct Journal {
     instance: Option<String>,
     /// The next line written is the first of its file (of this writer).
     stamp: bool,
+    /// A write failed part way (disk full): the file may end in part of a
+    /// line, cut off before the next write.
+    torn: bool,
+    /// What opening the file repaired at its end, if anything.
+    repaired: Option<Repair>,
 }
 
 impl Journal {
@@ -217,10 +249,31 @@ impl Journal {
         Self::open_at(&settings.resolved_path(), settings)
     }
 
+    /// Open (or create) the journal at `path`, restoring its open alerts.
+    /// A torn last line (the process was killed mid-write) is moved to
+    /// `<path>.torn-<unix ms>` first, so the next entry starts a line of its
+    /// own ([`Journal::repaired`] says what was done).
+    ///
+    /// Errors: [`JournalError::NotAJournal`] when the file holds something
+    /// else (it is left untouched: neither appended to nor chmod-ed);
+    /// [`JournalError::Io`] when it cannot be read, repaired or opened.
     pub fn open_at(path: &Path, settings: &JournalSettings) -> Result<Journal, JournalError> {
-        let open_alerts = restore_open_alerts(path)?
+        let mut alerts = BTreeMap::new();
+        let stats = for_each_entry(path, |e| fold_alerts(&mut alerts, e))?;
+        if let Some(detail) = stats.not_a_journal() {
+            return Err(JournalError::NotAJournal {
+                path: path.display().to_string(),
+                detail,
+            });
+        }
+        let repaired = repair::repair_tail(path, &stats, crate::clock::wall_ms())?;
+        if stats.entries == 0 {
+            // Killed mid-rotation: the newest rotated file holds the alerts.
+            for_each_entry(&rotated(path, 1), |e| fold_alerts(&mut alerts, e))?;
+        }
+        let open_alerts = alerts
             .into_iter()
-            .map(|a| (a.fingerprint.clone(), a))
+            .filter(|(_, a)| a.state.is_open())
             .collect();
         let file = open_append(path)?;
         let size = file.metadata().map_err(io(path))?.len();
@@ -233,7 +286,15 @@ impl Journal {
             unsynced: false,
             instance: None,
             stamp: false,
+            torn: false,
+            repaired,
         })
+    }
+
+    /// What opening repaired at the end of the file: a torn last line set
+    /// aside, or a missing newline added. `None` for a sound file.
+    pub fn repaired(&self) -> Option<&Repair> {
+        self.repaired.as_ref()
     }
 
     /// Name the writing instance on the first line written to each file
@@ -302,9 +363,27 @@ impl Journal {
         Ok(())
     }
 
+    /// Write one whole line. A write that fails part way (disk full)
+    /// leaves part of the line in the file: it is cut off again (now, or
+    /// before the next write if that fails too), so the next line never
+    /// glues onto it.
     fn write_line(&mut self, line: &[u8]) -> Result<(), JournalError> {
-        self.file.write_all(line).map_err(io(&self.path))?;
+        if self.torn {
+            self.cut_back()?;
+        }
+        if let Err(e) = self.file.write_all(line) {
+            self.torn = true;
+            let _ = self.cut_back();
+            return Err(io(&self.path)(e));
+        }
         self.size += line.len() as u64;
+        Ok(())
+    }
+
+    /// Truncate the file to the lines written whole.
+    fn cut_back(&mut self) -> Result<(), JournalError> {
+        self.file.set_len(self.size).map_err(io(&self.path))?;
+        self.torn = false;
         Ok(())
     }
 
@@ -376,45 +455,6 @@ impl Drop for Journal {
     }
 }
 
-/// What reading a journal file found.
-#[derive(Debug, Default)]
-pub struct ReadStats {
-    pub entries: u64,
-    /// Lines that did not parse (a line cut short by a crash, or from a newer version).
-    pub bad_lines: u64,
-}
-
-/// Stream every entry of one file to `f`, in order. A missing file is empty.
-pub fn for_each_entry(path: &Path, mut f: impl FnMut(Entry)) -> Result<ReadStats, JournalError> {
-    let mut stats = ReadStats::default();
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(stats),
-        Err(e) => return Err(io(path)(e)),
-    };
-    for line in BufReader::new(file).split(b'\n') {
-        let line = line.map_err(io(path))?;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<Entry>(&line) {
-            Ok(e) => {
-                stats.entries += 1;
-                f(e)
-            }
-            Err(_) => stats.bad_lines += 1,
-        }
-    }
-    Ok(stats)
-}
-
-/// Every entry of one file.
-pub fn read_file(path: &Path) -> Result<(Vec<Entry>, ReadStats), JournalError> {
-    let mut out = Vec::new();
-    let stats = for_each_entry(path, |e| out.push(e))?;
-    Ok((out, stats))
-}
-
 /// The journal's files, oldest first: `.N` ... `.1`, then the live file.
 pub fn files(path: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -435,7 +475,16 @@ pub fn files(path: &Path) -> Vec<PathBuf> {
 /// rotated one when the live file is missing or empty, e.g. killed mid-rotation).
 pub fn restore_open_alerts(path: &Path) -> Result<Vec<Alert>, JournalError> {
     let mut alerts: BTreeMap<String, Alert> = BTreeMap::new();
-    let mut fold = |e: Entry| match e.ev {
+    let stats = for_each_entry(path, |e| fold_alerts(&mut alerts, e))?;
+    if stats.entries == 0 {
+        for_each_entry(&rotated(path, 1), |e| fold_alerts(&mut alerts, e))?;
+    }
+    Ok(alerts.into_values().filter(|a| a.state.is_open()).collect())
+}
+
+/// One entry into the newest state of each alert (by fingerprint).
+fn fold_alerts(alerts: &mut BTreeMap<String, Alert>, e: Entry) {
+    match e.ev {
         Event::AlertChanged { alert } => {
             alerts.insert(alert.fingerprint.clone(), alert);
         }
@@ -449,12 +498,7 @@ pub fn restore_open_alerts(path: &Path) -> Result<Vec<Alert>, JournalError> {
             }
         }
         _ => {}
-    };
-    let stats = for_each_entry(path, &mut fold)?;
-    if stats.entries == 0 {
-        for_each_entry(&rotated(path, 1), &mut fold)?;
     }
-    Ok(alerts.into_values().filter(|a| a.state.is_open()).collect())
 }
 
 #[cfg(test)]
@@ -539,6 +583,31 @@ mod tests {
             transition.reason.to_string(),
             "3 consecutive failures ≥ 3 (last: server_error); open 10s (trip 1)"
         );
+    }
+
+    /// A write that failed part way (the disk filled) left part of a line:
+    /// the next write cuts it off first, so its line is not glued to it.
+    #[test]
+    fn part_of_a_line_left_by_a_failed_write_is_cut_off_before_the_next() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.jsonl");
+        let mut j = Journal::open_at(&path, &JournalSettings::default()).expect("open");
+        let ev = |i| Event::ClockOffset {
+            exchange: "okx".into(),
+            offset_ms: i,
+        };
+        j.append(&ev(1), 1).expect("append");
+        // What a write cut short by ENOSPC leaves, and the flag it sets.
+        let mut other = OpenOptions::new().append(true).open(&path).expect("open");
+        other
+            .write_all(br#"{"v":2,"ts_ms":2,"ev":{"ev"#)
+            .expect("write");
+        j.torn = true;
+        j.append(&ev(3), 3).expect("append");
+        drop(j);
+        let (entries, stats) = read_file(&path).expect("read");
+        assert_eq!((entries.len(), stats.bad_lines), (2, 0));
+        assert_eq!(entries[1].ts_ms, 3);
     }
 
     /// The instance name is on the first line of each file, rotated ones

@@ -56,16 +56,18 @@ impl Core {
         mut rx: mpsc::Receiver<Event>,
         mut commands: mpsc::Receiver<Command>,
         snapshots: watch::Sender<Arc<Snapshot>>,
-        journal_problem: Option<String>,
+        journal_health: Option<(bool, String)>,
         shutdown: CancellationToken,
     ) {
         self.restore();
-        if let Some(problem) = journal_problem {
+        // The journal unavailable, or repaired at start: said on the
+        // dashboard and (when there is one) in the journal itself.
+        if let Some((healthy, detail)) = journal_health {
             let ev = Event::BackendHealth {
                 at_ms: wall_ms(),
                 component: Component::Journal,
-                healthy: false,
-                detail: format!("journal unavailable, alerts are not recorded: {problem}"),
+                healthy,
+                detail,
             };
             self.record(ev).await;
         }

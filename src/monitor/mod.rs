@@ -7,7 +7,7 @@
 use crate::alert::engine::Engine;
 use crate::breaker::StoreKind;
 use crate::config::Config;
-use crate::journal::{Journal, JournalWriter};
+use crate::journal::{Journal, JournalError, JournalWriter};
 use crate::model::Command;
 use crate::model::EndpointId;
 use crate::model::Event;
@@ -37,6 +37,15 @@ pub enum MonitorError {
     Http(String),
     #[error("{0}")]
     Backend(String),
+    /// The journal path names a file that is not a journal: a config
+    /// problem, refused before anything starts (the file is untouched).
+    #[error("{0}; set journal.path to a journal or to a new file")]
+    NotAJournal(crate::journal::JournalError),
+}
+
+/// The journal's health line when it cannot be used.
+fn unavailable(e: &dyn std::fmt::Display) -> String {
+    format!("journal unavailable, alerts are not recorded: {e}")
 }
 
 /// A running monitor.
@@ -58,7 +67,23 @@ pub struct Monitor {
 impl Monitor {
     /// Start polling everything in `cfg`. `taps` is how many ordered copies of
     /// the event stream the caller wants.
+    ///
+    /// Errors: [`MonitorError::NotAJournal`] before anything starts when
+    /// `journal.path` is not a journal; [`MonitorError::Http`] and
+    /// [`MonitorError::Backend`] when a backend cannot be built. Any other
+    /// journal problem is not fatal: monitoring runs, degraded, and says so.
     pub async fn start(cfg: &Config, taps: usize) -> Result<Monitor, MonitorError> {
+        // First, so a refused journal leaves nothing started.
+        let opened = if cfg.journal.enabled {
+            match Journal::open(&cfg.journal) {
+                Err(e @ JournalError::NotAJournal { .. }) => {
+                    return Err(MonitorError::NotAJournal(e));
+                }
+                r => Some(r),
+            }
+        } else {
+            None
+        };
         let client =
             crate::http::client(&cfg.http).map_err(|e| MonitorError::Http(e.to_string()))?;
         // One Redis link for every part that shares state (limiter, breaker
@@ -137,16 +162,30 @@ impl Monitor {
             snap_rx.clone(),
             shutdown.clone(),
         );
-        let (journal, restored, journal_problem) = if cfg.journal.enabled {
-            match Journal::open(&cfg.journal)
-                .map(|j| JournalWriter::spawn(j.with_instance(&cfg.instance.name)))
-            {
-                Ok(Ok((writer, open))) => (Some(writer), open, None),
-                Ok(Err(e)) => (None, Vec::new(), Some(e.to_string())),
-                Err(e) => (None, Vec::new(), Some(e.to_string())),
+        // What the journal's health line says at start: unavailable, or
+        // repaired (a torn last line set aside).
+        let mut journal_health = None;
+        let (journal, restored) = match opened {
+            Some(Ok(j)) => {
+                if let Some(repair) = j.repaired() {
+                    journal_health = Some((
+                        true,
+                        format!("journal {} repaired at start: {repair}", j.path().display()),
+                    ));
+                }
+                match JournalWriter::spawn(j.with_instance(&cfg.instance.name)) {
+                    Ok((writer, open)) => (Some(writer), open),
+                    Err(e) => {
+                        journal_health = Some((false, unavailable(&e)));
+                        (None, Vec::new())
+                    }
+                }
             }
-        } else {
-            (None, Vec::new(), None)
+            Some(Err(e)) => {
+                journal_health = Some((false, unavailable(&e)));
+                (None, Vec::new())
+            }
+            None => (None, Vec::new()),
         };
         let core = Core {
             state: State::new(),
@@ -160,7 +199,7 @@ impl Monitor {
             breakers: breakers.clone(),
             events: ev_tx.clone(),
         };
-        tasks.spawn(core.run(ev_rx, cmd_rx, snap_tx, journal_problem, shutdown.clone()));
+        tasks.spawn(core.run(ev_rx, cmd_rx, snap_tx, journal_health, shutdown.clone()));
         tasks.spawn(health::report(
             health::RedisPart::Limiter {
                 on_outage: cfg.limiter.on_redis_outage,

@@ -359,28 +359,19 @@ pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
 }
 
 /// Read the journal at `path` (its rotated files first, oldest to newest)
-/// and build the report. Also returns how many lines could not be read.
+/// and build the report. Also returns how many lines could not be read
+/// (torn last lines included).
 ///
-/// Errors: [`JournalError::Missing`](crate::journal::JournalError::Missing)
-/// when neither the file nor a rotated file of it exists; `Io` when one
+/// Errors: those of [`crate::journal::read_all`]: `Missing` when neither
+/// the file nor a rotated file of it exists, `NotAJournal` for a file that
+/// holds something else, `Empty` when there is no entry, `Io` when one
 /// cannot be read.
 pub fn from_journal(
     path: &std::path::Path,
     window: Window,
 ) -> Result<(Report, u64), crate::journal::JournalError> {
-    let files = crate::journal::files(path);
-    if files.is_empty() {
-        return Err(crate::journal::JournalError::Missing {
-            path: path.display().to_string(),
-        });
-    }
-    let mut entries = Vec::new();
-    let mut bad = 0;
-    for f in files {
-        let stats = crate::journal::for_each_entry(&f, |e| entries.push(e))?;
-        bad += stats.bad_lines;
-    }
-    Ok((build(entries, window), bad))
+    let read = crate::journal::read_all(path)?;
+    Ok((build(read.entries, window), read.bad_lines))
 }
 
 #[cfg(test)]

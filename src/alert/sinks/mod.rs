@@ -109,6 +109,28 @@ fn default_give_up() -> Duration {
     Duration::from_secs(3600)
 }
 
+/// What is wrong with the URL the environment variable `var` holds, when
+/// it is set and not an http(s) URL with a host: refused with the config
+/// (at start, and by `config check`) instead of failing every delivery as
+/// a network error for an hour. The value is a secret: the message names
+/// the variable and what is wrong, never the value. An unset variable is
+/// not this check's business (the sink says so when it is built).
+fn env_url_problem(var: &str) -> Option<String> {
+    let value = std::env::var(var).ok().filter(|v| !v.is_empty())?;
+    let what = match url::Url::parse(value.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => return None,
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+            "a URL whose scheme is not http or https".to_string()
+        }
+        Ok(_) => "a URL without a host".to_string(),
+        Err(e) => format!("no valid URL ({e})"),
+    };
+    Some(format!(
+        "the environment variable {var} holds {what}; expected an http(s) URL such as \
+         \"https://hooks.example.com/...\" (its value is not shown: it is a secret)"
+    ))
+}
+
 /// Relative jitter of a sink's backoff: ±20%, so sinks that failed together
 /// do not retry together.
 pub const SINK_JITTER: f64 = 0.2;
@@ -147,14 +169,22 @@ impl SinkConfig {
         if self.queue == 0 || self.queue > 100_000 {
             p.push(format!("{at}.queue"), "must be between 1 and 100000");
         }
-        if self.timeout.is_zero() {
-            p.push(format!("{at}.timeout"), "must be greater than zero");
+        use crate::problems::{DAY, check_duration, ms, secs};
+        for (field, d, min, max) in [
+            ("timeout", self.timeout, ms(100), secs(300)),
+            ("retry_initial", self.retry_initial, ms(10), secs(3600)),
+            ("retry_max", self.retry_max, ms(10), DAY),
+            ("give_up_after", self.give_up_after, secs(1), 7 * DAY),
+        ] {
+            check_duration(p, &format!("{at}.{field}"), d, min, max);
         }
-        if self.retry_initial.is_zero() || self.retry_max < self.retry_initial {
-            p.push(
-                format!("{at}.retry_max"),
-                "retry_initial must be > 0 and retry_max >= retry_initial",
-            );
+        if self.retry_max < self.retry_initial {
+            p.push(format!("{at}.retry_max"), "must be at least retry_initial");
+        }
+        if let Some(var) = self.url_env.as_deref().filter(|v| is_env_name(v))
+            && let Some(problem) = env_url_problem(var)
+        {
+            p.push(format!("{at}.url_env"), problem);
         }
     }
 
