@@ -27,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 const KEY: &str = "sk-test-0123456789abcdef";
 /// Guards against a hung test only; never a speed assertion.
 const PATIENCE: Duration = Duration::from_secs(30);
+/// How the rules' answer shown while the model is asked starts its note.
+const PROVISIONAL: &str = "rules, shown while model";
 
 #[derive(Clone)]
 enum Reply {
@@ -251,7 +253,23 @@ impl Rig {
 
     /// The next alert the engine emits with a triage folded in; every event
     /// also goes through the reducer.
+    /// The next final triage: the rules' answer shown while the model is
+    /// asked is skipped (see [`Rig::next_any`]).
     async fn next_triaged(&mut self) -> Alert {
+        loop {
+            let a = self.next_any().await;
+            if a.triage
+                .as_ref()
+                .is_some_and(|t| t.note.starts_with(PROVISIONAL))
+            {
+                continue;
+            }
+            return a;
+        }
+    }
+
+    /// The next alert the engine re-emits with a triage, whichever it is.
+    async fn next_any(&mut self) -> Alert {
         loop {
             let ev = tokio::time::timeout(PATIENCE, self.events.recv())
                 .await
@@ -816,4 +834,67 @@ async fn the_model_never_sees_a_secret_and_its_words_quoting_one_are_scrubbed() 
         calls[0].raw
     );
     assert_clean("prompt", &calls[0].raw, ECHOED_KEY);
+}
+
+/// Issue #15 item 7: with a model that hangs, the rules' answer is shown at
+/// once for every batch (not after the model's timeout, one batch at a
+/// time), and the model's answer replaces it when it arrives.
+#[tokio::test]
+async fn rules_answer_at_once_while_a_hung_model_is_asked_for_every_batch() {
+    let srv = server(vec![Reply::Hang]).await;
+    let mut s = settings(&srv.base_url);
+    // Far longer than PATIENCE: waiting for the model would fail the test.
+    s.timeout = Duration::from_secs(120);
+    s.max_batch = 1;
+    let mut rig = rig(s);
+    let a = alert("book", "latency", Severity::Critical);
+    let b = alert("ticker", "error_rate", Severity::Critical);
+    rig.request(vec![a.clone()], true);
+    let first = rig.next_any().await;
+    assert_eq!(first.fingerprint, a.fingerprint);
+    let t = first.triage.expect("triage");
+    assert_eq!(t.source, TriageSource::Rules);
+    assert!(t.note.starts_with(PROVISIONAL), "{}", t.note);
+    // A second batch while the first call still hangs: its rules too.
+    rig.request(vec![b.clone()], true);
+    let second = rig.next_any().await;
+    assert_eq!(second.fingerprint, b.fingerprint);
+    assert!(second.triage.expect("triage").note.starts_with(PROVISIONAL));
+    // Both calls are in flight at once, neither answered.
+    for _ in 0..100 {
+        if srv.calls().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        srv.calls().len(),
+        2,
+        "the second call did not wait for the first"
+    );
+}
+
+#[tokio::test]
+async fn the_models_answer_replaces_the_rules_shown_meanwhile() {
+    let a = alert("book", "latency", Severity::Critical);
+    let srv = server(vec![good(&[&a.fingerprint])]).await;
+    let mut rig = rig(settings(&srv.base_url));
+    rig.request(vec![a.clone()], true);
+    let shown = rig.next_any().await.triage.expect("triage");
+    assert_eq!(shown.source, TriageSource::Rules);
+    assert!(shown.note.starts_with(PROVISIONAL), "{}", shown.note);
+    let then = rig.next_any().await;
+    let t = then.triage.expect("triage");
+    assert_eq!(t.source, TriageSource::Model, "{}", t.note);
+    // The engine holds the model's answer now.
+    assert_eq!(
+        rig.engine
+            .alert(&a.fingerprint)
+            .and_then(|x| x.triage.as_ref())
+            .map(|t| t.source),
+        Some(TriageSource::Model)
+    );
+    // The rules shown meanwhile are not counted as answers.
+    assert_eq!(rig.handle.totals().by_model, 1);
+    assert_eq!(rig.handle.totals().by_rules, 0);
 }

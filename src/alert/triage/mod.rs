@@ -20,6 +20,7 @@ pub mod prompt;
 pub mod provider;
 pub mod rules;
 pub mod settings;
+pub mod worker;
 
 pub use context::AlertContext;
 pub use provider::{ApiKey, CallError, Completion, Provider, Usage};
@@ -27,11 +28,11 @@ pub use settings::TriageSettings;
 
 use crate::clock::wall_ms;
 use crate::model::Event;
-use crate::model::{Alert, Triage, TriageSource};
+use crate::model::{Alert, Triage};
 use crate::state::Snapshot;
 
 use crate::model::TriageTotals;
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -130,7 +131,7 @@ pub fn spawn_with_key(
         (None, true) => (None, None, TriageMode::Rules),
         (Some(url), true) => match key {
             Ok(key) => (
-                Some(Provider::new(client, url, key, settings.timeout)),
+                Some(Arc::new(Provider::new(client, url, key, settings.timeout))),
                 None,
                 TriageMode::Model {
                     model: settings.model.clone(),
@@ -150,14 +151,14 @@ pub fn spawn_with_key(
     };
     let jobs = if settings.enabled {
         let (tx, rx) = mpsc::channel(settings.queue.max(1));
-        let worker = Worker {
+        let worker = worker::Worker {
             settings: settings.clone(),
             provider,
             unavailable,
             events: events.clone(),
             snapshots: snapshots.clone(),
             totals: totals.clone(),
-            seen: Seen::default(),
+            seen: worker::Seen::default(),
         };
         tokio::spawn(worker.run(rx, shutdown));
         Some(tx)
@@ -277,261 +278,6 @@ impl TriageHandle {
 fn lock(m: &Mutex<TriageTotals>) -> std::sync::MutexGuard<'_, TriageTotals> {
     // Counters stay meaningful even if a holder panicked.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Auto-triaged episodes, so re-fires of one alert do not each cost a call.
-#[derive(Debug, Default)]
-struct Seen {
-    keys: HashSet<(String, i64, crate::model::Severity)>,
-    order: VecDeque<(String, i64, crate::model::Severity)>,
-}
-
-impl Seen {
-    /// True the first time this episode at this severity is seen.
-    fn first(&mut self, a: &Alert) -> bool {
-        let key = (a.fingerprint.clone(), a.first_seen_ms, a.severity);
-        if self.keys.contains(&key) {
-            return false;
-        }
-        if self.order.len() >= SEEN_CAP {
-            if let Some(old) = self.order.pop_front() {
-                self.keys.remove(&old);
-            }
-        }
-        self.keys.insert(key.clone());
-        self.order.push_back(key);
-        true
-    }
-}
-
-struct Worker {
-    settings: Arc<TriageSettings>,
-    provider: Option<Provider>,
-    /// Why a configured model cannot be used (e.g. the key is missing).
-    unavailable: Option<String>,
-    events: mpsc::Sender<Event>,
-    snapshots: watch::Receiver<Arc<Snapshot>>,
-    totals: Arc<Mutex<TriageTotals>>,
-    seen: Seen,
-}
-
-impl Worker {
-    async fn run(mut self, mut rx: mpsc::Receiver<Job>, shutdown: CancellationToken) {
-        loop {
-            let first = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return,
-                job = rx.recv() => match job { Some(j) => j, None => return },
-            };
-            let mut batch: Vec<Alert> = Vec::new();
-            self.add(&mut batch, first);
-            // Only a model call is worth waiting for company; rules answer each job at once.
-            if self.provider.is_some() && !self.settings.batch_window.is_zero() {
-                let until = tokio::time::Instant::now() + self.settings.batch_window;
-                while batch.len() < self.settings.max_batch {
-                    tokio::select! {
-                        biased;
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep_until(until) => break,
-                        job = rx.recv() => match job {
-                            Some(j) => self.add(&mut batch, j),
-                            None => break,
-                        },
-                    }
-                }
-            }
-            for chunk in batch.chunks(self.settings.max_batch.max(1)) {
-                let done = tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled() => return,
-                    done = self.triage(chunk) => done,
-                };
-                for ev in done {
-                    if self.events.send(ev).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Add a job's alerts to the batch: one entry per fingerprint, the newest version.
-    fn add(&mut self, batch: &mut Vec<Alert>, job: Job) {
-        for a in job.alerts {
-            if !job.asked && !self.seen.first(&a) {
-                continue;
-            }
-            match batch.iter_mut().find(|b| b.fingerprint == a.fingerprint) {
-                Some(b) => *b = a,
-                None => batch.push(a),
-            }
-        }
-    }
-
-    /// Triage one batch; returns one [`Event::AlertTriaged`] per alert.
-    async fn triage(&mut self, alerts: &[Alert]) -> Vec<Event> {
-        if alerts.is_empty() {
-            return Vec::new();
-        }
-        let snapshot = self.snapshots.borrow().clone();
-        let contexts: Vec<AlertContext> = alerts
-            .iter()
-            .map(|a| AlertContext::build(a, &snapshot))
-            .collect();
-        let triages = match &self.provider {
-            None => {
-                let reason = self.unavailable.as_deref();
-                let now = wall_ms();
-                let t: Vec<Triage> = contexts
-                    .iter()
-                    .map(|c| rules::triage(c, now, reason))
-                    .collect();
-                let mut totals = lock(&self.totals);
-                totals.by_rules += t.len() as u64;
-                if reason.is_some() {
-                    totals.fallbacks += t.len() as u64;
-                }
-                t
-            }
-            Some(provider) => {
-                let mut body =
-                    prompt::request_body(&self.settings, &contexts, snapshot.last_event_ms);
-                // Nothing secret is sent to the model, whatever the context quoted.
-                crate::secrets::scrub_json(&mut body);
-                let result = provider.complete(&body).await;
-                let t = self.judge(&contexts, result);
-                let totals = lock(&self.totals).clone();
-                // Totals are cumulative, so a replayed journal ends on the same figures.
-                let _ = self.events.send(Event::TriageUsage(totals)).await;
-                t
-            }
-        };
-        alerts.iter().zip(triages).map(triaged).collect()
-    }
-
-    /// Turn a model call's result into one triage per context, falling back to rules.
-    fn judge(
-        &self,
-        contexts: &[AlertContext],
-        result: Result<Completion, CallError>,
-    ) -> Vec<Triage> {
-        let now = wall_ms();
-        let n = contexts.len();
-        let fallback = |reason: &str, latency_ms: u64, cost: f64| -> Vec<Triage> {
-            contexts
-                .iter()
-                .map(|c| {
-                    let mut t = rules::triage(c, now, Some(reason));
-                    t.latency_ms = latency_ms;
-                    t.cost_usd = cost;
-                    t
-                })
-                .collect()
-        };
-        let completion = match result {
-            Err(e) => {
-                let e = crate::secrets::scrubbed(&e.to_string());
-                tracing::warn!(error = %e, alerts = n, "triage: model call failed, rules answer");
-                let mut totals = lock(&self.totals);
-                totals.failed_calls += 1;
-                totals.by_rules += n as u64;
-                totals.fallbacks += n as u64;
-                return fallback(&e, 0, 0.0);
-            }
-            Ok(c) => c,
-        };
-        let cost = self
-            .settings
-            .cost_usd(completion.usage.tokens_in, completion.usage.tokens_out);
-        let share = cost / n as f64;
-        let latency_ms = completion.elapsed.as_millis() as u64;
-        tracing::info!(
-            alerts = n,
-            tokens_in = completion.usage.tokens_in,
-            tokens_out = completion.usage.tokens_out,
-            cost_usd = cost,
-            latency_ms,
-            attempts = completion.attempts,
-            "triage: model call"
-        );
-        let mut totals = lock(&self.totals);
-        totals.calls += 1;
-        totals.tokens_in += completion.usage.tokens_in;
-        totals.tokens_out += completion.usage.tokens_out;
-        totals.cost_usd += cost;
-
-        let rejected = if completion.finish_reason.as_deref() == Some("length") {
-            Some(format!(
-                "answer cut at max_tokens {} (finish_reason length)",
-                self.settings.max_tokens
-            ))
-        } else {
-            completion.refusal.as_ref().map(|r| {
-                format!(
-                    "the model refused: {}",
-                    r.chars().take(200).collect::<String>()
-                )
-            })
-        };
-        let verdicts = match (rejected, completion.content.as_deref()) {
-            (Some(reason), _) => Err(reason),
-            (None, None) => Err("the answer had no content".to_string()),
-            (None, Some(content)) => {
-                let asked: Vec<String> = contexts
-                    .iter()
-                    .map(|c| c.alert.fingerprint.clone())
-                    .collect();
-                prompt::parse_answer(content, &asked).map_err(|e| e.to_string())
-            }
-        };
-        let verdicts = match verdicts {
-            Ok(v) => v,
-            Err(reason) => {
-                let reason = crate::secrets::scrubbed(&reason);
-                tracing::warn!(%reason, "triage: model answer rejected, rules answer");
-                totals.by_rules += n as u64;
-                totals.fallbacks += n as u64;
-                return fallback(&reason, latency_ms, share);
-            }
-        };
-        let note = format!(
-            "model {}; batch of {n}; {} attempt(s); {} in / {} out tokens",
-            self.settings.model,
-            completion.attempts,
-            completion.usage.tokens_in,
-            completion.usage.tokens_out
-        );
-        contexts
-            .iter()
-            .map(|c| match verdicts.get(&c.alert.fingerprint) {
-                Some(v) => {
-                    totals.by_model += 1;
-                    Triage {
-                        source: TriageSource::Model,
-                        escalation: v.escalation,
-                        requires_human: v.requires_human,
-                        summary: v.summary.clone(),
-                        likely_cause: v.likely_cause.clone(),
-                        suggested_actions: v.suggested_actions.clone(),
-                        auto_resolve: v.auto_resolve,
-                        note: note.clone(),
-                        latency_ms,
-                        cost_usd: share,
-                        at_ms: now,
-                    }
-                }
-                None => {
-                    totals.by_rules += 1;
-                    totals.fallbacks += 1;
-                    let mut t =
-                        rules::triage(c, now, Some("the model's answer left this alert out"));
-                    t.latency_ms = latency_ms;
-                    t.cost_usd = share;
-                    t
-                }
-            })
-            .collect()
-    }
 }
 
 /// The result for one alert, as the engine takes it: the fingerprint and the
