@@ -373,6 +373,16 @@ fn every_duration_out_of_its_range_is_refused_with_its_line() {
             "10ms",
         ),
         (
+            "[triage]\ntimeout = \"1ns\"".into(),
+            "triage.timeout",
+            "between 100ms and 10m",
+        ),
+        (
+            "[alerts.detect.backend]\nfire_for = \"2h\"".into(),
+            "alerts.detect.backend.fire_for",
+            "between 0s and 1h",
+        ),
+        (
             "[validation]\nfrozen_after = \"1ns\"".into(),
             "validation.frozen_after",
             "10ms",

@@ -159,12 +159,15 @@ impl TriageSettings {
                 );
             }
         }
-        if self.timeout.is_zero() || self.timeout > Duration::from_secs(600) {
-            p.push(
-                "triage.timeout",
-                "must be between 1ms and 10 minutes, e.g. \"20s\"",
-            );
-        }
+        // A model call takes at least a round trip and a few tokens: under
+        // 100 ms every call would time out (`"1ns"` was accepted).
+        crate::problems::check_duration(
+            p,
+            "triage.timeout",
+            self.timeout,
+            crate::problems::ms(100),
+            crate::problems::secs(600),
+        );
         if !(16..=128_000).contains(&self.max_tokens) {
             p.push(
                 "triage.max_tokens",
