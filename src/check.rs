@@ -94,8 +94,71 @@ fn held<'h>(holds: &'h [Ordered], ep: &ResolvedEndpoint, now_ms: i64) -> Option<
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckReport {
+    /// Every endpoint answered well (the exit code follows it); a degraded
+    /// backend does not change it: the monitor runs without one.
     pub healthy: bool,
     pub endpoints: Vec<CheckRow>,
+    /// exwatch's own backends the config uses (a Redis part), each pinged
+    /// once; empty when the config uses none.
+    pub backends: Vec<BackendCheck>,
+}
+
+/// One backend of exwatch as `check` found it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendCheck {
+    /// `redis_limiter`, `redis_breaker` or `redis_dedup`.
+    pub component: &'static str,
+    pub healthy: bool,
+    /// `PING 1.2 ms`, or why it failed (secrets scrubbed).
+    pub detail: String,
+    /// The PING round trip, ms, when it answered.
+    pub round_trip_ms: Option<f64>,
+}
+
+/// Ping the Redis the config uses, once, for each part that uses it.
+async fn backends(cfg: &Config) -> Vec<BackendCheck> {
+    use crate::model::Component;
+    let parts: Vec<Component> = [
+        (
+            cfg.limiter.backend == crate::limiter::LimiterBackend::Redis,
+            Component::RedisLimiter,
+        ),
+        (
+            cfg.breaker.store == crate::breaker::settings::StoreKind::Redis,
+            Component::RedisBreaker,
+        ),
+        (
+            cfg.alerts.dedup.backend == crate::alert::dedup::DedupBackend::Redis,
+            Component::RedisDedup,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(used, c)| used.then_some(c))
+    .collect();
+    let Some(redis) = cfg.redis.as_ref().filter(|_| !parts.is_empty()) else {
+        return Vec::new();
+    };
+    let result = match crate::redis_link::RedisLink::from_config(redis) {
+        Ok(link) => link.health().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    parts
+        .into_iter()
+        .map(|c| match &result {
+            Ok(rtt) => BackendCheck {
+                component: c.name(),
+                healthy: true,
+                detail: format!("PING {:.1} ms", rtt.as_secs_f64() * 1000.0),
+                round_trip_ms: Some(rtt.as_secs_f64() * 1000.0),
+            },
+            Err(e) => BackendCheck {
+                component: c.name(),
+                healthy: false,
+                detail: crate::secrets::scrubbed(e),
+                round_trip_ms: None,
+            },
+        })
+        .collect()
 }
 
 /// Probe every endpoint once, all at the same time; a hung one only costs its own timeout.
@@ -148,6 +211,7 @@ pub async fn run(cfg: &Config, client: &reqwest::Client) -> CheckReport {
     CheckReport {
         healthy: rows.iter().all(|r| r.healthy),
         endpoints: rows,
+        backends: backends(cfg).await,
     }
 }
 
@@ -297,6 +361,14 @@ pub fn render_table(report: &CheckReport, cut: Option<usize>) -> String {
         out.push_str(&format!(", {held} held"));
     }
     out.push('\n');
+    for b in &report.backends {
+        let verdict = if b.healthy { "ok" } else { "DEGRADED" };
+        out.push_str(&format!(
+            "backend {}: {verdict} ({})\n",
+            b.component,
+            one_line(&b.detail, cut)
+        ));
+    }
     out
 }
 

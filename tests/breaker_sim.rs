@@ -354,3 +354,31 @@ async fn redis_down_is_in_every_headless_line_and_an_alert() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `check --json` says how the Redis the config uses answers (#15 item 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_json_reports_the_redis_backend() {
+    let sim = start(scenario(vec![])).await;
+    let mut r = RedisServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), &sim, "");
+    let check = |r: &RedisServer| -> serde_json::Value {
+        let out = Command::new(BIN)
+            .args(["check", "--json", "-c"])
+            .arg(&cfg)
+            .env(URL_ENV, r.url())
+            .output()
+            .expect("run check");
+        serde_json::from_slice(&out.stdout).expect("check --json is JSON")
+    };
+    let v = check(&r);
+    assert_eq!(v["backends"][0]["component"], "redis_breaker", "{v}");
+    assert_eq!(v["backends"][0]["healthy"], true, "{v}");
+    assert!(v["backends"][0]["round_trip_ms"].as_f64().is_some(), "{v}");
+    r.kill();
+    let v = check(&r);
+    assert_eq!(v["backends"][0]["healthy"], false, "{v}");
+    assert!(v["backends"][0]["round_trip_ms"].is_null(), "{v}");
+    // The exchanges still answer: the verdict is theirs.
+    assert_eq!(v["healthy"], true, "{v}");
+}
