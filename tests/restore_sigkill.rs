@@ -426,3 +426,102 @@ fn run_refuses_a_journal_path_that_is_not_a_journal() {
         "remember the milk\n"
     );
 }
+
+/// Issue #15 item 1 and its acceptance: SIGKILL at random moments during a
+/// fault (8 kills), then a restart after the fault ended: no alert stays
+/// open that the data no longer supports once its `clear_for` has passed
+/// (before, a restored alert stayed firing until `resolve_after`, 30 min).
+#[tokio::test]
+async fn kills_during_a_fault_leave_no_alert_the_data_no_longer_supports() {
+    const FAULT: Duration = Duration::from_secs(6);
+    let sim = start(scenario(vec![fault(
+        FaultKind::ServerError,
+        ExchangeKind::Binance,
+        Some(EndpointKind::Ticker),
+        Duration::ZERO,
+        FAULT,
+    )]))
+    .await;
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = dir.path().join("journal.jsonl");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[log]\ndir = \"{d}/logs\"\n[journal]\npath = \"{j}\"\n[headless]\ninterval = \"200ms\"\n\
+             [alerts.detect.error_rate]\nclear_for = \"1s\"\n\
+             [[exchanges]]\nname = \"binance\"\nkind = \"binance\"\nbase_url = \"{base}\"\n\
+             [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\ninterval = \"100ms\"\n",
+            d = dir.path().display(),
+            j = journal.display(),
+            base = sim.base_url(ExchangeKind::Binance),
+        ),
+    )
+    .expect("write config");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64 | 1)
+        .unwrap_or(7);
+    let journal2 = journal.clone();
+    let open_at_end = tokio::task::spawn_blocking(move || {
+        let mut rng = Rng(seed);
+        let mut kills = 0;
+        while t0.elapsed() < FAULT && kills < 8 {
+            let mut c = spawn(&cfg);
+            std::thread::sleep(Duration::from_millis(400 + rng.below(500)));
+            c.kill().expect("SIGKILL");
+            c.wait().expect("reap");
+            kills += 1;
+        }
+        let fired = std::fs::read_to_string(&journal2)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains(FP) && l.contains("\"state\":\"firing\""));
+        assert!(fired, "seed {seed}: the alert fired before the kills ended");
+        while t0.elapsed() < FAULT + Duration::from_millis(500) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The fault is over: restart once more and read the status lines.
+        let mut last = spawn(&cfg);
+        let out = last.stdout.take().expect("stdout");
+        let end = Instant::now() + Duration::from_secs(20);
+        let mut open: Vec<String> = vec!["(no line yet)".into()];
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            open = v["alerts"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| x["fingerprint"].as_str().unwrap_or("?").to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if open.is_empty() || Instant::now() > end {
+                break;
+            }
+        }
+        let _ = last.kill();
+        let _ = last.wait();
+        (open, kills, seed)
+    })
+    .await
+    .expect("join");
+    sim.stop().await;
+    let (open, kills, seed) = open_at_end;
+    assert!(kills >= 6, "seed {seed}: only {kills} kills");
+    assert!(
+        open.is_empty(),
+        "seed {seed}: still open 20 s after restarting on good data: {open:?}"
+    );
+    let resolved = std::fs::read_to_string(&journal)
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.contains(FP) && l.contains("\"state\":\"resolved\""));
+    assert!(
+        resolved,
+        "seed {seed}: the restored alert was resolved, not dropped"
+    );
+}
