@@ -243,22 +243,19 @@ pub fn delivery_summary(a: &Alert) -> (String, bool) {
         return ("-".into(), false);
     }
     let total = a.delivery.len();
-    let failed: Vec<&str> = a
-        .delivery
-        .iter()
-        .filter(|(_, d)| matches!(d, Delivery::Failed { .. }))
-        .map(|(s, _)| s.as_str())
-        .collect();
+    let sinks = |is: fn(&Delivery) -> bool| -> Vec<&str> {
+        a.delivery
+            .iter()
+            .filter(|(_, d)| is(d))
+            .map(|(s, _)| s.as_str())
+            .collect()
+    };
+    let failed = sinks(|d| matches!(d, Delivery::Failed { .. }));
     if !failed.is_empty() {
         return (format!("FAILED {}", failed.join(",")), true);
     }
     // Sent but never answered: it may have arrived, nobody confirmed it.
-    let unconfirmed: Vec<&str> = a
-        .delivery
-        .iter()
-        .filter(|(_, d)| matches!(d, Delivery::Unconfirmed { .. }))
-        .map(|(s, _)| s.as_str())
-        .collect();
+    let unconfirmed = sinks(|d| matches!(d, Delivery::Unconfirmed { .. }));
     if !unconfirmed.is_empty() {
         return (format!("UNCONFIRMED {}", unconfirmed.join(",")), true);
     }

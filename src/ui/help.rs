@@ -6,7 +6,7 @@
 use super::keymap::DESCRIPTION_MAX;
 use super::view::{Mode, ViewState};
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 
@@ -100,18 +100,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &ViewState) {
     let (want_w, lines) = content(view, area.width);
     let total = lines.len() as u16;
     let want_h = total + 2;
-    let [_, vert, _] = Layout::vertical([
-        Constraint::Fill(1),
-        Constraint::Length(want_h.min(area.height)),
-        Constraint::Fill(1),
-    ])
-    .areas(area);
-    let [_, popup, _] = Layout::horizontal([
-        Constraint::Fill(1),
-        Constraint::Length(want_w),
-        Constraint::Fill(1),
-    ])
-    .areas(vert);
+    let popup = super::popup::centered(area, want_w, want_h);
     let room = popup.height.saturating_sub(2);
     let scroll = view.help_scroll.min(total.saturating_sub(room));
     let title = if total > room {

@@ -31,6 +31,7 @@ pub mod keymap;
 pub mod layout;
 pub mod mouse;
 pub mod pick;
+pub mod popup;
 pub mod scroll;
 pub mod selection;
 pub mod silences;

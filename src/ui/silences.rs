@@ -24,7 +24,7 @@ use super::theme::Theme;
 use crate::model::Command;
 use crate::state::Snapshot;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 
@@ -282,19 +282,12 @@ pub fn render(
         rows.len().to_string()
     };
     let want_h = (lines.len() as u16 + 2).min(room);
-    let [_, vert, _, _] = Layout::vertical([
-        Constraint::Fill(1),
-        Constraint::Length(want_h),
-        Constraint::Fill(1),
-        Constraint::Length(1.min(area.height)),
-    ])
-    .areas(area);
-    let [_, popup, _] = Layout::horizontal([
-        Constraint::Fill(1),
-        Constraint::Length(want_w),
-        Constraint::Fill(1),
-    ])
-    .areas(vert);
+    // Above the footer line, which keeps the status of an undo visible.
+    let above_footer = Rect {
+        height: area.height.saturating_sub(1),
+        ..area
+    };
+    let popup = super::popup::centered(above_footer, want_w, want_h);
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)
