@@ -459,6 +459,8 @@ async fn secrets_echoed_by_sinks_and_the_model_reach_no_log_journal_screen_or_re
             && !pd.attempts().is_empty()
             && !llm.attempts().is_empty()
             && j.contains("\"alert_triaged\"")
+            // The model's answer, not the rules' shown while it is asked.
+            && j.contains("model not used")
             && j.matches("\"delivery\":\"failed\"").count() >= 2
     })
     .await;
