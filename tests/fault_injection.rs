@@ -1,0 +1,573 @@
+//! Issue #15's first paragraph, through the real binary on 127.0.0.1:
+//! faults an operator would meet, each with its outcome asserted. The audit
+//! of which scenario is checked where is in docs/operations.md ("Fault-
+//! injection suite"); this file holds the ones no other test drove through
+//! the binary:
+//!
+//! - a hung, trickling, endless and 50 MB exchange answer, next to a healthy
+//!   endpoint: each bad one ends at its timeout or at the body cap, and says
+//!   so in the headless JSON, while the healthy one keeps its pace;
+//! - three `run --headless` processes on one Redis budget: the simulator sees
+//!   no more requests than the one shared bucket allows;
+//! - hundreds of terminal resizes, then quitting: the terminal is restored.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use common::redis::RedisServer;
+use common::sim::{count, scenario, start};
+use exwatch::model::ExchangeKind;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BIN: &str = env!("CARGO_BIN_EXE_exwatch");
+
+/// A child `exwatch run --headless --json`, killed when dropped. Its latest
+/// JSON line per exchange is kept as it arrives.
+struct Headless {
+    child: Child,
+    latest: Arc<Mutex<BTreeMap<String, serde_json::Value>>>,
+}
+
+impl Headless {
+    fn run(cfg: &Path, env: &[(&str, String)]) -> Headless {
+        let mut child = Command::new(BIN)
+            .args(["run", "--headless", "--json", "-c"])
+            .arg(cfg)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn exwatch");
+        let latest: Arc<Mutex<BTreeMap<String, serde_json::Value>>> = Arc::default();
+        let out = child.stdout.take().expect("stdout");
+        let sink = latest.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    let ex = v["exchange"].as_str().unwrap_or_default().to_string();
+                    sink.lock().unwrap().insert(ex, v);
+                }
+            }
+        });
+        Headless { child, latest }
+    }
+
+    /// The latest line of `exchange`'s endpoint `name`, if any arrived.
+    fn endpoint(&self, exchange: &str, name: &str) -> Option<serde_json::Value> {
+        let latest = self.latest.lock().unwrap();
+        latest.get(exchange)?["endpoints"]
+            .as_array()?
+            .iter()
+            .find(|e| e["name"] == name)
+            .cloned()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Headless {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+// ---------------------------------------------------------------------------
+// (c) hung, trickling, endless and 50 MB answers
+// ---------------------------------------------------------------------------
+
+const BAD_TIMEOUT: Duration = Duration::from_millis(1000);
+const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// A bad exchange on 127.0.0.1, one misbehaviour per path:
+/// `/hang` reads the request and never answers; `/trickle` sends headers
+/// and then one byte every 100 ms; `/endless` streams a chunked body with no
+/// end; `/huge` sends a 50 MB body as fast as the client takes it.
+/// Returns its base URL.
+async fn start_bad_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&req).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                if path.starts_with("/hang") {
+                    tokio::time::sleep(Duration::from_secs(600)).await;
+                } else if path.starts_with("/trickle") {
+                    let h = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n";
+                    if sock.write_all(h.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    loop {
+                        if sock.write_all(b" ").await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                } else if path.starts_with("/endless") {
+                    let h = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+                    if sock.write_all(h.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = vec![b' '; 64 * 1024];
+                    let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+                    framed.extend_from_slice(&chunk);
+                    framed.extend_from_slice(b"\r\n");
+                    loop {
+                        if sock.write_all(&framed).await.is_err() {
+                            return;
+                        }
+                    }
+                } else if path.starts_with("/huge") {
+                    let size = 50 * 1024 * 1024;
+                    let h = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
+                    );
+                    if sock.write_all(h.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = vec![b' '; 64 * 1024];
+                    let mut sent = 0;
+                    while sent < size {
+                        if sock.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                        sent += chunk.len();
+                    }
+                } else {
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_trickling_endless_and_huge_answers_are_bounded_and_neighbours_keep_their_pace() {
+    let sim = start(scenario(vec![])).await;
+    let bad = start_bad_server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = format!(
+        "[log]\ndir = \"{logs}\"\n[journal]\nenabled = false\n[headless]\ninterval = \"200ms\"\n\
+         [http]\nmax_body_bytes = {MAX_BODY}\n\
+         [[exchanges]]\nname = \"binance\"\nkind = \"binance\"\nbase_url = \"{base}\"\n\
+         [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\ninterval = \"100ms\"\ntimeout = \"1s\"\n\
+         [[exchanges]]\nname = \"bad\"\nkind = \"binance\"\nbase_url = \"{bad}\"\n",
+        logs = dir.path().join("logs").display(),
+        base = sim.base_url(ExchangeKind::Binance),
+    );
+    for name in ["hang", "trickle", "endless", "huge"] {
+        text.push_str(&format!(
+            "[[exchanges.endpoints]]\nname = \"{name}\"\nkind = \"time\"\npath = \"/{name}\"\n\
+             interval = \"200ms\"\ntimeout = \"{}ms\"\n",
+            BAD_TIMEOUT.as_millis()
+        ));
+    }
+    let cfg = write_config(dir.path(), &text);
+    let mut ex = Headless::run(&cfg, &[]);
+
+    // Every bad endpoint has an outcome (each needs at most its timeout).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let outcome = |name: &str| {
+        ex.endpoint("bad", name)
+            .map(|e| e["outcome"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    while ["hang", "trickle", "endless", "huge"]
+        .iter()
+        .any(|n| matches!(outcome(n).as_str(), "" | "pending"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not every bad endpoint has an outcome: {:?}",
+            ex.latest.lock().unwrap().get("bad")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The healthy neighbour, over a window while the bad ones misbehave.
+    let window = Duration::from_secs(4);
+    let before = count(&sim, "binance/ticker").await;
+    tokio::time::sleep(window).await;
+    let polled = count(&sim, "binance/ticker").await - before;
+
+    let bad_line = ex.latest.lock().unwrap().get("bad").cloned();
+    let guard_ms = BAD_TIMEOUT.as_millis() as f64 + 500.0;
+    for name in ["hang", "trickle"] {
+        let e = ex.endpoint("bad", name).expect("a line");
+        assert_eq!(e["outcome"], "timeout", "{name}: {bad_line:?}");
+        let latency = e["latency_ms"].as_f64().expect("latency_ms");
+        assert!(
+            latency >= BAD_TIMEOUT.as_millis() as f64 * 0.9 && latency <= guard_ms,
+            "{name}: ended after {latency} ms, not at its {BAD_TIMEOUT:?} timeout: {e}"
+        );
+    }
+    for name in ["endless", "huge"] {
+        let e = ex.endpoint("bad", name).expect("a line");
+        let outcome = e["outcome"].as_str().unwrap_or_default();
+        let detail = e["detail"].as_str().unwrap_or_default();
+        assert!(
+            outcome.starts_with("invalid")
+                && detail.contains(&format!("body larger than the {MAX_BODY}-byte cap")),
+            "{name}: not cut at the {MAX_BODY}-byte cap: {e}"
+        );
+        let latency = e["latency_ms"].as_f64().expect("latency_ms");
+        assert!(
+            latency <= guard_ms,
+            "{name}: the capped body took {latency} ms: {e}"
+        );
+    }
+
+    // The neighbour: 100 ms interval, so ~40 polls in the window; at least
+    // half of them (a guard against being held up by the bad ones, which
+    // each take up to a second) and every answer ok.
+    let nominal = window.as_millis() as u64 / 100;
+    assert!(
+        polled >= nominal / 2,
+        "the healthy ticker polled {polled} times in {window:?} (nominal {nominal})"
+    );
+    let t = ex.endpoint("binance", "ticker").expect("ticker line");
+    assert_eq!(t["outcome"], "ok", "{t}");
+    assert!(
+        ex.latest.lock().unwrap()["binance"]["healthy"] == true,
+        "the healthy exchange is shown unhealthy"
+    );
+    ex.stop();
+    sim.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// (f) three instances on one Redis budget
+// ---------------------------------------------------------------------------
+
+const REDIS_ENV: &str = "EXW_FAULT_SUITE_REDIS_URL";
+const CAPACITY: f64 = 5.0;
+const REFILL_PER_SEC: f64 = 10.0;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_on_one_redis_budget_stay_within_the_shared_bound() {
+    let sim = start(scenario(vec![])).await;
+    let redis = RedisServer::start();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let started = Instant::now();
+    let mut procs: Vec<Headless> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            // Each process alone would poll 100 times a second.
+            let text = format!(
+                "[instance]\nname = \"i{i}\"\n\
+                 [log]\ndir = \"{logs}\"\n[journal]\nenabled = false\n[headless]\ninterval = \"200ms\"\n\
+                 [redis]\nurl_env = \"{REDIS_ENV}\"\ntimeout = \"500ms\"\n\
+                 [limiter]\nbackend = \"redis\"\ninstances = 3\n\
+                 [[exchanges]]\nname = \"binance\"\nkind = \"binance\"\nbase_url = \"{base}\"\n\
+                 rate_limit = {{ capacity = {CAPACITY}, refill_per_sec = {REFILL_PER_SEC} }}\n\
+                 [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\ninterval = \"10ms\"\n\
+                 timeout = \"1s\"\nweight = 1\n",
+                logs = dir.path().join("logs").display(),
+                base = sim.base_url(ExchangeKind::Binance),
+            );
+            let cfg = write_config(dir.path(), &text);
+            Headless::run(&cfg, &[(REDIS_ENV, redis.url())])
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Each instance polled (none was starved by the others) ...
+    let per: Vec<u64> = procs
+        .iter()
+        .map(|p| {
+            p.endpoint("binance", "ticker")
+                .and_then(|e| e["calls"].as_u64())
+                .unwrap_or(0)
+        })
+        .collect();
+    for p in &mut procs {
+        p.stop();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // ... and calls already granted have reached the simulator.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let total = count(&sim, "binance/ticker").await as f64;
+    // One bucket for all three: its burst plus its refill over the whole
+    // run (from before the first process started to after the last ended).
+    let bound = CAPACITY + REFILL_PER_SEC * elapsed;
+    assert!(
+        total <= bound,
+        "{total} requests in {elapsed:.2} s exceed the shared bound {bound:.1} (per instance {per:?})"
+    );
+    assert!(
+        total >= bound * 0.5,
+        "only {total} requests of a bound of {bound:.1}: the limiter starved the instances ({per:?})"
+    );
+    assert!(
+        per.iter().all(|&c| c > 0),
+        "an instance never polled: {per:?}"
+    );
+    sim.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// (e) terminal resizes, then every way of quitting
+// ---------------------------------------------------------------------------
+
+const EXITED: &str = "EXWATCH-EXITED";
+
+/// A tmux server of our own running `exwatch demo` (after tests/ui_tmux.rs);
+/// killed on drop so no test leaves one behind.
+struct Tmux {
+    socket: String,
+    dir: tempfile::TempDir,
+}
+
+impl Tmux {
+    fn start(name: &str) -> Tmux {
+        let found = Command::new("tmux").arg("-V").output();
+        assert!(
+            found.as_ref().is_ok_and(|o| o.status.success()),
+            "tmux is needed for this test (apt-get install tmux; .ci/run installs it): {found:?}"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let socket = format!("exw-fi-{name}-{}-{nanos}", std::process::id());
+        let t = Tmux { socket, dir };
+        // The inner shell writes its pid and then becomes exwatch; the outer
+        // one prints the exit status on the restored screen.
+        let script = format!(
+            "sh -c 'echo $$ > {pid}; exec {BIN} demo'; echo {EXITED} $?; echo {EXITED}-2; sleep 120",
+            pid = t.pid_file().display(),
+        );
+        let status = Command::new("tmux")
+            .args(["-L", &t.socket, "-f", "/dev/null", "new-session", "-d"])
+            .args(["-x", "120", "-y", "40", "-s", "e2e"])
+            .env("XDG_STATE_HOME", t.dir.path())
+            .env("TERM", "xterm-256color")
+            .env("LANG", "C.UTF-8")
+            .env_remove("NO_COLOR")
+            .env_remove("EXWATCH_ASCII")
+            .env_remove("TMUX")
+            .arg(script)
+            .status()
+            .expect("run tmux");
+        assert!(status.success(), "tmux new-session failed");
+        t
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir.path().join("exwatch.pid")
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("run tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "e2e"])
+    }
+
+    fn pane_flag(&self, flag: &str) -> String {
+        self.tmux(&[
+            "display-message",
+            "-p",
+            "-t",
+            "e2e",
+            &format!("#{{{flag}}}"),
+        ])
+        .trim()
+        .to_string()
+    }
+
+    fn wait_for(&self, within: Duration, pred: impl Fn(&str) -> bool) -> Result<String, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                return Err(s);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(t) = std::fs::read_to_string(self.pid_file())
+                && let Ok(pid) = t.trim().parse()
+            {
+                return pid;
+            }
+            assert!(Instant::now() < deadline, "no pid file");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `n` resizes in a row, as fast as tmux takes them, through sizes from
+    /// 1x1 to 240x70; the last one back to 120x40.
+    fn resize_storm(&self, n: usize) {
+        const SIZES: [(u16, u16); 8] = [
+            (1, 1),
+            (240, 70),
+            (20, 5),
+            (80, 24),
+            (3, 50),
+            (200, 2),
+            (41, 13),
+            (160, 48),
+        ];
+        for i in 0..n {
+            let (x, y) = SIZES[i % SIZES.len()];
+            self.tmux(&[
+                "resize-window",
+                "-t",
+                "e2e",
+                "-x",
+                &x.to_string(),
+                "-y",
+                &y.to_string(),
+            ]);
+            if i % 50 == 0 {
+                // The resizes are real: the pane has the size just asked for.
+                assert_eq!(
+                    self.pane_flag("window_width"),
+                    x.to_string(),
+                    "resize {i} did not take"
+                );
+            }
+        }
+        self.tmux(&["resize-window", "-t", "e2e", "-x", "120", "-y", "40"]);
+    }
+
+    /// The same checks as tests/ui_tmux.rs: exit 0, the alternate screen
+    /// left, the cursor shown, mouse reporting off, raw mode off.
+    fn assert_exited_and_restored(&self, pid: u32, how: &str) {
+        let s = self
+            .wait_for(Duration::from_secs(15), |s| {
+                s.contains(&format!("{EXITED}-2"))
+            })
+            .unwrap_or_else(|s| panic!("{how}: exwatch did not exit:\n{s}"));
+        assert!(
+            s.contains(&format!("{EXITED} 0")),
+            "{how}: non-zero exit:\n{s}"
+        );
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "{how}: process {pid} still exists"
+        );
+        assert_eq!(
+            self.pane_flag("alternate_on"),
+            "0",
+            "{how}: alternate screen"
+        );
+        assert_eq!(self.pane_flag("cursor_flag"), "1", "{how}: cursor hidden");
+        assert_eq!(self.pane_flag("mouse_any_flag"), "0", "{how}: mouse on");
+        assert!(
+            !s.contains("problems first"),
+            "{how}: dashboard still on the main screen:\n{s}"
+        );
+        assert!(
+            s.lines().any(|l| l.starts_with(&format!("{EXITED}-2"))),
+            "{how}: output after exit is not at column 0 (raw mode left on?):\n{s}"
+        );
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        if let Ok(text) = std::fs::read_to_string(self.pid_file())
+            && let Ok(pid) = text.trim().parse::<u32>()
+            && Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn dashboard_visible(s: &str) -> bool {
+    s.contains("LIVE")
+        && (s.contains("Exchanges 15 ") || s.contains(" of 15 "))
+        && s.contains("Alerts")
+}
+
+/// 3 x 200 resizes; after each storm the dashboard is drawn again at
+/// 120x40, then exwatch is quit a different way each time (q, Ctrl-C,
+/// SIGTERM) and the terminal is handed back.
+#[test]
+fn hundreds_of_resizes_then_every_way_of_quitting_restore_the_terminal() {
+    for how in ["q", "ctrl-c", "sigterm"] {
+        let t = Tmux::start(how);
+        let pid = t.pid();
+        t.wait_for(Duration::from_secs(30), dashboard_visible)
+            .unwrap_or_else(|s| panic!("{how}: the dashboard did not show:\n{s}"));
+        t.resize_storm(200);
+        assert!(
+            Path::new(&format!("/proc/{pid}")).exists(),
+            "{how}: exwatch died during the resizes:\n{}",
+            t.screen()
+        );
+        assert_eq!(
+            t.pane_flag("alternate_on"),
+            "1",
+            "{how}: left the dashboard"
+        );
+        t.wait_for(Duration::from_secs(10), dashboard_visible)
+            .unwrap_or_else(|s| panic!("{how}: no dashboard at 120x40 after the resizes:\n{s}"));
+        match how {
+            "q" => t.tmux(&["send-keys", "-t", "e2e", "q"]),
+            "ctrl-c" => t.tmux(&["send-keys", "-t", "e2e", "C-c"]),
+            _ => {
+                let st = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+                    .expect("kill");
+                assert!(st.success());
+                String::new()
+            }
+        };
+        t.assert_exited_and_restored(pid, how);
+    }
+}
