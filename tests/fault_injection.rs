@@ -7,6 +7,9 @@
 //! - a hung, trickling, endless and 50 MB exchange answer, next to a healthy
 //!   endpoint: each bad one ends at its timeout or at the body cap, and says
 //!   so in the headless JSON, while the healthy one keeps its pace;
+//! - Redis killed under a running process: polling goes on at this
+//!   instance's local share, an exchange outage still raises its alert, and
+//!   the headless line shows the recovery when Redis is back;
 //! - three `run --headless` processes on one Redis budget: the simulator sees
 //!   no more requests than the one shared bucket allows;
 //! - hundreds of terminal resizes, then quitting: the terminal is restored.
@@ -335,6 +338,146 @@ async fn three_processes_on_one_redis_budget_stay_within_the_shared_bound() {
         per.iter().all(|&c| c > 0),
         "an instance never polled: {per:?}"
     );
+    sim.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// (a) Redis killed: polling goes on on the local share, alerts still fire
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_polling_goes_on_on_the_local_share_alerts_fire_and_it_recovers() {
+    // OKX answers 503s from 6 s to 10 s: an alert while Redis is down.
+    let sim = start(scenario(vec![common::sim::fault(
+        exwatch::sim::scenario::FaultKind::ServerError,
+        ExchangeKind::Okx,
+        Some(exwatch::model::EndpointKind::Ticker),
+        Duration::from_secs(6),
+        Duration::from_secs(4),
+    )]))
+    .await;
+    let t0 = Instant::now();
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = dir.path().join("j.jsonl");
+    // The shared budget is 10/s; each of the 2 instances' local share 5/s.
+    let text = format!(
+        "[log]\ndir = \"{logs}\"\n[journal]\npath = \"{journal}\"\n[headless]\ninterval = \"100ms\"\n\
+         [redis]\nurl_env = \"{REDIS_ENV}\"\ntimeout = \"300ms\"\n\
+         [limiter]\nbackend = \"redis\"\ninstances = 2\non_redis_outage = \"local\"\n\
+         [alerts.detect.backend]\nfire_for = \"1s\"\n\
+         [[exchanges]]\nname = \"binance\"\nkind = \"binance\"\nbase_url = \"{binance}\"\n\
+         rate_limit = {{ capacity = 4, refill_per_sec = 10 }}\n\
+         [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\ninterval = \"20ms\"\ntimeout = \"1s\"\nweight = 1\n\
+         [[exchanges]]\nname = \"okx\"\nkind = \"okx\"\nbase_url = \"{okx}\"\n\
+         [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\ninterval = \"100ms\"\ntimeout = \"1s\"\n",
+        logs = dir.path().join("logs").display(),
+        journal = journal.display(),
+        binance = sim.base_url(ExchangeKind::Binance),
+        okx = sim.base_url(ExchangeKind::Okx),
+    );
+    let cfg = write_config(dir.path(), &text);
+    let ex = Headless::run(&cfg, &[(REDIS_ENV, redis.url())]);
+    let line = |exchange: &str| ex.latest.lock().unwrap().get(exchange).cloned();
+    let degraded = |v: &serde_json::Value| -> Vec<String> {
+        v["degraded"]
+            .as_array()
+            .expect("every line has `degraded`")
+            .iter()
+            .map(|d| d["component"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let wait = |what: &str, within: Duration, f: &dyn Fn() -> bool| {
+        let end = Instant::now() + within;
+        while !f() {
+            assert!(
+                Instant::now() < end,
+                "gave up waiting for: {what}; binance {:?}",
+                line("binance")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait("a healthy, polling line", Duration::from_secs(15), &|| {
+        line("binance").is_some_and(|v| {
+            degraded(&v).is_empty() && v["endpoints"][0]["calls"].as_u64() > Some(0)
+        })
+    });
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "exwatch took too long to start for the fault timeline"
+    );
+
+    redis.kill();
+    wait("redis_limiter degraded", Duration::from_secs(10), &|| {
+        line("binance").is_some_and(|v| degraded(&v).contains(&"redis_limiter".to_string()))
+    });
+    // Polling goes on, at this instance's share (4/2 burst + 10/2 per s),
+    // not at the whole budget nor the 20 ms interval.
+    let window = Duration::from_secs(3);
+    let before = count(&sim, "binance/ticker").await;
+    tokio::time::sleep(window).await;
+    let polled = count(&sim, "binance/ticker").await - before;
+    let share = 2.0 + 5.0 * window.as_secs_f64();
+    assert!(
+        polled as f64 <= share + 1.0,
+        "{polled} polls in {window:?} with Redis down: more than the local share {share}"
+    );
+    assert!(
+        polled as f64 >= share * 0.5,
+        "{polled} polls in {window:?} with Redis down: polling did not go on (share {share})"
+    );
+
+    // The OKX outage while Redis is down still raises its alert.
+    let okx_firing = || {
+        std::fs::read_to_string(&journal)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("\"okx/ticker/") && l.contains("\"state\":\"firing\""))
+    };
+    wait(
+        "an okx alert firing in the journal while Redis is down",
+        Duration::from_secs(15),
+        &okx_firing,
+    );
+    assert!(
+        line("binance").is_some_and(|v| degraded(&v).contains(&"redis_limiter".to_string())),
+        "Redis came back before the alert: the test proves nothing"
+    );
+    let limiter_alert = std::fs::read_to_string(&journal)
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.contains("\"exwatch/redis_limiter/backend\"") && l.contains("\"firing\""));
+    assert!(
+        limiter_alert,
+        "no backend alert for the limiter in the journal"
+    );
+
+    // Back: the next line says so, and the shared bucket is used again.
+    redis.restart();
+    let back = Instant::now();
+    wait(
+        "redis_limiter healthy again",
+        Duration::from_secs(10),
+        &|| line("binance").is_some_and(|v| degraded(&v).is_empty()),
+    );
+    let took = back.elapsed();
+    assert!(
+        took <= Duration::from_secs(2),
+        "recovery took {took:?} after Redis came back (a guard: the issue says within a second)"
+    );
+    let key_exists = || {
+        redis
+            .cli(&["KEYS", "*binance*"])
+            .is_some_and(|s| !s.trim().is_empty())
+    };
+    wait(
+        "the shared bucket in Redis again",
+        Duration::from_secs(5),
+        &key_exists,
+    );
+    eprintln!("recovery after restart: {took:?}; polls during the outage: {polled}");
+    drop(ex);
     sim.stop().await;
 }
 
