@@ -10,6 +10,9 @@
 //! - Redis killed under a running process: polling goes on at this
 //!   instance's local share, an exchange outage still raises its alert, and
 //!   the headless line shows the recovery when Redis is back;
+//! - a webhook refusing connections, then answering 500, then back: it ends
+//!   with every notification a never-failing webhook got, once each, and
+//!   its retries were backed off;
 //! - three `run --headless` processes on one Redis budget: the simulator sees
 //!   no more requests than the one shared bucket allows;
 //! - hundreds of terminal resizes, then quitting: the terminal is restored.
@@ -478,6 +481,206 @@ async fn redis_killed_polling_goes_on_on_the_local_share_alerts_fire_and_it_reco
     );
     eprintln!("recovery after restart: {took:?}; polls during the outage: {polled}");
     drop(ex);
+    sim.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// (b) a sink refusing connections, then failing, then back
+// ---------------------------------------------------------------------------
+
+/// One request a receiver got: when, its notification id, the answer.
+#[derive(Debug, Clone)]
+struct Got {
+    at: Instant,
+    id: String,
+    status: u16,
+}
+
+type Log = Arc<Mutex<Vec<Got>>>;
+
+/// A webhook receiver on `listener` that answers 500 until `fail_until`,
+/// then 200, and logs every request.
+fn serve_webhook(listener: tokio::net::TcpListener, fail_until: Instant, log: Log) {
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let log = log.clone();
+        async move {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let status = if Instant::now() < fail_until {
+                500
+            } else {
+                200
+            };
+            log.lock().unwrap().push(Got {
+                at: Instant::now(),
+                id: v["notification_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                status,
+            });
+            axum::http::StatusCode::from_u16(status).unwrap()
+        }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_refusing_then_failing_gets_every_notification_once_with_backed_off_retries() {
+    use exwatch::model::EndpointKind;
+    use exwatch::sim::scenario::FaultKind;
+    const REFUSING: Duration = Duration::from_secs(4);
+    const FAILING_UNTIL: Duration = Duration::from_secs(12);
+    // Incidents while the hook refuses connections and while it answers 500.
+    let sim = start(scenario(vec![
+        common::sim::fault(
+            FaultKind::ServerError,
+            ExchangeKind::Binance,
+            Some(EndpointKind::Ticker),
+            Duration::from_millis(500),
+            Duration::from_secs(3),
+        ),
+        common::sim::fault(
+            FaultKind::ServerError,
+            ExchangeKind::Okx,
+            Some(EndpointKind::Ticker),
+            Duration::from_secs(6),
+            Duration::from_secs(3),
+        ),
+    ]))
+    .await;
+    let t0 = Instant::now();
+    // The reference sink never fails.
+    let reference: Log = Arc::default();
+    let ref_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ref_url = format!("http://{}/ref", ref_listener.local_addr().unwrap());
+    serve_webhook(ref_listener, t0, reference.clone());
+    // The hook's port has no listener yet: connections are refused.
+    let hook_port = common::free_port();
+    let hook: Log = Arc::default();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = format!(
+        "[log]\ndir = \"{logs}\"\n[journal]\nenabled = false\n[headless]\ninterval = \"1s\"\n\
+         [alerts.grouping]\ngroup_wait = \"500ms\"\ngroup_interval = \"2s\"\nrepeat_interval = \"1h\"\n\
+         [alerts.detect.error_rate]\nclear_for = \"1s\"\n\
+         [[alerts.sinks]]\nname = \"hook\"\nkind = \"webhook\"\nurl_env = \"EXW_FI_HOOK\"\nmin_severity = \"info\"\n\
+         retry_initial = \"200ms\"\nretry_max = \"3s\"\n\
+         [[alerts.sinks]]\nname = \"ref\"\nkind = \"webhook\"\nurl_env = \"EXW_FI_REF\"\nmin_severity = \"info\"\n",
+        logs = dir.path().join("logs").display(),
+    );
+    for kind in [ExchangeKind::Binance, ExchangeKind::Okx] {
+        text.push_str(&format!(
+            "[[exchanges]]\nname = \"{k}\"\nkind = \"{k}\"\nbase_url = \"{base}\"\n\
+             [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\ninterval = \"200ms\"\ntimeout = \"1s\"\n",
+            k = kind.as_str(),
+            base = sim.base_url(kind),
+        ));
+    }
+    let cfg = write_config(dir.path(), &text);
+    let _ex = Headless::run(
+        &cfg,
+        &[
+            ("EXW_FI_HOOK", format!("http://127.0.0.1:{hook_port}/hook")),
+            ("EXW_FI_REF", ref_url),
+        ],
+    );
+
+    tokio::time::sleep(REFUSING.saturating_sub(t0.elapsed())).await;
+    assert!(
+        !reference.lock().unwrap().is_empty(),
+        "no notification while the hook refused connections: the test proves nothing"
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", hook_port))
+        .await
+        .expect("bind the hook's port");
+    serve_webhook(listener, t0 + FAILING_UNTIL, hook.clone());
+
+    // Caught up: the hook has every notification the reference got, well
+    // after both incidents (and their resolutions, if any) were notified.
+    tokio::time::sleep(FAILING_UNTIL.saturating_sub(t0.elapsed())).await;
+    let ids = |log: &Log, ok_only: bool| -> Vec<String> {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|g| !ok_only || g.status == 200)
+            .map(|g| g.id.clone())
+            .collect()
+    };
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (h, r) = (ids(&hook, true), ids(&reference, true));
+        let settled = reference
+            .lock()
+            .unwrap()
+            .last()
+            .is_some_and(|g| g.at.elapsed() > Duration::from_secs(3));
+        // Both incidents fire and resolve: 4 notifications at least.
+        if settled && r.len() >= 4 && h.len() >= r.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "the hook did not catch up: hook {h:?} vs reference {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let delivered = ids(&hook, true);
+    let expected = ids(&reference, true);
+    let failed = hook
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|g| g.status == 500)
+        .count();
+    assert!(failed > 0, "the hook never saw a request while it failed");
+    // Every notification once: nothing lost, nothing delivered twice.
+    let mut unique = delivered.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        delivered.len(),
+        "delivered twice: {delivered:?}"
+    );
+    assert!(expected.len() >= 4, "too few notifications: {expected:?}");
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort();
+    assert_eq!(
+        unique, expected_sorted,
+        "the hook did not get the notifications the reference got"
+    );
+    // Backed off: per notification, no wait shorter than 0.8 x 200 ms, each
+    // wait at least 0.6 of the one before (doubling, or at the cap, with
+    // ±20% jitter), and few attempts over the 8 s of 500s.
+    let attempts = hook.lock().unwrap().clone();
+    let mut per: BTreeMap<String, Vec<Instant>> = BTreeMap::new();
+    for g in &attempts {
+        per.entry(g.id.clone()).or_default().push(g.at);
+    }
+    for (id, at) in &per {
+        let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            at.len() <= 10,
+            "{id}: {} attempts while failing for 8 s with backoff up to 3 s: {gaps:?}",
+            at.len()
+        );
+        for w in gaps.windows(2) {
+            assert!(
+                w[1].as_secs_f64() >= w[0].as_secs_f64() * 0.6,
+                "{id}: retries not backed off: {gaps:?}"
+            );
+        }
+        assert!(
+            gaps.iter().all(|g| *g >= Duration::from_millis(160)),
+            "{id}: a retry sooner than the initial backoff: {gaps:?}"
+        );
+    }
+    eprintln!(
+        "notifications {expected:?} / {delivered:?}, failed attempts {failed}, attempts per id {:?}",
+        per.values().map(Vec::len).collect::<Vec<_>>()
+    );
     sim.stop().await;
 }
 
