@@ -13,6 +13,7 @@
 //! - a webhook refusing connections, then answering 500, then back: it ends
 //!   with every notification a never-failing webhook got, once each, and
 //!   its retries were backed off;
+//! - bad config values, refused by `config check` and `run` with file:line;
 //! - three `run --headless` processes on one Redis budget: the simulator sees
 //!   no more requests than the one shared bucket allows;
 //! - hundreds of terminal resizes, then quitting: the terminal is restored.
@@ -682,6 +683,164 @@ async fn a_sink_refusing_then_failing_gets_every_notification_once_with_backed_o
         per.values().map(Vec::len).collect::<Vec<_>>()
     );
     sim.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// (d) bad config values, refused by the binary with file:line
+// ---------------------------------------------------------------------------
+
+/// A valid config; each case below puts one bad value into it.
+const GOOD_CONFIG: &str = "[log]\ndir = \"LOGS\"\n[journal]\nenabled = false\n\
+[[exchanges]]\nname = \"binance\"\nkind = \"binance\"\nbase_url = \"http://127.0.0.1:9/binance\"\n\
+[[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\n";
+
+/// Run `cmd` to its end, or kill it after `within` (a config accepted by
+/// mistake would have `run` poll forever): its output either way.
+fn output_within(cmd: &mut Command, within: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run exwatch");
+    let end = Instant::now() + within;
+    while child.try_wait().expect("wait").is_none() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child.wait_with_output().expect("output")
+}
+
+/// One bad value per case, each through `config check FILE` and
+/// `run --headless -c FILE`: exit 2 before anything starts, and stderr
+/// names `FILE:LINE:` of the bad value and its field. The cases are a
+/// spread over the kinds of check (unit tests of every range are in
+/// tests/config_errors.rs): `(appended text, the bad line, field)`.
+#[test]
+fn bad_config_values_are_refused_by_the_binary_with_file_and_line() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "interval = \"1ns\"",
+            "interval",
+            "exchanges[0].endpoints[0].interval",
+        ),
+        (
+            "interval = \"100000000000y\"",
+            "interval",
+            "exchanges[0].endpoints[0].interval",
+        ),
+        (
+            "timeout = \"1h\"",
+            "timeout",
+            "exchanges[0].endpoints[0].timeout",
+        ),
+        ("depth = 0", "depth", "exchanges[0].endpoints[0].depth"),
+        ("weight = \"heavy\"", "weight", "weight"),
+        ("colour = \"red\"", "colour", "colour"),
+        (
+            "[[exchanges.endpoints]]\nname = \"k\"\nkind = \"candles\"",
+            "kind = \"candles\"",
+            "kind",
+        ),
+        (
+            "[http]\nmax_body_bytes = 1",
+            "max_body_bytes",
+            "http.max_body_bytes",
+        ),
+        (
+            "[http]\nmax_body_bytes = 17179869184",
+            "max_body_bytes",
+            "http.max_body_bytes",
+        ),
+        (
+            "[http]\nconnect_timeout = \"1ns\"",
+            "connect_timeout",
+            "http.connect_timeout",
+        ),
+        (
+            "[headless]\ninterval = \"0s\"",
+            "interval = \"0s\"",
+            "headless.interval",
+        ),
+        (
+            "[limiter]\ninstances = 100000",
+            "instances",
+            "limiter.instances",
+        ),
+        (
+            "[limiter]\nbackend = \"redis\"",
+            "backend",
+            "limiter.backend",
+        ),
+        (
+            "[alerts.grouping]\ngroup_wait = \"100000000000y\"",
+            "group_wait",
+            "alerts.grouping.group_wait",
+        ),
+        (
+            "[alerts.detect.error_rate]\nclear_for = \"2days\"",
+            "clear_for",
+            "alerts.detect.error_rate.clear_for",
+        ),
+        (
+            "[triage]\ntimeout = \"1ns\"",
+            "timeout = \"1ns\"",
+            "triage.timeout",
+        ),
+        (
+            "[[exchanges]]\nname = \"okx\"\nkind = \"okx\"\nbase_url = \"https://alice:Pa55@api.example.com\"",
+            "base_url = \"https://alice",
+            "exchanges[1].base_url",
+        ),
+        (
+            "[[exchanges]]\nname = \"okx\"\nkind = \"okx\"\nbase_url = \"not a url\"",
+            "base_url = \"not a url\"",
+            "exchanges[1].base_url",
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("logs");
+    let mut failures = Vec::new();
+    for (i, (text, bad, field)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{i}.toml"));
+        let full = format!(
+            "{}{text}\n",
+            GOOD_CONFIG.replace("LOGS", &logs.display().to_string())
+        );
+        // The last line holding `bad` (the appended text comes last).
+        let line = 1 + full
+            .lines()
+            .collect::<Vec<_>>()
+            .iter()
+            .rposition(|l| l.contains(bad))
+            .unwrap_or_else(|| panic!("case {i}: no line holds {bad:?}"));
+        std::fs::write(&path, &full).expect("write config");
+        let mut check = Command::new(BIN);
+        check.args(["config", "check"]).arg(&path);
+        let mut run = Command::new(BIN);
+        run.args(["run", "--headless", "-c"]).arg(&path);
+        for (what, cmd) in [("config check", &mut check), ("run --headless", &mut run)] {
+            let out = output_within(
+                cmd.stdin(Stdio::null()).env_remove("EXWATCH_REDIS_URL"),
+                Duration::from_secs(10),
+            );
+            let err = String::from_utf8_lossy(&out.stderr);
+            let at = format!("{}:{line}:", path.display());
+            if out.status.code() != Some(2) || !err.contains(&at) || !err.contains(field) {
+                failures.push(format!(
+                    "{what} {text:?}: exit {:?}, wanted `{at}` and `{field}` in:\n{err}",
+                    out.status.code()
+                ));
+            }
+            assert!(!err.contains("Pa55"), "{what}: the password echoed: {err}");
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} refusals without file:line:\n{}",
+        failures.len(),
+        cases.len() * 2,
+        failures.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------
