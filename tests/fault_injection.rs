@@ -265,6 +265,7 @@ async fn hung_trickling_endless_and_huge_answers_are_bounded_and_neighbours_keep
         polled >= nominal / 2,
         "the healthy ticker polled {polled} times in {window:?} (nominal {nominal})"
     );
+    eprintln!("healthy ticker: {polled} polls in {window:?} (nominal {nominal})");
     let t = ex.endpoint("binance", "ticker").expect("ticker line");
     assert_eq!(t["outcome"], "ok", "{t}");
     assert!(
@@ -342,6 +343,7 @@ async fn three_processes_on_one_redis_budget_stay_within_the_shared_bound() {
         per.iter().all(|&c| c > 0),
         "an instance never polled: {per:?}"
     );
+    eprintln!("{total} requests in {elapsed:.2} s, bound {bound:.1}, per instance {per:?}");
     sim.stop().await;
 }
 
