@@ -1078,3 +1078,156 @@ fn hundreds_of_resizes_then_every_way_of_quitting_restore_the_terminal() {
         t.assert_exited_and_restored(pid, how);
     }
 }
+
+// ---------------------------------------------------------------------------
+// #15 items 6 and 7 through the binary: a slow sink, a hung model
+// ---------------------------------------------------------------------------
+
+/// An alert source: Binance's ticker failing from the start for `for_`.
+async fn failing_binance(for_: Duration) -> exwatch::sim::SimHandle {
+    use exwatch::model::EndpointKind;
+    use exwatch::sim::scenario::FaultKind;
+    start(scenario(vec![common::sim::fault(
+        FaultKind::ServerError,
+        ExchangeKind::Binance,
+        Some(EndpointKind::Ticker),
+        Duration::ZERO,
+        for_,
+    )]))
+    .await
+}
+
+fn journal_config(dir: &Path, sim: &exwatch::sim::SimHandle, extra: &str) -> (PathBuf, PathBuf) {
+    let journal = dir.join("j.jsonl");
+    let text = format!(
+        "[log]\ndir = \"{logs}\"\n[journal]\npath = \"{j}\"\n[headless]\ninterval = \"1s\"\n\
+         [alerts.grouping]\ngroup_wait = \"200ms\"\ngroup_interval = \"2s\"\nrepeat_interval = \"1h\"\n\
+         {extra}\n\
+         [[exchanges]]\nname = \"binance\"\nkind = \"binance\"\nbase_url = \"{base}\"\n\
+         [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\ninterval = \"200ms\"\ntimeout = \"1s\"\n",
+        logs = dir.join("logs").display(),
+        j = journal.display(),
+        base = sim.base_url(ExchangeKind::Binance),
+    );
+    (write_config(dir, &text), journal)
+}
+
+async fn journal_shows(journal: &Path, within: Duration, needle: &str) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if std::fs::read_to_string(journal)
+            .unwrap_or_default()
+            .contains(needle)
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Item 6: a receiver that answers after the sink's timeout gets the same
+/// notification (one `notification_id`) on every attempt, and the delivery
+/// ends `unconfirmed` (may have arrived), never `failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_slower_than_its_timeout_is_unconfirmed_under_one_notification_id() {
+    let sim = failing_binance(Duration::from_secs(600)).await;
+    let got: Log = Arc::default();
+    let log = got.clone();
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let log = log.clone();
+        async move {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            log.lock().unwrap().push(Got {
+                at: Instant::now(),
+                id: v["notification_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                status: 200,
+            });
+            // Slower than the sink's 300 ms timeout: it may well have arrived.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            axum::http::StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cfg, journal) = journal_config(
+        dir.path(),
+        &sim,
+        "[[alerts.sinks]]\nname = \"hook\"\nkind = \"webhook\"\nurl_env = \"EXW_FI_SLOW\"\n\
+         min_severity = \"info\"\ntimeout = \"300ms\"\nretry_initial = \"200ms\"\nretry_max = \"400ms\"\ngive_up_after = \"1500ms\"\n",
+    );
+    let _ex = Headless::run(&cfg, &[("EXW_FI_SLOW", url)]);
+    assert!(
+        journal_shows(&journal, Duration::from_secs(30), "\"unconfirmed\"").await,
+        "no unconfirmed delivery in the journal:\n{}",
+        std::fs::read_to_string(&journal).unwrap_or_default()
+    );
+    let text = std::fs::read_to_string(&journal).unwrap_or_default();
+    assert!(
+        !text.contains("\"delivery\":\"failed\""),
+        "a timed-out delivery was recorded as failed"
+    );
+    let got = got.lock().unwrap().clone();
+    let first = &got.first().expect("the receiver got the notification").id;
+    let attempts = got.iter().filter(|g| &g.id == first).count();
+    assert!(attempts >= 2, "retried: {got:?}");
+    assert!(!first.is_empty(), "a notification_id: {got:?}");
+    println!("slow sink: {attempts} attempts of {first}, unconfirmed");
+}
+
+/// Item 7: with a model that never answers (timeout 30 s), the rules'
+/// answer is in the journal at once, long before the model's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_model_never_holds_back_the_rules_answer() {
+    let sim = failing_binance(Duration::from_secs(600)).await;
+    let app = axum::Router::new().fallback(|| async {
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        axum::http::StatusCode::OK
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let llm = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cfg, journal) = journal_config(
+        dir.path(),
+        &sim,
+        &format!(
+            "[triage]\nbase_url = \"{llm}\"\nmodel = \"m\"\napi_key_env = \"EXW_FI_KEY\"\n\
+             timeout = \"30s\"\nbatch_window = \"0s\"\n"
+        ),
+    );
+    let started = Instant::now();
+    let _ex = Headless::run(
+        &cfg,
+        &[("EXW_FI_KEY", "sk-test-fault-suite-key".to_string())],
+    );
+    // Guard well under the model's 30 s timeout: waiting for the model fails it.
+    assert!(
+        journal_shows(
+            &journal,
+            Duration::from_secs(15),
+            "rules, shown while model m is asked"
+        )
+        .await,
+        "no rules' answer while the model hangs:\n{}",
+        std::fs::read_to_string(&journal).unwrap_or_default()
+    );
+    let text = std::fs::read_to_string(&journal).unwrap_or_default();
+    assert!(
+        !text.contains("model not used"),
+        "the model's call ended already: it did not hang"
+    );
+    println!(
+        "rules' triage in the journal {:.1} s after start, the model still asked",
+        started.elapsed().as_secs_f64()
+    );
+}
