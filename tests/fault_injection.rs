@@ -24,6 +24,7 @@ mod common;
 
 use common::redis::RedisServer;
 use common::sim::{count, scenario, start};
+use common::tmux::{Tmux, dashboard_visible};
 use exwatch::model::ExchangeKind;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -849,195 +850,40 @@ fn bad_config_values_are_refused_by_the_binary_with_file_and_line() {
 // (e) terminal resizes, then every way of quitting
 // ---------------------------------------------------------------------------
 
-const EXITED: &str = "EXWATCH-EXITED";
-
-/// A tmux server of our own running `exwatch demo` (after tests/ui_tmux.rs);
-/// killed on drop so no test leaves one behind.
-struct Tmux {
-    socket: String,
-    dir: tempfile::TempDir,
-}
-
-impl Tmux {
-    fn start(name: &str) -> Tmux {
-        let found = Command::new("tmux").arg("-V").output();
-        assert!(
-            found.as_ref().is_ok_and(|o| o.status.success()),
-            "tmux is needed for this test (apt-get install tmux; .ci/run installs it): {found:?}"
-        );
-        let dir = tempfile::tempdir().expect("temp dir");
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let socket = format!("exw-fi-{name}-{}-{nanos}", std::process::id());
-        let t = Tmux { socket, dir };
-        // The inner shell writes its pid and then becomes exwatch; the outer
-        // one prints the exit status on the restored screen.
-        let script = format!(
-            "sh -c 'echo $$ > {pid}; exec {BIN} demo'; echo {EXITED} $?; echo {EXITED}-2; sleep 120",
-            pid = t.pid_file().display(),
-        );
-        let status = Command::new("tmux")
-            .args(["-L", &t.socket, "-f", "/dev/null", "new-session", "-d"])
-            .args(["-x", "120", "-y", "40", "-s", "e2e"])
-            .env("XDG_STATE_HOME", t.dir.path())
-            .env("TERM", "xterm-256color")
-            .env("LANG", "C.UTF-8")
-            .env_remove("NO_COLOR")
-            .env_remove("EXWATCH_ASCII")
-            .env_remove("TMUX")
-            .arg(script)
-            .status()
-            .expect("run tmux");
-        assert!(status.success(), "tmux new-session failed");
-        t
-    }
-
-    fn pid_file(&self) -> PathBuf {
-        self.dir.path().join("exwatch.pid")
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("run tmux");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-t", "e2e"])
-    }
-
-    fn pane_flag(&self, flag: &str) -> String {
-        self.tmux(&[
-            "display-message",
-            "-p",
+/// `n` resizes in a row, as fast as tmux takes them, through sizes from
+/// 1x1 to 240x70; the last one back to 120x40.
+fn resize_storm(t: &Tmux, n: usize) {
+    const SIZES: [(u16, u16); 8] = [
+        (1, 1),
+        (240, 70),
+        (20, 5),
+        (80, 24),
+        (3, 50),
+        (200, 2),
+        (41, 13),
+        (160, 48),
+    ];
+    for i in 0..n {
+        let (x, y) = SIZES[i % SIZES.len()];
+        t.tmux(&[
+            "resize-window",
             "-t",
             "e2e",
-            &format!("#{{{flag}}}"),
-        ])
-        .trim()
-        .to_string()
-    }
-
-    fn wait_for(&self, within: Duration, pred: impl Fn(&str) -> bool) -> Result<String, String> {
-        let deadline = Instant::now() + within;
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return Ok(s);
-            }
-            if Instant::now() > deadline {
-                return Err(s);
-            }
-            std::thread::sleep(Duration::from_millis(200));
+            "-x",
+            &x.to_string(),
+            "-y",
+            &y.to_string(),
+        ]);
+        if i % 50 == 0 {
+            // The resizes are real: the pane has the size just asked for.
+            assert_eq!(
+                t.pane_flag("window_width"),
+                x.to_string(),
+                "resize {i} did not take"
+            );
         }
     }
-
-    fn pid(&self) -> u32 {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(t) = std::fs::read_to_string(self.pid_file())
-                && let Ok(pid) = t.trim().parse()
-            {
-                return pid;
-            }
-            assert!(Instant::now() < deadline, "no pid file");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// `n` resizes in a row, as fast as tmux takes them, through sizes from
-    /// 1x1 to 240x70; the last one back to 120x40.
-    fn resize_storm(&self, n: usize) {
-        const SIZES: [(u16, u16); 8] = [
-            (1, 1),
-            (240, 70),
-            (20, 5),
-            (80, 24),
-            (3, 50),
-            (200, 2),
-            (41, 13),
-            (160, 48),
-        ];
-        for i in 0..n {
-            let (x, y) = SIZES[i % SIZES.len()];
-            self.tmux(&[
-                "resize-window",
-                "-t",
-                "e2e",
-                "-x",
-                &x.to_string(),
-                "-y",
-                &y.to_string(),
-            ]);
-            if i % 50 == 0 {
-                // The resizes are real: the pane has the size just asked for.
-                assert_eq!(
-                    self.pane_flag("window_width"),
-                    x.to_string(),
-                    "resize {i} did not take"
-                );
-            }
-        }
-        self.tmux(&["resize-window", "-t", "e2e", "-x", "120", "-y", "40"]);
-    }
-
-    /// The same checks as tests/ui_tmux.rs: exit 0, the alternate screen
-    /// left, the cursor shown, mouse reporting off, raw mode off.
-    fn assert_exited_and_restored(&self, pid: u32, how: &str) {
-        let s = self
-            .wait_for(Duration::from_secs(15), |s| {
-                s.contains(&format!("{EXITED}-2"))
-            })
-            .unwrap_or_else(|s| panic!("{how}: exwatch did not exit:\n{s}"));
-        assert!(
-            s.contains(&format!("{EXITED} 0")),
-            "{how}: non-zero exit:\n{s}"
-        );
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists(),
-            "{how}: process {pid} still exists"
-        );
-        assert_eq!(
-            self.pane_flag("alternate_on"),
-            "0",
-            "{how}: alternate screen"
-        );
-        assert_eq!(self.pane_flag("cursor_flag"), "1", "{how}: cursor hidden");
-        assert_eq!(self.pane_flag("mouse_any_flag"), "0", "{how}: mouse on");
-        assert!(
-            !s.contains("problems first"),
-            "{how}: dashboard still on the main screen:\n{s}"
-        );
-        assert!(
-            s.lines().any(|l| l.starts_with(&format!("{EXITED}-2"))),
-            "{how}: output after exit is not at column 0 (raw mode left on?):\n{s}"
-        );
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        if let Ok(text) = std::fs::read_to_string(self.pid_file())
-            && let Ok(pid) = text.trim().parse::<u32>()
-            && Path::new(&format!("/proc/{pid}")).exists()
-        {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-        }
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
-
-fn dashboard_visible(s: &str) -> bool {
-    s.contains("LIVE")
-        && (s.contains("Exchanges 15 ") || s.contains(" of 15 "))
-        && s.contains("Alerts")
+    t.tmux(&["resize-window", "-t", "e2e", "-x", "120", "-y", "40"]);
 }
 
 /// 3 x 200 resizes; after each storm the dashboard is drawn again at
@@ -1050,7 +896,7 @@ fn hundreds_of_resizes_then_every_way_of_quitting_restore_the_terminal() {
         let pid = t.pid();
         t.wait_for(Duration::from_secs(30), dashboard_visible)
             .unwrap_or_else(|s| panic!("{how}: the dashboard did not show:\n{s}"));
-        t.resize_storm(200);
+        resize_storm(&t, 200);
         assert!(
             Path::new(&format!("/proc/{pid}")).exists(),
             "{how}: exwatch died during the resizes:\n{}",

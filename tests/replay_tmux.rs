@@ -5,74 +5,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_exwatch");
+use common::tmux::Tmux;
+use std::time::Duration;
 
-/// A tmux server of our own running `exwatch replay <journal>` at 120x40;
-/// killed on drop.
-struct Replay {
-    socket: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Replay {
-    fn start(journal: &std::path::Path) -> Replay {
-        let found = Command::new("tmux").arg("-V").output();
-        assert!(
-            found.as_ref().is_ok_and(|o| o.status.success()),
-            "tmux is needed for this test (apt-get install tmux; .ci/run installs it): {found:?}"
-        );
-        let dir = tempfile::tempdir().expect("temp dir");
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let socket = format!("exw-replay-{}-{nanos}", std::process::id());
-        let script = format!("{BIN} replay {} --speed 1000; sleep 60", journal.display());
-        let status = Command::new("tmux")
-            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
-            .args(["-x", "120", "-y", "40", "-s", "e2e"])
-            .env("XDG_STATE_HOME", dir.path())
-            .env("TERM", "xterm-256color")
-            .env("LANG", "C.UTF-8")
-            .env_remove("TMUX")
-            .arg(script)
-            .status()
-            .expect("run tmux");
-        assert!(status.success(), "tmux new-session failed");
-        Replay { socket, _dir: dir }
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "e2e"])
-            .output()
-            .expect("run tmux");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// The screen once it shows the replay's header, within 15 s.
-    fn header(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let s = self.screen();
-            if s.contains("REPLAY") {
-                return s.lines().next().unwrap_or("").to_string();
-            }
-            assert!(Instant::now() < deadline, "no replay dashboard:\n{s}");
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-impl Drop for Replay {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
+/// `exwatch replay <journal>` in tmux; the dashboard's header line once it
+/// shows the replay (within 15 s).
+fn replay_header(journal: &std::path::Path) -> String {
+    let t = Tmux::start_with(
+        "replay",
+        &format!("replay {} --speed 1000", journal.display()),
+        &[],
+    );
+    let s = t
+        .wait_for(Duration::from_secs(15), |s| s.contains("REPLAY"))
+        .unwrap_or_else(|s| panic!("no replay dashboard:\n{s}"));
+    s.lines().next().unwrap_or("").to_string()
 }
 
 const FIXTURE: &str = concat!(
@@ -97,7 +46,7 @@ fn the_replay_header_names_the_recorded_instance() {
         out.push('\n');
     }
     std::fs::write(&journal, out).expect("write");
-    let header = Replay::start(&journal).header();
+    let header = replay_header(&journal);
     assert!(header.contains("night-shift-eu"), "{header}");
     assert!(
         !header.contains(" exwatch "),
@@ -107,6 +56,6 @@ fn the_replay_header_names_the_recorded_instance() {
 
 #[test]
 fn the_replay_header_of_an_old_journal_names_its_file() {
-    let header = Replay::start(std::path::Path::new(FIXTURE)).header();
+    let header = replay_header(std::path::Path::new(FIXTURE));
     assert!(header.contains("v1-demo.jsonl"), "{header}");
 }

@@ -4,6 +4,7 @@
 
 pub mod redis;
 pub mod sim;
+pub mod tmux;
 
 use std::net::TcpListener;
 
