@@ -236,8 +236,8 @@ pub fn render(
         lines.push(Line::styled(
             format!(
                 " Nothing is silenced or acknowledged ({} silences, {} acknowledges).",
-                keymap.label(Action::Silence),
-                keymap.label(Action::Acknowledge)
+                keymap.label_in(Action::Silence, t.ascii),
+                keymap.label_in(Action::Acknowledge, t.ascii)
             ),
             t.dim(),
         ));
@@ -252,19 +252,22 @@ pub fn render(
         Span::styled(
             format!(
                 " {} {} ",
-                keymap.label(Action::Up),
-                keymap.label(Action::Down)
+                keymap.label_in(Action::Up, t.ascii),
+                keymap.label_in(Action::Down, t.ascii)
             ),
             t.accent(),
         ),
         Span::styled("select  ", t.dim()),
-        Span::styled(format!("{} ", keymap.label(Action::Undo)), t.accent()),
+        Span::styled(
+            format!("{} ", keymap.label_in(Action::Undo, t.ascii)),
+            t.accent(),
+        ),
         Span::styled("undo (expire the silence / withdraw the ack)  ", t.dim()),
         Span::styled(
             format!(
                 "{}/{} ",
-                keymap.label(Action::Back),
-                keymap.label(Action::Silences)
+                keymap.label_in(Action::Back, t.ascii),
+                keymap.label_in(Action::Silences, t.ascii)
             ),
             t.accent(),
         ),

@@ -428,7 +428,7 @@ impl ViewState {
                 Reaction::Redraw
             }
             Action::Undo => {
-                let key = self.keymap.label(Action::Silences);
+                let key = self.keymap.label_in(Action::Silences, self.theme.ascii);
                 self.status(format!("undo works in the silences list ({key})"), false);
                 Reaction::Redraw
             }
