@@ -41,13 +41,13 @@ fn content<'a>(snap: &Snapshot, view: &ViewState, now_ms: i64) -> (String, Vec<L
     }
 }
 
-/// Lines of the pane once wrapped into `area`, and how many fit.
-fn measure(area: Rect, snap: &Snapshot, view: &ViewState, now_ms: i64) -> (u16, u16) {
-    let (_, lines) = content(snap, view, now_ms);
-    let total = Paragraph::new(lines)
-        .wrap(Wrap { trim: false })
-        .line_count(area.width.saturating_sub(2));
+/// The pane's wrapped paragraph in `area`: it, how many lines it has
+/// wrapped, and how many fit.
+fn wrapped<'a>(area: Rect, lines: Vec<Line<'a>>) -> (Paragraph<'a>, u16, u16) {
+    let p = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let total = p.line_count(area.width.saturating_sub(2));
     (
+        p,
         u16::try_from(total).unwrap_or(u16::MAX),
         area.height.saturating_sub(2),
     )
@@ -55,7 +55,8 @@ fn measure(area: Rect, snap: &Snapshot, view: &ViewState, now_ms: i64) -> (u16, 
 
 /// How far the pane drawn in `area` can scroll, in lines.
 pub fn max_scroll(area: Rect, snap: &Snapshot, view: &ViewState, now_ms: i64) -> u16 {
-    let (total, room) = measure(area, snap, view, now_ms);
+    let (_, lines) = content(snap, view, now_ms);
+    let (_, total, room) = wrapped(area, lines);
     total.saturating_sub(room)
 }
 
@@ -64,7 +65,7 @@ pub fn max_scroll(area: Rect, snap: &Snapshot, view: &ViewState, now_ms: i64) ->
 pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, now_ms: i64) {
     let t = &view.theme;
     let (mut title, lines) = content(snap, view, now_ms);
-    let (total, room) = measure(area, snap, view, now_ms);
+    let (paragraph, total, room) = wrapped(area, lines);
     let scroll = view.detail_scroll.min(total.saturating_sub(room));
     if total > room {
         title.push_str(&format!(
@@ -75,13 +76,7 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
         ));
     }
     let block = t.block(title, true);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false })
-            .scroll((scroll, 0)),
-        area,
-    );
+    frame.render_widget(paragraph.block(block).scroll((scroll, 0)), area);
 }
 
 /// The pane of a selection that left the screen: why, and that nothing else
