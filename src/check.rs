@@ -181,7 +181,7 @@ pub async fn run(cfg: &Config, client: &reqwest::Client) -> CheckReport {
     }
     // What a time endpoint's answer held waits its turn out: not probed,
     // as the live limiter would not send it.
-    let now = crate::clock::wall_ms();
+    let now = crate::clock::now_ms();
     let (held_eps, data_eps): (Vec<_>, Vec<_>) = data_eps
         .into_iter()
         .partition(|ep| held(&holds, ep, now).is_some());
@@ -197,7 +197,7 @@ pub async fn run(cfg: &Config, client: &reqwest::Client) -> CheckReport {
     }
     rows.sort_by_key(|(i, _)| *i);
     // Every endpoint a hold still covers says so, whatever it answered.
-    let now = crate::clock::wall_ms();
+    let now = crate::clock::now_ms();
     let rows: Vec<CheckRow> = rows
         .into_iter()
         .map(|(i, mut r)| {

@@ -460,7 +460,7 @@ async fn monitor_headless(cfg: &Config, json: bool) -> anyhow::Result<u8> {
                 let mut out = std::io::stdout().lock();
                 let line = exwatch::headless::Line {
                     instance: &cfg.instance.name,
-                    now_ms: exwatch::clock::wall_ms(),
+                    now_ms: exwatch::clock::now_ms(),
                     json,
                 };
                 if exwatch::headless::write_status_at(&mut out, &snap, line).is_err() {

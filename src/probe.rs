@@ -3,7 +3,7 @@
 
 use crate::breaker::{BreakerStore, CallResult, Permit};
 
-use crate::clock::wall_ms;
+use crate::clock::now_ms;
 use crate::config::ResolvedEndpoint;
 use crate::detect::hang::HangSettings;
 use crate::exchange::validate::Validator;
@@ -40,9 +40,9 @@ pub async fn probe_once(
     max_body: usize,
     validator: Option<&mut Validator>,
 ) -> Probed {
-    let sent_ms = wall_ms();
+    let sent_ms = now_ms();
     let fetched = http::get(client, &ep.url, ep.timeout, max_body).await;
-    let at_ms = wall_ms();
+    let at_ms = now_ms();
     let byte_order_mark = matches!(&fetched, Ok(f) if crate::exchange::has_bom(&f.body));
     let (latency, status, outcome, payload, signal) = match fetched {
         Err(FetchError::Timeout { elapsed }) => (elapsed, None, Outcome::Timeout, None, None),
@@ -312,7 +312,7 @@ async fn poll(
                     deps,
                     Event::BreakerChanged {
                         id: id.clone(),
-                        at_ms: wall_ms(),
+                        at_ms: now_ms(),
                         transition: t,
                     },
                 )
@@ -325,7 +325,7 @@ async fn poll(
                         deps,
                         Event::BreakerRejected {
                             id: id.clone(),
-                            at_ms: wall_ms(),
+                            at_ms: now_ms(),
                             state,
                         },
                     )
@@ -346,7 +346,7 @@ async fn poll(
                     deps,
                     Event::LimiterWaited {
                         id: id.clone(),
-                        at_ms: wall_ms(),
+                        at_ms: now_ms(),
                         waited_ms: acq.waited.as_millis() as u64,
                         tier,
                     },
@@ -376,7 +376,7 @@ async fn poll(
                     deps,
                     Event::Stalled {
                         id: id.clone(),
-                        at_ms: wall_ms(),
+                        at_ms: now_ms(),
                         in_flight_ms: after.as_millis() as u64,
                     },
                 )

@@ -22,78 +22,19 @@
 
 mod common;
 
+use common::headless::{Headless, write_config};
 use common::redis::RedisServer;
 use common::sim::{count, scenario, start};
 use common::tmux::{Tmux, dashboard_visible};
 use exwatch::model::ExchangeKind;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_exwatch");
-
-/// A child `exwatch run --headless --json`, killed when dropped. Its latest
-/// JSON line per exchange is kept as it arrives.
-struct Headless {
-    child: Child,
-    latest: Arc<Mutex<BTreeMap<String, serde_json::Value>>>,
-}
-
-impl Headless {
-    fn run(cfg: &Path, env: &[(&str, String)]) -> Headless {
-        let mut child = Command::new(BIN)
-            .args(["run", "--headless", "--json", "-c"])
-            .arg(cfg)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn exwatch");
-        let latest: Arc<Mutex<BTreeMap<String, serde_json::Value>>> = Arc::default();
-        let out = child.stdout.take().expect("stdout");
-        let sink = latest.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    let ex = v["exchange"].as_str().unwrap_or_default().to_string();
-                    sink.lock().unwrap().insert(ex, v);
-                }
-            }
-        });
-        Headless { child, latest }
-    }
-
-    /// The latest line of `exchange`'s endpoint `name`, if any arrived.
-    fn endpoint(&self, exchange: &str, name: &str) -> Option<serde_json::Value> {
-        let latest = self.latest.lock().unwrap();
-        latest.get(exchange)?["endpoints"]
-            .as_array()?
-            .iter()
-            .find(|e| e["name"] == name)
-            .cloned()
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Headless {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("config.toml");
-    std::fs::write(&path, text).expect("write config");
-    path
-}
 
 // ---------------------------------------------------------------------------
 // (c) hung, trickling, endless and 50 MB answers
@@ -220,18 +161,37 @@ async fn hung_trickling_endless_and_huge_answers_are_bounded_and_neighbours_keep
         assert!(
             Instant::now() < deadline,
             "not every bad endpoint has an outcome: {:?}",
-            ex.latest.lock().unwrap().get("bad")
+            ex.latest("bad")
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // The healthy neighbour, over a window while the bad ones misbehave.
     let window = Duration::from_secs(4);
+    let rss_before = rss_bytes(ex.child.id(), "VmRSS:");
     let before = count(&sim, "binance/ticker").await;
     tokio::time::sleep(window).await;
     let polled = count(&sim, "binance/ticker").await - before;
 
-    let bad_line = ex.latest.lock().unwrap().get("bad").cloned();
+    // Memory stays bounded: over the window the 50 MB and endless bodies
+    // were each read again and again (every 200 ms), at most to the cap; a
+    // body held whole, or kept, would show as growth of the resident set.
+    let rss_after = rss_bytes(ex.child.id(), "VmRSS:");
+    let peak = rss_bytes(ex.child.id(), "VmHWM:");
+    eprintln!(
+        "resident set: {} MiB before the window, {} MiB after, peak {} MiB",
+        rss_before >> 20,
+        rss_after >> 20,
+        peak >> 20
+    );
+    assert!(
+        rss_after < rss_before + 8 * MAX_BODY as u64,
+        "resident set grew from {} to {} MiB while the 50 MB answer was polled",
+        rss_before >> 20,
+        rss_after >> 20
+    );
+
+    let bad_line = ex.latest("bad");
     let guard_ms = BAD_TIMEOUT.as_millis() as f64 + 500.0;
     for name in ["hang", "trickle"] {
         let e = ex.endpoint("bad", name).expect("a line");
@@ -270,11 +230,23 @@ async fn hung_trickling_endless_and_huge_answers_are_bounded_and_neighbours_keep
     let t = ex.endpoint("binance", "ticker").expect("ticker line");
     assert_eq!(t["outcome"], "ok", "{t}");
     assert!(
-        ex.latest.lock().unwrap()["binance"]["healthy"] == true,
+        ex.latest("binance").unwrap()["healthy"] == true,
         "the healthy exchange is shown unhealthy"
     );
     ex.stop();
     sim.stop().await;
+}
+
+/// A size field of process `pid`'s `/proc/<pid>/status` (`VmRSS:`, the
+/// resident set; `VmHWM:`, its peak), bytes.
+fn rss_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a size in kB");
+    kb * 1024
 }
 
 // ---------------------------------------------------------------------------
@@ -385,7 +357,7 @@ async fn redis_killed_polling_goes_on_on_the_local_share_alerts_fire_and_it_reco
     );
     let cfg = write_config(dir.path(), &text);
     let ex = Headless::run(&cfg, &[(REDIS_ENV, redis.url())]);
-    let line = |exchange: &str| ex.latest.lock().unwrap().get(exchange).cloned();
+    let line = |exchange: &str| ex.latest(exchange);
     let degraded = |v: &serde_json::Value| -> Vec<String> {
         v["degraded"]
             .as_array()

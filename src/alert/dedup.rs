@@ -181,7 +181,7 @@ impl RedisClaims {
                     LinkHealth::Degraded { .. } => false,
                     _ => {
                         *h = LinkHealth::Degraded {
-                            since_ms: crate::clock::wall_ms(),
+                            since_ms: crate::clock::now_ms(),
                             error: e.to_string(),
                         };
                         true
@@ -210,7 +210,7 @@ impl Claims {
 
     /// True when this instance should send the notification with this signature.
     pub async fn claim(&self, signature: &str, ttl: Duration) -> bool {
-        let now = crate::clock::wall_ms();
+        let now = crate::clock::now_ms();
         match self {
             Claims::Memory(m, prefix) => m.claim_at(&claim_key(prefix, signature), ttl, now),
             Claims::Redis(r, prefix) => {

@@ -310,7 +310,7 @@ async fn run(
             a = rx.recv() => {
                 let Some(alert) = a else { break };
                 let fp = alert.fingerprint.clone();
-                if let Intake::Suppressed(reason) = grouper.on_alert(alert, crate::clock::wall_ms()) {
+                if let Intake::Suppressed(reason) = grouper.on_alert(alert, crate::clock::now_ms()) {
                     for s in &sinks {
                         super::sinks::emit(&events, Event::AlertDelivery {
                             fingerprint: fp.clone(),
@@ -321,7 +321,7 @@ async fn run(
                 }
             }
             _ = tick.tick() => {
-                let now = crate::clock::wall_ms();
+                let now = crate::clock::now_ms();
                 if grouper.next_due_ms().is_none_or(|t| t > now) {
                     continue;
                 }

@@ -8,7 +8,7 @@ use crate::alert::AlertSettings;
 use crate::alert::engine::Engine;
 use crate::alert::notification::Notification;
 use crate::alert::notify::{Grouper, GroupingSettings};
-use crate::clock::wall_ms;
+use crate::clock::now_ms;
 use crate::config::{self, Config};
 use crate::model::{Alert, AlertState, Severity};
 use crate::model::{EndpointId, Event};
@@ -95,7 +95,7 @@ async fn run_phase(
     let sim = crate::sim::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), scenario)
         .await
         .map_err(BenchDetectError::Sim)?;
-    let t0_ms = wall_ms();
+    let t0_ms = now_ms();
     let cfg = config_for(&format!("http://{}", sim.addr), poll)?;
     let mut monitor = Monitor::start(&cfg, 1)
         .await
@@ -130,14 +130,14 @@ async fn run_phase(
                     if let Event::PollInterval { id, interval_ms }
                     | Event::Watching { id, interval_ms, .. } = &ev
                     {
-                        phase.intervals.push((wall_ms(), id.clone(), *interval_ms));
+                        phase.intervals.push((now_ms(), id.clone(), *interval_ms));
                     }
-                    engine.on_event(&ev, wall_ms())
+                    engine.on_event(&ev, now_ms())
                 }
                 None => break,
             },
             _ = tick.tick() => {
-                let now = wall_ms();
+                let now = now_ms();
                 let out = engine.tick(now);
                 phase.notifications += grouper.due(now).len();
                 phase.notes_fast.extend(fast.due(now));
@@ -145,7 +145,7 @@ async fn run_phase(
             }
             _ = tokio::time::sleep_until(end) => break,
         };
-        let now = wall_ms();
+        let now = now_ms();
         for e in out {
             if let Event::AlertChanged { alert } = e {
                 phase.incident_of.insert(

@@ -41,7 +41,7 @@ pub async fn build_with_retry(
 ) -> (Arc<dyn BreakerStore>, watch::Receiver<LinkHealth>) {
     let degraded = |error: String| {
         watch::channel(LinkHealth::Degraded {
-            since_ms: crate::clock::wall_ms(),
+            since_ms: crate::clock::now_ms(),
             error,
         })
         .1

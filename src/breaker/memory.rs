@@ -174,7 +174,7 @@ impl BreakerStore for MemoryBreakers {
         &'a self,
         id: &'a EndpointId,
     ) -> BoxFuture<'a, Result<(Permit, Option<Transition>), BreakerError>> {
-        ready(Ok(self.permit_at(id, crate::clock::wall_ms())))
+        ready(Ok(self.permit_at(id, crate::clock::now_ms())))
     }
 
     fn record<'a>(
@@ -187,7 +187,7 @@ impl BreakerStore for MemoryBreakers {
             id,
             grant,
             result,
-            crate::clock::wall_ms(),
+            crate::clock::now_ms(),
         )))
     }
 

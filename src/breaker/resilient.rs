@@ -67,7 +67,7 @@ impl ResilientBreakers {
         if !self.degraded() {
             return true;
         }
-        let now = crate::clock::wall_ms();
+        let now = crate::clock::now_ms();
         let next = self.next_try_ms.load(Ordering::Acquire);
         let after = now + self.retry_every.as_millis() as i64;
         now >= next
@@ -78,7 +78,7 @@ impl ResilientBreakers {
     }
 
     fn mark_down(&self, error: &BreakerError) {
-        let now = crate::clock::wall_ms();
+        let now = crate::clock::now_ms();
         self.next_try_ms
             .store(now + self.retry_every.as_millis() as i64, Ordering::Release);
         let error = error.to_string();

@@ -321,7 +321,7 @@ impl RateLimiter for MemoryLimiter {
         req: &'a LimitRequest,
         signal: &'a RateLimitSignal,
     ) -> BoxFuture<'a, Result<(), LimiterError>> {
-        let plan = SignalPlan::new(req, signal, crate::clock::wall_ms());
+        let plan = SignalPlan::new(req, signal, crate::clock::now_ms());
         if !plan.is_empty() {
             self.apply_plan_at(req, &plan, self.now_ms());
         }

@@ -347,7 +347,7 @@ impl Shared {
         if !self.degraded.swap(true, Ordering::AcqRel) {
             tracing::warn!(error = %why, policy = ?self.policy, "rate limiter: Redis unavailable, degraded");
             self.health.send_replace(LinkHealth::Degraded {
-                since_ms: crate::clock::wall_ms(),
+                since_ms: crate::clock::now_ms(),
                 error: why.to_string(),
             });
             self.wake.notify_one();
@@ -428,7 +428,7 @@ impl RateLimiter for RedisLimiter {
         signal: &'a RateLimitSignal,
     ) -> BoxFuture<'a, Result<(), LimiterError>> {
         Box::pin(async move {
-            let plan = SignalPlan::new(req, signal, crate::clock::wall_ms());
+            let plan = SignalPlan::new(req, signal, crate::clock::now_ms());
             if plan.is_empty() {
                 return Ok(());
             }

@@ -207,7 +207,7 @@ pub struct Metrics {
 impl Metrics {
     /// Every family, with gauges read from `snapshots` at scrape time.
     pub fn new(snapshots: Snapshots) -> Metrics {
-        Metrics::with_clock(snapshots, crate::clock::wall_ms)
+        Metrics::with_clock(snapshots, crate::clock::now_ms)
     }
 
     /// As [`Metrics::new`], with `now_ms` (unix ms) as the clock of data ages.

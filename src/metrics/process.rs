@@ -133,6 +133,12 @@ impl Collector for ProcessCollector {
             "Start time of the process since the unix epoch",
             s.start_time_seconds,
         )?;
+        encode_gauge(
+            &mut encoder,
+            "exwatch_host_clock_step_seconds",
+            "The host's wall clock minus exwatch's slewed clock: the part of a step of the host's clock not absorbed yet (0 normally)",
+            Some(crate::clock::offset_ms() as f64 / 1000.0),
+        )?;
         Ok(())
     }
 }

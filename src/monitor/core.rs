@@ -15,7 +15,7 @@ use crate::alert::engine::Engine;
 use crate::alert::notify::AlertSender;
 use crate::alert::triage::TriageHandle;
 use crate::breaker::BreakerStore;
-use crate::clock::wall_ms;
+use crate::clock::now_ms;
 use crate::journal::{self, JournalSettings, JournalWriter};
 use crate::model::Command;
 use crate::model::EndpointId;
@@ -64,7 +64,7 @@ impl Core {
         // dashboard and (when there is one) in the journal itself.
         if let Some((healthy, detail)) = journal_health {
             let ev = Event::BackendHealth {
-                at_ms: wall_ms(),
+                at_ms: now_ms(),
                 component: Component::Journal,
                 healthy,
                 detail,
@@ -91,7 +91,7 @@ impl Core {
                     }
                 }
                 _ = engine_tick.tick() => {
-                    for out in self.engine.tick(wall_ms()) {
+                    for out in self.engine.tick(now_ms()) {
                         self.record(out).await;
                         dirty = true;
                     }
@@ -135,7 +135,7 @@ impl Core {
     }
 
     async fn ingest(&mut self, ev: Event) {
-        let derived = self.engine.on_event(&ev, wall_ms());
+        let derived = self.engine.on_event(&ev, now_ms());
         self.record(ev).await;
         for out in derived {
             self.record(out).await;
@@ -150,9 +150,9 @@ impl Core {
             // Alert changes wait until they are in the file (and synced, per
             // policy) before anyone sees them; the rest only keep their order.
             let written = if journal::is_alert_event(&ev) {
-                j.write_durable(&ev, wall_ms()).await
+                j.write_durable(&ev, now_ms()).await
             } else {
-                j.write(&ev, wall_ms()).await
+                j.write(&ev, now_ms()).await
             };
             if let Err(e) = written {
                 tracing::error!(error = %e, "journal write failed");
@@ -196,7 +196,7 @@ impl Core {
             | Command::Unacknowledge { .. }
             | Command::Silence { .. }
             | Command::Unsilence { .. } => {
-                for out in self.engine.on_command(&cmd, wall_ms()) {
+                for out in self.engine.on_command(&cmd, now_ms()) {
                     self.record(out).await;
                 }
             }
@@ -223,7 +223,7 @@ impl Core {
                     let _ = events
                         .send(Event::BreakerChanged {
                             id,
-                            at_ms: wall_ms(),
+                            at_ms: now_ms(),
                             transition,
                         })
                         .await;

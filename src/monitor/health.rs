@@ -2,7 +2,7 @@
 //! Redis-backed part's [`LinkHealth`] (rate limiter, breaker store, alert
 //! dedup) becomes an `Event::BackendHealth`, worded for that part.
 
-use crate::clock::wall_ms;
+use crate::clock::now_ms;
 use crate::limiter::OutagePolicy;
 use crate::model::{Component, Event};
 use crate::redis_link::LinkHealth;
@@ -93,7 +93,7 @@ pub async fn report(
         let current = health.borrow_and_update().clone();
         if let Some((healthy, detail)) = part.describe(&current) {
             let event = Event::BackendHealth {
-                at_ms: wall_ms(),
+                at_ms: now_ms(),
                 component: part.component(),
                 healthy,
                 detail,

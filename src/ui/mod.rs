@@ -44,7 +44,7 @@ pub use keymap::{Action, Key, Keymap, KeymapConfig};
 pub use theme::Theme;
 pub use view::{Mode, Panel, Reaction, ViewState};
 
-use crate::clock::wall_ms;
+use crate::clock::now_ms;
 use crate::model::Command;
 use crate::state::Snapshot;
 use crossterm::event::{Event as TermEvent, EventStream};
@@ -131,7 +131,7 @@ fn too_small(frame: &mut Frame, area: Rect, view: &ViewState) {
 /// The time the screen is drawn at: the wall clock live, the recorded time in a replay.
 fn screen_now(mode: Mode, snap: &Snapshot) -> i64 {
     match mode {
-        Mode::Live => wall_ms(),
+        Mode::Live => now_ms(),
         Mode::Replay => snap.last_event_ms,
     }
 }

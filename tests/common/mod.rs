@@ -2,6 +2,7 @@
 //! tests themselves. Each integration test file includes this with `mod common;`.
 #![allow(dead_code)]
 
+pub mod headless;
 pub mod redis;
 pub mod sim;
 pub mod tmux;

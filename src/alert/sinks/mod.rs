@@ -570,7 +570,7 @@ impl Worker {
             };
             let delivery = match attempt {
                 Attempt::Sent => Delivery::Sent {
-                    at_ms: crate::clock::wall_ms(),
+                    at_ms: crate::clock::now_ms(),
                 },
                 Attempt::Permanent { error } => {
                     let error = if unanswered_attempts > 0 {

@@ -26,7 +26,7 @@ pub use context::AlertContext;
 pub use provider::{ApiKey, CallError, Completion, Provider, Usage};
 pub use settings::TriageSettings;
 
-use crate::clock::wall_ms;
+use crate::clock::now_ms;
 use crate::model::Event;
 use crate::model::{Alert, Triage};
 use crate::state::Snapshot;
@@ -234,7 +234,7 @@ impl TriageHandle {
     /// the caller must not wait.
     fn overflow(&self, alerts: Vec<Alert>) {
         let snapshot = self.snapshots.borrow().clone();
-        let now = wall_ms();
+        let now = now_ms();
         let mut out = Vec::with_capacity(alerts.len());
         for alert in alerts {
             let ctx = AlertContext::build(&alert, &snapshot);

@@ -9,7 +9,7 @@ use super::context::AlertContext;
 use super::provider::{CallError, Completion, Provider};
 use super::settings::TriageSettings;
 use super::{Job, SEEN_CAP, lock, prompt, rules, triaged};
-use crate::clock::wall_ms;
+use crate::clock::now_ms;
 use crate::model::{Alert, Event, Triage, TriageSource, TriageTotals};
 use crate::state::Snapshot;
 use std::collections::{HashSet, VecDeque};
@@ -95,7 +95,7 @@ impl Worker {
                 .iter()
                 .map(|a| AlertContext::build(a, &snapshot))
                 .collect();
-            let now = wall_ms();
+            let now = now_ms();
             let Some(provider) = self.provider.clone() else {
                 // Rules only (no model, or it cannot be used): final answers.
                 let reason = self.unavailable.as_deref();
@@ -188,7 +188,7 @@ impl ModelCall {
         contexts: &[AlertContext],
         result: Result<Completion, CallError>,
     ) -> Vec<Triage> {
-        let now = wall_ms();
+        let now = now_ms();
         let n = contexts.len();
         let fallback = |reason: &str, latency_ms: u64, cost: f64| -> Vec<Triage> {
             contexts
