@@ -718,3 +718,39 @@ fn a_malformed_sink_url_in_the_environment_is_refused_at_start() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A document that does not parse at all still names the field: the
+/// table of a duplicated header, the table and key of a duplicated key or
+/// of a line that is not TOML (was `(document)`).
+#[test]
+fn unparsable_documents_name_the_table_and_key_of_the_bad_line() {
+    let cases = [
+        (
+            "[journal]\nenabled = false\n\n[journal]\nenabled = true\n",
+            4,
+            "journal",
+        ),
+        (
+            "[defaults]\ninterval = \"5s\"\ninterval = \"6s\"\n",
+            3,
+            "defaults.interval",
+        ),
+        ("[defaults]\ntimeout = \"5s\n", 2, "defaults.timeout"),
+        (
+            "[[exchanges]]\nname = \"a\"\n[[exchanges.endpoints]]\nname = \"t\"\n\
+             [[exchanges]]\nname = \"b\"\n[[exchanges.endpoints]]\nname = \"t\"\n\
+             [[exchanges.endpoints]]\nname = \"u\"\ninterval = 5s\n",
+            11,
+            "exchanges[1].endpoints[1].interval",
+        ),
+        (
+            "[[exchanges]]\nname = \"a\"\n[[exchanges]]\nname = \"okx\"\nkind = okx\n",
+            5,
+            "exchanges[1].kind",
+        ),
+    ];
+    for (text, line, field) in cases {
+        let e = &errors(text)[0];
+        assert_eq!((e.line, e.field.as_str()), (line, field), "{e}\n{text}");
+    }
+}

@@ -227,7 +227,10 @@ impl<'a> Locator<'a> {
     pub(super) fn locate_toml_error(&self, e: &toml::de::Error) -> ConfigError {
         let offset = e.span().map(|s| s.start).unwrap_or(0);
         let (line, column) = self.line_col(offset);
-        let field = self.path_at(offset).unwrap_or_else(|| "(document)".into());
+        let field = self
+            .path_at(offset)
+            .or_else(|| field_from_text(self.text, offset))
+            .unwrap_or_else(|| "(document)".into());
         ConfigError {
             file: self.file.into(),
             line,
@@ -263,6 +266,75 @@ impl<'a> Locator<'a> {
             message: message.into(),
         }
     }
+}
+
+/// The field at `offset` of a document that does not parse (so has no
+/// tree to descend): the table of the last `[header]` or `[[header]]` line
+/// up to it, and the key of its own line, if the line has one. `[journal]`
+/// twice gives `journal`; `interval` twice under `[defaults]` gives
+/// `defaults.interval`; a bad value in the second `[[exchanges]]` gives
+/// `exchanges[1].kind`.
+fn field_from_text(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let upto: Vec<&str> = text[..line_end].lines().collect();
+    let last = upto.last()?;
+    let key = header_of(last)
+        .is_none()
+        .then(|| {
+            last.split_once('=')
+                .map(|(k, _)| k.trim().trim_matches('"'))
+        })
+        .flatten()
+        .filter(|k| !k.is_empty() && !k.starts_with('#'));
+    let table = upto
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, l)| header_of(l).map(|h| (i, h)))
+        .filter(|(_, (name, _))| !name.is_empty())
+        .map(|(i, (name, _))| indexed(&upto[..=i], &name));
+    match (table, key) {
+        (Some(t), Some(k)) => Some(format!("{t}.{k}")),
+        (None, Some(k)) => Some(k.to_string()),
+        (t, None) => t,
+    }
+}
+
+/// `(name, is_array)` of a `[name]` or `[[name]]` line.
+fn header_of(line: &str) -> Option<(String, bool)> {
+    let l = line.trim();
+    let inner = l.strip_prefix('[')?;
+    let array = inner.starts_with('[');
+    let name = inner.trim_start_matches('[').split(']').next()?.trim();
+    Some((name.to_string(), array))
+}
+
+/// `a.b` as `a[i].b[j]` for the parts declared as arrays of tables in
+/// `lines` (the document up to and including the header): each index
+/// counts that part's `[[...]]` headers since its parent's last one.
+fn indexed(lines: &[&str], name: &str) -> String {
+    let parts: Vec<&str> = name.split('.').collect();
+    let mut out = String::new();
+    let mut from = 0;
+    for k in 0..parts.len() {
+        let prefix = parts[..=k].join(".");
+        let positions: Vec<usize> = lines[from..]
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| header_of(l).is_some_and(|(n, arr)| arr && n == prefix))
+            .map(|(i, _)| from + i)
+            .collect();
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(parts[k]);
+        if let Some(&last) = positions.last() {
+            out.push_str(&format!("[{}]", positions.len() - 1));
+            from = last;
+        }
+    }
+    out
 }
 
 pub(super) fn descend_table(t: &toml_edit::Table, offset: usize, mut path: String) -> String {
