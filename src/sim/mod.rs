@@ -3,10 +3,15 @@
 //! (`/binance/api/v3/depth`, `/okx/api/v5/market/books`, ...), with moving
 //! prices, and follows a fault [`Scenario`]. `GET /_sim/stats` returns request
 //! counts, so tests can prove what limits and breakers let through.
+//!
+//! [`spawn`] also starts the WebSocket streams of the five exchanges on a
+//! second loopback listener ([`stream`], [`SimHandle::ws_url`]), with the
+//! scenario's `[stream]` faults.
 
 pub mod market;
 pub mod scenario;
 pub mod shapes;
+pub mod stream;
 
 use crate::clock::wall_ms;
 use crate::model::{EndpointKind, ExchangeKind};
@@ -50,6 +55,9 @@ pub struct Stats {
 /// A running simulator.
 pub struct SimHandle {
     pub addr: SocketAddr,
+    /// The WebSocket streams' listener.
+    pub ws_addr: SocketAddr,
+    streams: stream::StreamServer,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -58,6 +66,17 @@ impl SimHandle {
     /// Base URL of one exchange kind on this simulator.
     pub fn base_url(&self, kind: ExchangeKind) -> String {
         format!("http://{}/{}", self.addr, kind.as_str())
+    }
+
+    /// The WebSocket URL of one exchange kind's streams, e.g.
+    /// `ws://127.0.0.1:PORT/okx/ws`.
+    pub fn ws_url(&self, kind: ExchangeKind) -> String {
+        format!("ws://{}/{}/ws", self.ws_addr, kind.as_str())
+    }
+
+    /// The stream server (counters, Binance depth snapshots).
+    pub fn streams(&self) -> &stream::StreamServer {
+        &self.streams
     }
 
     pub async fn stop(self) {
@@ -70,13 +89,23 @@ impl SimHandle {
 pub async fn spawn(listen: SocketAddr, scenario: Scenario) -> std::io::Result<SimHandle> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
+    let ws_listener = tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await?;
+    let ws_addr = ws_listener.local_addr()?;
     let shutdown = CancellationToken::new();
+    let streams = stream::spawn(
+        ws_listener,
+        scenario.stream.clone(),
+        scenario.cycle,
+        shutdown.clone(),
+    );
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
         let _ = serve(listener, scenario, token).await;
     });
     Ok(SimHandle {
         addr,
+        ws_addr,
+        streams,
         shutdown,
         task,
     })

@@ -18,6 +18,7 @@
 
 pub mod binance;
 pub mod book;
+pub mod budget;
 pub mod bybit;
 pub mod checksum;
 pub mod coinbase;
@@ -25,9 +26,14 @@ pub mod continuity;
 pub mod decimal;
 pub mod integrity;
 pub mod kraken;
+pub mod liveness;
 pub mod message;
 pub mod okx;
+pub mod report;
+pub mod session;
+pub mod spec;
 pub mod wire;
+pub mod worker;
 
 use crate::model::ExchangeKind;
 
