@@ -8,6 +8,8 @@
 //! every 100 ms, client pings every 200 ms) so the file runs in seconds.
 //! Bounds are checked on the reports' own timestamps, never by sleeping.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
 use std::sync::Arc;
 use std::time::Duration;
 

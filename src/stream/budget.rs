@@ -19,6 +19,7 @@ pub struct ConnectBudget {
 }
 
 impl ConnectBudget {
+    /// An empty budget under `limit`.
     pub fn new(limit: ConnectLimit) -> ConnectBudget {
         ConnectBudget {
             limit,
@@ -72,8 +73,16 @@ impl ConnectBudget {
 pub struct ConnectGate(Arc<Mutex<ConnectBudget>>);
 
 impl ConnectGate {
+    /// A gate for the workers of one exchange under `limit`.
     pub fn new(limit: ConnectLimit) -> ConnectGate {
         ConnectGate(Arc::new(Mutex::new(ConnectBudget::new(limit))))
+    }
+
+    /// The gate of `exchange` under its documented limit
+    /// ([`ConnectLimit::for_exchange`]): create one per exchange (per IP)
+    /// and hand clones to all of its workers.
+    pub fn for_exchange(exchange: crate::model::ExchangeKind) -> ConnectGate {
+        ConnectGate::new(ConnectLimit::for_exchange(exchange))
     }
 
     /// See [`ConnectBudget::take`].

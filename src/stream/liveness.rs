@@ -139,6 +139,7 @@ pub struct Liveness {
 }
 
 impl Liveness {
+    /// A tracker with these thresholds and nothing observed yet.
     pub fn new(config: LivenessConfig) -> Liveness {
         Liveness {
             config,

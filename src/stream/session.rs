@@ -82,6 +82,8 @@ pub struct Session {
 }
 
 impl Session {
+    /// The subscriptions of `spec` (Coinbase: plus one `heartbeat` per
+    /// product, its keepalive), no books yet.
     pub fn new(spec: &StreamSpec) -> Session {
         let mut subs: Vec<Sub> = Vec::new();
         let mut push = |s: &Subscription| {

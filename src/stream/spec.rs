@@ -32,6 +32,7 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// `feed` of `symbol`.
     pub fn new(feed: Feed, symbol: impl Into<String>) -> Subscription {
         Subscription {
             feed,

@@ -88,10 +88,20 @@ pub fn spawn(spec: StreamSpec, io: WorkerIo) -> tokio::task::JoinHandle<()> {
     tokio::spawn(run(spec, io))
 }
 
+/// State the read and write tasks share. Keepalive times are monotonic ms
+/// since `epoch`, so a step of the host's wall clock can't fire a pong
+/// deadline; reports carry wall-clock times.
 struct Shared {
+    epoch: Instant,
     last_rx_ms: AtomicI64,
     last_pong_ms: AtomicI64,
     dropped: AtomicU64,
+}
+
+impl Shared {
+    fn mono_ms(&self) -> i64 {
+        ms(self.epoch.elapsed())
+    }
 }
 
 enum Frame {
@@ -292,11 +302,12 @@ async fn read_loop(
     };
     while let Some(msg) = read.next().await {
         let now = wall_ms();
-        shared.last_rx_ms.store(now, Ordering::Relaxed);
+        let mono = shared.mono_ms();
+        shared.last_rx_ms.store(mono, Ordering::Relaxed);
         match msg {
             Ok(Message::Text(t)) => {
                 if is_app_pong(exchange, &t) {
-                    shared.last_pong_ms.store(now, Ordering::Relaxed);
+                    shared.last_pong_ms.store(mono, Ordering::Relaxed);
                 }
                 push(Frame::Text(t.as_str().to_string(), now));
             }
@@ -306,7 +317,7 @@ async fn read_loop(
             },
             Ok(Message::Ping(_)) => push(Frame::Control(ControlKind::ServerPing)),
             Ok(Message::Pong(_)) => {
-                shared.last_pong_ms.store(now, Ordering::Relaxed);
+                shared.last_pong_ms.store(mono, Ordering::Relaxed);
                 push(Frame::Control(ControlKind::PongFrame));
             }
             Ok(Message::Close(frame)) => {
@@ -359,7 +370,7 @@ async fn write_loop(
         .max(Duration::from_millis(5));
     let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_ping_ms = wall_ms();
+    let mut last_ping_ms = shared.mono_ms();
     let mut outstanding: Option<i64> = None;
     let idle_only = spec.exchange == ExchangeKind::Okx;
     loop {
@@ -374,7 +385,7 @@ async fn write_loop(
             },
             _ = tick.tick() => {
                 let Some((every, ping_text)) = ping else { continue };
-                let now = wall_ms();
+                let now = shared.mono_ms();
                 if let Some(sent) = outstanding {
                     if shared.last_pong_ms.load(Ordering::Relaxed) >= sent {
                         outstanding = None;
@@ -425,8 +436,9 @@ async fn session_loop(
     ws: Ws,
 ) -> End {
     let shared = Arc::new(Shared {
-        last_rx_ms: AtomicI64::new(wall_ms()),
-        last_pong_ms: AtomicI64::new(0),
+        epoch: Instant::now(),
+        last_rx_ms: AtomicI64::new(0),
+        last_pong_ms: AtomicI64::new(-1),
         dropped: AtomicU64::new(0),
     });
     let (write, read) = ws.split();

@@ -28,10 +28,12 @@ pub struct SimBook {
     rng: SmallRng,
 }
 
+/// A price in ticks of 0.1 as a decimal.
 pub fn price(ticks: u64) -> Dec {
     Dec::new(ticks, PRICE_SCALE).unwrap_or(Dec::ZERO)
 }
 
+/// A quantity in units of 1e-8 as a decimal.
 pub fn qty(units: u64) -> Dec {
     Dec::new(units, QTY_SCALE).unwrap_or(Dec::ZERO)
 }
@@ -100,15 +102,17 @@ impl SimBook {
         changes
     }
 
-    /// Best first.
+    /// Bids (price ticks, quantity units), best first.
     pub fn bids(&self) -> Vec<(u64, u64)> {
         self.bids.iter().rev().map(|(p, q)| (*p, *q)).collect()
     }
 
+    /// Asks (price ticks, quantity units), best first.
     pub fn asks(&self) -> Vec<(u64, u64)> {
         self.asks.iter().map(|(p, q)| (*p, *q)).collect()
     }
 
+    /// Best bid and best ask, in ticks.
     pub fn best(&self) -> (u64, u64) {
         (
             self.bids

@@ -25,7 +25,7 @@ const KRAKEN_PAIRS: [&str; 3] = ["BTC/USD", "ETH/USD", "SOL/USD"];
 struct BookSub {
     symbol: String,
     depth: u16,
-    book: Arc<Mutex<(SimBook, u64)>>,
+    book: super::SharedBook,
     /// OKX `seqId` (the other exchanges keep their id in the tuple's u64).
     seq: i64,
     last_frame: Option<String>,
@@ -56,6 +56,8 @@ fn close(code: CloseCode, reason: &str) -> Message {
     }))
 }
 
+// The handshake callback's error type is tungstenite's.
+#[allow(clippy::result_large_err)]
 pub(crate) async fn serve(tcp: TcpStream, shared: Arc<Shared>) {
     let mut kind: Option<ExchangeKind> = None;
     let mut refused = false;

@@ -300,7 +300,10 @@ fn kraken_levels(levels: &[(u64, u64)]) -> String {
     format!("[{}]", parts.join(","))
 }
 
-fn split(changes: &[Change]) -> (Vec<(u64, u64)>, Vec<(u64, u64)>) {
+/// (price ticks, quantity units) levels.
+type Ticks = Vec<(u64, u64)>;
+
+fn split(changes: &[Change]) -> (Ticks, Ticks) {
     let pick = |side: Side| {
         changes
             .iter()

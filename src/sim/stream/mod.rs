@@ -145,6 +145,10 @@ pub struct StreamStats {
     pub subscribes: u64,
 }
 
+/// A book and its last update id, shared by its connection and the
+/// depth snapshots.
+pub(crate) type SharedBook = Arc<Mutex<(SimBook, u64)>>;
+
 pub(crate) struct Shared {
     pub(crate) scenario: StreamScenario,
     pub(crate) cycle: Option<Duration>,
@@ -153,7 +157,7 @@ pub(crate) struct Shared {
     /// Edge faults fired: (fault index, cycle number, exchange).
     fired: Mutex<HashSet<(usize, u64, ExchangeKind)>>,
     /// Binance books by symbol (the latest connection's), for depth snapshots.
-    pub(crate) binance_books: Mutex<HashMap<String, Arc<Mutex<(SimBook, u64)>>>>,
+    pub(crate) binance_books: Mutex<HashMap<String, SharedBook>>,
 }
 
 impl Shared {
