@@ -572,3 +572,120 @@ impl Session {
             .is_some_and(|b| b.book.is_valid())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(kind: ExchangeKind, subs: Vec<Subscription>) -> Session {
+        Session::new(&StreamSpec::new(kind, "t", subs))
+    }
+
+    #[test]
+    fn bybit_requests_carry_at_most_ten_args_and_acks_map_back_by_req_id() {
+        let subs = (0..12)
+            .map(|i| Subscription::new(Feed::Ticker, format!("S{i}USDT")))
+            .collect();
+        let mut s = session(ExchangeKind::Bybit, subs);
+        let reqs = s.begin();
+        assert_eq!(reqs.len(), 2);
+        assert!(reqs[1].contains("\"exwatch-2\"") && reqs[1].contains("S11USDT"));
+        s.on_text(
+            r#"{"success":true,"ret_msg":"subscribe","conn_id":"c","req_id":"exwatch-2","op":"subscribe"}"#,
+            1,
+        );
+        let (reports, _) = s.drain();
+        let acked: Vec<&str> = reports
+            .iter()
+            .filter_map(|r| match r {
+                ReportKind::Subscribed { symbol, .. } => Some(symbol.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(acked, ["S10USDT", "S11USDT"]);
+        s.on_text(
+            r#"{"success":false,"ret_msg":"error:handler not found,topic:tickers.S0USDT","conn_id":"c","req_id":"exwatch-1","op":"subscribe"}"#,
+            2,
+        );
+        let (reports, _) = s.drain();
+        assert_eq!(reports.len(), 10);
+        assert!(
+            matches!(&reports[0], ReportKind::SubscribeRefused { channel: Some(c), message, .. }
+            if c == "tickers" && message.contains("handler not found"))
+        );
+    }
+
+    #[test]
+    fn coinbase_adds_heartbeats_and_kraken_asks_for_instruments_first() {
+        let mut s = session(
+            ExchangeKind::Coinbase,
+            vec![Subscription::new(Feed::Ticker, "BTC-USD")],
+        );
+        let reqs = s.begin();
+        assert_eq!(reqs.len(), 1);
+        assert!(reqs[0].contains("heartbeat") && reqs[0].contains("ticker"));
+        let mut k = session(
+            ExchangeKind::Kraken,
+            vec![Subscription::new(Feed::Book { depth: 10 }, "BTC/USD")],
+        );
+        let reqs = k.begin();
+        assert_eq!(reqs.len(), 2);
+        assert!(reqs[0].contains("instrument"), "{}", reqs[0]);
+        assert!(reqs[1].contains("\"depth\":10"), "{}", reqs[1]);
+    }
+
+    #[test]
+    fn a_bybit_gap_is_reported_with_figures_and_asks_for_a_reconnect() {
+        let mut s = session(
+            ExchangeKind::Bybit,
+            vec![Subscription::new(Feed::Book { depth: 50 }, "BTCUSDT")],
+        );
+        s.begin();
+        let frame = |kind: &str, u: u64| {
+            format!(
+                r#"{{"topic":"orderbook.50.BTCUSDT","type":"{kind}","ts":1,"data":{{"s":"BTCUSDT","b":[["100","1"]],"a":[["101","1"]],"u":{u},"seq":{u}}},"cts":1}}"#
+            )
+        };
+        s.on_text(&frame("snapshot", 10), 100);
+        s.on_text(&frame("delta", 11), 110);
+        assert!(s.book_valid("orderbook.50", "BTCUSDT"));
+        s.drain();
+        s.on_text(&frame("delta", 13), 120);
+        let (reports, actions) = s.drain();
+        assert!(!s.book_valid("orderbook.50", "BTCUSDT"));
+        assert!(reports.contains(&ReportKind::BookInvalid {
+            channel: "orderbook.50".into(),
+            symbol: "BTCUSDT".into(),
+            reason: InvalidReason::Gap {
+                expected: 12,
+                received: 13
+            },
+        }));
+        // The frame's data report follows, without a top: never served.
+        assert!(matches!(
+            reports.last(),
+            Some(ReportKind::Data {
+                bid: None,
+                ask: None,
+                ..
+            })
+        ));
+        assert!(matches!(
+            actions.as_slice(),
+            [Action::Reconnect { planned: false, .. }]
+        ));
+        // Next connection: the snapshot resyncs, with the time it took.
+        s.end(130);
+        s.begin();
+        s.on_text(&frame("snapshot", 1), 170);
+        let (reports, _) = s.drain();
+        assert!(reports.iter().any(|r| matches!(
+            r,
+            ReportKind::BookResynced {
+                via: ResyncVia::StreamSnapshot,
+                invalid_ms: 50,
+                ..
+            }
+        )));
+    }
+}
