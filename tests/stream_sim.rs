@@ -922,3 +922,138 @@ async fn a_refused_subscription_reports_the_exchanges_error() {
 fn symbol_of(kind: ExchangeKind) -> &'static str {
     symbol(kind)
 }
+
+#[tokio::test]
+async fn the_simulator_closes_a_binance_client_that_never_pongs() {
+    // The check the slow-consumer test relies on can fail: a client that
+    // does not read (so never pongs) is closed once the deadline passes.
+    use futures::StreamExt;
+    let (sim, _) = start_sim(vec![]).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(sim.ws_url(Binance))
+        .await
+        .expect("connect");
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let mut close = None;
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(2), ws.next()).await {
+        if let Ok(tokio_tungstenite::tungstenite::Message::Close(f)) = m {
+            close = f;
+            break;
+        }
+    }
+    let f = close.expect("a close frame");
+    assert_eq!(u16::from(f.code), 1008);
+    assert_eq!(sim.streams().stats().pong_timeouts, 1);
+}
+
+#[tokio::test]
+async fn okx_pings_when_idle_so_a_stalled_okx_stream_is_a_zombie_not_dead() {
+    let (sim, _) = start_sim(vec![fault(StreamFaultKind::Stall, Okx, 800, 60_000)]).await;
+    let mut run = start(&sim, spec(&sim, Okx, &[Feed::Ticker]), 4096);
+    let mut live = Liveness::new(LivenessConfig {
+        zombie_after_ms: 2 * PING_MS as i64,
+        dead_after_ms: 3 * PING_MS as i64,
+        ..LivenessConfig::default()
+    });
+    let k = key(Okx, "tickers");
+    until_health(&mut run, &mut live, &k, Duration::from_secs(3), |h| {
+        matches!(
+            h,
+            Health::Live {
+                data_age_ms: Some(_)
+            }
+        )
+    })
+    .await;
+    // While data flows the worker never pings (OKX: only when idle).
+    assert!(!run.saw(|r| matches!(
+        r,
+        ReportKind::Control {
+            control: ControlKind::Pong
+        }
+    )));
+    let h = until_health(&mut run, &mut live, &k, Duration::from_secs(3), |h| {
+        !matches!(h, Health::Live { .. })
+    })
+    .await;
+    assert!(matches!(h, Health::Zombie { .. }), "{h:?}\n{}", run.dump());
+    assert!(run.saw(|r| matches!(
+        r,
+        ReportKind::Control {
+            control: ControlKind::Pong
+        }
+    )));
+}
+
+#[tokio::test]
+async fn the_age_limit_is_a_planned_reconnect() {
+    let (sim, _) = start_sim(vec![]).await;
+    let mut s = spec(&sim, Binance, &[Feed::Trades]);
+    s.timing.max_age = Some(Duration::from_millis(500));
+    let mut run = start(&sim, s, 4096);
+    let c = run
+        .until(Duration::from_secs(2), "connected", |r| {
+            matches!(r, ReportKind::Connected { .. })
+        })
+        .await;
+    let p = run
+        .until(Duration::from_secs(2), "age notice", |r| {
+            matches!(r, ReportKind::PlannedDisconnect { notice: None, .. })
+        })
+        .await;
+    assert!(p.at_ms - c.at_ms >= 500);
+    run.until(Duration::from_secs(1), "planned drop", |r| {
+        matches!(r, ReportKind::Disconnected { planned: true, .. })
+    })
+    .await;
+    let r = run
+        .until(Duration::from_secs(1), "no backoff", |r| {
+            matches!(r, ReportKind::ReconnectScheduled { .. })
+        })
+        .await;
+    assert!(matches!(
+        r.kind,
+        ReportKind::ReconnectScheduled { backoff_ms: 0, .. }
+    ));
+    run.until(Duration::from_secs(2), "reconnected", |r| {
+        matches!(r, ReportKind::Connected { attempt: 2, .. })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reconnects_stay_within_the_exchanges_connection_budget() {
+    // OKX allows 3 connection requests per second; refused handshakes make
+    // the worker retry every 50-400 ms, so the budget must hold it back.
+    let (sim, _) = start_sim(vec![fault(
+        StreamFaultKind::RefuseConnections,
+        Okx,
+        300,
+        2_500,
+    )])
+    .await;
+    let mut s = spec(&sim, Okx, &[Feed::Ticker]);
+    s.reconnect.max = Duration::from_millis(100);
+    let mut run = start(&sim, s, 4096);
+    run.until(Duration::from_secs(2), "budget wait", |r| {
+        matches!(r, ReportKind::ReconnectScheduled { budget_wait_ms, .. } if *budget_wait_ms > 0)
+    })
+    .await;
+    run.until(
+        Duration::from_secs(4),
+        "recovered",
+        |r| matches!(r, ReportKind::Connected { attempt, .. } if *attempt > 1),
+    )
+    .await;
+    let attempts: Vec<i64> = run
+        .seen
+        .iter()
+        .filter(|r| matches!(r.kind, ReportKind::Connecting { .. }))
+        .map(|r| r.at_ms)
+        .collect();
+    assert!(attempts.len() >= 5, "{attempts:?}");
+    for w in attempts.windows(4) {
+        // Any 4 consecutive attempts span at least the 1 s window (a
+        // few ms of slack between the budget's clock and the reports').
+        assert!(w[3] - w[0] >= 995, "{attempts:?}");
+    }
+}
