@@ -1057,3 +1057,39 @@ async fn reconnects_stay_within_the_exchanges_connection_budget() {
         assert!(w[3] - w[0] >= 995, "{attempts:?}");
     }
 }
+
+#[tokio::test]
+async fn without_a_snapshot_fetcher_a_binance_book_is_never_served() {
+    let (sim, _) = start_sim(vec![]).await;
+    let (tx, rx) = mpsc::channel(4096);
+    let shutdown = CancellationToken::new();
+    let io = WorkerIo {
+        reports: tx,
+        snapshots: None,
+        gate: ConnectGate::for_exchange(Binance),
+        shutdown: shutdown.clone(),
+    };
+    worker::spawn(spec(&sim, Binance, &[book_feed(Binance), Feed::Trades]), io);
+    let mut run = Run {
+        rx,
+        seen: Vec::new(),
+        shutdown,
+    };
+    let r = run
+        .until(Duration::from_secs(3), "snapshot failure", |r| {
+            matches!(r, ReportKind::SnapshotFailed { .. })
+        })
+        .await;
+    assert!(
+        matches!(&r.kind, ReportKind::SnapshotFailed { symbol, error, .. } if symbol == "BTCUSDT" && error.contains("fetcher"))
+    );
+    for _ in 0..20 {
+        run.until(Duration::from_secs(1), "depth data", |r| {
+            is_data(r, "depth")
+        })
+        .await;
+    }
+    run.until(Duration::from_secs(1), "trades", |r| is_data(r, "trade"))
+        .await;
+    assert!(!run.saw(|r| served_book(r, "depth")));
+}

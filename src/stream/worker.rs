@@ -510,8 +510,20 @@ async fn session_loop(
         }
         for a in actions {
             match a {
-                Action::FetchSnapshot { symbol, delay, .. } => {
+                Action::FetchSnapshot {
+                    symbol,
+                    delay,
+                    attempt,
+                } => {
                     let Some(fetcher) = io.snapshots.clone() else {
+                        // Said once per session: the book stays invalid.
+                        let error = "no REST snapshot fetcher: the book stays invalid".to_string();
+                        let r = ReportKind::SnapshotFailed {
+                            symbol,
+                            attempt,
+                            error,
+                        };
+                        let _ = out.send(r).await;
                         continue;
                     };
                     let tx = snap_tx.clone();
