@@ -235,7 +235,7 @@ async fn every_exchange_shape_connects_subscribes_and_reports_data() {
             is_data(r, &trades)
         })
         .await;
-        for _ in 0..50 {
+        for _ in 0..15 {
             run.until(Duration::from_secs(3), "more book data", |r| {
                 is_data(r, book)
             })
