@@ -48,7 +48,16 @@ fn fault(kind: StreamFaultKind, exchange: ExchangeKind, at_ms: u64, for_ms: u64)
 /// its start time (unix ms, taken just before it started: fault windows
 /// open no earlier than `start + at`).
 async fn start_sim(faults: Vec<StreamFault>) -> (SimHandle, i64) {
+    start_sim_with(faults, vec![]).await
+}
+
+/// [`start_sim`] with REST faults too.
+async fn start_sim_with(
+    faults: Vec<StreamFault>,
+    rest: Vec<exwatch::sim::scenario::Fault>,
+) -> (SimHandle, i64) {
     let scenario = Scenario {
+        faults: rest,
         stream: StreamScenario {
             data_every: Duration::from_millis(20),
             heartbeat_every: Duration::from_millis(HEARTBEAT_MS as u64),
@@ -1092,4 +1101,92 @@ async fn without_a_snapshot_fetcher_a_binance_book_is_never_served() {
     run.until(Duration::from_secs(1), "trades", |r| is_data(r, "trade"))
         .await;
     assert!(!run.saw(|r| served_book(r, "depth")));
+}
+
+#[tokio::test]
+async fn a_binance_resync_fetches_the_rest_depth_snapshot_and_survives_its_rate_limit() {
+    use exwatch::model::EndpointKind;
+    use exwatch::sim::scenario::{Fault, FaultKind};
+    // The depth snapshot over real HTTP, as the monitor will fetch it; a
+    // 429 on it while the book is invalid only delays the resync.
+    let rest = vec![Fault {
+        at: Duration::from_millis(600),
+        duration: Duration::from_millis(700),
+        fault: FaultKind::RateLimit,
+        exchange: Some(Binance),
+        endpoint: Some(EndpointKind::Book),
+        latency: None,
+        jitter: None,
+        status: None,
+        retry_after: Some(1),
+    }];
+    let (sim, _) =
+        start_sim_with(vec![fault(StreamFaultKind::Gap, Binance, 800, 2_000)], rest).await;
+    let base = sim.base_url(Binance);
+    let fetcher = move |symbol: String, limit: u16| {
+        let url = format!("{base}/api/v3/depth?symbol={symbol}&limit={limit}");
+        async move {
+            let resp = reqwest::get(&url).await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let body = resp.text().await.map_err(|e| e.to_string())?;
+            if !status.is_success() {
+                return Err(format!("HTTP {status}"));
+            }
+            exwatch::stream::binance::parse_rest_depth(&body, &symbol).map_err(|e| e.to_string())
+        }
+    };
+    let (tx, rx) = mpsc::channel(4096);
+    let shutdown = CancellationToken::new();
+    let io = WorkerIo {
+        reports: tx,
+        snapshots: Some(Arc::new(fetcher)),
+        gate: ConnectGate::for_exchange(Binance),
+        shutdown: shutdown.clone(),
+    };
+    worker::spawn(spec(&sim, Binance, &[book_feed(Binance)]), io);
+    let mut run = Run {
+        rx,
+        seen: Vec::new(),
+        shutdown,
+    };
+    run.until(Duration::from_secs(3), "served book", |r| {
+        served_book(r, "depth")
+    })
+    .await;
+    run.until(Duration::from_secs(3), "gap", |r| {
+        matches!(
+            r,
+            ReportKind::BookInvalid {
+                reason: InvalidReason::Gap { .. },
+                ..
+            }
+        )
+    })
+    .await;
+    let failed = run
+        .until(Duration::from_secs(2), "429", |r| {
+            matches!(r, ReportKind::SnapshotFailed { .. })
+        })
+        .await;
+    assert!(
+        matches!(&failed.kind, ReportKind::SnapshotFailed { error, .. } if error.contains("429")),
+        "{:?}",
+        failed.kind
+    );
+    run.until(Duration::from_secs(4), "resynced", |r| {
+        matches!(
+            r,
+            ReportKind::BookResynced {
+                via: ResyncVia::RestSnapshot,
+                ..
+            }
+        )
+    })
+    .await;
+    run.until(Duration::from_secs(1), "served again", |r| {
+        served_book(r, "depth")
+    })
+    .await;
+    never_served_while_invalid(&run, "depth");
+    assert!(!run.saw(|r| matches!(r, ReportKind::Disconnected { .. })));
 }

@@ -39,6 +39,8 @@ struct Shared {
     /// Quotes frozen by a stale fault, per (kind, endpoint, symbol).
     frozen: Mutex<HashMap<(ExchangeKind, EndpointKind, String), market::Quote>>,
     stats: Mutex<Stats>,
+    /// The streams, whose Binance books the REST depth endpoint serves.
+    streams: Option<stream::StreamServer>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -99,8 +101,9 @@ pub async fn spawn(listen: SocketAddr, scenario: Scenario) -> std::io::Result<Si
         shutdown.clone(),
     );
     let token = shutdown.clone();
+    let rest_streams = streams.clone();
     let task = tokio::spawn(async move {
-        let _ = serve(listener, scenario, token).await;
+        let _ = serve_with(listener, scenario, token, Some(rest_streams)).await;
     });
     Ok(SimHandle {
         addr,
@@ -111,11 +114,23 @@ pub async fn spawn(listen: SocketAddr, scenario: Scenario) -> std::io::Result<Si
     })
 }
 
-/// Serve until `shutdown` is cancelled.
+/// Serve until `shutdown` is cancelled (REST only).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     scenario: Scenario,
     shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    serve_with(listener, scenario, shutdown, None).await
+}
+
+/// [`serve`], with the Binance depth endpoint answering from the streams'
+/// books where a stream of that symbol is subscribed (so a REST snapshot
+/// chains to the stream's update ids, as on Binance).
+async fn serve_with(
+    listener: tokio::net::TcpListener,
+    scenario: Scenario,
+    shutdown: CancellationToken,
+    streams: Option<stream::StreamServer>,
 ) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
         scenario,
@@ -123,6 +138,7 @@ pub async fn serve(
         walks: Mutex::new(HashMap::new()),
         frozen: Mutex::new(HashMap::new()),
         stats: Mutex::new(Stats::default()),
+        streams,
     });
     let app = axum::Router::new()
         .route("/_sim/stats", axum::routing::get(stats))
@@ -190,7 +206,12 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let Some(f) = fault else {
         // A stale episode is over: the next one freezes a fresh quote.
         clear_frozen(&shared, kind, endpoint, &symbol);
-        return to_response(shapes::ok(kind, endpoint, &healthy_quote(&shared), now));
+        let streamed = match (kind, endpoint, &shared.streams) {
+            (ExchangeKind::Binance, EndpointKind::Book, Some(s)) => s.binance_depth_quote(&symbol),
+            _ => None,
+        };
+        let q = streamed.unwrap_or_else(|| healthy_quote(&shared));
+        return to_response(shapes::ok(kind, endpoint, &q, now));
     };
     match f.fault {
         FaultKind::Latency => {

@@ -249,6 +249,35 @@ impl StreamServer {
     }
 }
 
+impl StreamServer {
+    /// [`StreamServer::binance_depth`] as the REST simulator's quote, so
+    /// `GET /binance/api/v3/depth` serves the streamed book (prices and
+    /// quantities parsed from their exact decimal text, which f64 display
+    /// renders back unchanged).
+    pub fn binance_depth_quote(&self, symbol: &str) -> Option<super::market::Quote> {
+        let snap = self.binance_depth(symbol)?;
+        let BookSeq::BinanceRest { last_update_id } = snap.seq else {
+            return None;
+        };
+        let f = |d: crate::stream::Dec| d.to_string().parse::<f64>().unwrap_or(0.0);
+        let levels =
+            |l: &[Level]| -> Vec<(f64, f64)> { l.iter().map(|l| (f(l.price), f(l.qty))).collect() };
+        let (bids, asks) = (levels(&snap.bids), levels(&snap.asks));
+        let bid = bids.first().map(|l| l.0).unwrap_or(0.0);
+        let ask = asks.first().map(|l| l.0).unwrap_or(0.0);
+        Some(super::market::Quote {
+            symbol: snap.symbol,
+            last: bid,
+            bid,
+            ask,
+            ts_ms: crate::clock::wall_ms(),
+            update_id: last_update_id,
+            bids,
+            asks,
+        })
+    }
+}
+
 /// Serve streams on `listener` until `shutdown` is cancelled.
 pub fn spawn(
     listener: TcpListener,
