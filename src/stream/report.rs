@@ -205,3 +205,45 @@ impl ReportKind {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reports serialise flat, for the journal: `report` names the kind.
+    #[test]
+    fn reports_serialise_flat() {
+        let r = StreamReport {
+            exchange: ExchangeKind::Bybit,
+            connection: "bybit-spot".into(),
+            at_ms: 5,
+            kind: ReportKind::BookInvalid {
+                channel: "orderbook.50".into(),
+                symbol: "BTCUSDT".into(),
+                reason: InvalidReason::Gap {
+                    expected: 12,
+                    received: 14,
+                },
+            },
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "exchange": "bybit", "connection": "bybit-spot", "at_ms": 5,
+                "report": "book_invalid", "channel": "orderbook.50", "symbol": "BTCUSDT",
+                "reason": "gap", "expected": 12, "received": 14
+            })
+        );
+        let r = StreamReport {
+            kind: ReportKind::Control {
+                control: ControlKind::Heartbeat,
+            },
+            ..r
+        };
+        assert_eq!(
+            serde_json::to_value(&r).unwrap()["control"],
+            serde_json::json!("heartbeat")
+        );
+    }
+}
