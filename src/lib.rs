@@ -30,5 +30,6 @@ pub mod retry;
 pub mod secrets;
 pub mod sim;
 pub mod state;
+pub mod stream;
 pub mod ui;
 pub mod units;

@@ -559,8 +559,8 @@ async fn sim(listen: SocketAddr, scenario: Option<String>) -> anyhow::Result<u8>
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     eprintln!(
-        "simulator listening on http://{} (stats: /_sim/stats)",
-        handle.addr
+        "simulator listening on http://{} (stats: /_sim/stats); streams on ws://{}/<exchange>/ws",
+        handle.addr, handle.ws_addr
     );
     shutdown_signal().await;
     handle.stop().await;

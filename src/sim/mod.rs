@@ -3,10 +3,15 @@
 //! (`/binance/api/v3/depth`, `/okx/api/v5/market/books`, ...), with moving
 //! prices, and follows a fault [`Scenario`]. `GET /_sim/stats` returns request
 //! counts, so tests can prove what limits and breakers let through.
+//!
+//! [`spawn`] also starts the WebSocket streams of the five exchanges on a
+//! second loopback listener ([`stream`], [`SimHandle::ws_url`]), with the
+//! scenario's `[stream]` faults.
 
 pub mod market;
 pub mod scenario;
 pub mod shapes;
+pub mod stream;
 
 use crate::clock::wall_ms;
 use crate::model::{EndpointKind, ExchangeKind};
@@ -34,6 +39,8 @@ struct Shared {
     /// Quotes frozen by a stale fault, per (kind, endpoint, symbol).
     frozen: Mutex<HashMap<(ExchangeKind, EndpointKind, String), market::Quote>>,
     stats: Mutex<Stats>,
+    /// The streams, whose Binance books the REST depth endpoint serves.
+    streams: Option<stream::StreamServer>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -50,6 +57,9 @@ pub struct Stats {
 /// A running simulator.
 pub struct SimHandle {
     pub addr: SocketAddr,
+    /// The WebSocket streams' listener.
+    pub ws_addr: SocketAddr,
+    streams: stream::StreamServer,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -58,6 +68,17 @@ impl SimHandle {
     /// Base URL of one exchange kind on this simulator.
     pub fn base_url(&self, kind: ExchangeKind) -> String {
         format!("http://{}/{}", self.addr, kind.as_str())
+    }
+
+    /// The WebSocket URL of one exchange kind's streams, e.g.
+    /// `ws://127.0.0.1:PORT/okx/ws`.
+    pub fn ws_url(&self, kind: ExchangeKind) -> String {
+        format!("ws://{}/{}/ws", self.ws_addr, kind.as_str())
+    }
+
+    /// The stream server (counters, Binance depth snapshots).
+    pub fn streams(&self) -> &stream::StreamServer {
+        &self.streams
     }
 
     pub async fn stop(self) {
@@ -70,23 +91,46 @@ impl SimHandle {
 pub async fn spawn(listen: SocketAddr, scenario: Scenario) -> std::io::Result<SimHandle> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
+    let ws_listener = tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await?;
+    let ws_addr = ws_listener.local_addr()?;
     let shutdown = CancellationToken::new();
+    let streams = stream::spawn(
+        ws_listener,
+        scenario.stream.clone(),
+        scenario.cycle,
+        shutdown.clone(),
+    );
     let token = shutdown.clone();
+    let rest_streams = streams.clone();
     let task = tokio::spawn(async move {
-        let _ = serve(listener, scenario, token).await;
+        let _ = serve_with(listener, scenario, token, Some(rest_streams)).await;
     });
     Ok(SimHandle {
         addr,
+        ws_addr,
+        streams,
         shutdown,
         task,
     })
 }
 
-/// Serve until `shutdown` is cancelled.
+/// Serve until `shutdown` is cancelled (REST only).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     scenario: Scenario,
     shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    serve_with(listener, scenario, shutdown, None).await
+}
+
+/// [`serve`], with the Binance depth endpoint answering from the streams'
+/// books where a stream of that symbol is subscribed (so a REST snapshot
+/// chains to the stream's update ids, as on Binance).
+async fn serve_with(
+    listener: tokio::net::TcpListener,
+    scenario: Scenario,
+    shutdown: CancellationToken,
+    streams: Option<stream::StreamServer>,
 ) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
         scenario,
@@ -94,6 +138,7 @@ pub async fn serve(
         walks: Mutex::new(HashMap::new()),
         frozen: Mutex::new(HashMap::new()),
         stats: Mutex::new(Stats::default()),
+        streams,
     });
     let app = axum::Router::new()
         .route("/_sim/stats", axum::routing::get(stats))
@@ -161,7 +206,12 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let Some(f) = fault else {
         // A stale episode is over: the next one freezes a fresh quote.
         clear_frozen(&shared, kind, endpoint, &symbol);
-        return to_response(shapes::ok(kind, endpoint, &healthy_quote(&shared), now));
+        let streamed = match (kind, endpoint, &shared.streams) {
+            (ExchangeKind::Binance, EndpointKind::Book, Some(s)) => s.binance_depth_quote(&symbol),
+            _ => None,
+        };
+        let q = streamed.unwrap_or_else(|| healthy_quote(&shared));
+        return to_response(shapes::ok(kind, endpoint, &q, now));
     };
     match f.fault {
         FaultKind::Latency => {

@@ -102,6 +102,10 @@ pub struct Scenario {
     pub cycle: Option<Duration>,
     #[serde(default, rename = "fault")]
     pub faults: Vec<Fault>,
+    /// The WebSocket streams' intervals and faults (`[stream]`,
+    /// `[[stream.fault]]`; see [`super::stream::StreamScenario`]).
+    #[serde(default)]
+    pub stream: super::stream::StreamScenario,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +174,7 @@ impl Scenario {
                 }
             };
         Scenario {
+            stream: Default::default(),
             cycle: Some(Duration::from_secs(120)),
             faults: vec![
                 f(8, 12, FaultKind::Latency, Binance, Some(Book)),

@@ -39,6 +39,7 @@ pub fn scenario(faults: Vec<Fault>) -> Scenario {
     Scenario {
         cycle: None,
         faults,
+        stream: Default::default(),
     }
 }
 

@@ -1,0 +1,691 @@
+//! The processing half of a stream worker, without I/O: subscribe requests
+//! out, text frames in, [`ReportKind`]s and [`Action`]s out. Books live
+//! here across connections, so a resync's duration is measured and a book
+//! invalid on one connection is not served on the next before its snapshot.
+//!
+//! Resync policy: Binance books resync from a REST `/api/v3/depth` snapshot
+//! ([`Action::FetchSnapshot`], the worker calls the injected fetcher); the
+//! other four exchanges only send a snapshot on subscribe, and the worker
+//! sends nothing but subscribe and ping, so their resync is a reconnect
+//! ([`Action::Reconnect`]) that is paced by the exchange's connection budget.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use super::integrity::{LocalBook, Verdict};
+use super::message::{BookMsg, StreamMsg};
+use super::report::{ControlKind, InvalidReason, ReportKind, ResyncVia};
+use super::spec::{StreamSpec, Subscription, data_channel, data_symbol};
+use super::{Feed, binance, bybit, coinbase, kraken, okx};
+use crate::model::ExchangeKind;
+
+/// Kraken precisions used until the `instrument` channel names the pair's
+/// (BTC/USD: price 1, qty 8).
+pub const KRAKEN_FALLBACK_PRECISION: (u8, u8) = (1, 8);
+
+/// Binance snapshot fetches per resync before the worker reconnects instead.
+pub const MAX_SNAPSHOT_ATTEMPTS: u32 = 5;
+
+/// What the worker must do for the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Binance: fetch the REST depth snapshot of `symbol` after `delay`.
+    FetchSnapshot {
+        symbol: String,
+        attempt: u32,
+        delay: Duration,
+    },
+    /// End this connection and reconnect (a resync, or a planned drop).
+    Reconnect { reason: String, planned: bool },
+}
+
+/// Note that the subscriptions at `idx` went out in request number `ids.len()`.
+fn assign(subs: &mut [Sub], ids: &mut Vec<String>, idx: &[usize], id: String) {
+    for i in idx {
+        subs[*i].request = ids.len();
+    }
+    ids.push(id);
+}
+
+#[derive(Debug, Clone)]
+struct Sub {
+    sub: Subscription,
+    channel: Option<String>,
+    symbol: String,
+    acked: bool,
+    request: usize,
+}
+
+#[derive(Debug)]
+struct Book {
+    book: LocalBook,
+    invalid_since: Option<i64>,
+    /// A failure made it invalid (not just the start or a reconnect).
+    failed: bool,
+}
+
+/// One worker's subscriptions and books.
+#[derive(Debug)]
+pub struct Session {
+    exchange: ExchangeKind,
+    subs: Vec<Sub>,
+    /// Request id (as the exchange echoes it) → index of the request.
+    request_ids: Vec<String>,
+    books: HashMap<(String, String), Book>,
+    precisions: HashMap<String, (u8, u8)>,
+    fetching: HashSet<String>,
+    snapshot_attempts: HashMap<String, u32>,
+    planned: bool,
+    msgs: Vec<StreamMsg>,
+    reports: Vec<ReportKind>,
+    actions: Vec<Action>,
+}
+
+impl Session {
+    /// The subscriptions of `spec` (Coinbase: plus one `heartbeat` per
+    /// product, its keepalive), no books yet.
+    pub fn new(spec: &StreamSpec) -> Session {
+        let mut subs: Vec<Sub> = Vec::new();
+        let mut push = |s: &Subscription| {
+            if !subs.iter().any(|x| x.sub == *s) {
+                subs.push(Sub {
+                    sub: s.clone(),
+                    channel: data_channel(spec.exchange, s.feed),
+                    symbol: data_symbol(spec.exchange, &s.symbol),
+                    acked: false,
+                    request: 0,
+                });
+            }
+        };
+        for s in &spec.subscriptions {
+            push(s);
+        }
+        // Coinbase's keepalive is its heartbeat channel, one per product.
+        if spec.exchange == ExchangeKind::Coinbase {
+            for s in spec.subscriptions.clone() {
+                if s.feed != Feed::Status {
+                    push(&Subscription::new(Feed::Heartbeat, s.symbol));
+                }
+            }
+        }
+        Session {
+            exchange: spec.exchange,
+            subs,
+            request_ids: Vec::new(),
+            books: HashMap::new(),
+            precisions: HashMap::new(),
+            fetching: HashSet::new(),
+            snapshot_attempts: HashMap::new(),
+            planned: false,
+            msgs: Vec::new(),
+            reports: Vec::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// A new connection: nothing acked, no planned drop announced; books
+    /// stay invalid until their snapshot. Returns the subscribe requests to
+    /// send, in order (Kraken's `instrument` first, for book precisions).
+    pub fn begin(&mut self) -> Vec<String> {
+        self.planned = false;
+        self.fetching.clear();
+        self.snapshot_attempts.clear();
+        for s in &mut self.subs {
+            s.acked = false;
+        }
+        self.requests()
+    }
+
+    fn requests(&mut self) -> Vec<String> {
+        let pairs = |subs: &[Sub], idx: &[usize]| -> Vec<(Feed, String)> {
+            idx.iter()
+                .map(|i| (subs[*i].sub.feed, subs[*i].sub.symbol.clone()))
+                .collect()
+        };
+        let all: Vec<usize> = (0..self.subs.len()).collect();
+        let mut out = Vec::new();
+        self.request_ids.clear();
+        match self.exchange {
+            ExchangeKind::Binance => {
+                let p = pairs(&self.subs, &all);
+                let refs: Vec<(Feed, &str)> = p.iter().map(|(f, s)| (*f, s.as_str())).collect();
+                out.push(binance::subscribe(1, &refs));
+                assign(&mut self.subs, &mut self.request_ids, &all, "1".into());
+            }
+            ExchangeKind::Bybit => {
+                for (n, chunk) in all.chunks(bybit::MAX_ARGS_PER_REQUEST).enumerate() {
+                    let id = format!("exwatch-{}", n + 1);
+                    let p = pairs(&self.subs, chunk);
+                    let refs: Vec<(Feed, &str)> = p.iter().map(|(f, s)| (*f, s.as_str())).collect();
+                    out.push(bybit::subscribe(&id, &refs));
+                    assign(&mut self.subs, &mut self.request_ids, chunk, id);
+                }
+            }
+            ExchangeKind::Okx => {
+                let p = pairs(&self.subs, &all);
+                let refs: Vec<(Feed, &str)> = p.iter().map(|(f, s)| (*f, s.as_str())).collect();
+                out.push(okx::subscribe("1", &refs));
+                assign(&mut self.subs, &mut self.request_ids, &all, "1".into());
+            }
+            ExchangeKind::Coinbase => {
+                let p = pairs(&self.subs, &all);
+                let refs: Vec<(Feed, &str)> = p.iter().map(|(f, s)| (*f, s.as_str())).collect();
+                out.push(coinbase::subscribe(&refs));
+            }
+            ExchangeKind::Kraken => {
+                let has_book = self
+                    .subs
+                    .iter()
+                    .any(|s| matches!(s.sub.feed, Feed::Book { .. }));
+                if has_book && !self.subs.iter().any(|s| s.sub.feed == Feed::Instrument) {
+                    out.extend(kraken::subscribe(1, &[(Feed::Instrument, "")]));
+                }
+                let p = pairs(&self.subs, &all);
+                let refs: Vec<(Feed, &str)> = p.iter().map(|(f, s)| (*f, s.as_str())).collect();
+                out.extend(kraken::subscribe(2, &refs));
+            }
+            ExchangeKind::Generic => {}
+        }
+        out
+    }
+
+    /// Whether the exchange announced a disconnect on this connection.
+    pub fn planned(&self) -> bool {
+        self.planned
+    }
+
+    /// Reports and actions produced since the last call.
+    pub fn drain(&mut self) -> (Vec<ReportKind>, Vec<Action>) {
+        (
+            std::mem::take(&mut self.reports),
+            std::mem::take(&mut self.actions),
+        )
+    }
+
+    /// Control frames the read task saw (ping and pong frames).
+    pub fn on_control(&mut self, control: ControlKind) {
+        self.reports.push(ReportKind::Control { control });
+    }
+
+    /// One text frame received at `received_ms` (unix ms).
+    pub fn on_text(&mut self, text: &str, received_ms: i64) {
+        let mut msgs = std::mem::take(&mut self.msgs);
+        msgs.clear();
+        if let Err(e) = super::parse_into(self.exchange, text, &mut msgs) {
+            self.reports.push(ReportKind::Unparsed {
+                error: e.to_string(),
+            });
+        }
+        for m in msgs.drain(..) {
+            self.on_msg(m, text.len(), received_ms);
+        }
+        self.msgs = msgs;
+    }
+
+    fn on_msg(&mut self, m: StreamMsg, bytes: usize, now: i64) {
+        match m {
+            StreamMsg::Book(b) => self.on_book(b, bytes, now),
+            StreamMsg::Quote(q) => self.reports.push(ReportKind::Data {
+                channel: q.channel,
+                symbol: q.symbol,
+                received_ms: now,
+                event_time_ms: q.event_time_ms,
+                bytes,
+                bid: q.bid.map(|l| l.price),
+                ask: q.ask.map(|l| l.price),
+            }),
+            StreamMsg::Trade(t) => self.reports.push(ReportKind::Data {
+                channel: t.channel,
+                symbol: t.symbol,
+                received_ms: now,
+                event_time_ms: t.event_time_ms,
+                bytes,
+                bid: None,
+                ask: None,
+            }),
+            StreamMsg::Heartbeat(_) => self.on_control(ControlKind::Heartbeat),
+            StreamMsg::Pong => self.on_control(ControlKind::Pong),
+            StreamMsg::Ack(a) => self.on_ack(a),
+            StreamMsg::Error(e) => {
+                if self.subs.iter().any(|s| !s.acked && s.channel.is_some()) {
+                    self.reports.push(ReportKind::SubscribeRefused {
+                        channel: None,
+                        symbol: None,
+                        code: e.code,
+                        message: e.message,
+                    });
+                } else {
+                    self.reports.push(ReportKind::ExchangeError {
+                        code: e.code,
+                        message: e.message,
+                    });
+                }
+            }
+            StreamMsg::Notice(n) if n.kind.is_planned_disconnect() => {
+                self.planned = true;
+                self.reports.push(ReportKind::PlannedDisconnect {
+                    notice: Some(n.kind),
+                    code: n.code,
+                    message: n.message.unwrap_or_else(|| format!("{:?}", n.kind)),
+                });
+                self.actions.push(Action::Reconnect {
+                    reason: "announced by the exchange".into(),
+                    planned: true,
+                });
+            }
+            StreamMsg::Notice(n) => self.reports.push(ReportKind::Status {
+                notice: n.kind,
+                symbol: n.symbol,
+                message: n.message,
+            }),
+            StreamMsg::Instrument(i) => {
+                let p = (i.price_precision, i.qty_precision);
+                self.precisions.insert(i.symbol.clone(), p);
+                for ((_, symbol), b) in self.books.iter_mut() {
+                    if *symbol == i.symbol {
+                        b.book.set_precision(p.0, p.1);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_ack(&mut self, a: super::message::Ack) {
+        let request = a
+            .req_id
+            .as_ref()
+            .and_then(|id| self.request_ids.iter().position(|r| r == id));
+        let matched: Vec<usize> = self
+            .subs
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| match (&a.channel, &a.symbol) {
+                (Some(c), Some(sym)) => s.channel.as_deref() == Some(c) && s.symbol == *sym,
+                (Some(c), None) => s.channel.as_deref() == Some(c),
+                (None, Some(sym)) => s.symbol == *sym,
+                (None, None) => request.is_some_and(|r| r == s.request),
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for i in matched {
+            let s = &mut self.subs[i];
+            let Some(channel) = s.channel.clone() else {
+                continue;
+            };
+            if a.success {
+                if !s.acked {
+                    s.acked = true;
+                    self.reports.push(ReportKind::Subscribed {
+                        channel,
+                        symbol: s.symbol.clone(),
+                    });
+                }
+            } else {
+                self.reports.push(ReportKind::SubscribeRefused {
+                    channel: Some(channel),
+                    symbol: Some(s.symbol.clone()),
+                    code: None,
+                    message: a.message.clone().unwrap_or_default(),
+                });
+            }
+        }
+    }
+
+    fn new_book(&self, symbol: &str) -> Option<LocalBook> {
+        let p = self
+            .precisions
+            .get(symbol)
+            .copied()
+            .unwrap_or(KRAKEN_FALLBACK_PRECISION);
+        let mut rule = super::default_rule(self.exchange, p)?;
+        if let super::Rule::Kraken { depth, .. } = &mut rule {
+            let sub_depth = self.subs.iter().find_map(|s| match s.sub.feed {
+                Feed::Book { depth } if s.symbol == symbol => Some(depth),
+                _ => None,
+            });
+            *depth = usize::from(sub_depth.unwrap_or(10));
+        }
+        Some(LocalBook::new(rule))
+    }
+
+    fn on_book(&mut self, b: BookMsg, bytes: usize, now: i64) {
+        let key = (b.channel.clone(), b.symbol.clone());
+        if !self.books.contains_key(&key) {
+            let Some(book) = self.new_book(&b.symbol) else {
+                return;
+            };
+            self.books.insert(
+                key.clone(),
+                Book {
+                    book,
+                    invalid_since: Some(now),
+                    failed: false,
+                },
+            );
+        }
+        let exchange = self.exchange;
+        let Some(entry) = self.books.get_mut(&key) else {
+            return;
+        };
+        let verdict = entry.book.apply(&b);
+        let (bid, ask) = (
+            entry.book.best_bid().map(|l| l.price),
+            entry.book.best_ask().map(|l| l.price),
+        );
+        // Verdict reports first: a resynced book's top follows its
+        // `BookResynced`, an invalid book's message follows its `BookInvalid`.
+        self.after_verdict(&key, verdict, now, ResyncVia::StreamSnapshot);
+        self.reports.push(ReportKind::Data {
+            channel: b.channel.clone(),
+            symbol: b.symbol.clone(),
+            received_ms: now,
+            event_time_ms: b.event_time_ms,
+            bytes,
+            bid,
+            ask,
+        });
+        if exchange == ExchangeKind::Binance && verdict == Verdict::Buffered {
+            self.want_snapshot(&b.symbol, Duration::ZERO);
+        }
+    }
+
+    /// Report a verdict, track validity, ask for the resync it needs.
+    fn after_verdict(
+        &mut self,
+        key: &(String, String),
+        verdict: Verdict,
+        now: i64,
+        via: ResyncVia,
+    ) {
+        let Some(entry) = self.books.get_mut(key) else {
+            return;
+        };
+        let valid = entry.book.is_valid();
+        let (channel, symbol) = key.clone();
+        if !matches!(
+            verdict,
+            Verdict::Applied | Verdict::Buffered | Verdict::AwaitingSnapshot | Verdict::Keepalive
+        ) {
+            self.reports.push(ReportKind::Book {
+                channel: channel.clone(),
+                symbol: symbol.clone(),
+                verdict,
+                valid,
+                check: entry.book.last_check(),
+            });
+        }
+        let reason = match verdict {
+            Verdict::Gap { expected, received } => Some(InvalidReason::Gap { expected, received }),
+            Verdict::ChecksumMismatch { expected, computed } => {
+                Some(InvalidReason::Checksum { expected, computed })
+            }
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            if entry.invalid_since.is_none() {
+                entry.invalid_since = Some(now);
+            }
+            entry.failed = true;
+            self.reports.push(ReportKind::BookInvalid {
+                channel,
+                symbol: symbol.clone(),
+                reason,
+            });
+            self.resync(&symbol);
+            return;
+        }
+        if valid {
+            if let Some(since) = entry.invalid_since.take() {
+                if entry.failed {
+                    self.reports.push(ReportKind::BookResynced {
+                        channel,
+                        symbol: symbol.clone(),
+                        via,
+                        invalid_ms: now - since,
+                    });
+                }
+                entry.failed = false;
+                self.fetching.remove(&symbol);
+                self.snapshot_attempts.remove(&symbol);
+            }
+        }
+    }
+
+    fn resync(&mut self, symbol: &str) {
+        if self.exchange == ExchangeKind::Binance {
+            self.want_snapshot(symbol, Duration::ZERO);
+        } else {
+            self.actions.push(Action::Reconnect {
+                reason: format!("resync the {symbol} book"),
+                planned: false,
+            });
+        }
+    }
+
+    fn want_snapshot(&mut self, symbol: &str, delay: Duration) {
+        if !self.fetching.insert(symbol.to_string()) {
+            return;
+        }
+        let attempt = self
+            .snapshot_attempts
+            .entry(symbol.to_string())
+            .or_insert(0);
+        *attempt += 1;
+        if *attempt > MAX_SNAPSHOT_ATTEMPTS {
+            self.actions.push(Action::Reconnect {
+                reason: format!(
+                    "{symbol}: no usable depth snapshot in {MAX_SNAPSHOT_ATTEMPTS} tries"
+                ),
+                planned: false,
+            });
+            return;
+        }
+        self.actions.push(Action::FetchSnapshot {
+            symbol: symbol.to_string(),
+            attempt: *attempt,
+            delay,
+        });
+    }
+
+    /// Binance: the fetcher's answer for `symbol` (a
+    /// [`super::message::BookSeq::BinanceRest`] snapshot, or the error).
+    pub fn on_snapshot(&mut self, symbol: &str, result: Result<BookMsg, String>, now: i64) {
+        self.fetching.remove(symbol);
+        let attempt = self.snapshot_attempts.get(symbol).copied().unwrap_or(1);
+        let retry = Duration::from_millis(250 * 2u64.pow(attempt.min(6)));
+        let snap = match result {
+            Ok(s) => s,
+            Err(error) => {
+                self.reports.push(ReportKind::SnapshotFailed {
+                    symbol: symbol.to_string(),
+                    attempt,
+                    error,
+                });
+                self.want_snapshot(symbol, retry);
+                return;
+            }
+        };
+        let key = (snap.channel.clone(), symbol.to_string());
+        let Some(entry) = self.books.get_mut(&key) else {
+            return;
+        };
+        let verdict = entry.book.apply(&snap);
+        if let Verdict::SnapshotTooOld {
+            last_update_id,
+            first_buffered,
+        } = verdict
+        {
+            self.reports.push(ReportKind::SnapshotFailed {
+                symbol: symbol.to_string(),
+                attempt,
+                error: format!(
+                    "snapshot lastUpdateId {last_update_id} older than the first buffered U {first_buffered}"
+                ),
+            });
+            self.want_snapshot(symbol, retry);
+            return;
+        }
+        self.after_verdict(&key, verdict, now, ResyncVia::RestSnapshot);
+    }
+
+    /// The read task dropped `dropped` frames: every valid book may have
+    /// lost updates, so all become invalid.
+    pub fn on_lagged(&mut self, dropped: u64, now: i64) {
+        self.reports.push(ReportKind::Lagged { dropped });
+        self.invalidate_all(InvalidReason::Lagged { dropped }, now, true);
+    }
+
+    /// The connection ended: books cannot be trusted until the next
+    /// session's snapshot.
+    pub fn end(&mut self, now: i64) {
+        self.invalidate_all(InvalidReason::Disconnected, now, false);
+        self.fetching.clear();
+    }
+
+    fn invalidate_all(&mut self, reason: InvalidReason, now: i64, resync: bool) {
+        let mut symbols = Vec::new();
+        for ((channel, symbol), b) in self.books.iter_mut() {
+            let was_valid = b.book.is_valid();
+            b.book.invalidate();
+            if was_valid {
+                b.invalid_since = Some(now);
+                b.failed = true;
+                self.reports.push(ReportKind::BookInvalid {
+                    channel: channel.clone(),
+                    symbol: symbol.clone(),
+                    reason,
+                });
+                symbols.push(symbol.clone());
+            }
+        }
+        if resync {
+            for s in symbols {
+                self.resync(&s);
+            }
+        }
+    }
+
+    /// Whether the book of (channel, symbol) may be served.
+    pub fn book_valid(&self, channel: &str, symbol: &str) -> bool {
+        self.books
+            .get(&(channel.to_string(), symbol.to_string()))
+            .is_some_and(|b| b.book.is_valid())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(kind: ExchangeKind, subs: Vec<Subscription>) -> Session {
+        Session::new(&StreamSpec::new(kind, "t", subs))
+    }
+
+    #[test]
+    fn bybit_requests_carry_at_most_ten_args_and_acks_map_back_by_req_id() {
+        let subs = (0..12)
+            .map(|i| Subscription::new(Feed::Ticker, format!("S{i}USDT")))
+            .collect();
+        let mut s = session(ExchangeKind::Bybit, subs);
+        let reqs = s.begin();
+        assert_eq!(reqs.len(), 2);
+        assert!(reqs[1].contains("\"exwatch-2\"") && reqs[1].contains("S11USDT"));
+        s.on_text(
+            r#"{"success":true,"ret_msg":"subscribe","conn_id":"c","req_id":"exwatch-2","op":"subscribe"}"#,
+            1,
+        );
+        let (reports, _) = s.drain();
+        let acked: Vec<&str> = reports
+            .iter()
+            .filter_map(|r| match r {
+                ReportKind::Subscribed { symbol, .. } => Some(symbol.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(acked, ["S10USDT", "S11USDT"]);
+        s.on_text(
+            r#"{"success":false,"ret_msg":"error:handler not found,topic:tickers.S0USDT","conn_id":"c","req_id":"exwatch-1","op":"subscribe"}"#,
+            2,
+        );
+        let (reports, _) = s.drain();
+        assert_eq!(reports.len(), 10);
+        assert!(
+            matches!(&reports[0], ReportKind::SubscribeRefused { channel: Some(c), message, .. }
+            if c == "tickers" && message.contains("handler not found"))
+        );
+    }
+
+    #[test]
+    fn coinbase_adds_heartbeats_and_kraken_asks_for_instruments_first() {
+        let mut s = session(
+            ExchangeKind::Coinbase,
+            vec![Subscription::new(Feed::Ticker, "BTC-USD")],
+        );
+        let reqs = s.begin();
+        assert_eq!(reqs.len(), 1);
+        assert!(reqs[0].contains("heartbeat") && reqs[0].contains("ticker"));
+        let mut k = session(
+            ExchangeKind::Kraken,
+            vec![Subscription::new(Feed::Book { depth: 10 }, "BTC/USD")],
+        );
+        let reqs = k.begin();
+        assert_eq!(reqs.len(), 2);
+        assert!(reqs[0].contains("instrument"), "{}", reqs[0]);
+        assert!(reqs[1].contains("\"depth\":10"), "{}", reqs[1]);
+    }
+
+    #[test]
+    fn a_bybit_gap_is_reported_with_figures_and_asks_for_a_reconnect() {
+        let mut s = session(
+            ExchangeKind::Bybit,
+            vec![Subscription::new(Feed::Book { depth: 50 }, "BTCUSDT")],
+        );
+        s.begin();
+        let frame = |kind: &str, u: u64| {
+            format!(
+                r#"{{"topic":"orderbook.50.BTCUSDT","type":"{kind}","ts":1,"data":{{"s":"BTCUSDT","b":[["100","1"]],"a":[["101","1"]],"u":{u},"seq":{u}}},"cts":1}}"#
+            )
+        };
+        s.on_text(&frame("snapshot", 10), 100);
+        s.on_text(&frame("delta", 11), 110);
+        assert!(s.book_valid("orderbook.50", "BTCUSDT"));
+        s.drain();
+        s.on_text(&frame("delta", 13), 120);
+        let (reports, actions) = s.drain();
+        assert!(!s.book_valid("orderbook.50", "BTCUSDT"));
+        assert!(reports.contains(&ReportKind::BookInvalid {
+            channel: "orderbook.50".into(),
+            symbol: "BTCUSDT".into(),
+            reason: InvalidReason::Gap {
+                expected: 12,
+                received: 13
+            },
+        }));
+        // The frame's data report follows, without a top: never served.
+        assert!(matches!(
+            reports.last(),
+            Some(ReportKind::Data {
+                bid: None,
+                ask: None,
+                ..
+            })
+        ));
+        assert!(matches!(
+            actions.as_slice(),
+            [Action::Reconnect { planned: false, .. }]
+        ));
+        // Next connection: the snapshot resyncs, with the time it took.
+        s.end(130);
+        s.begin();
+        s.on_text(&frame("snapshot", 1), 170);
+        let (reports, _) = s.drain();
+        assert!(reports.iter().any(|r| matches!(
+            r,
+            ReportKind::BookResynced {
+                via: ResyncVia::StreamSnapshot,
+                invalid_ms: 50,
+                ..
+            }
+        )));
+    }
+}
