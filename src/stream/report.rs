@@ -5,7 +5,7 @@
 //! worker (exchange, connection) ──StreamReport──▶ monitor: liveness, detectors, journal, UI
 //! ```
 //!
-//! Times are unix milliseconds of the local wall clock (`crate::clock`),
+//! Times are unix milliseconds of exwatch's clock (`crate::clock::now_ms`),
 //! durations are milliseconds, sizes are bytes. Every report names its
 //! exchange and connection (the spec's `name`), so one channel can carry
 //! many workers.
@@ -23,7 +23,7 @@ pub struct StreamReport {
     pub exchange: ExchangeKind,
     /// The connection's name ([`super::spec::StreamSpec::name`]).
     pub connection: String,
-    /// When the worker saw it, unix ms (local wall clock).
+    /// When the worker saw it, unix ms (`clock::now_ms`).
     pub at_ms: i64,
     #[serde(flatten)]
     pub kind: ReportKind,

@@ -42,7 +42,7 @@ use super::message::BookMsg;
 use super::report::{ControlKind, ReportKind, StreamReport};
 use super::session::{Action, Session};
 use super::spec::StreamSpec;
-use crate::clock::{ms, wall_ms};
+use crate::clock::{ms, now_ms};
 use crate::model::ExchangeKind;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -141,7 +141,7 @@ impl Out<'_> {
         let r = StreamReport {
             exchange: self.spec.exchange,
             connection: self.spec.name.clone(),
-            at_ms: wall_ms(),
+            at_ms: now_ms(),
             kind,
         };
         self.tx.send(r).await.is_ok()
@@ -205,7 +205,7 @@ pub async fn run(spec: StreamSpec, io: WorkerIo) {
                 }
                 let end = session_loop(&spec, &io, &out, &mut session, ws).await;
                 let lived = t0.elapsed();
-                session.end(wall_ms());
+                session.end(now_ms());
                 let (reports, _) = session.drain();
                 for r in reports {
                     if !out.send(r).await {
@@ -301,7 +301,7 @@ async fn read_loop(
         }
     };
     while let Some(msg) = read.next().await {
-        let now = wall_ms();
+        let now = now_ms();
         let mono = shared.mono_ms();
         shared.last_rx_ms.store(mono, Ordering::Relaxed);
         match msg {
@@ -477,7 +477,7 @@ async fn session_loop(
                 }
                 break 'session end;
             }
-            Some((symbol, result)) = snap_rx.recv() => session.on_snapshot(&symbol, result, wall_ms()),
+            Some((symbol, result)) = snap_rx.recv() => session.on_snapshot(&symbol, result, now_ms()),
             _ = tokio::time::sleep_until(planned_at) => {
                 break 'session End::ours("announced disconnect: reconnecting", true);
             }
@@ -497,7 +497,7 @@ async fn session_loop(
         }
         let dropped = shared.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            session.on_lagged(dropped, wall_ms());
+            session.on_lagged(dropped, now_ms());
         }
         let (reports, actions) = session.drain();
         for r in reports {
