@@ -33,7 +33,7 @@ use crate::model::ExchangeKind;
 
 pub use book::{Crossing, OrderBook};
 pub use continuity::{Continuity, Step};
-pub use decimal::Dec;
+pub use decimal::{Dec, RawDec};
 pub use integrity::{Check, LocalBook, Rule, Verdict};
 pub use message::{
     Ack, BookKind, BookMsg, BookSeq, Heartbeat, Instrument, Level, Notice, NoticeKind, Quote, Side,

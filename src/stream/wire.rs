@@ -171,7 +171,8 @@ impl<'de> Deserialize<'de> for Levels {
                 f.write_str("an array of [price, qty] arrays")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Levels, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                // serde_json gives no size hint; 16 covers most deltas in one allocation.
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(16).min(1024));
                 while let Some(ArrLevel(l)) = seq.next_element()? {
                     out.push(l);
                 }
