@@ -47,8 +47,11 @@ pub struct Dec {
 /// Why a text is not a [`Dec`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecError {
+    /// Not digits with an optional fraction and exponent (a sign, spaces,
+    /// `NaN`, a word).
     #[error("not a plain non-negative decimal")]
     Syntax,
+    /// More digits than a [`Dec`] holds.
     #[error("more than 19 significant digits or 18 decimals")]
     TooLong,
 }
@@ -86,6 +89,7 @@ impl Dec {
         self.scale
     }
 
+    /// Whether the value is zero (a quantity of zero deletes a level).
     pub fn is_zero(self) -> bool {
         self.mantissa == 0
     }

@@ -16,6 +16,8 @@
 //! (`topic`, `channel`). Facts and their sources are in each module's doc
 //! and in `../shared/research/websocket.md`.
 
+#![warn(missing_docs)]
+
 pub mod binance;
 pub mod book;
 pub mod bybit;
@@ -53,7 +55,10 @@ pub enum Feed {
     Trades,
     /// Incremental order book; `depth` is used where the exchange lets the
     /// client choose it (Bybit 1/50/200/1000, Kraken 10/25/100/500/1000).
-    Book { depth: u16 },
+    Book {
+        /// Levels per side, where the exchange lets the client choose.
+        depth: u16,
+    },
     /// Exchange heartbeat channel (Coinbase `heartbeat`).
     Heartbeat,
     /// Exchange status channel (Coinbase `status`, Kraken `status`).
