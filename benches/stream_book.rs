@@ -380,6 +380,44 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    // Where the time goes, on the Binance shape: parsing alone, and
+    // applying already-parsed messages alone.
+    let shape = binance();
+    let mut g = c.benchmark_group("stream_book_split");
+    g.throughput(Throughput::Elements(FRAMES as u64));
+    g.bench_function("binance_parse_only", |b| {
+        let mut out = Vec::with_capacity(4);
+        b.iter(|| {
+            let mut n = 0;
+            for f in &shape.frames {
+                out.clear();
+                stream::parse_into(shape.exchange, f, &mut out).unwrap();
+                n += out.len();
+            }
+            n
+        })
+    });
+    let parsed: Vec<BookMsg> = shape
+        .frames
+        .iter()
+        .map(|f| match stream::parse(shape.exchange, f).unwrap().pop() {
+            Some(StreamMsg::Book(b)) => b,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    g.bench_function("binance_apply_only", |b| {
+        b.iter_batched_ref(
+            || shape.synced.clone(),
+            |book| {
+                for m in &parsed {
+                    assert_eq!(book.apply(m), Verdict::Applied);
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);

@@ -490,6 +490,19 @@ fn okx_placeholder_checksum_of_the_docs_is_a_mismatch() {
     assert!(!b.is_valid());
 }
 
+/// With the value Python's `zlib.crc32` gives for the docs' levels, the same
+/// snapshot verifies: a non-zero checksum is checked, and it can pass.
+#[test]
+fn okx_nonzero_checksum_is_checked_and_can_pass() {
+    let text = fixture("okx/books_snapshot.json").replace("-855196043", "-2102840145");
+    let s = book(one(okx::parse(&text).unwrap()));
+    let mut b = LocalBook::new(Rule::Okx);
+    assert_eq!(b.apply(&s), Verdict::Snapshot);
+    assert!(b.is_valid());
+    assert_eq!(b.last_check(), Check::Checksum);
+    assert_eq!(b.resyncs(), 0);
+}
+
 fn okx_msg(seq: i64, prev: i64, price: &str) -> BookMsg {
     BookMsg {
         channel: "books".into(),

@@ -461,7 +461,6 @@ impl LocalBook {
         let verdict = if msg.kind == BookKind::Snapshot || prev == -1 {
             *last_seq = seq;
             self.book.load(&msg.bids, &msg.asks);
-            self.became_valid();
             Verdict::Snapshot
         } else if !self.valid {
             return Verdict::AwaitingSnapshot;
@@ -489,6 +488,9 @@ impl LocalBook {
                 return self.fail_checksum(i64::from(checksum), i64::from(computed));
             }
             self.last_check = Check::Checksum;
+        }
+        if verdict == Verdict::Snapshot {
+            self.became_valid();
         }
         verdict
     }
