@@ -9,7 +9,8 @@
 //! (book messages); multiply by the levels per frame in the name for level
 //! updates. Sizes: Binance `@depth@100ms` 20 level changes per event over a
 //! 1,000-level snapshot; Bybit `orderbook.50` 8 per delta; OKX `books` 20 per
-//! update over 400 levels (checksum 0, as in production); Coinbase
+//! update over 400 levels (checksum 0, as in production), and 1-3 per update
+//! for a quiet symbol (the per-message cost); Coinbase
 //! `level2_batch` 5 per batch; Kraken `book` depth 10 with 1-3 per update
 //! and a checksum on each.
 
@@ -208,7 +209,8 @@ fn bybit() -> Shape {
     }
 }
 
-fn okx() -> Shape {
+/// OKX `books` with `per_frame` changes per update (`None`: 1-3).
+fn okx(per_frame: Option<u64>, name: &str) -> Shape {
     let mut rng = Rng(0x8CB9_2BA7_2F3D_8DD7);
     let (bids, asks) = full_book(400, &mut rng);
     let mut synced = LocalBook::new(Rule::Okx);
@@ -238,7 +240,8 @@ fn okx() -> Shape {
     };
     let frames = (0..FRAMES)
         .map(|_| {
-            let ch: Vec<_> = (0..20).map(|_| change(&mut rng, 400)).collect();
+            let n = per_frame.unwrap_or_else(|| 1 + rng.below(3));
+            let ch: Vec<_> = (0..n).map(|_| change(&mut rng, 400)).collect();
             let (b, a) = split(&ch);
             let prev = seq;
             seq += 1 + rng.below(90) as i64;
@@ -250,7 +253,7 @@ fn okx() -> Shape {
         })
         .collect();
     Shape {
-        name: "okx_books_20lv".into(),
+        name: name.into(),
         exchange: ExchangeKind::Okx,
         synced,
         frames,
@@ -361,7 +364,14 @@ fn run(
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("stream_book");
-    for shape in [binance(), bybit(), okx(), coinbase(), kraken()] {
+    for shape in [
+        binance(),
+        bybit(),
+        okx(Some(20), "okx_books_20lv"),
+        okx(None, "okx_books_1to3lv"),
+        coinbase(),
+        kraken(),
+    ] {
         // Validate the whole sequence once, outside the timing.
         let mut check = shape.synced.clone();
         let mut out = Vec::new();
