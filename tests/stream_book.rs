@@ -408,6 +408,27 @@ fn bybit_verdicts() {
     );
 }
 
+#[test]
+fn a_caller_invalidation_needs_a_snapshot_and_counts_as_a_resync() {
+    let mut b = LocalBook::new(Rule::Bybit);
+    assert_eq!(
+        b.apply(&by_msg(5, BookKind::Snapshot, "10", "1")),
+        Verdict::Snapshot
+    );
+    assert_eq!(b.resyncs(), 0, "the first snapshot is a sync, not a resync");
+    b.invalidate(); // e.g. the socket reconnected
+    assert_eq!(
+        b.apply(&by_msg(6, BookKind::Delta, "11", "1")),
+        Verdict::AwaitingSnapshot
+    );
+    assert_eq!(
+        b.apply(&by_msg(9, BookKind::Snapshot, "10", "1")),
+        Verdict::Snapshot
+    );
+    assert_eq!(b.resyncs(), 1);
+    assert_eq!(b.gaps(), 0);
+}
+
 // ---------------------------------------------------------------- OKX
 
 #[test]

@@ -166,6 +166,7 @@ pub struct LocalBook {
     book: OrderBook,
     state: State,
     valid: bool,
+    ever_valid: bool,
     last_check: Check,
     gaps: u64,
     checksum_failures: u64,
@@ -203,6 +204,7 @@ impl LocalBook {
             book: OrderBook::new(),
             state,
             valid: false,
+            ever_valid: false,
             last_check: Check::Unverified,
             gaps: 0,
             checksum_failures: 0,
@@ -307,10 +309,11 @@ impl LocalBook {
     }
 
     fn became_valid(&mut self) {
-        if !self.valid && (self.gaps > 0 || self.checksum_failures > 0) {
+        if !self.valid && self.ever_valid {
             self.resyncs += 1;
         }
         self.valid = true;
+        self.ever_valid = true;
     }
 
     /// Apply one book message under the book's rule.
