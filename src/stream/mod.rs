@@ -10,6 +10,24 @@
 //!                                                                 (Applied, Gap{..}, ChecksumMismatch{..}, ...)
 //! ```
 //!
+//! How a worker uses it (sketch, per connection):
+//!
+//! ```text
+//! send <exchange>::subscribe(..); every keepalive interval send app_ping(exchange) if Some
+//! for each text frame:
+//!     out.clear(); stream::parse_into(exchange, &text, &mut out)   // Err → count + log, keep going
+//!     for msg in &out:
+//!         if msg.is_data() { liveness[msg.subscription()] = now }   // never for control messages
+//!         match msg {
+//!             Book(b)   => match books[b.symbol].apply(b) {         // LocalBook::new(default_rule(..))
+//!                            v if v.is_failure() => event(v) + resync (Binance: REST depth →
+//!                                                   binance::parse_rest_depth → apply),
+//!                            SnapshotTooOld{..}  => refetch the REST snapshot, ..}
+//!             Notice(n) if n.kind.is_planned_disconnect() => expect the close,
+//!             Ack{success: false} | Error(_) => alert, ..
+//!         }
+//! ```
+//!
 //! One file per exchange protocol ([`binance`], [`bybit`], [`okx`],
 //! [`coinbase`], [`kraken`]), each with `parse`/`parse_into`, the subscribe
 //! request, the application-level ping text (`PING`) and the channel naming
