@@ -408,6 +408,27 @@ fn bybit_verdicts() {
     );
 }
 
+#[test]
+fn a_caller_invalidation_needs_a_snapshot_and_counts_as_a_resync() {
+    let mut b = LocalBook::new(Rule::Bybit);
+    assert_eq!(
+        b.apply(&by_msg(5, BookKind::Snapshot, "10", "1")),
+        Verdict::Snapshot
+    );
+    assert_eq!(b.resyncs(), 0, "the first snapshot is a sync, not a resync");
+    b.invalidate(); // e.g. the socket reconnected
+    assert_eq!(
+        b.apply(&by_msg(6, BookKind::Delta, "11", "1")),
+        Verdict::AwaitingSnapshot
+    );
+    assert_eq!(
+        b.apply(&by_msg(9, BookKind::Snapshot, "10", "1")),
+        Verdict::Snapshot
+    );
+    assert_eq!(b.resyncs(), 1);
+    assert_eq!(b.gaps(), 0);
+}
+
 // ---------------------------------------------------------------- OKX
 
 #[test]
@@ -488,6 +509,19 @@ fn okx_placeholder_checksum_of_the_docs_is_a_mismatch() {
         }
     );
     assert!(!b.is_valid());
+}
+
+/// With the value Python's `zlib.crc32` gives for the docs' levels, the same
+/// snapshot verifies: a non-zero checksum is checked, and it can pass.
+#[test]
+fn okx_nonzero_checksum_is_checked_and_can_pass() {
+    let text = fixture("okx/books_snapshot.json").replace("-855196043", "-2102840145");
+    let s = book(one(okx::parse(&text).unwrap()));
+    let mut b = LocalBook::new(Rule::Okx);
+    assert_eq!(b.apply(&s), Verdict::Snapshot);
+    assert!(b.is_valid());
+    assert_eq!(b.last_check(), Check::Checksum);
+    assert_eq!(b.resyncs(), 0);
 }
 
 fn okx_msg(seq: i64, prev: i64, price: &str) -> BookMsg {

@@ -27,12 +27,23 @@ pub struct OrderBook {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Crossing {
     /// Best bid equals best ask.
-    Locked { bid: Dec, ask: Dec },
+    Locked {
+        /// Best bid price.
+        bid: Dec,
+        /// Best ask price.
+        ask: Dec,
+    },
     /// Best bid above best ask.
-    Crossed { bid: Dec, ask: Dec },
+    Crossed {
+        /// Best bid price.
+        bid: Dec,
+        /// Best ask price.
+        ask: Dec,
+    },
 }
 
 impl OrderBook {
+    /// An empty book.
     pub fn new() -> OrderBook {
         OrderBook::default()
     }
@@ -85,10 +96,12 @@ impl OrderBook {
         }
     }
 
+    /// Highest bid, if any.
     pub fn best_bid(&self) -> Option<Level> {
         self.bids.last_key_value().map(|(p, q)| Level::new(*p, *q))
     }
 
+    /// Lowest ask, if any.
     pub fn best_ask(&self) -> Option<Level> {
         self.asks.first_key_value().map(|(p, q)| Level::new(*p, *q))
     }
@@ -116,6 +129,7 @@ impl OrderBook {
         (self.bids.len(), self.asks.len())
     }
 
+    /// No level on either side.
     pub fn is_empty(&self) -> bool {
         self.bids.is_empty() && self.asks.is_empty()
     }

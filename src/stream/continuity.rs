@@ -25,10 +25,20 @@ pub enum Step {
     /// Exactly the next id.
     Next,
     /// Ids between the last one and this one were not seen.
-    Gap { expected: u64, received: u64 },
+    Gap {
+        /// The id that should have come (last + 1).
+        expected: u64,
+        /// The id (or span start) that came.
+        received: u64,
+    },
     /// This id (or the start of its span) is not after the last one:
     /// duplicate or out of order.
-    Repeat { last: u64, received: u64 },
+    Repeat {
+        /// The last id seen.
+        last: u64,
+        /// The id (or span start) that came.
+        received: u64,
+    },
 }
 
 /// The last id seen on one (channel, symbol).
@@ -38,6 +48,7 @@ pub struct Continuity {
 }
 
 impl Continuity {
+    /// Nothing seen yet.
     pub fn new() -> Continuity {
         Continuity::default()
     }

@@ -47,8 +47,11 @@ pub struct Dec {
 /// Why a text is not a [`Dec`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecError {
+    /// Not digits with an optional fraction and exponent (a sign, spaces,
+    /// `NaN`, a word).
     #[error("not a plain non-negative decimal")]
     Syntax,
+    /// More digits than a [`Dec`] holds.
     #[error("more than 19 significant digits or 18 decimals")]
     TooLong,
 }
@@ -86,6 +89,7 @@ impl Dec {
         self.scale
     }
 
+    /// Whether the value is zero (a quantity of zero deletes a level).
     pub fn is_zero(self) -> bool {
         self.mantissa == 0
     }
@@ -95,6 +99,73 @@ impl Dec {
     /// notation as JSON numbers allow (`"1e-05"`, `"4.5E+2"`). A leading `-`,
     /// `+`, spaces, `NaN` or `inf` are errors.
     pub fn parse(text: &str) -> Result<Dec, DecError> {
+        match Self::parse_plain(text.as_bytes()) {
+            Some(d) => Ok(d),
+            None => Self::parse_general(text),
+        }
+    }
+
+    /// The common case, fast: digits, an optional `.` and more digits, at
+    /// most 19 digits in all (leading zeros included) and [`MAX_SCALE`]
+    /// decimals. `None` sends anything else (exponents, long numbers,
+    /// errors) to the general path.
+    #[inline]
+    fn parse_plain(b: &[u8]) -> Option<Dec> {
+        let n = b.len();
+        let mut i = 0;
+        let mut mantissa: u64 = 0;
+        // 19 decimal digits always fit a u64 (10^19 - 1 < 2^64).
+        if n == 0 || n > 20 {
+            return None;
+        }
+        while i < n {
+            let d = b[i].wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            // Wrapping: a 20-digit text may overflow; it is refused below.
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+            i += 1;
+        }
+        let int_len = i;
+        if int_len == 0 {
+            return None;
+        }
+        let mut frac = 0usize;
+        if i < n {
+            if b[i] != b'.' {
+                return None;
+            }
+            i += 1;
+            let start = i;
+            while i < n {
+                let d = b[i].wrapping_sub(b'0');
+                if d > 9 {
+                    return None;
+                }
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+                i += 1;
+            }
+            frac = i - start;
+            if frac == 0 {
+                return None;
+            }
+        }
+        if int_len + frac > 19 || frac > usize::from(MAX_SCALE) {
+            return None;
+        }
+        if mantissa == 0 {
+            return Some(Dec::ZERO);
+        }
+        let mut scale = frac as u8; // <= 18, checked above
+        while scale > 0 && mantissa % 10 == 0 {
+            mantissa /= 10;
+            scale -= 1;
+        }
+        Some(Dec { mantissa, scale })
+    }
+
+    fn parse_general(text: &str) -> Result<Dec, DecError> {
         let b = text.as_bytes();
         let mut i = 0;
         let mut acc = Digits::default();
@@ -274,9 +345,36 @@ impl Serialize for Dec {
 }
 
 impl<'de> Deserialize<'de> for Dec {
-    /// Accepts a JSON string (`"0.5666"`, Binance/Bybit/OKX/Coinbase) or a
-    /// JSON number (`0.5666`, Kraken v2), read from the raw text so no digit
-    /// is lost.
+    /// A JSON string holding a decimal (`"0.5666"`: Binance, Bybit, OKX,
+    /// Coinbase, and [`Dec`]'s own serialisation) or a JSON integer. JSON
+    /// numbers with a fraction are refused: read them with [`RawDec`], which
+    /// keeps their digits.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Dec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a decimal string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dec, E> {
+                Dec::parse(v).map_err(|e| E::custom(format_args!("{e}: {v:.40}")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dec, E> {
+                Ok(Dec::normalised(v, 0))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A [`Dec`] read from a JSON number or string through its raw text, so
+/// `36304.0847022` keeps every digit (Kraken v2 sends prices and quantities
+/// as JSON numbers; an `f64` detour would not be exact). Only works with
+/// `serde_json` readers of text (`from_str`, `from_slice`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawDec(pub Dec);
+
+impl<'de> Deserialize<'de> for RawDec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw: &'de RawValue = Deserialize::deserialize(d)?;
         let text = raw.get();
@@ -284,7 +382,9 @@ impl<'de> Deserialize<'de> for Dec {
             .strip_prefix('"')
             .and_then(|t| t.strip_suffix('"'))
             .unwrap_or(text);
-        Dec::parse(text).map_err(|e| de::Error::custom(format_args!("{e}: {text:.40}")))
+        Dec::parse(text)
+            .map(RawDec)
+            .map_err(|e| de::Error::custom(format_args!("{e}: {text:.40}")))
     }
 }
 
@@ -341,9 +441,17 @@ mod tests {
 
     #[test]
     fn deserialises_strings_and_numbers_exactly() {
-        let v: Vec<Dec> = serde_json::from_str(r#"["0.5666", 36304.0847022, 1e-05]"#).unwrap();
+        let v: Vec<RawDec> = serde_json::from_str(r#"["0.5666", 36304.0847022, 1e-05]"#).unwrap();
+        let v: Vec<Dec> = v.into_iter().map(|r| r.0).collect();
         assert_eq!(v, vec![d("0.5666"), d("36304.0847022"), d("0.00001")]);
+        assert!(serde_json::from_str::<RawDec>("-1").is_err());
+        let v: Vec<Dec> = serde_json::from_str(r#"["0.5666", 12]"#).unwrap();
+        assert_eq!(v, vec![d("0.5666"), d("12")]);
         assert!(serde_json::from_str::<Dec>("\"abc\"").is_err());
+        assert!(
+            serde_json::from_str::<Dec>("0.5").is_err(),
+            "floats need RawDec"
+        );
         assert!(serde_json::from_str::<Dec>("-1").is_err());
         assert!(serde_json::from_str::<Dec>("null").is_err());
     }
@@ -353,6 +461,15 @@ mod tests {
         fn text_round_trips(m in 0u64..u64::MAX, s in 0u8..=18) {
             let x = Dec::new(m, s).unwrap();
             proptest::prop_assert_eq!(Dec::parse(&x.to_string()).unwrap(), x);
+        }
+
+        #[test]
+        fn fast_and_general_paths_agree(text in "[0-9]{1,20}(\\.[0-9]{1,20})?") {
+            let general = Dec::parse_general(&text);
+            match Dec::parse_plain(text.as_bytes()) {
+                Some(fast) => proptest::prop_assert_eq!(Ok(fast), general),
+                None => proptest::prop_assert!(text.len() > 19 || general.is_err()),
+            }
         }
 
         #[test]

@@ -36,7 +36,10 @@ pub enum Rule {
     /// (binance-spot-api-docs `web-socket-streams.md`, "How to manage a
     /// local order book correctly"). `max_buffer` bounds the events held
     /// while the snapshot is fetched (oldest dropped first).
-    Binance { max_buffer: usize },
+    Binance {
+        /// Most events held while the REST snapshot is fetched.
+        max_buffer: usize,
+    },
     /// Bybit v5 `orderbook.{depth}` (bybit-exchange/docs
     /// `docs/v5/websocket/public/orderbook.mdx`).
     Bybit,
@@ -46,8 +49,11 @@ pub enum Rule {
     /// `guides/websockets/book-checksum-v2`): subscribed `depth` and the
     /// instrument's precisions.
     Kraken {
+        /// Subscribed depth (10, 25, 100, 500 or 1000).
         depth: usize,
+        /// The pair's `price_precision` (`instrument` channel).
         price_precision: u8,
+        /// The pair's `qty_precision` (`instrument` channel).
         qty_precision: u8,
     },
     /// Coinbase Exchange `level2_batch` (docs.cdp.coinbase.com
@@ -70,21 +76,39 @@ pub enum Verdict {
     Keepalive,
     /// Already applied or older than the book (duplicate, late, or Binance
     /// `u <= lastUpdateId`): ignored.
-    Stale { last: i64, received: i64 },
+    Stale {
+        /// The book's last applied id.
+        last: i64,
+        /// The message's id.
+        received: i64,
+    },
     /// Binance: held until the REST snapshot arrives.
     Buffered,
     /// The book is invalid and this delta cannot repair it: dropped until a
     /// snapshot (or, for Binance, until the REST snapshot).
     AwaitingSnapshot,
     /// Messages were missed: the book is now invalid.
-    Gap { expected: i64, received: i64 },
+    Gap {
+        /// The id the rule expected (Binance/Bybit: last + 1 for `U`/`u`;
+        /// OKX: the last `seqId`, to be echoed as `prevSeqId`).
+        expected: i64,
+        /// What the message carried in its place.
+        received: i64,
+    },
     /// The exchange's checksum disagrees with the book after applying: the
     /// book is now invalid. OKX values are signed, Kraken's unsigned.
-    ChecksumMismatch { expected: i64, computed: i64 },
+    ChecksumMismatch {
+        /// The checksum the exchange sent.
+        expected: i64,
+        /// The checksum of the local book after applying the message.
+        computed: i64,
+    },
     /// Binance: the REST snapshot is older than the first buffered event
     /// (`lastUpdateId + 1 < U`): fetch a newer snapshot; the buffer is kept.
     SnapshotTooOld {
+        /// The snapshot's `lastUpdateId`.
         last_update_id: i64,
+        /// `U` of the oldest buffered event.
         first_buffered: i64,
     },
     /// The message's integrity fields belong to another exchange's rule (a
@@ -142,6 +166,7 @@ pub struct LocalBook {
     book: OrderBook,
     state: State,
     valid: bool,
+    ever_valid: bool,
     last_check: Check,
     gaps: u64,
     checksum_failures: u64,
@@ -179,6 +204,7 @@ impl LocalBook {
             book: OrderBook::new(),
             state,
             valid: false,
+            ever_valid: false,
             last_check: Check::Unverified,
             gaps: 0,
             checksum_failures: 0,
@@ -207,10 +233,12 @@ impl LocalBook {
         &self.book
     }
 
+    /// Best bid of a valid book.
     pub fn best_bid(&self) -> Option<Level> {
         self.book()?.best_bid()
     }
 
+    /// Best ask of a valid book.
     pub fn best_ask(&self) -> Option<Level> {
         self.book()?.best_ask()
     }
@@ -281,10 +309,11 @@ impl LocalBook {
     }
 
     fn became_valid(&mut self) {
-        if !self.valid && (self.gaps > 0 || self.checksum_failures > 0) {
+        if !self.valid && self.ever_valid {
             self.resyncs += 1;
         }
         self.valid = true;
+        self.ever_valid = true;
     }
 
     /// Apply one book message under the book's rule.
@@ -435,7 +464,6 @@ impl LocalBook {
         let verdict = if msg.kind == BookKind::Snapshot || prev == -1 {
             *last_seq = seq;
             self.book.load(&msg.bids, &msg.asks);
-            self.became_valid();
             Verdict::Snapshot
         } else if !self.valid {
             return Verdict::AwaitingSnapshot;
@@ -463,6 +491,9 @@ impl LocalBook {
                 return self.fail_checksum(i64::from(checksum), i64::from(computed));
             }
             self.last_check = Check::Checksum;
+        }
+        if verdict == Verdict::Snapshot {
+            self.became_valid();
         }
         verdict
     }

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::Feed;
-use super::decimal::Dec;
+use super::decimal::RawDec;
 use super::message::{
     Ack, BookKind, BookMsg, BookSeq, Heartbeat, Instrument, Level, Notice, NoticeKind, Quote, Side,
     StreamError, StreamMsg, Trade,
@@ -124,23 +124,37 @@ enum Data<'a> {
 struct Row<'a> {
     #[serde(borrow)]
     symbol: Option<&'a str>,
-    bids: Option<Vec<Level>>,
-    asks: Option<Vec<Level>>,
+    bids: Option<Vec<KLevel>>,
+    asks: Option<Vec<KLevel>>,
     checksum: Option<u32>,
     #[serde(borrow)]
     timestamp: Option<&'a str>,
-    bid: Option<Dec>,
-    bid_qty: Option<Dec>,
-    ask: Option<Dec>,
-    ask_qty: Option<Dec>,
-    last: Option<Dec>,
+    bid: Option<RawDec>,
+    bid_qty: Option<RawDec>,
+    ask: Option<RawDec>,
+    ask_qty: Option<RawDec>,
+    last: Option<RawDec>,
     #[serde(borrow)]
     side: Option<&'a str>,
-    price: Option<Dec>,
-    qty: Option<Dec>,
+    price: Option<RawDec>,
+    qty: Option<RawDec>,
     trade_id: Option<u64>,
     #[serde(borrow)]
     system: Option<&'a str>,
+}
+
+/// `{"price": 0.5666, "qty": 4831.75496356}`: JSON numbers, read exactly.
+#[derive(Deserialize)]
+struct KLevel {
+    price: RawDec,
+    qty: RawDec,
+}
+
+fn levels(v: Option<Vec<KLevel>>) -> Vec<Level> {
+    v.unwrap_or_default()
+        .into_iter()
+        .map(|l| Level::new(l.price.0, l.qty.0))
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -282,15 +296,15 @@ fn row_msg(
             seq: BookSeq::Kraken {
                 checksum: row.checksum.ok_or(missing("book", "checksum"))?,
             },
-            bids: row.bids.unwrap_or_default(),
-            asks: row.asks.unwrap_or_default(),
+            bids: levels(row.bids),
+            asks: levels(row.asks),
         }),
         "ticker" => StreamMsg::Quote(Quote {
             channel: "ticker".into(),
             symbol: symbol()?,
-            bid: row.bid.zip(row.bid_qty).map(|(p, q)| Level::new(p, q)),
-            ask: row.ask.zip(row.ask_qty).map(|(p, q)| Level::new(p, q)),
-            last: row.last,
+            bid: row.bid.zip(row.bid_qty).map(|(p, q)| Level::new(p.0, q.0)),
+            ask: row.ask.zip(row.ask_qty).map(|(p, q)| Level::new(p.0, q.0)),
+            last: row.last.map(|l| l.0),
             sequence: None,
             trade_id: None,
             event_time_ms: ts(&row)?,
@@ -301,8 +315,8 @@ fn row_msg(
             trade_id: row.trade_id,
             trade_ref: None,
             count: 1,
-            price: row.price.ok_or(missing("trade", "price"))?,
-            qty: row.qty.ok_or(missing("trade", "qty"))?,
+            price: row.price.ok_or(missing("trade", "price"))?.0,
+            qty: row.qty.ok_or(missing("trade", "qty"))?.0,
             side: match row.side {
                 Some("buy") => Some(Side::Buy),
                 Some("sell") => Some(Side::Sell),

@@ -18,11 +18,14 @@ use super::decimal::Dec;
 /// quantity of zero in a delta removes the level (all five exchanges).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Level {
+    /// Price, in quote currency per unit of base.
     pub price: Dec,
+    /// Quantity resting, in base units (contracts for OKX derivatives).
     pub qty: Dec,
 }
 
 impl Level {
+    /// A level.
     pub fn new(price: Dec, qty: Dec) -> Level {
         Level { price, qty }
     }
@@ -55,27 +58,46 @@ pub enum BookSeq {
     /// Binance diff depth `depthUpdate`: `U` first and `u` final update id of
     /// the event (binance-spot-api-docs `web-socket-streams.md`, "Diff. Depth
     /// Stream").
-    Binance { first: u64, last: u64 },
+    Binance {
+        /// `U`: first update id in the event.
+        first: u64,
+        /// `u`: final update id in the event.
+        last: u64,
+    },
     /// Binance REST `GET /api/v3/depth` snapshot: `lastUpdateId`
     /// (binance-spot-api-docs `rest-api.md`, "Order book").
-    BinanceRest { last_update_id: u64 },
+    BinanceRest {
+        /// `lastUpdateId` of the snapshot.
+        last_update_id: u64,
+    },
     /// Bybit v5 `orderbook.{depth}.{symbol}`: `u` update id (+1 per message
     /// within a session; `u=1` means the service restarted and the message
     /// overwrites the book) and `seq` cross sequence (bybit-exchange/docs
     /// `docs/v5/websocket/public/orderbook.mdx`).
-    Bybit { update_id: u64, seq: u64 },
+    Bybit {
+        /// `u`.
+        update_id: u64,
+        /// `seq`.
+        seq: u64,
+    },
     /// OKX v5 `books`: `seqId`, `prevSeqId` (-1 on a snapshot) and the signed
     /// CRC32 `checksum`, pinned to 0 in production since 2026-06-23 (OKX
     /// help-centre "Order Book Channels Checksum Field Deprecation",
     /// 2026-05-21).
     Okx {
+        /// `seqId`.
         seq_id: i64,
+        /// `prevSeqId` (-1 on a snapshot).
         prev_seq_id: i64,
+        /// `checksum` (0: not provided).
         checksum: i32,
     },
     /// Kraken v2 `book`: unsigned CRC32 of the top 10 levels after applying
     /// the message (docs.kraken.com `guides/websockets/book-checksum-v2`).
-    Kraken { checksum: u32 },
+    Kraken {
+        /// `checksum`.
+        checksum: u32,
+    },
     /// No integrity field (Coinbase `level2_batch`).
     None,
 }
@@ -83,14 +105,18 @@ pub enum BookSeq {
 /// A book snapshot or delta for one symbol.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BookMsg {
+    /// Channel as the exchange module names it (see its `channel`).
     pub channel: String,
+    /// Symbol as the exchange spells it.
     pub symbol: String,
+    /// Snapshot or delta.
     pub kind: BookKind,
     /// Bid levels as sent (exchanges send them best first; order does not
     /// matter to the book).
     pub bids: Vec<Level>,
     /// Ask levels as sent.
     pub asks: Vec<Level>,
+    /// The exchange's integrity fields.
     pub seq: BookSeq,
     /// Exchange event time, unix ms, where the message carries one.
     pub event_time_ms: Option<i64>,
@@ -106,23 +132,31 @@ impl BookMsg {
 /// Best bid/ask and/or last price of one symbol (a ticker or book ticker).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Quote {
+    /// Channel as the exchange module names it.
     pub channel: String,
+    /// Symbol as the exchange spells it.
     pub symbol: String,
+    /// Best bid, where the channel carries it.
     pub bid: Option<Level>,
+    /// Best ask, where the channel carries it.
     pub ask: Option<Level>,
+    /// Last trade price, where the channel carries it.
     pub last: Option<Dec>,
     /// A per-symbol sequence where the channel has one (Coinbase `ticker`
     /// `sequence`; Binance `bookTicker` `u`; Bybit `cs`).
     pub sequence: Option<u64>,
     /// Last trade id where the ticker carries one (Coinbase `trade_id`).
     pub trade_id: Option<u64>,
+    /// Exchange event time, unix ms, where given.
     pub event_time_ms: Option<i64>,
 }
 
 /// One public trade (or one aggregated trade print, OKX `trades`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trade {
+    /// Channel as the exchange module names it.
     pub channel: String,
+    /// Symbol as the exchange spells it.
     pub symbol: String,
     /// Numeric trade id where the exchange's ids are integers (Binance `t`,
     /// OKX `tradeId`, Coinbase `trade_id`, Kraken `trade_id`). Bybit spot
@@ -134,12 +168,15 @@ pub struct Trade {
     /// How many fills this print aggregates (OKX `count`; 1 elsewhere), so
     /// `trade_id - count` is the previous print's id on OKX.
     pub count: u64,
+    /// Trade price.
     pub price: Dec,
+    /// Trade quantity.
     pub qty: Dec,
     /// Taker side, where given.
     pub side: Option<Side>,
     /// Per-product sequence (Coinbase `matches` `sequence`, Bybit `seq`).
     pub sequence: Option<u64>,
+    /// Trade time, unix ms, where given.
     pub event_time_ms: Option<i64>,
 }
 
@@ -153,6 +190,7 @@ pub struct Heartbeat {
     /// Coinbase `last_trade_id` (reported stuck at 0 for months in
     /// preichenberger/go-coinbasepro#89: do not build a gap check on it alone).
     pub last_trade_id: Option<u64>,
+    /// Exchange time, unix ms, where given.
     pub event_time_ms: Option<i64>,
 }
 
@@ -164,7 +202,9 @@ pub struct Ack {
     /// `success:false`, Kraken `success:false`); other exchanges send an
     /// [`StreamMsg::Error`].
     pub success: bool,
+    /// The channel acknowledged, where the answer names it.
     pub channel: Option<String>,
+    /// The symbol acknowledged, where the answer names it.
     pub symbol: Option<String>,
     /// The request id echoed back, as text.
     pub req_id: Option<String>,
@@ -177,6 +217,7 @@ pub struct Ack {
 pub struct StreamError {
     /// The exchange's code as text (`"60012"`, `"2"`), where given.
     pub code: Option<String>,
+    /// The exchange's text (Coinbase: `message: reason`).
     pub message: String,
 }
 
@@ -214,11 +255,15 @@ impl NoticeKind {
 /// A planned-disconnect or trading-status announcement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notice {
+    /// What is announced.
     pub kind: NoticeKind,
     /// The product it is about (Coinbase `status` is per product), if any.
     pub symbol: Option<String>,
+    /// The exchange's code or status word (`64008`, `maintenance`).
     pub code: Option<String>,
+    /// The exchange's text, where given.
     pub message: Option<String>,
+    /// Exchange time, unix ms, where given.
     pub event_time_ms: Option<i64>,
 }
 
@@ -226,8 +271,11 @@ pub struct Notice {
 /// precisions the book checksum renders prices and quantities at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instrument {
+    /// Pair, e.g. `BTC/USD`.
     pub symbol: String,
+    /// Decimals of prices.
     pub price_precision: u8,
+    /// Decimals of quantities.
     pub qty_precision: u8,
 }
 

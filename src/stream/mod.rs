@@ -10,11 +10,31 @@
 //!                                                                 (Applied, Gap{..}, ChecksumMismatch{..}, ...)
 //! ```
 //!
+//! How a worker uses it (sketch, per connection):
+//!
+//! ```text
+//! send <exchange>::subscribe(..); every keepalive interval send app_ping(exchange) if Some
+//! for each text frame:
+//!     out.clear(); stream::parse_into(exchange, &text, &mut out)   // Err → count + log, keep going
+//!     for msg in &out:
+//!         if msg.is_data() { liveness[msg.subscription()] = now }   // never for control messages
+//!         match msg {
+//!             Book(b)   => match books[b.symbol].apply(b) {         // LocalBook::new(default_rule(..))
+//!                            v if v.is_failure() => event(v) + resync (Binance: REST depth →
+//!                                                   binance::parse_rest_depth → apply),
+//!                            SnapshotTooOld{..}  => refetch the REST snapshot, ..}
+//!             Notice(n) if n.kind.is_planned_disconnect() => expect the close,
+//!             Ack{success: false} | Error(_) => alert, ..
+//!         }
+//! ```
+//!
 //! One file per exchange protocol ([`binance`], [`bybit`], [`okx`],
 //! [`coinbase`], [`kraken`]), each with `parse`/`parse_into`, the subscribe
 //! request, the application-level ping text (`PING`) and the channel naming
 //! (`topic`, `channel`). Facts and their sources are in each module's doc
 //! and in `../shared/research/websocket.md`.
+
+#![warn(missing_docs)]
 
 pub mod binance;
 pub mod book;
@@ -39,7 +59,7 @@ use crate::model::ExchangeKind;
 
 pub use book::{Crossing, OrderBook};
 pub use continuity::{Continuity, Step};
-pub use decimal::Dec;
+pub use decimal::{Dec, RawDec};
 pub use integrity::{Check, LocalBook, Rule, Verdict};
 pub use message::{
     Ack, BookKind, BookMsg, BookSeq, Heartbeat, Instrument, Level, Notice, NoticeKind, Quote, Side,
@@ -59,7 +79,10 @@ pub enum Feed {
     Trades,
     /// Incremental order book; `depth` is used where the exchange lets the
     /// client choose it (Bybit 1/50/200/1000, Kraken 10/25/100/500/1000).
-    Book { depth: u16 },
+    Book {
+        /// Levels per side, where the exchange lets the client choose.
+        depth: u16,
+    },
     /// Exchange heartbeat channel (Coinbase `heartbeat`).
     Heartbeat,
     /// Exchange status channel (Coinbase `status`, Kraken `status`).

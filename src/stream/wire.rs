@@ -24,12 +24,19 @@ pub enum ParseError {
     /// A known message missing a field it needs.
     #[error("{what} without {field}")]
     Missing {
+        /// The message kind.
         what: &'static str,
+        /// The missing field.
         field: &'static str,
     },
     /// A field whose value the protocol does not allow.
     #[error("bad {field}: {detail}")]
-    Bad { field: &'static str, detail: String },
+    Bad {
+        /// The field.
+        field: &'static str,
+        /// What was wrong, with an excerpt of the value.
+        detail: String,
+    },
 }
 
 impl From<serde_json::Error> for ParseError {
@@ -47,6 +54,7 @@ pub fn excerpt(text: &str) -> String {
     s
 }
 
+/// [`ParseError::Missing`].
 pub fn missing(what: &'static str, field: &'static str) -> ParseError {
     ParseError::Missing { what, field }
 }
@@ -171,7 +179,8 @@ impl<'de> Deserialize<'de> for Levels {
                 f.write_str("an array of [price, qty] arrays")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Levels, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                // serde_json gives no size hint; 16 covers most deltas in one allocation.
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(16).min(1024));
                 while let Some(ArrLevel(l)) = seq.next_element()? {
                     out.push(l);
                 }
@@ -211,7 +220,9 @@ impl<'de> Deserialize<'de> for ArrLevel {
 /// `sell`, split into bids and asks.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct SidedLevels {
+    /// `buy` changes.
     pub bids: Vec<Level>,
+    /// `sell` changes.
     pub asks: Vec<Level>,
 }
 
