@@ -34,6 +34,7 @@ pub struct LivenessConfig {
     pub unacked_after_ms: i64,
     /// More than this many connection attempts within the window is a storm.
     pub storm_reconnects: usize,
+    /// Window (ms) over which connection attempts are counted for a storm.
     pub storm_window_ms: i64,
 }
 
@@ -56,8 +57,11 @@ impl Default for LivenessConfig {
 /// A subscription, keyed as its data messages name it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct SubKey {
+    /// The exchange the subscription is on.
     pub exchange: ExchangeKind,
+    /// The channel as its data messages name it (`depth`, `orderbook.50`, `books`, `book`).
     pub channel: String,
+    /// The symbol as its data messages spell it.
     pub symbol: String,
 }
 
@@ -67,26 +71,54 @@ pub struct SubKey {
 pub enum Health {
     /// Data within its threshold (`data_age_ms` is `None` before the first
     /// message after the ack).
-    Live { data_age_ms: Option<i64> },
+    Live {
+        /// ms since the last data message (`None` before the first).
+        data_age_ms: Option<i64>,
+    },
     /// Subscribed, not yet acked, within the ack deadline.
-    Pending { waited_ms: i64 },
+    Pending {
+        /// ms waited so far.
+        waited_ms: i64,
+    },
     /// Not acked past the ack deadline.
-    Unacked { waited_ms: i64 },
+    Unacked {
+        /// ms waited so far.
+        waited_ms: i64,
+    },
     /// The exchange refused it.
-    Refused { message: String },
+    Refused {
+        /// The exchange's words.
+        message: String,
+    },
     /// Acked, socket alive, this subscription silent past its threshold.
-    Zombie { silent_ms: i64, threshold_ms: i64 },
+    Zombie {
+        /// ms without data (zombie) or without any frame (dead).
+        silent_ms: i64,
+        /// The threshold passed, ms.
+        threshold_ms: i64,
+    },
     /// The socket delivered no frame past the dead threshold.
-    Dead { silent_ms: i64, threshold_ms: i64 },
+    Dead {
+        /// ms without data (zombie) or without any frame (dead).
+        silent_ms: i64,
+        /// The threshold passed, ms.
+        threshold_ms: i64,
+    },
     /// The connection is down (`expected` when it was announced).
-    Down { down_ms: i64 },
+    Down {
+        /// ms since the connection went down.
+        down_ms: i64,
+    },
 }
 
 /// One subscription's verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SubVerdict {
+    /// The subscription.
     pub key: SubKey,
+    /// The connection it is on (the spec's `name`).
     pub connection: String,
+    /// Its state at the time asked.
     pub health: Health,
     /// The connection's drop was announced (planned): not an outage.
     pub expected: bool,
@@ -95,8 +127,11 @@ pub struct SubVerdict {
 /// One connection's verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConnVerdict {
+    /// The exchange of the connection.
     pub exchange: ExchangeKind,
+    /// The connection's name (the spec's `name`).
     pub connection: String,
+    /// Whether the WebSocket is open.
     pub connected: bool,
     /// ms since the last frame of any kind, while connected.
     pub frame_age_ms: Option<i64>,

@@ -1,7 +1,18 @@
-//! Public WebSocket market-data streams, the pure part: parsing each
-//! exchange's frames into [`StreamMsg`]s and keeping order books under each
-//! exchange's integrity rule. No I/O here: workers (sockets, keepalive,
-//! reconnects) and the simulator's stream server build on this API.
+//! Public WebSocket market-data streams (issue #16), read-only and keyless.
+//!
+//! - The pure part: parsing each exchange's frames into [`StreamMsg`]s
+//!   (one file per protocol) and keeping order books under each exchange's
+//!   integrity rule ([`integrity`], [`book`], [`checksum`], [`decimal`],
+//!   [`continuity`]); liveness per subscription ([`liveness`]); what a
+//!   worker does with each frame ([`session`]).
+//! - The I/O part: [`worker`] (one task per connection: a dedicated read
+//!   task, keepalive, reconnects under [`budget`]), configured by a
+//!   [`spec::StreamSpec`], telling the rest of exwatch what happened in
+//!   [`report::StreamReport`]s. The simulator serves the five exchanges'
+//!   streams (`src/sim/stream/`).
+//!
+//! Not wired into the monitor, detectors and dashboard yet (config:
+//! `config::ResolvedStream`).
 //!
 //! ```text
 //! text frame ──<exchange>::parse──▶ Vec<StreamMsg> ──is_data()──▶ liveness per (channel, symbol)
@@ -10,7 +21,7 @@
 //!                                                                 (Applied, Gap{..}, ChecksumMismatch{..}, ...)
 //! ```
 //!
-//! How a worker uses it (sketch, per connection):
+//! What the worker does with each frame (sketch; the code is [`session`]):
 //!
 //! ```text
 //! send <exchange>::subscribe(..); every keepalive interval send app_ping(exchange) if Some

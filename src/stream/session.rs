@@ -31,12 +31,20 @@ pub const MAX_SNAPSHOT_ATTEMPTS: u32 = 5;
 pub enum Action {
     /// Binance: fetch the REST depth snapshot of `symbol` after `delay`.
     FetchSnapshot {
+        /// The book's symbol.
         symbol: String,
+        /// Attempt number, from 1.
         attempt: u32,
+        /// Wait before fetching.
         delay: Duration,
     },
     /// End this connection and reconnect (a resync, or a planned drop).
-    Reconnect { reason: String, planned: bool },
+    Reconnect {
+        /// Why.
+        reason: String,
+        /// Whether it was announced (or asked for by the worker).
+        planned: bool,
+    },
 }
 
 /// Note that the subscriptions at `idx` went out in request number `ids.len()`.

@@ -27,7 +27,9 @@ use crate::retry::RetryPolicy;
 /// `BTC/USD`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Subscription {
+    /// What to subscribe to.
     pub feed: Feed,
+    /// The symbol in the exchange's data spelling.
     pub symbol: String,
 }
 
@@ -95,7 +97,9 @@ impl Timing {
 /// attempts in any `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectLimit {
+    /// Most attempts in any `window`.
     pub max: u32,
+    /// The sliding window.
     pub window: Duration,
 }
 
@@ -126,13 +130,16 @@ impl ConnectLimit {
 /// One connection to watch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamSpec {
+    /// The exchange (its protocol).
     pub exchange: ExchangeKind,
     /// Unique among connections (reports name it), e.g. `binance-spot`.
     pub name: String,
     /// The full WebSocket URL ([`default_url`] for the public one; OKX's
     /// port changed, so it comes from config).
     pub url: String,
+    /// What to subscribe to on this connection.
     pub subscriptions: Vec<Subscription>,
+    /// Keepalive intervals and deadlines.
     pub timing: Timing,
     /// Reconnect backoff: jittered exponential (`src/retry.rs`); a stream
     /// never gives up, so `give_up_after` is ignored.
