@@ -433,14 +433,21 @@ async fn a_silent_socket_is_dead_and_a_stall_with_pongs_is_a_zombie() {
     assert!(live.connections(wall_ms())[0].dead);
     // Bybit: the server stalls but answers the client's pings: the pongs
     // keep the socket alive and the subscription is a zombie.
-    let (sim_b, _) = start_sim(vec![fault(StreamFaultKind::Stall, Bybit, 800, 60_000)]).await;
-    let mut run = start(&sim_b, spec(&sim_b, Bybit, &[Feed::Ticker]), 4096);
+    stalled_with_pongs_is_a_zombie(Bybit, "tickers", |_| {}).await;
+}
+
+/// `kind`'s ticker stream stalls (from 800 ms) while the server still
+/// answers the worker's pings: live first, then a zombie (not dead), and
+/// pongs were seen. `while_live` checks the run once data has flowed.
+async fn stalled_with_pongs_is_a_zombie(kind: ExchangeKind, channel: &str, while_live: fn(&Run)) {
+    let (sim, _) = start_sim(vec![fault(StreamFaultKind::Stall, kind, 800, 60_000)]).await;
+    let mut run = start(&sim, spec(&sim, kind, &[Feed::Ticker]), 4096);
     let mut live = Liveness::new(LivenessConfig {
         zombie_after_ms: 2 * PING_MS as i64,
         dead_after_ms: 3 * PING_MS as i64,
         ..LivenessConfig::default()
     });
-    let k = key(Bybit, "tickers");
+    let k = key(kind, channel);
     until_health(&mut run, &mut live, &k, Duration::from_secs(3), |h| {
         matches!(
             h,
@@ -450,6 +457,7 @@ async fn a_silent_socket_is_dead_and_a_stall_with_pongs_is_a_zombie() {
         )
     })
     .await;
+    while_live(&run);
     let h = until_health(&mut run, &mut live, &k, Duration::from_secs(3), |h| {
         !matches!(h, Health::Live { .. })
     })
@@ -956,41 +964,16 @@ async fn the_simulator_closes_a_binance_client_that_never_pongs() {
 
 #[tokio::test]
 async fn okx_pings_when_idle_so_a_stalled_okx_stream_is_a_zombie_not_dead() {
-    let (sim, _) = start_sim(vec![fault(StreamFaultKind::Stall, Okx, 800, 60_000)]).await;
-    let mut run = start(&sim, spec(&sim, Okx, &[Feed::Ticker]), 4096);
-    let mut live = Liveness::new(LivenessConfig {
-        zombie_after_ms: 2 * PING_MS as i64,
-        dead_after_ms: 3 * PING_MS as i64,
-        ..LivenessConfig::default()
-    });
-    let k = key(Okx, "tickers");
-    until_health(&mut run, &mut live, &k, Duration::from_secs(3), |h| {
-        matches!(
-            h,
-            Health::Live {
-                data_age_ms: Some(_)
+    stalled_with_pongs_is_a_zombie(Okx, "tickers", |run| {
+        // While data flows the worker never pings (OKX: only when idle).
+        assert!(!run.saw(|r| matches!(
+            r,
+            ReportKind::Control {
+                control: ControlKind::Pong
             }
-        )
+        )));
     })
     .await;
-    // While data flows the worker never pings (OKX: only when idle).
-    assert!(!run.saw(|r| matches!(
-        r,
-        ReportKind::Control {
-            control: ControlKind::Pong
-        }
-    )));
-    let h = until_health(&mut run, &mut live, &k, Duration::from_secs(3), |h| {
-        !matches!(h, Health::Live { .. })
-    })
-    .await;
-    assert!(matches!(h, Health::Zombie { .. }), "{h:?}\n{}", run.dump());
-    assert!(run.saw(|r| matches!(
-        r,
-        ReportKind::Control {
-            control: ControlKind::Pong
-        }
-    )));
 }
 
 #[tokio::test]
