@@ -16,6 +16,7 @@ pub mod latency;
 pub mod limits;
 pub mod payload;
 pub mod staleness;
+pub mod stream;
 
 use crate::model::{Alert, AlertKind, Severity};
 use crate::model::{BreakerState, EndpointId, Event, TierFill};
@@ -178,6 +179,8 @@ pub struct DetectSettings {
     pub breaker: breaker::BreakerAlertSettings,
     /// `[alerts.detect.backend]`: exwatch's own Redis and journal.
     pub backend: backend::BackendSettings,
+    /// `[alerts.detect.stream]`: WebSocket stream alerts.
+    pub stream: stream::StreamAlertSettings,
     /// Poll pacing (`alerts.detect.adaptive`): owned by [`crate::pacing`],
     /// configured here for compatibility with existing config files.
     pub adaptive: crate::pacing::AdaptiveSettings,
@@ -193,6 +196,7 @@ impl DetectSettings {
         self.limits.validate(&format!("{at}.limits"), p);
         self.breaker.validate(&format!("{at}.breaker"), p);
         self.backend.validate(&format!("{at}.backend"), p);
+        self.stream.validate(&format!("{at}.stream"), p);
         self.adaptive.validate(&format!("{at}.adaptive"), p);
     }
 }
@@ -232,7 +236,16 @@ impl EndpointDetectors {
             AlertKind::BreakerOpen => self.breaker.assume_firing(),
             AlertKind::RateLimit | AlertKind::Ban => self.limits.assume_firing(kind),
             AlertKind::Payload(name) => self.payload.assume_firing(name),
-            AlertKind::Outage | AlertKind::Backend => false,
+            // Exchange-wide, exwatch's own, or a stream row's (see `streams`).
+            AlertKind::Outage
+            | AlertKind::Backend
+            | AlertKind::StreamZombie
+            | AlertKind::StreamDead
+            | AlertKind::StreamDown
+            | AlertKind::StreamPlanned
+            | AlertKind::StreamRefused
+            | AlertKind::ReconnectStorm
+            | AlertKind::BookInvalid => false,
         }
     }
 }
@@ -244,6 +257,8 @@ pub struct Detectors {
     endpoints: HashMap<EndpointId, EndpointDetectors>,
     outages: breaker::OutageDetector,
     backends: backend::BackendDetector,
+    /// One detector per stream row (connection or subscription).
+    streams: HashMap<EndpointId, stream::StreamDetector>,
     /// Restored alerts of endpoints not watched yet: handed to their
     /// detectors when the endpoint appears (a restart restores before the
     /// workers announce what they watch).
@@ -257,6 +272,7 @@ impl Detectors {
             backends: backend::BackendDetector::new(settings.backend.clone()),
             settings,
             endpoints: HashMap::new(),
+            streams: HashMap::new(),
             pending: HashMap::new(),
         }
     }
@@ -316,6 +332,10 @@ impl Detectors {
                 (AlertKind::Outage, _) => self.outages.assume_firing(&a.exchange),
                 (AlertKind::Backend, Some(c)) => self.backends.assume_firing(c),
                 (AlertKind::Payload(name), Some(_)) if !payload::knows(name) => false,
+                (kind, Some(ep)) if stream::raises(kind) => {
+                    let id = EndpointId::new(&a.exchange, ep);
+                    self.stream_row(&id).assume_firing(kind)
+                }
                 (kind, Some(ep)) => {
                     let id = EndpointId::new(&a.exchange, ep);
                     match self.endpoints.get_mut(&id) {
@@ -411,7 +431,12 @@ impl Detectors {
                 self.backends
                     .on_health(*component, *healthy, detail, *at_ms),
             ),
+            Event::StreamWatching { id, .. } => {
+                self.stream_row(id);
+            }
+            Event::StreamStatus(st) => out.extend(self.stream_row(&st.id).on_status(st)),
             Event::ClockOffset { .. }
+            | Event::StreamNote(_)
             | Event::AlertChanged { .. }
             | Event::AlertDelivery { .. }
             | Event::AlertTriaged { .. }
@@ -419,6 +444,15 @@ impl Detectors {
             | Event::TriageUsage(_) => {}
         }
         out
+    }
+
+    /// The detector of a stream row, created on first sight (a restored
+    /// alert may come before the row's first status).
+    fn stream_row(&mut self, id: &EndpointId) -> &mut stream::StreamDetector {
+        let s = &self.settings.stream;
+        self.streams
+            .entry(id.clone())
+            .or_insert_with(|| stream::StreamDetector::new(&id.exchange, &id.endpoint, s.clone()))
     }
 
     /// A tier the exchange told us to hold off (Retry-After, a ban) holds
@@ -451,6 +485,13 @@ impl Detectors {
 
     /// How an endpoint looks right now, for views: down beats degraded.
     pub fn health(&self, id: &EndpointId) -> Health {
+        if let Some(d) = self.streams.get(id) {
+            return if d.is_firing() {
+                Health::Down
+            } else {
+                Health::Up
+            };
+        }
         match self.endpoints.get(id) {
             None => Health::Up,
             Some(d)

@@ -73,7 +73,8 @@ pub struct JournalSettings {
     pub max_bytes: u64,
     /// Rotated files kept (`.1` newest).
     pub keep: usize,
-    /// Journal every sample too (needed for full replays; the audit log needs only alerts).
+    /// Journal every sample and stream status too (needed for full replays;
+    /// the audit log needs only alerts and notes).
     pub samples: bool,
 }
 
@@ -107,7 +108,11 @@ impl JournalSettings {
 
     /// Whether this event goes into the journal under these settings.
     pub fn wants(&self, ev: &Event) -> bool {
-        self.samples || !matches!(ev, Event::Sample(_) | Event::LimiterFill { .. })
+        self.samples
+            || !matches!(
+                ev,
+                Event::Sample(_) | Event::LimiterFill { .. } | Event::StreamStatus(_)
+            )
     }
 }
 

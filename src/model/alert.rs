@@ -287,6 +287,24 @@ pub enum AlertKind {
     /// A backend of exwatch itself (a Redis, the journal) is failing; on
     /// the pseudo-exchange `exwatch`, the component as the endpoint.
     Backend,
+    /// A stream subscription acked and then silent past its `silent_after`
+    /// while its socket is alive (a zombie subscription).
+    StreamZombie,
+    /// A stream socket open but without any frame (not even a ping or a
+    /// heartbeat) past the dead threshold.
+    StreamDead,
+    /// A stream connection down (not announced) past `down_after`.
+    StreamDown,
+    /// The exchange announced the stream's disconnect (maintenance, 24 h
+    /// limit, upgrade): expected, info only.
+    StreamPlanned,
+    /// The exchange refused a subscription, or never acked it.
+    StreamRefused,
+    /// A stream connection reconnecting more than the storm threshold allows.
+    ReconnectStorm,
+    /// A streamed order book is invalid (a sequence gap, a checksum
+    /// mismatch, messages dropped) until a snapshot resyncs it.
+    BookInvalid,
     /// A payload was not trusted; the data is the [`InvalidReason`] name
     /// (`payload:crossed_book`).
     Payload(String),
@@ -294,7 +312,7 @@ pub enum AlertKind {
 
 impl AlertKind {
     /// Every kind without data, in the order the docs list them.
-    pub const SIMPLE: [AlertKind; 11] = [
+    pub const SIMPLE: [AlertKind; 18] = [
         AlertKind::Latency,
         AlertKind::ErrorRate,
         AlertKind::Hung,
@@ -306,6 +324,13 @@ impl AlertKind {
         AlertKind::RateLimit,
         AlertKind::Ban,
         AlertKind::Backend,
+        AlertKind::StreamZombie,
+        AlertKind::StreamDead,
+        AlertKind::StreamDown,
+        AlertKind::StreamPlanned,
+        AlertKind::StreamRefused,
+        AlertKind::ReconnectStorm,
+        AlertKind::BookInvalid,
     ];
 
     /// The prefix of payload kinds.
@@ -332,6 +357,13 @@ impl AlertKind {
             AlertKind::RateLimit => "rate_limit",
             AlertKind::Ban => "ban",
             AlertKind::Backend => "backend",
+            AlertKind::StreamZombie => "stream_zombie",
+            AlertKind::StreamDead => "stream_dead",
+            AlertKind::StreamDown => "stream_down",
+            AlertKind::StreamPlanned => "stream_planned",
+            AlertKind::StreamRefused => "stream_refused",
+            AlertKind::ReconnectStorm => "reconnect_storm",
+            AlertKind::BookInvalid => "book_invalid",
             AlertKind::Payload(_) => return None,
         })
     }

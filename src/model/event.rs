@@ -10,6 +10,7 @@ use super::ids::{EndpointId, EndpointKind, ExchangeKind};
 use super::limits::{Tier, TierFill};
 use super::outcome::Sample;
 use super::silence::{AckInfo, SilenceInfo};
+use super::stream::{StreamNote, StreamStatus};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// Which backend a health event is about.
@@ -130,6 +131,23 @@ pub enum Event {
         exchange: String,
         offset_ms: i64,
     },
+    /// Describes a stream row (a connection or a subscription, see
+    /// [`super::stream`]) once at start, so views know it before its first
+    /// status.
+    StreamWatching {
+        #[serde(flatten)]
+        id: EndpointId,
+        exchange_kind: ExchangeKind,
+        /// The connection's name (equal to `id.endpoint` on a connection row).
+        connection: String,
+        /// The WebSocket URL.
+        url: String,
+    },
+    /// A stream row's figures, about once a second.
+    StreamStatus(StreamStatus),
+    /// Something that happened on a stream connection (a gap, a resync, a
+    /// planned disconnect...).
+    StreamNote(StreamNote),
     BackendHealth {
         at_ms: i64,
         component: Component,

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod limits;
 pub mod outcome;
 pub mod silence;
+pub mod stream;
 
 pub use alert::{
     Alert, AlertKind, AlertState, Delivery, Severity, Triage, TriageSource, TriageTotals,
@@ -20,3 +21,4 @@ pub use ids::{EndpointId, EndpointKind, ExchangeKind};
 pub use limits::{Tier, TierFill};
 pub use outcome::{ApiError, InvalidReason, Outcome, OutcomeClass, RateLimitSignal, Sample};
 pub use silence::{AckInfo, SilenceInfo};
+pub use stream::{BookState, StreamNote, StreamNoteKind, StreamState, StreamStatus};

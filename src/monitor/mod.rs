@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 mod core;
 pub mod health;
 mod notifying;
+pub mod streams;
 
 use core::Core;
 

@@ -64,6 +64,7 @@ pub mod okx;
 pub mod report;
 pub mod session;
 pub mod spec;
+pub mod watch;
 pub mod wire;
 pub mod worker;
 

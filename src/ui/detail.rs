@@ -246,6 +246,11 @@ fn endpoint_lines<'a>(
     t: &Theme,
     now: i64,
 ) -> Vec<Line<'a>> {
+    if let Some(sv) = &ep.stream {
+        let mut l = stream_lines(ex, ep, sv, t, now);
+        l.extend(open_alert_lines(ex, ep, snap, t));
+        return l;
+    }
     let lat = |v: Option<u64>| v.map(|v| fmt::latency_us(v, t)).unwrap_or("-".into());
     let mut l = vec![
         kv("url", ep.url.clone(), t),
@@ -388,6 +393,18 @@ fn endpoint_lines<'a>(
             }
         }
     }
+    l.extend(open_alert_lines(ex, ep, snap, t));
+    l
+}
+
+/// The open alerts of a row (and of its exchange as a whole).
+fn open_alert_lines<'a>(
+    ex: &ExchangeView,
+    ep: &EndpointView,
+    snap: &Snapshot,
+    t: &Theme,
+) -> Vec<Line<'a>> {
+    let mut l = Vec::new();
     let related: Vec<&Alert> = snap
         .alerts
         .iter()
@@ -406,6 +423,95 @@ fn endpoint_lines<'a>(
                 Span::raw(format!(" {}", a.title)),
             ]));
         }
+    }
+    l
+}
+
+/// A WebSocket stream row: its state, figures, book and last note.
+fn stream_lines<'a>(
+    ex: &ExchangeView,
+    ep: &EndpointView,
+    sv: &crate::state::StreamView,
+    t: &Theme,
+    now: i64,
+) -> Vec<Line<'a>> {
+    let role = if sv.is_connection(&ep.name) {
+        "WebSocket connection"
+    } else {
+        "WebSocket subscription"
+    };
+    let mut l = vec![
+        kv("url", ep.url.clone(), t),
+        kv("kind", format!("{role} on {}", ex.kind.as_str()), t),
+        kv("connection", sv.connection.clone(), t),
+        Line::raw(""),
+        section("Stream", t),
+    ];
+    let Some(st) = &sv.status else {
+        l.push(Line::styled("no status yet", t.dim()));
+        return l;
+    };
+    let expected = if st.expected { " (announced)" } else { "" };
+    l.push(kv("state", format!("{}{expected}", st.state.as_str()), t));
+    let what = if sv.is_connection(&ep.name) {
+        "frame"
+    } else {
+        "data"
+    };
+    l.push(kv(
+        &format!("last {what}"),
+        match st.age_ms {
+            Some(age) => format!(
+                "{} ago (threshold {})",
+                fmt::duration_ms(age),
+                fmt::duration_ms(st.threshold_ms)
+            ),
+            None => "none yet".into(),
+        },
+        t,
+    ));
+    l.push(kv(
+        "rate",
+        format!("{:.1} msgs/s ({} since start)", st.msgs_per_s, st.messages),
+        t,
+    ));
+    l.push(kv("recent", fmt::sparkline(&sv.recent_rate, 40, t), t));
+    let lag = |v: Option<i64>| v.map_or("-".to_string(), |ms| format!("{ms} ms"));
+    l.push(kv(
+        "lag",
+        format!(
+            "p50 {}  p99 {} (clock offset {} ms)",
+            lag(st.lag_p50_ms),
+            lag(st.lag_p99_ms),
+            ex.clock_offset_ms.unwrap_or(0)
+        ),
+        t,
+    ));
+    l.push(kv(
+        "integrity",
+        format!(
+            "{} gaps, {} resyncs, {} reconnects",
+            st.gaps, st.resyncs, st.reconnects
+        ),
+        t,
+    ));
+    if let Some(book) = st.book {
+        l.push(kv("book", book.as_str().to_string(), t));
+    }
+    if let (Some(b), Some(a)) = (&st.bid, &st.ask) {
+        l.push(kv("best bid/ask", format!("{b} / {a}"), t));
+    }
+    if !st.detail.is_empty() {
+        l.push(kv("why", st.detail.clone(), t));
+    }
+    if let Some(n) = &sv.last_note {
+        l.push(Line::raw(""));
+        l.push(section("Last event", t));
+        l.push(kv(
+            n.what_str(),
+            format!("{} ({} ago)", n.detail, fmt::duration_ms(now - n.at_ms)),
+            t,
+        ));
     }
     l
 }

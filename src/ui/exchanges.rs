@@ -16,7 +16,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{HighlightSpacing, Paragraph, Row, Table, TableState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Col {
+pub(super) enum Col {
     Exchange,
     Endpoint,
     Breaker,
@@ -193,6 +193,11 @@ fn cell<'a>(
     (breaker_wide, t, now_ms): (bool, &Theme, i64),
 ) -> Line<'a> {
     let w = w as usize;
+    if let Some(sv) = &ep.stream
+        && let Some(line) = super::stream_rows::cell(c, w, &ep.name, sv, t)
+    {
+        return line;
+    }
     match c {
         Col::Exchange => {
             if first_of_exchange {

@@ -36,6 +36,7 @@ pub mod scroll;
 pub mod selection;
 pub mod silences;
 pub mod sort;
+mod stream_rows;
 pub mod terminal;
 pub mod theme;
 pub mod view;

@@ -15,6 +15,9 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
+mod stream;
+pub use stream::StreamView;
+
 /// How many recent samples each endpoint keeps for sparklines and rates.
 pub const RECENT: usize = 120;
 
@@ -42,6 +45,8 @@ struct EndpointState {
     limiter: Vec<TierFill>,
     stalled_since_ms: Option<i64>,
     held: Option<Hold>,
+    /// Set on a WebSocket stream row.
+    stream: Option<stream::StreamRow>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,6 +85,7 @@ impl EndpointState {
             limiter: Vec::new(),
             stalled_since_ms: None,
             held: None,
+            stream: None,
         }
     }
 }
@@ -155,6 +161,21 @@ impl State {
         }
     }
 
+    /// The row of `id`, added (in arrival order) if new.
+    fn watch(&mut self, id: &EndpointId, new: impl FnOnce() -> EndpointState) {
+        let pos = match self.exchanges.iter().position(|(n, _)| *n == id.exchange) {
+            Some(p) => p,
+            None => {
+                self.exchanges.push((id.exchange.clone(), Vec::new()));
+                self.exchanges.len() - 1
+            }
+        };
+        let eps = &mut self.exchanges[pos].1;
+        if !eps.iter().any(|(n, _)| *n == id.endpoint) {
+            eps.push((id.endpoint.clone(), new()));
+        }
+    }
+
     /// Apply one event. Pure: no I/O, no clock.
     pub fn apply(&mut self, event: &Event) {
         self.events += 1;
@@ -165,20 +186,39 @@ impl State {
                 kind,
                 url,
                 interval_ms,
-            } => {
-                let pos = match self.exchanges.iter().position(|(n, _)| *n == id.exchange) {
-                    Some(p) => p,
-                    None => {
-                        self.exchanges.push((id.exchange.clone(), Vec::new()));
-                        self.exchanges.len() - 1
-                    }
+            } => self.watch(id, || {
+                EndpointState::new(*exchange_kind, *kind, url.clone(), *interval_ms)
+            }),
+            Event::StreamWatching {
+                id,
+                exchange_kind,
+                connection,
+                url,
+            } => self.watch(id, || {
+                // A stream row has no REST kind: the closest one, for
+                // readers that only know those (`stream` says what it is).
+                let kind = if id.endpoint.starts_with("ws:book:") {
+                    EndpointKind::Book
+                } else {
+                    EndpointKind::Ticker
                 };
-                let eps = &mut self.exchanges[pos].1;
-                if !eps.iter().any(|(n, _)| *n == id.endpoint) {
-                    eps.push((
-                        id.endpoint.clone(),
-                        EndpointState::new(*exchange_kind, *kind, url.clone(), *interval_ms),
-                    ));
+                let mut ep = EndpointState::new(*exchange_kind, kind, url.clone(), 1000);
+                ep.stream = Some(stream::StreamRow {
+                    connection: connection.clone(),
+                    ..Default::default()
+                });
+                ep
+            }),
+            Event::StreamStatus(st) => {
+                self.last_event_ms = self.last_event_ms.max(st.at_ms);
+                if let Some(ep) = self.endpoint_mut(&st.id) {
+                    stream::apply_status(ep, st);
+                }
+            }
+            Event::StreamNote(note) => {
+                self.last_event_ms = self.last_event_ms.max(note.at_ms);
+                if let Some(ep) = self.endpoint_mut(&note.id) {
+                    stream::apply_note(ep, note);
                 }
             }
             Event::Sample(s) => {
@@ -463,6 +503,7 @@ fn endpoint_view(name: &str, s: &EndpointState) -> EndpointView {
         by_outcome: s.by_outcome.clone(),
         stalled_since_ms: s.stalled_since_ms,
         held: s.held.clone(),
+        stream: s.stream.as_ref().map(stream::StreamRow::view),
     }
 }
 
@@ -554,6 +595,11 @@ pub struct EndpointView {
     /// [`EndpointView::held_at`]).
     #[serde(default)]
     pub held: Option<Hold>,
+    /// Set when the row is a WebSocket stream (a connection or a
+    /// subscription) rather than a REST endpoint; its `kind` is then only
+    /// the closest REST kind (`book` for a book subscription, else `ticker`).
+    #[serde(default)]
+    pub stream: Option<StreamView>,
 }
 
 /// The rate limiter holds an endpoint's polls because the exchange said so.
@@ -573,6 +619,9 @@ pub struct Hold {
 impl EndpointView {
     /// Healthy: the last poll succeeded and the breaker is closed. No poll yet counts as healthy.
     pub fn healthy(&self) -> bool {
+        if let Some(stream) = &self.stream {
+            return stream.healthy();
+        }
         self.breaker.state == BreakerState::Closed
             && self.stalled_since_ms.is_none()
             && self.last.as_ref().is_none_or(|s| s.outcome.is_ok())
