@@ -20,6 +20,7 @@ pub mod prompt;
 pub mod provider;
 pub mod rules;
 pub mod settings;
+pub mod stream_rules;
 pub mod worker;
 
 pub use context::AlertContext;

@@ -281,6 +281,10 @@ fn base(ctx: &AlertContext) -> Decision {
         };
     }
 
+    if let Some(d) = super::stream_rules::decide(&a.kind, &where_) {
+        return d;
+    }
+
     if a.kind == AlertKind::Hung {
         // The error rate (and its own rule) takes over if the requests then
         // time out; on its own a stall that cleared is a blip.
