@@ -7,7 +7,7 @@
 //! | `stream_dead` | connection | open, no frame at all past the dead threshold | critical |
 //! | `stream_planned` | connection | the exchange announced the disconnect | info |
 //! | `reconnect_storm` | connection | more attempts in the window than allowed | warning |
-//! | `stream_zombie` | subscription | acked, socket alive, no data past `silent_after` | critical |
+//! | `stream_zombie` | subscription, or the connection when all its subscriptions are | acked, socket alive, no data past `silent_after` | critical |
 //! | `stream_refused` | subscription | refused, or not acked in time | warning |
 //! | `book_invalid` | subscription | the book broke (gap, checksum, dropped messages) while connected | warning |
 //!
@@ -159,11 +159,16 @@ impl StreamDetector {
             checks.push((AlertKind::StreamDead, st.state == StreamState::Dead, 0));
             checks.push((AlertKind::StreamPlanned, st.expected && !planned_over, 0));
             checks.push((AlertKind::ReconnectStorm, st.storm.is_some(), 0));
+            checks.push((
+                AlertKind::StreamZombie,
+                st.state == StreamState::Zombie && !st.expected,
+                0,
+            ));
         } else {
             let connected = !matches!(st.state, StreamState::Down | StreamState::Dead);
             checks.push((
                 AlertKind::StreamZombie,
-                st.state == StreamState::Zombie && !st.expected,
+                st.state == StreamState::Zombie && !st.expected && !st.connection_wide,
                 0,
             ));
             checks.push((
@@ -325,6 +330,7 @@ mod tests {
             book: None,
             bid: None,
             ask: None,
+            connection_wide: false,
             detail: String::new(),
         }
     }
@@ -377,6 +383,17 @@ mod tests {
     fn zombie_refused_and_book_invalid_on_subscription_rows() {
         let mut d = StreamDetector::new("okx", "ws:book:BTC-USDT", StreamAlertSettings::default());
         let f = d.on_status(&st("ws:book:BTC-USDT", 1_000, StreamState::Zombie));
+        assert_eq!(kinds(&f), [("stream_zombie".to_string(), true)]);
+        // A whole silent connection is one alert, on the connection row.
+        let mut sub =
+            StreamDetector::new("okx", "ws:book:BTC-USDT", StreamAlertSettings::default());
+        let f = sub.on_status(&StreamStatus {
+            connection_wide: true,
+            ..st("ws:book:BTC-USDT", 1_000, StreamState::Zombie)
+        });
+        assert!(f.is_empty(), "{f:?}");
+        let mut conn = StreamDetector::new("okx", "okx-ws", StreamAlertSettings::default());
+        let f = conn.on_status(&st("okx-ws", 1_000, StreamState::Zombie));
         assert_eq!(kinds(&f), [("stream_zombie".to_string(), true)]);
         let mut d = StreamDetector::new("okx", "ws:book:BTC-USDT", StreamAlertSettings::default());
         let bad = StreamStatus {

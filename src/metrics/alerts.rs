@@ -205,7 +205,7 @@ impl SnapshotGauges for AlertGauges {
             None,
         );
         for ex in &snap.exchanges {
-            for ep in &ex.endpoints {
+            for ep in ex.rest_endpoints() {
                 let labels = [
                     ("exchange", &*ex.name),
                     ("endpoint", &*ep.name),

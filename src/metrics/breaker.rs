@@ -86,7 +86,7 @@ impl SnapshotGauges for BreakerGauges {
             None,
         );
         for ex in &snap.exchanges {
-            for ep in &ex.endpoints {
+            for ep in ex.rest_endpoints() {
                 let labels = [("exchange", &*ex.name), ("endpoint", &*ep.name)];
                 state.series(&labels, ep.breaker.state.code())?;
             }

@@ -81,7 +81,7 @@ impl SnapshotGauges for LimiterGauges {
     ) -> Result<(), std::fmt::Error> {
         let fills = || {
             snap.exchanges.iter().flat_map(|ex| {
-                ex.endpoints.iter().flat_map(move |ep| {
+                ex.rest_endpoints().flat_map(move |ep| {
                     ep.limiter.iter().map(move |fill| {
                         let labels = [
                             ("exchange", &*ex.name),
@@ -116,7 +116,7 @@ impl SnapshotGauges for LimiterGauges {
         // text (the answer that ordered it): it stays out of the labels.
         let endpoints = || {
             snap.exchanges.iter().flat_map(|ex| {
-                ex.endpoints.iter().map(move |ep| {
+                ex.rest_endpoints().map(move |ep| {
                     let labels = [("exchange", &*ex.name), ("endpoint", &*ep.name)];
                     (labels, ep.held_at(now_ms).map(|h| h.until_ms))
                 })

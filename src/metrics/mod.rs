@@ -39,6 +39,7 @@ mod limiter;
 mod polls;
 mod process;
 mod settings;
+mod streams;
 #[cfg(test)]
 mod tests;
 mod triage;
@@ -202,6 +203,7 @@ pub struct Metrics {
     breaker: breaker::Breaker,
     alerts: alerts::Alerts,
     triage: triage::Triage,
+    streams: streams::Streams,
 }
 
 impl Metrics {
@@ -223,6 +225,7 @@ impl Metrics {
         let limiter = limiter::Limiter::new(&mut r);
         backends::Backends::register(&mut r);
         let triage = triage::Triage::new(&mut r);
+        let streams = streams::Streams::new(&mut r);
         let areas = r.gauges;
         let events = Counter::default();
         registry.register(
@@ -244,6 +247,7 @@ impl Metrics {
             breaker,
             alerts,
             triage,
+            streams,
         }
     }
 
@@ -255,6 +259,7 @@ impl Metrics {
         self.breaker.on_event(ev);
         self.alerts.on_event(ev);
         self.triage.on_event(ev);
+        self.streams.on_event(ev);
     }
 
     /// The registry, to encode from another task while events are counted.

@@ -108,8 +108,7 @@ impl SnapshotGauges for PollGauges {
     ) -> Result<(), std::fmt::Error> {
         let endpoints = || {
             snap.exchanges.iter().flat_map(|ex| {
-                ex.endpoints
-                    .iter()
+                ex.rest_endpoints()
                     .map(move |ep| ([("exchange", &*ex.name), ("endpoint", &*ep.name)], ep))
             })
         };

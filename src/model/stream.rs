@@ -132,6 +132,11 @@ pub struct StreamStatus {
     /// See `bid`.
     #[serde(default)]
     pub ask: Option<String>,
+    /// This subscription's verdict is its whole connection's (every
+    /// subscription of the connection is a zombie): the connection row
+    /// carries the alert, so one silent socket is one page.
+    #[serde(default)]
+    pub connection_wide: bool,
     /// Why the row is not live, in words (`gap: expected 1042, received
     /// 1045`, the exchange's refusal); empty when live.
     #[serde(default)]

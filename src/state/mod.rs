@@ -616,6 +616,18 @@ pub struct Hold {
     pub why: String,
 }
 
+impl ExchangeView {
+    /// Its REST endpoints, without its stream rows.
+    pub fn rest_endpoints(&self) -> impl Iterator<Item = &EndpointView> {
+        self.endpoints.iter().filter(|e| e.stream.is_none())
+    }
+
+    /// Its WebSocket stream rows (connections and subscriptions).
+    pub fn stream_rows(&self) -> impl Iterator<Item = &EndpointView> {
+        self.endpoints.iter().filter(|e| e.stream.is_some())
+    }
+}
+
 impl EndpointView {
     /// Healthy: the last poll succeeded and the breaker is closed. No poll yet counts as healthy.
     pub fn healthy(&self) -> bool {

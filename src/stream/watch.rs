@@ -421,10 +421,33 @@ impl Watcher {
             },
             None => (StreamState::Pending, None, false, None),
         };
+        let mut subs = self.sub_statuses(now_ms);
+        // Every subscription silent behind a live socket: the connection is
+        // the zombie (one alert), not each subscription.
+        let all_zombie = !subs.is_empty() && subs.iter().all(|s| s.state == StreamState::Zombie);
+        let state = if state == StreamState::Live && all_zombie {
+            StreamState::Zombie
+        } else {
+            state
+        };
         let detail = match state {
             StreamState::Live => String::new(),
+            StreamState::Zombie => {
+                format!(
+                    "every subscription silent; {} frames, all control",
+                    self.conn.messages
+                )
+            }
             _ => self.down_detail.clone(),
         };
+        let age = if state == StreamState::Zombie {
+            subs.iter().filter_map(|s| s.age_ms).min()
+        } else {
+            age
+        };
+        for s in &mut subs {
+            s.connection_wide = all_zombie;
+        }
         out.push(Event::StreamStatus(StreamStatus {
             id: self.connection.clone(),
             connection: self.connection.endpoint.clone(),
@@ -444,8 +467,16 @@ impl Watcher {
             book: None,
             bid: None,
             ask: None,
+            connection_wide: false,
             detail,
         }));
+        out.extend(subs.into_iter().map(Event::StreamStatus));
+        out
+    }
+
+    /// Each subscription's status at `now_ms`, in config order.
+    fn sub_statuses(&mut self, now_ms: i64) -> Vec<StreamStatus> {
+        let mut out = Vec::with_capacity(self.rows.len());
         for row in &mut self.rows {
             row.stats.tick(now_ms);
             let verdict = self.liveness.subscription(&row.key, now_ms);
@@ -486,7 +517,7 @@ impl Watcher {
                 }
                 detail.push_str(&s.book_detail);
             }
-            out.push(Event::StreamStatus(StreamStatus {
+            out.push(StreamStatus {
                 id: row.id.clone(),
                 connection: self.connection.endpoint.clone(),
                 at_ms: now_ms,
@@ -505,8 +536,9 @@ impl Watcher {
                 book: s.book,
                 bid: s.bid.clone(),
                 ask: s.ask.clone(),
+                connection_wide: false,
                 detail,
-            }));
+            });
         }
         out
     }
