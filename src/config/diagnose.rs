@@ -32,9 +32,12 @@ pub(super) fn recover(
         };
         // An unknown kind becomes the first valid one rather than leaving its
         // table without a required field, so the rest of the table is checked.
-        let fixed = match first_variant(error.message()) {
-            Some(v) => pruned.replace_path(doc.as_table_mut(), &path, v),
-            None => pruned.drop_path(doc.as_table_mut(), &path),
+        let fixed = match (
+            unknown_variant(error.message()),
+            first_variant(error.message()),
+        ) {
+            (Some(bad), Some(v)) => pruned.replace_path(doc.as_table_mut(), &path, bad, v),
+            _ => pruned.drop_path(doc.as_table_mut(), &path),
         };
         if !fixed {
             break;
@@ -65,6 +68,12 @@ pub(super) fn first_variant(message: &str) -> Option<&str> {
     let (_, options) = message.trim().split_once("unknown variant `")?;
     let (_, options) = options.split_once("expected one of `")?;
     options.split('`').next()
+}
+
+/// `unknown variant `x`, expected one of `a`, `b`` → `x`.
+pub(super) fn unknown_variant(message: &str) -> Option<&str> {
+    let (_, rest) = message.trim().split_once("unknown variant `")?;
+    rest.split('`').next()
 }
 
 /// `missing field `kind`` → `kind`.
@@ -113,11 +122,16 @@ impl Pruned {
         true
     }
 
-    /// Set the string at `path` (a key in the copy's indexes) to `value`.
+    /// Replace the unknown enum value `bad` at `path` (a key in the copy's
+    /// indexes) by `value`: the string itself, or in a list of enum values
+    /// (`feeds = ["book", "nope"]`, where serde names the list) each entry
+    /// that is `bad`, so the list keeps its type and no second, spurious
+    /// error follows. False if there is nothing to replace.
     pub(super) fn replace_path(
         &mut self,
         root: &mut toml_edit::Table,
         path: &str,
+        bad: &str,
         value: &str,
     ) -> bool {
         let parts: Vec<&str> = path.split('.').collect();
@@ -127,12 +141,24 @@ impl Pruned {
         let Some(slot) = table_at(root, parents).and_then(|t| t.get_mut(last)) else {
             return false;
         };
-        if slot.as_str() == Some(value) {
-            return false;
+        let replaced = if let Some(list) = slot.as_array_mut() {
+            let at: Vec<usize> = (0..list.len())
+                .filter(|&i| list.get(i).and_then(|v| v.as_str()) == Some(bad))
+                .collect();
+            for &i in &at {
+                list.replace(i, value);
+            }
+            !at.is_empty()
+        } else if slot.as_str() == Some(value) {
+            false
+        } else {
+            *slot = toml_edit::value(value);
+            true
+        };
+        if replaced {
+            self.dropped.push(self.original(path));
         }
-        *slot = toml_edit::value(value);
-        self.dropped.push(self.original(path));
-        true
+        replaced
     }
 
     /// A path in the copy's indexes, in the original's.
@@ -435,4 +461,38 @@ pub(super) fn explain_serde(message: &str) -> String {
         return format!("unknown key {rest}");
     }
     m.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> toml_edit::DocumentMut {
+        text.parse().expect("toml")
+    }
+
+    #[test]
+    fn an_unknown_variant_in_a_list_is_replaced_in_the_list() {
+        let mut d = doc("[t]\nfeeds = [\"book\", \"nope\", \"nope\"]\n");
+        let mut pruned = Pruned::default();
+        assert!(pruned.replace_path(d.as_table_mut(), "t.feeds", "nope", "ticker"));
+        let list = d["t"]["feeds"].as_array().expect("still a list");
+        let got: Vec<&str> = list.iter().filter_map(|v| v.as_str()).collect();
+        assert_eq!(got, ["book", "ticker", "ticker"]);
+        assert!(pruned.covers("t.feeds[1]"));
+        // Nothing of that name left: nothing to replace, so the caller stops.
+        assert!(!pruned.replace_path(d.as_table_mut(), "t.feeds", "nope", "ticker"));
+    }
+
+    #[test]
+    fn an_unknown_variant_of_a_key_is_replaced_by_the_first_valid_one() {
+        let mut d = doc("[t]\nkind = \"nope\"\n");
+        let mut pruned = Pruned::default();
+        assert!(pruned.replace_path(d.as_table_mut(), "t.kind", "nope", "time"));
+        assert_eq!(d["t"]["kind"].as_str(), Some("time"));
+        assert!(!pruned.replace_path(d.as_table_mut(), "t.kind", "nope", "time"));
+        let message = "unknown variant `nope`, expected one of `time`, `ticker`";
+        assert_eq!(unknown_variant(message), Some("nope"));
+        assert_eq!(first_variant(message), Some("time"));
+    }
 }

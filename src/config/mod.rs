@@ -7,15 +7,23 @@
 //!   in one run, each with its file, line, column and field;
 //! - `validate.rs`: semantic checks that span owners (each owner validates
 //!   its own settings into a `problems::Problems`);
-//! - `resolve.rs`: endpoint resolution (defaults, presets, URL, tiers).
+//! - `resolve.rs`: endpoint resolution (defaults, presets, URL, tiers) and
+//!   stream resolution ([`Config::streams`]);
+//! - `streams.rs`: the `[[exchanges.streams]]` table ([`StreamConfig`]),
+//!   its per-exchange defaults and [`ResolvedStream`].
 
 mod diagnose;
 mod load;
 mod resolve;
+mod streams;
 mod validate;
 
 pub use load::{ConfigError, ConfigErrors, LoadError, load, locate, parse};
 pub use resolve::ResolvedEndpoint;
+pub use streams::{
+    BookDepths, DEFAULT_FEEDS, DEFAULT_SILENT_AFTER, FeedName, ResolvedStream, StreamConfig,
+    book_depths, default_name, default_symbol, offers, ping_bounds,
+};
 
 use crate::breaker::BreakerSettings;
 use crate::exchange::generic::GenericSpec;
@@ -137,6 +145,10 @@ pub struct ExchangeConfig {
     pub generic: Option<GenericSpec>,
     #[serde(default)]
     pub endpoints: Vec<EndpointConfig>,
+    /// WebSocket connections (`[[exchanges.streams]]`); an exchange with
+    /// streams may have no endpoints.
+    #[serde(default)]
+    pub streams: Vec<StreamConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

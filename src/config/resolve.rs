@@ -1,5 +1,6 @@
 //! Endpoint resolution: defaults, exchange presets and rate-limit tiers
-//! applied, URLs built, so workers get a ready [`ResolvedEndpoint`].
+//! applied, URLs built, so workers get a ready [`ResolvedEndpoint`]; and
+//! stream resolution, each `[[exchanges.streams]]` a [`ResolvedStream`].
 
 use super::*;
 use crate::breaker::BreakerSettings;
@@ -23,6 +24,22 @@ impl Config {
             }
         }
         out
+    }
+
+    /// Every WebSocket connection to keep, defaults applied, in config
+    /// order. Connections of the generic kind (which validation refuses)
+    /// are skipped.
+    pub fn streams(&self) -> Vec<ResolvedStream> {
+        self.exchanges
+            .iter()
+            .filter(|ex| ex.kind != ExchangeKind::Generic)
+            .flat_map(|ex| {
+                ex.streams
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| s.resolve(&ex.name, ex.kind, i))
+            })
+            .collect()
     }
 }
 

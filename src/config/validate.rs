@@ -1,14 +1,16 @@
 //! Semantic checks of the whole config, after it parsed: each owner's
 //! settings validate themselves; this adds what spans owners.
 
+use super::streams::{self, MAX_SILENT_AFTER, MIN_SILENT_AFTER};
 use super::*;
 use crate::exchange::{self};
 use crate::limiter::LimiterBackend;
 use crate::model::ExchangeKind;
 use crate::problems::{
     DAY, Problems, check_bucket, check_count, check_duration, check_url, is_env_name, is_ident, ms,
-    secs,
+    secs, without_userinfo,
 };
+use crate::stream::spec::data_symbol;
 use std::time::Duration;
 
 /// Range of poll intervals (`defaults.interval`, an endpoint's `interval`).
@@ -139,6 +141,202 @@ impl Config {
             }
             ex.validate(&at, p);
         }
+        self.validate_streams(p);
+    }
+
+    /// Every `[[exchanges.streams]]` table: connection names unique across
+    /// the config (defaults included), none on the generic kind, and each
+    /// value one its exchange offers.
+    fn validate_streams(&self, p: &mut Problems) {
+        let mut names: BTreeMap<String, String> = BTreeMap::new();
+        for (i, ex) in self.exchanges.iter().enumerate() {
+            let at = format!("exchanges[{i}].streams");
+            if ex.streams.is_empty() {
+                continue;
+            }
+            if ex.kind == ExchangeKind::Generic {
+                p.push(
+                    at,
+                    "the generic kind has no stream protocol: remove its [[exchanges.streams]] tables",
+                );
+                continue;
+            }
+            for (j, s) in ex.streams.iter().enumerate() {
+                let at = format!("{at}[{j}]");
+                let name = s.name_or_default(&ex.name, j);
+                if s.name.is_some() && !is_ident(&name) {
+                    p.push(
+                        format!("{at}.name"),
+                        "must be a non-empty name of letters, digits, '-' or '_'",
+                    );
+                } else if let Some(prev) = names.insert(name.clone(), at.clone()) {
+                    let given = if s.name.is_some() {
+                        ""
+                    } else {
+                        " (the default)"
+                    };
+                    p.push(
+                        format!("{at}.name"),
+                        format!(
+                            "duplicate connection name {name:?}{given} (also {prev}): \
+                             connection names must be unique across the config"
+                        ),
+                    );
+                }
+                validate_stream(s, ex.kind, &at, p);
+            }
+        }
+    }
+}
+
+/// The exchange as messages name it.
+fn label(kind: ExchangeKind) -> &'static str {
+    match kind {
+        ExchangeKind::Binance => "Binance",
+        ExchangeKind::Bybit => "Bybit",
+        ExchangeKind::Okx => "OKX",
+        ExchangeKind::Coinbase => "Coinbase",
+        ExchangeKind::Kraken => "Kraken",
+        ExchangeKind::Generic => "the generic kind",
+    }
+}
+
+/// One `[[exchanges.streams]]` table of a `kind` exchange, at `at`.
+fn validate_stream(s: &super::StreamConfig, kind: ExchangeKind, at: &str, p: &mut Problems) {
+    if let Some(u) = &s.url {
+        check_ws_url(p, &format!("{at}.url"), u);
+    }
+    match &s.symbols {
+        Some(list) if list.is_empty() => p.push(
+            format!("{at}.symbols"),
+            format!(
+                "must list at least one symbol, or be left out for {:?}",
+                streams::default_symbol(kind)
+            ),
+        ),
+        Some(list) => {
+            let mut seen = BTreeMap::new();
+            for (k, sym) in list.iter().enumerate() {
+                let at = format!("{at}.symbols[{k}]");
+                if sym.is_empty() || sym.chars().any(char::is_whitespace) {
+                    p.push(at, "must be a symbol without spaces, e.g. \"BTCUSDT\"");
+                } else if let Some(prev) = seen.insert(data_symbol(kind, sym), k) {
+                    p.push(
+                        at,
+                        format!("duplicate symbol {sym:?} (also symbols[{prev}])"),
+                    );
+                }
+            }
+        }
+        None => {}
+    }
+    let feeds = s.feeds.as_deref().unwrap_or(&streams::DEFAULT_FEEDS);
+    if s.feeds.is_some() && feeds.is_empty() {
+        p.push(
+            format!("{at}.feeds"),
+            "must list at least one of ticker, trades, book, heartbeat, status, \
+             or be left out for ticker, trades, book",
+        );
+    }
+    let mut seen = BTreeMap::new();
+    for (k, f) in feeds.iter().enumerate() {
+        let at = format!("{at}.feeds[{k}]");
+        if !streams::offers(kind, *f) {
+            let offered: Vec<&str> = super::FeedName::ALL
+                .into_iter()
+                .filter(|f| streams::offers(kind, *f))
+                .map(super::FeedName::as_str)
+                .collect();
+            p.push(
+                at,
+                format!(
+                    "{} has no {} feed; it has {}",
+                    label(kind),
+                    f.as_str(),
+                    offered.join(", ")
+                ),
+            );
+        } else if let Some(prev) = seen.insert(*f, k) {
+            p.push(
+                at,
+                format!("duplicate feed {:?} (also feeds[{prev}])", f.as_str()),
+            );
+        }
+    }
+    if let Some(depth) = s.book_depth {
+        let at = format!("{at}.book_depth");
+        let allowed = streams::book_depths(kind).allowed;
+        let shown: Vec<String> = allowed.iter().map(u16::to_string).collect();
+        if allowed.is_empty() {
+            p.push(
+                at,
+                format!(
+                    "{}'s book channel is the whole book: there is no depth to choose; remove book_depth",
+                    label(kind)
+                ),
+            );
+        } else if !allowed.iter().any(|&a| u32::from(a) == depth) {
+            p.push(
+                at,
+                format!(
+                    "{} offers book depths {}, not {depth}",
+                    label(kind),
+                    shown.join(", ")
+                ),
+            );
+        } else if !feeds.contains(&super::FeedName::Book) {
+            p.push(
+                at,
+                "applies to the `book` feed, which `feeds` does not list: add \"book\" or remove book_depth",
+            );
+        }
+    }
+    if let Some(d) = s.silent_after {
+        check_duration(
+            p,
+            &format!("{at}.silent_after"),
+            d,
+            MIN_SILENT_AFTER,
+            MAX_SILENT_AFTER,
+        );
+    }
+    if let Some(d) = s.ping_every {
+        let at = format!("{at}.ping_every");
+        match streams::ping_bounds(kind) {
+            Some((lo, hi)) => check_duration(p, &at, d, lo, hi),
+            None if kind == ExchangeKind::Binance => p.push(
+                at,
+                "Binance has no client ping: its server pings every 20 s and exwatch answers; remove ping_every",
+            ),
+            None => p.push(
+                at,
+                format!(
+                    "{} has no client ping: its `heartbeat` channel is the keepalive; remove ping_every",
+                    label(kind)
+                ),
+            ),
+        }
+    }
+}
+
+/// A stream `url`: ws(s), with a host, without credentials (the URL is
+/// never repeated with them).
+fn check_ws_url(p: &mut Problems, at: &str, u: &str) {
+    let shown = without_userinfo(u);
+    match url::Url::parse(u) {
+        Ok(url) if !url.username().is_empty() || url.password().is_some() => p.push(
+            at,
+            format!("{shown:?} carries credentials (user:password@): public streams need none; remove them"),
+        ),
+        Ok(url) if matches!(url.scheme(), "ws" | "wss") && url.host().is_some() => {}
+        Ok(_) => p.push(
+            at,
+            format!("{shown:?} is not a ws:// or wss:// URL with a host, e.g. \"wss://stream.example.com/ws\""),
+        ),
+        Err(e) => p.push(
+            at,
+            format!("{shown:?} is not a valid URL ({e}); expected e.g. \"wss://stream.example.com/ws\""),
+        ),
     }
 }
 
@@ -197,10 +395,12 @@ impl ExchangeConfig {
         if let Some(b) = &self.breaker {
             b.validate(&format!("{at}.breaker"), p);
         }
-        if self.endpoints.is_empty() {
+        // An exchange watched only through its streams needs no endpoint.
+        if self.endpoints.is_empty() && self.streams.is_empty() {
             p.push(
                 format!("{at}.endpoints"),
-                "no endpoint configured: add at least one [[exchanges.endpoints]]",
+                "no endpoint configured: add at least one [[exchanges.endpoints]] \
+                 (or [[exchanges.streams]])",
             );
         }
         let mut names = BTreeMap::new();

@@ -11,9 +11,9 @@
 //!   [`report::StreamReport`]s. The simulator serves the five exchanges'
 //!   streams (`src/sim/stream/`).
 //!
-//! Not wired into config, the monitor, detectors and dashboard yet: the
-//! config table `[[exchanges.streams]]` is on branch `stream-wire` and lands
-//! with the wiring, so that no config is accepted that nothing acts on.
+//! Configured by the `[[exchanges.streams]]` table (`config::StreamConfig`;
+//! `Config::streams()` gives one [`spec::StreamSpec`] per connection). Not
+//! wired into the monitor, detectors and dashboard yet.
 //!
 //! ```text
 //! text frame ──<exchange>::parse──▶ Vec<StreamMsg> ──is_data()──▶ liveness per (channel, symbol)
