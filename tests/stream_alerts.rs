@@ -48,7 +48,11 @@ async fn sim(faults: Vec<StreamFault>) -> SimHandle {
 
 /// A config watching one exchange's streams only (ticker and book of its
 /// default symbol), with short stream alert timings.
-fn config(sim: &SimHandle, kind: ExchangeKind, journal: &std::path::Path) -> exwatch::config::Config {
+fn config(
+    sim: &SimHandle,
+    kind: ExchangeKind,
+    journal: &std::path::Path,
+) -> exwatch::config::Config {
     let k = kind.as_str();
     let ping = match kind {
         Bybit | Okx | Kraken => "ping_every = \"1s\"\n",
@@ -95,7 +99,11 @@ impl Watched {
 
     /// Wait (up to `within`) until `pred` holds on a snapshot; the last
     /// snapshot either way.
-    async fn until(&self, within: Duration, pred: impl Fn(&Snapshot) -> bool) -> (bool, Arc<Snapshot>) {
+    async fn until(
+        &self,
+        within: Duration,
+        pred: impl Fn(&Snapshot) -> bool,
+    ) -> (bool, Arc<Snapshot>) {
         let deadline = Instant::now() + within;
         loop {
             let snap = self.snap();
@@ -151,7 +159,12 @@ fn rows(snap: &Snapshot) -> String {
 fn alerts(snap: &Snapshot) -> String {
     snap.alerts
         .iter()
-        .map(|a| format!("{} {:?} {:?} {}", a.fingerprint, a.state, a.severity, a.title))
+        .map(|a| {
+            format!(
+                "{} {:?} {:?} {}",
+                a.fingerprint, a.state, a.severity, a.title
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -164,19 +177,36 @@ async fn a_stalled_connection_is_one_zombie_page_and_clears_when_data_returns() 
         .until(Duration::from_secs(3), |s| {
             row(s, "ws:book:BTC-USDT")
                 .and_then(|r| r.stream.as_ref()?.status.as_ref())
-                .is_some_and(|st| st.state == StreamState::Live && st.book == Some(BookState::Valid))
+                .is_some_and(|st| {
+                    st.state == StreamState::Live && st.book == Some(BookState::Valid)
+                })
         })
         .await;
     assert!(live, "the book never went live:\n{}", rows(&snap));
     let (fired, snap) = w
-        .until(Duration::from_secs(8), |s| !open(s, "stream_zombie").is_empty())
+        .until(Duration::from_secs(8), |s| {
+            !open(s, "stream_zombie").is_empty()
+        })
         .await;
-    assert!(fired, "no zombie alert:\n{}\n{}", rows(&snap), alerts(&snap));
+    assert!(
+        fired,
+        "no zombie alert:\n{}\n{}",
+        rows(&snap),
+        alerts(&snap)
+    );
     // silent_after (1.5 s) after the stall began, plus a status tick or two.
     let at = w.t0.elapsed();
-    assert!(at < Duration::from_millis(3_000 + 1_500 + 2_500), "zombie after {at:?}");
+    assert!(
+        at < Duration::from_millis(3_000 + 1_500 + 2_500),
+        "zombie after {at:?}"
+    );
     let z = open(&snap, "stream_zombie");
-    assert_eq!(z.len(), 1, "one page for one silent socket:\n{}", alerts(&snap));
+    assert_eq!(
+        z.len(),
+        1,
+        "one page for one silent socket:\n{}",
+        alerts(&snap)
+    );
     assert_eq!(z[0].endpoint.as_deref(), Some("okx-ws"));
     assert_eq!(z[0].severity, Severity::Critical);
     assert!(z[0].title.contains("zombie"), "{}", z[0].title);
@@ -191,18 +221,41 @@ async fn a_stalled_connection_is_one_zombie_page_and_clears_when_data_returns() 
                 && open(s, "stream_zombie").is_empty()
         })
         .await;
-    assert!(cleared, "the zombie alert did not resolve:\n{}\n{}", rows(&snap), alerts(&snap));
+    assert!(
+        cleared,
+        "the zombie alert did not resolve:\n{}\n{}",
+        rows(&snap),
+        alerts(&snap)
+    );
     let journal = w.stop().await;
-    assert!(journal.contains("\"event\":\"stream_status\""), "statuses are journaled");
+    assert!(
+        journal.contains("\"event\":\"stream_status\""),
+        "statuses are journaled"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sequence_gap_invalidates_the_book_at_once_alerts_with_the_ids_and_resyncs() {
     let w = watch(Bybit, vec![fault(StreamFaultKind::Gap, Bybit, 2_500, 200)]).await;
     let (fired, snap) = w
-        .until(Duration::from_secs(8), |s| !open(s, "book_invalid").is_empty() || s.alerts.iter().any(|a| a.kind.name() == "book_invalid"))
+        .until(Duration::from_secs(8), |s| {
+            !open(s, "book_invalid").is_empty()
+                || s.alerts.iter().any(|a| a.kind.name() == "book_invalid")
+        })
         .await;
-    assert!(fired, "no book_invalid alert:\n{}\n{}", rows(&snap), alerts(&snap));
+    if !fired {
+        let journal = w.stop().await;
+        let notes: Vec<&str> = journal
+            .lines()
+            .filter(|l| l.contains("stream_note"))
+            .collect();
+        panic!(
+            "no book_invalid alert:\n{}\n{}\n{}",
+            rows(&snap),
+            alerts(&snap),
+            notes.join("\n")
+        );
+    }
     let a = snap
         .alerts
         .iter()
@@ -214,22 +267,34 @@ async fn a_sequence_gap_invalidates_the_book_at_once_alerts_with_the_ids_and_res
     let (resynced, snap) = w
         .until(Duration::from_secs(8), |s| {
             let st = row(s, "ws:book:BTCUSDT").and_then(|r| r.stream.as_ref()?.status.clone());
-            st.is_some_and(|st| st.book == Some(BookState::Valid) && st.resyncs >= 1 && st.gaps >= 1)
-                && open(s, "book_invalid").is_empty()
+            st.is_some_and(|st| {
+                st.book == Some(BookState::Valid) && st.resyncs >= 1 && st.gaps >= 1
+            }) && open(s, "book_invalid").is_empty()
         })
         .await;
-    assert!(resynced, "not resynced and resolved:\n{}\n{}", rows(&snap), alerts(&snap));
+    assert!(
+        resynced,
+        "not resynced and resolved:\n{}\n{}",
+        rows(&snap),
+        alerts(&snap)
+    );
     let journal = w.stop().await;
     let notes: Vec<&str> = journal
         .lines()
         .filter(|l| l.contains("\"event\":\"stream_note\""))
         .collect();
     assert!(
-        notes.iter().any(|l| l.contains("book_invalid") && l.contains("expected update id")),
+        notes
+            .iter()
+            .any(|l| l.contains("book_invalid") && l.contains("expected update id")),
         "the gap's figures are in the journal:\n{}",
         notes.join("\n")
     );
-    assert!(notes.iter().any(|l| l.contains("book_resynced")), "{}", notes.join("\n"));
+    assert!(
+        notes.iter().any(|l| l.contains("book_resynced")),
+        "{}",
+        notes.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,7 +310,9 @@ async fn a_drop_with_reconnects_refused_pages_stream_down_and_recovers() {
     )
     .await;
     let (fired, snap) = w
-        .until(Duration::from_secs(9), |s| !open(s, "stream_down").is_empty())
+        .until(Duration::from_secs(9), |s| {
+            !open(s, "stream_down").is_empty()
+        })
         .await;
     assert!(fired, "no stream_down:\n{}\n{}", rows(&snap), alerts(&snap));
     let down = open(&snap, "stream_down");
@@ -263,41 +330,81 @@ async fn a_drop_with_reconnects_refused_pages_stream_down_and_recovers() {
                     .is_some_and(|st| st.state == StreamState::Live && st.reconnects >= 1)
         })
         .await;
-    assert!(back, "did not come back:\n{}\n{}", rows(&snap), alerts(&snap));
+    assert!(
+        back,
+        "did not come back:\n{}\n{}",
+        rows(&snap),
+        alerts(&snap)
+    );
     w.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_announced_disconnect_is_info_never_a_page() {
-    let w = watch(Okx, vec![fault(StreamFaultKind::PlannedDisconnect, Okx, 2_500, 300)]).await;
+    let w = watch(
+        Okx,
+        vec![fault(StreamFaultKind::PlannedDisconnect, Okx, 2_500, 300)],
+    )
+    .await;
     let (seen, snap) = w
         .until(Duration::from_secs(8), |s| {
             s.alerts.iter().any(|a| a.kind.name() == "stream_planned")
         })
         .await;
-    assert!(seen, "no stream_planned:\n{}\n{}", rows(&snap), alerts(&snap));
+    assert!(
+        seen,
+        "no stream_planned:\n{}\n{}",
+        rows(&snap),
+        alerts(&snap)
+    );
     // Reconnected and live again, and nothing above info was raised.
     let (back, snap) = w
         .until(Duration::from_secs(8), |s| {
             row(s, "okx-ws")
                 .and_then(|r| r.stream.as_ref()?.status.as_ref())
-                .is_some_and(|st| st.state == StreamState::Live && !st.expected && st.reconnects >= 1)
+                .is_some_and(|st| {
+                    st.state == StreamState::Live && !st.expected && st.reconnects >= 1
+                })
         })
         .await;
     assert!(back, "did not reconnect:\n{}", rows(&snap));
-    let loud: Vec<&Alert> = snap.alerts.iter().filter(|a| a.severity > Severity::Info).collect();
-    assert!(loud.is_empty(), "a planned disconnect paged:\n{}", alerts(&snap));
+    let loud: Vec<&Alert> = snap
+        .alerts
+        .iter()
+        .filter(|a| a.severity > Severity::Info)
+        .collect();
+    assert!(
+        loud.is_empty(),
+        "a planned disconnect paged:\n{}",
+        alerts(&snap)
+    );
     w.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_alone_never_count_as_data() {
     // Kraken: heartbeats keep coming every 200 ms, data stops.
-    let w = watch(Kraken, vec![fault(StreamFaultKind::HeartbeatsOnly, Kraken, 2_500, 30_000)]).await;
+    let w = watch(
+        Kraken,
+        vec![fault(
+            StreamFaultKind::HeartbeatsOnly,
+            Kraken,
+            2_500,
+            30_000,
+        )],
+    )
+    .await;
     let (fired, snap) = w
-        .until(Duration::from_secs(8), |s| !open(s, "stream_zombie").is_empty())
+        .until(Duration::from_secs(8), |s| {
+            !open(s, "stream_zombie").is_empty()
+        })
         .await;
-    assert!(fired, "heartbeats were taken for data:\n{}\n{}", rows(&snap), alerts(&snap));
+    assert!(
+        fired,
+        "heartbeats were taken for data:\n{}\n{}",
+        rows(&snap),
+        alerts(&snap)
+    );
     let conn = row(&snap, "kraken-ws")
         .and_then(|r| r.stream.as_ref()?.status.clone())
         .unwrap();

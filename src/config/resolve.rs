@@ -44,6 +44,42 @@ impl Config {
 }
 
 impl ExchangeConfig {
+    /// The REST base URL: configured, else the kind's default.
+    pub fn rest_base(&self) -> Option<String> {
+        self.base_url
+            .clone()
+            .or_else(|| exchange::spec(self.kind).base_url.map(str::to_string))
+    }
+
+    /// The limiter tiers every request to this exchange draws on: the
+    /// exchange's budget, then its account and IP buckets if configured
+    /// (an endpoint adds its own tier after the exchange's).
+    pub fn shared_tiers(&self) -> Vec<TierBucket> {
+        let spec = exchange::spec(self.kind);
+        let exchange_spec = self.rate_limit.unwrap_or(BucketSpec {
+            capacity: spec.budget.capacity,
+            refill_per_sec: spec.budget.refill_per_sec,
+        });
+        let mut tiers = vec![TierBucket {
+            tier: Tier::Exchange,
+            id: LimitRequest::bucket_id(&self.name, Tier::Exchange, "all"),
+            spec: exchange_spec,
+        }];
+        for (tier, nb) in [(Tier::Account, &self.account), (Tier::Ip, &self.ip)] {
+            if let Some(nb) = nb {
+                tiers.push(TierBucket {
+                    tier,
+                    id: LimitRequest::bucket_id(&self.name, tier, &nb.name),
+                    spec: BucketSpec {
+                        capacity: nb.capacity,
+                        refill_per_sec: nb.refill_per_sec,
+                    },
+                });
+            }
+        }
+        tiers
+    }
+
     fn resolve(&self, ep: &EndpointConfig, cfg: &Config) -> Option<ResolvedEndpoint> {
         let spec = exchange::spec(self.kind);
         let symbol = ep
@@ -71,10 +107,7 @@ impl ExchangeConfig {
             query.retain(|(qk, _)| qk != k);
             query.push((k.clone(), v.clone()));
         }
-        let base = self
-            .base_url
-            .clone()
-            .or_else(|| spec.base_url.map(str::to_string))?;
+        let base = self.rest_base()?;
         // A base with a path (https://host/prefix, the simulator's /binance) stays a prefix.
         let mut url = url::Url::parse(&format!("{}{}", base.trim_end_matches('/'), path)).ok()?;
         if !query.is_empty() {
@@ -82,33 +115,16 @@ impl ExchangeConfig {
                 .extend_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         }
         let weight = ep.weight.unwrap_or(preset_weight).max(1);
-        let exchange_spec = self.rate_limit.unwrap_or(BucketSpec {
-            capacity: spec.budget.capacity,
-            refill_per_sec: spec.budget.refill_per_sec,
-        });
-        let mut tiers = vec![TierBucket {
-            tier: Tier::Exchange,
-            id: LimitRequest::bucket_id(&self.name, Tier::Exchange, "all"),
-            spec: exchange_spec,
-        }];
+        let mut tiers = self.shared_tiers();
         if let Some(spec) = ep.rate_limit {
-            tiers.push(TierBucket {
-                tier: Tier::Endpoint,
-                id: LimitRequest::bucket_id(&self.name, Tier::Endpoint, &ep.name),
-                spec,
-            });
-        }
-        for (tier, nb) in [(Tier::Account, &self.account), (Tier::Ip, &self.ip)] {
-            if let Some(nb) = nb {
-                tiers.push(TierBucket {
-                    tier,
-                    id: LimitRequest::bucket_id(&self.name, tier, &nb.name),
-                    spec: BucketSpec {
-                        capacity: nb.capacity,
-                        refill_per_sec: nb.refill_per_sec,
-                    },
-                });
-            }
+            tiers.insert(
+                1,
+                TierBucket {
+                    tier: Tier::Endpoint,
+                    id: LimitRequest::bucket_id(&self.name, Tier::Endpoint, &ep.name),
+                    spec,
+                },
+            );
         }
         Some(ResolvedEndpoint {
             exchange: self.name.clone(),

@@ -9,7 +9,7 @@
 //! | `reconnect_storm` | connection | more attempts in the window than allowed | warning |
 //! | `stream_zombie` | subscription, or the connection when all its subscriptions are | acked, socket alive, no data past `silent_after` | critical |
 //! | `stream_refused` | subscription | refused, or not acked in time | warning |
-//! | `book_invalid` | subscription | the book broke (gap, checksum, dropped messages) while connected | warning |
+//! | `book_invalid` | subscription | the book broke (gap, checksum, dropped messages); a drop of the connection is not a break | warning |
 //!
 //! The thresholds themselves (`silent_after`, the dead threshold, the storm
 //! window) are applied by the watcher's liveness tracker; this detector
@@ -165,7 +165,6 @@ impl StreamDetector {
                 0,
             ));
         } else {
-            let connected = !matches!(st.state, StreamState::Down | StreamState::Dead);
             checks.push((
                 AlertKind::StreamZombie,
                 st.state == StreamState::Zombie && !st.expected && !st.connection_wide,
@@ -178,7 +177,10 @@ impl StreamDetector {
             ));
             checks.push((
                 AlertKind::BookInvalid,
-                connected && st.book == Some(BookState::Invalid),
+                // A book dropped with its connection is `syncing` (the
+                // watcher's rule): invalid is always an integrity fault,
+                // even while a resync reconnects.
+                st.book == Some(BookState::Invalid),
                 0,
             ));
         }
@@ -409,10 +411,11 @@ mod tests {
             "{}",
             x.title
         );
-        // Invalid because the connection is down: that is stream_down's, not a gap.
+        // Syncing because the connection is down: that is stream_down's, not a gap.
         let mut d = StreamDetector::new("okx", "ws:book:BTC-USDT", StreamAlertSettings::default());
         let f = d.on_status(&StreamStatus {
             state: StreamState::Down,
+            book: Some(BookState::Syncing),
             ..bad
         });
         assert!(f.is_empty(), "{f:?}");

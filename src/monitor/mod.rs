@@ -246,6 +246,22 @@ impl Monitor {
             };
             tasks.spawn(probe::run_worker(ep, deps));
         }
+        let jobs = stream_jobs(cfg);
+        if !jobs.is_empty() {
+            for ex in jobs.iter().map(|j| &j.exchange) {
+                offsets
+                    .entry(ex.clone())
+                    .or_insert_with(|| Arc::new(AtomicI64::new(probe::OFFSET_UNKNOWN)));
+            }
+            let deps = streams::StreamDeps {
+                client: client.clone(),
+                limiter: limiter.clone(),
+                events: ev_tx.clone(),
+                offsets,
+                shutdown: shutdown.clone(),
+            };
+            streams::spawn(&mut tasks, jobs, deps).await;
+        }
 
         Ok(Monitor {
             snapshots: snap_rx,
@@ -296,4 +312,33 @@ impl Monitor {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// The stream connections of the config, with what their workers need
+/// beside the spec: Binance books get the REST depth URL of their
+/// exchange and its shared limiter tiers, for resyncs.
+fn stream_jobs(cfg: &Config) -> Vec<streams::StreamJob> {
+    cfg.streams()
+        .into_iter()
+        .map(|r| {
+            let ex = cfg.exchanges.iter().find(|e| e.name == r.exchange);
+            let snapshot = ex
+                .filter(|e| e.kind == crate::model::ExchangeKind::Binance)
+                .and_then(|e| {
+                    let base = e.rest_base()?;
+                    let req = crate::limiter::LimitRequest {
+                        exchange: e.name.clone(),
+                        tiers: e.shared_tiers(),
+                        weight: 1,
+                    };
+                    Some((format!("{}/api/v3/depth", base.trim_end_matches('/')), req))
+                });
+            streams::StreamJob {
+                exchange: r.exchange,
+                spec: r.spec,
+                silent_after: r.silent_after,
+                snapshot,
+            }
+        })
+        .collect()
 }

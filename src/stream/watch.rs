@@ -57,6 +57,10 @@ struct Stats {
     ask: Option<String>,
     /// Why the book is invalid, in words.
     book_detail: String,
+    /// The book broke since the last tick (why): the next status says
+    /// invalid even if it was resynced meanwhile, so a gap is never lost
+    /// between two statuses.
+    broke_since_tick: Option<String>,
 }
 
 impl Stats {
@@ -335,6 +339,12 @@ impl Watcher {
             } => {
                 let detail = invalid_words(reason);
                 if let Some(row) = self.row_mut(channel, symbol) {
+                    // A book dropped with its connection waits for the next
+                    // snapshot: syncing, the drop is the connection's alert.
+                    if *reason == InvalidReason::Disconnected {
+                        row.stats.book = Some(BookState::Syncing);
+                        return out;
+                    }
                     if matches!(
                         reason,
                         InvalidReason::Gap { .. } | InvalidReason::Checksum { .. }
@@ -343,6 +353,7 @@ impl Watcher {
                     }
                     row.stats.book = Some(BookState::Invalid);
                     row.stats.book_detail = detail.clone();
+                    row.stats.broke_since_tick = Some(detail.clone());
                     let id = row.id.clone();
                     out.push(self.note(&id, at, StreamNoteKind::BookInvalid, detail));
                 }
@@ -509,14 +520,27 @@ impl Watcher {
                     (state, age, v.expected, why)
                 }
             };
+            let broke = row.stats.broke_since_tick.take();
             let s = &row.stats;
             let mut detail = why;
-            if !s.book_detail.is_empty() && s.book == Some(BookState::Invalid) {
-                if !detail.is_empty() {
-                    detail.push_str("; ");
-                }
-                detail.push_str(&s.book_detail);
+            let book_why = match (&broke, s.book) {
+                (_, Some(BookState::Invalid)) => Some(s.book_detail.clone()),
+                (Some(b), _) => Some(format!("{b} (resynced since)")),
+                _ => None,
+            };
+            // The book's fault first: it names the alert.
+            if let Some(b) = book_why.filter(|b| !b.is_empty()) {
+                detail = if detail.is_empty() {
+                    b
+                } else {
+                    format!("{b}; {detail}")
+                };
             }
+            let book = if broke.is_some() {
+                Some(BookState::Invalid)
+            } else {
+                s.book
+            };
             out.push(StreamStatus {
                 id: row.id.clone(),
                 connection: self.connection.endpoint.clone(),
@@ -533,7 +557,7 @@ impl Watcher {
                 resyncs: s.resyncs,
                 reconnects: self.attempts.saturating_sub(1),
                 storm: None,
-                book: s.book,
+                book,
                 bid: s.bid.clone(),
                 ask: s.ask.clone(),
                 connection_wide: false,
@@ -712,9 +736,33 @@ mod tests {
             ),
             0,
         );
+        let ev = w.tick(3_400);
+        assert_eq!(statuses(&ev)[1].book, Some(BookState::Valid));
+        // Broken and resynced between two ticks: the next status still
+        // says invalid (with why), the one after valid.
+        let gap = ReportKind::BookInvalid {
+            channel: "orderbook.50".into(),
+            symbol: "BTCUSDT".into(),
+            reason: InvalidReason::Gap {
+                expected: 20,
+                received: 22,
+            },
+        };
+        w.on_report(&rep(3_500, gap), 0);
+        let resynced = ReportKind::BookResynced {
+            channel: "orderbook.50".into(),
+            symbol: "BTCUSDT".into(),
+            via: ResyncVia::StreamSnapshot,
+            invalid_ms: 100,
+        };
+        w.on_report(&rep(3_600, resynced), 0);
+        let ev = w.tick(3_700);
+        let book = statuses(&ev)[1];
+        assert_eq!((book.book, book.gaps), (Some(BookState::Invalid), 2));
+        assert!(book.detail.ends_with("(resynced since)"), "{}", book.detail);
         let ev = w.tick(5_000 + 3_200);
         let st = statuses(&ev);
-        assert_eq!((st[1].book, st[1].resyncs), (Some(BookState::Valid), 1));
+        assert_eq!((st[1].book, st[1].resyncs), (Some(BookState::Valid), 2));
         assert!(st[1].detail.is_empty());
         assert_eq!(st[2].state, StreamState::Zombie);
     }
