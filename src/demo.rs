@@ -12,10 +12,17 @@ pub fn default_journal() -> std::path::PathBuf {
 /// A config that watches every kind on a simulator at `base` (e.g.
 /// `http://127.0.0.1:9000`), journaling to `journal`. Errors: none in
 /// practice (the text is built here); the parse errors if it were wrong.
-pub fn config_for(base: &str, journal: &std::path::Path) -> Result<Config, config::ConfigErrors> {
+///
+/// `ws` is the simulator's stream server (`ws://127.0.0.1:9001`): every
+/// kind's ticker and book are streamed from it too.
+pub fn config_for(
+    base: &str,
+    ws: &str,
+    journal: &std::path::Path,
+) -> Result<Config, config::ConfigErrors> {
     let journal = toml::Value::String(journal.display().to_string());
     let mut text = format!("[journal]\npath = {journal}\n\n[instance]\nname = \"demo\"\n\n");
-    text.push_str(&watching(base));
+    text.push_str(&watching(base, ws));
     config::parse("(demo)", &text)
 }
 
@@ -36,12 +43,27 @@ pub fn offline_config_text(base: &str) -> String {
          [journal]\n# Relative: in the directory `exwatch run` starts in.\npath = \"offline-journal.jsonl\"\n\n",
         addr = base.trim_start_matches("http://"),
     );
-    text.push_str(&watching(base));
+    text.push_str(&watching(base, &next_port_ws(base)));
     text
 }
 
-/// The demo's settings and the five built-in kinds on a simulator at `base`.
-fn watching(base: &str) -> String {
+/// The simulator's stream server for a REST address it was started on:
+/// the next port (`http://127.0.0.1:9900` → `ws://127.0.0.1:9901`), see
+/// `sim::spawn`.
+fn next_port_ws(base: &str) -> String {
+    let hostport = base.trim_start_matches("http://").trim_end_matches('/');
+    match hostport.rsplit_once(':') {
+        Some((host, port)) => match port.parse::<u16>() {
+            Ok(p) => format!("ws://{host}:{}", p.saturating_add(1)),
+            Err(_) => format!("ws://{hostport}"),
+        },
+        None => format!("ws://{hostport}"),
+    }
+}
+
+/// The demo's settings and the five built-in kinds on a simulator at
+/// `base`, their streams on `ws`.
+fn watching(base: &str, ws: &str) -> String {
     let mut text = String::from(
         "[defaults]\ninterval = \"1s\"\ntimeout = \"2s\"\n\n\
          [breaker]\nconsecutive_failures = 3\nopen_for = \"4s\"\nmax_open_for = \"20s\"\nclose_after = 1\n\n\
@@ -54,7 +76,11 @@ fn watching(base: &str) -> String {
             refill_per_sec: 20,
         },
         Some("5s"),
+        Some(ws),
     ));
+    text.push_str(
+        "\n[alerts.detect.stream]\n# The demo's faults are short: page a stream down after 5 s.\ndown_after = \"5s\"\n",
+    );
     text
 }
 
@@ -71,7 +97,15 @@ pub struct SimBudget {
 /// kind with a `time`, `ticker` and `book` endpoint; `time_every` (e.g.
 /// `"5s"`) polls the time endpoint less often than the defaults. Shared by
 /// the demo, `bench detect` and the tests that drive the simulator.
-pub fn sim_exchanges(base: &str, budget: SimBudget, time_every: Option<&str>) -> String {
+///
+/// With `streams` (the simulator's stream server, `ws://127.0.0.1:9901`),
+/// each also streams its ticker and book (default symbol, silent after 3 s).
+pub fn sim_exchanges(
+    base: &str,
+    budget: SimBudget,
+    time_every: Option<&str>,
+    streams: Option<&str>,
+) -> String {
     let time_interval = time_every
         .map(|d| format!("interval = \"{d}\"\n"))
         .unwrap_or_default();
@@ -91,6 +125,12 @@ pub fn sim_exchanges(base: &str, budget: SimBudget, time_every: Option<&str>) ->
             cap = budget.capacity,
             refill = budget.refill_per_sec,
         ));
+        if let Some(ws) = streams {
+            text.push_str(&format!(
+                "[[exchanges.streams]]\nurl = \"{ws}/{k}/ws\"\nfeeds = [\"ticker\", \"book\"]\nsilent_after = \"3s\"\n",
+                k = kind.as_str(),
+            ));
+        }
     }
     text
 }

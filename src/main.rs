@@ -516,8 +516,12 @@ async fn demo(
     let sim = exwatch::sim::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), scenario)
         .await
         .context("starting the simulator")?;
-    let cfg = exwatch::demo::config_for(&format!("http://{}", sim.addr), &journal)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cfg = exwatch::demo::config_for(
+        &format!("http://{}", sim.addr),
+        &format!("ws://{}", sim.ws_addr),
+        &journal,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     // Said before the dashboard takes the screen, so it is there after it.
     eprintln!(
         "exwatch demo: journal at {} (replaced each run; `exwatch replay {}` or `exwatch report {}` afterwards)",

@@ -49,6 +49,7 @@ fn config(base: &str, journal: &std::path::Path) -> String {
             refill_per_sec: 100,
         },
         None,
+        None,
     ));
     text
 }

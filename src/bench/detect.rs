@@ -44,6 +44,7 @@ fn config_for(base: &str, poll: Duration) -> Result<Config, BenchDetectError> {
             refill_per_sec: 100,
         },
         None,
+        None,
     ));
     config::parse("(bench detect)", &text).map_err(|e| BenchDetectError::Config(e.to_string()))
 }

@@ -91,7 +91,15 @@ impl SimHandle {
 pub async fn spawn(listen: SocketAddr, scenario: Scenario) -> std::io::Result<SimHandle> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let ws_listener = tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await?;
+    // Streams on the next port when the REST port was chosen (so a config
+    // written for `exwatch sim --listen 127.0.0.1:9900` knows them:
+    // ws://127.0.0.1:9901), else on any free port.
+    let ws_port = if listen.port() == 0 {
+        0
+    } else {
+        addr.port().checked_add(1).unwrap_or(0)
+    };
+    let ws_listener = tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), ws_port)).await?;
     let ws_addr = ws_listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let streams = stream::spawn(

@@ -11,6 +11,7 @@
 //! status = 503            # server_error only
 //! ```
 
+use super::stream::{StreamFault, StreamFaultKind, StreamScenario};
 use crate::model::{EndpointKind, ExchangeKind};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -173,8 +174,27 @@ impl Scenario {
                     },
                 }
             };
+        let sf = |at: u64, dur: u64, fault: StreamFaultKind, ex: ExchangeKind| StreamFault {
+            at: Duration::from_secs(at),
+            duration: Duration::from_secs(dur),
+            fault,
+            exchange: Some(ex),
+        };
         Scenario {
-            stream: Default::default(),
+            // Stream faults between the REST faults of the same exchange,
+            // so each is its own incident: a zombie socket (Kraken), a
+            // sequence gap (Bybit), a drop with reconnects refused
+            // (Coinbase), an announced disconnect (OKX).
+            stream: StreamScenario {
+                faults: vec![
+                    sf(20, 10, StreamFaultKind::Stall, Kraken),
+                    sf(38, 1, StreamFaultKind::Gap, Bybit),
+                    sf(48, 1, StreamFaultKind::ServerClose, Coinbase),
+                    sf(48, 12, StreamFaultKind::RefuseConnections, Coinbase),
+                    sf(84, 1, StreamFaultKind::PlannedDisconnect, Okx),
+                ],
+                ..StreamScenario::default()
+            },
             cycle: Some(Duration::from_secs(120)),
             faults: vec![
                 f(8, 12, FaultKind::Latency, Binance, Some(Book)),

@@ -55,7 +55,9 @@ impl Col {
 /// the row (two fifths from 100 columns, up to 60) and the sparkline and
 /// minor figures go first.
 /// `breaker_wide` is whether the breaker column has room for its retry time.
-fn columns(width: u16) -> (Vec<(Col, u16)>, bool) {
+/// `endpoint_w`: the ENDPOINT column's width (8, wider for the longest
+/// name shown, up to 16, so stream rows `ws:book:BTCUSDT` stay readable).
+fn columns(width: u16, endpoint_w: u16) -> (Vec<(Col, u16)>, bool) {
     let last_w = if width >= 100 {
         width * 2 / 5
     } else {
@@ -65,7 +67,7 @@ fn columns(width: u16) -> (Vec<(Col, u16)>, bool) {
     // (column, width, priority: lower is kept first)
     let all: [(Col, u16, u8); 12] = [
         (Col::Exchange, 9, 0),
-        (Col::Endpoint, 8, 0),
+        (Col::Endpoint, endpoint_w, 0),
         (Col::Breaker, 11, 0),
         (Col::Spark, 10, 3),
         (Col::P50, 6, 5),
@@ -150,7 +152,9 @@ pub fn render(frame: &mut Frame, area: Rect, snap: &Snapshot, view: &ViewState, 
     }
     // Borders and the selection marker.
     let inner_w = area.width.saturating_sub(3);
-    let (cols, breaker_wide) = columns(inner_w);
+    let longest = rows.iter().map(|(_, ep)| ep.name.chars().count()).max();
+    let endpoint_w = longest.unwrap_or(8).clamp(8, 16) as u16;
+    let (cols, breaker_wide) = columns(inner_w, endpoint_w);
     let header = Row::new(
         cols.iter()
             .map(|(c, _)| Line::styled(c.title(), t.title()))
