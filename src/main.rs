@@ -359,6 +359,9 @@ async fn check(config: Option<PathBuf>, json: bool) -> anyhow::Result<u8> {
         use std::io::IsTerminal;
         let cut = std::io::stdout().is_terminal().then_some(CHECK_CAUSE_WIDTH);
         out!("{}", exwatch::check::render_table(&report, cut))?;
+        if !report.streams.is_empty() {
+            out!("\n{}", exwatch::check::streams::render(&report.streams))?;
+        }
     }
     Ok(if report.healthy {
         exit::OK

@@ -413,3 +413,35 @@ async fn heartbeats_alone_never_count_as_data() {
     assert!(conn.age_ms.unwrap() >= 1_500);
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_waits_for_each_subscriptions_first_data_and_names_a_dead_url() {
+    let sim = sim(vec![]).await;
+    let closed = common::free_port();
+    let text = format!(
+        "[[exchanges]]\nname = \"okx\"\nkind = \"okx\"\n\
+         [[exchanges.streams]]\nurl = \"{}\"\nfeeds = [\"ticker\", \"book\"]\n\
+         [[exchanges]]\nname = \"kraken\"\nkind = \"kraken\"\n\
+         [[exchanges.streams]]\nurl = \"ws://127.0.0.1:{closed}/kraken/ws\"\nfeeds = [\"ticker\"]\n",
+        sim.ws_url(Okx)
+    );
+    let cfg = exwatch::config::parse("(check)", &text).expect("config");
+    let rows = exwatch::check::streams::run(cfg.streams(), Duration::from_secs(3)).await;
+    sim.stop().await;
+    let table = exwatch::check::streams::render(&rows);
+    let verdicts: Vec<(&str, &str, bool)> = rows
+        .iter()
+        .map(|r| (r.stream.as_str(), r.verdict.as_str(), r.healthy))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("ws:ticker:BTC-USDT", "data", true),
+            ("ws:book:BTC-USDT", "data", true),
+            ("ws:ticker:BTC-USDT", "connect_failed", false),
+        ],
+        "{table}"
+    );
+    assert!(rows[0].first_data_ms.is_some());
+    assert!(rows[2].reason.contains("connect"), "{table}");
+}

@@ -556,6 +556,19 @@ impl ViewState {
                     self.status("no endpoint selected", true);
                     return Reaction::Redraw;
                 };
+                // A WebSocket stream row has no breaker: nothing to open or
+                // reset, and nothing is sent.
+                let is_stream = (snap.exchanges.iter())
+                    .filter(|ex| ex.name == id.exchange)
+                    .flat_map(|ex| ex.endpoints.iter())
+                    .any(|ep| ep.name == id.endpoint && ep.stream.is_some());
+                if is_stream {
+                    self.status(
+                        format!("{id} is a WebSocket stream: it has no breaker to open or reset"),
+                        true,
+                    );
+                    return Reaction::Redraw;
+                }
                 if action == Action::ForceOpen {
                     // Stopping all calls to an endpoint is asked first.
                     self.input = Some(Input::Confirm {

@@ -8,6 +8,8 @@
 //! request). An endpoint held before its turn is not probed; every endpoint
 //! held when check ends says `held until HH:MM:SS (why)`.
 
+pub mod streams;
+
 use crate::config::{Config, ResolvedEndpoint};
 use crate::exchange::Payload;
 use crate::exchange::validate::Validator;
@@ -101,6 +103,9 @@ pub struct CheckReport {
     /// exwatch's own backends the config uses (a Redis part), each pinged
     /// once; empty when the config uses none.
     pub backends: Vec<BackendCheck>,
+    /// Every stream subscription (`[[exchanges.streams]]`): its first data
+    /// message awaited up to [`streams::STREAM_DEADLINE`]; empty without streams.
+    pub streams: Vec<streams::StreamCheck>,
 }
 
 /// One backend of exwatch as `check` found it.
@@ -164,6 +169,8 @@ async fn backends(cfg: &Config) -> Vec<BackendCheck> {
 /// Probe every endpoint once, all at the same time; a hung one only costs its own timeout.
 /// Time endpoints go first: their clock offsets correct the staleness check of the rest.
 pub async fn run(cfg: &Config, client: &reqwest::Client) -> CheckReport {
+    // Streams are checked meanwhile: their deadline overlaps the probes.
+    let stream_check = tokio::spawn(streams::run(cfg.streams(), streams::STREAM_DEADLINE));
     let endpoints = cfg.endpoints();
     let max_body = cfg.http.max_body_bytes;
     let (time_eps, data_eps): (Vec<_>, Vec<_>) =
@@ -208,10 +215,12 @@ pub async fn run(cfg: &Config, client: &reqwest::Client) -> CheckReport {
             r
         })
         .collect();
+    let streams = stream_check.await.unwrap_or_default();
     CheckReport {
-        healthy: rows.iter().all(|r| r.healthy),
+        healthy: rows.iter().all(|r| r.healthy) && streams.iter().all(|s| s.healthy),
         endpoints: rows,
         backends: backends(cfg).await,
+        streams,
     }
 }
 
