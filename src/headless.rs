@@ -82,6 +82,25 @@ struct JsonEndpoint<'a> {
     held_until_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     held_why: Option<&'a str>,
+    /// A WebSocket stream row's last status (its `outcome` is then the
+    /// stream's state: `live`, `zombie`, `down`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<&'a crate::model::StreamStatus>,
+}
+
+/// A row's outcome and detail: the last poll's, or a stream row's state
+/// and why; `pending` before either.
+fn outcome_of(e: &crate::state::EndpointView) -> (String, String) {
+    if let Some(sv) = &e.stream {
+        return match &sv.status {
+            Some(st) => (st.state.as_str().to_string(), st.detail.clone()),
+            None => ("pending".into(), String::new()),
+        };
+    }
+    match &e.last {
+        Some(s) => (s.outcome.label(), s.outcome.detail()),
+        None => ("pending".into(), String::new()),
+    }
 }
 
 /// Write one line per exchange for this snapshot, on the clock and with
@@ -142,16 +161,8 @@ fn json_line<'a>(ex: &'a ExchangeView, snap: &'a Snapshot, now: i64) -> JsonLine
             .iter()
             .map(|e| JsonEndpoint {
                 name: &e.name,
-                outcome: e
-                    .last
-                    .as_ref()
-                    .map(|s| s.outcome.label())
-                    .unwrap_or_else(|| "pending".into()),
-                detail: e
-                    .last
-                    .as_ref()
-                    .map(|s| s.outcome.detail())
-                    .unwrap_or_default(),
+                outcome: outcome_of(e).0,
+                detail: outcome_of(e).1,
                 latency_ms: ms(e.last.as_ref().map(|s| s.latency_us)),
                 p50_ms: ms(e.p50_us),
                 p99_ms: ms(e.p99_us),
@@ -163,6 +174,7 @@ fn json_line<'a>(ex: &'a ExchangeView, snap: &'a Snapshot, now: i64) -> JsonLine
                 limiter_waited_ms: e.limiter_waited_ms,
                 held_until_ms: e.held_at(now).map(|h| h.until_ms),
                 held_why: e.held_at(now).map(|h| h.why.as_str()),
+                stream: e.stream.as_ref().and_then(|sv| sv.status.as_ref()),
             })
             .collect(),
     }
@@ -182,16 +194,16 @@ fn text_line(ex: &ExchangeView, snap: &Snapshot, now: i64) -> String {
         if ex.healthy { "OK" } else { "FAIL" }
     );
     for e in &ex.endpoints {
-        let outcome = e
-            .last
-            .as_ref()
-            .map(|s| s.outcome.label())
-            .unwrap_or_else(|| "pending".into());
-        let lat = e
-            .last
-            .as_ref()
-            .map(|s| format!("{:.0}ms", s.latency_us as f64 / 1000.0))
-            .unwrap_or_else(|| "-".into());
+        let outcome = outcome_of(e).0;
+        let lat = match (&e.stream, &e.last) {
+            (Some(sv), _) => sv
+                .status
+                .as_ref()
+                .map(|st| format!("{:.0}/s", st.msgs_per_s))
+                .unwrap_or_else(|| "-".into()),
+            (None, Some(s)) => format!("{:.0}ms", s.latency_us as f64 / 1000.0),
+            (None, None) => "-".into(),
+        };
         line.push_str(&format!(" | {} {} {}", e.name, outcome, lat));
         if e.breaker.state != BreakerState::Closed {
             line.push_str(&format!(" breaker={}", e.breaker.state.as_str()));

@@ -94,7 +94,8 @@ pub struct StreamStatus {
     #[serde(default)]
     pub expected: bool,
     /// ms since the last data message (subscription) or frame
-    /// (connection); `None` before the first.
+    /// (connection); while `Down`, ms since the connection went down;
+    /// `None` before the first.
     pub age_ms: Option<i64>,
     /// The silence threshold of this row, ms (zombie for a subscription,
     /// dead for a connection).

@@ -71,7 +71,11 @@ pub(super) fn apply_status(ep: &mut EndpointState, st: &StreamStatus) {
     }
     row.recent_rate
         .push_back(st.msgs_per_s.round().max(0.0) as u64);
-    ep.last_ok_at_ms = st.age_ms.map(|age| st.at_ms - age);
+    // `age_ms` is a data (or frame) age except while down, when it is the
+    // time down: the last data then stays where it was.
+    if st.state != StreamState::Down {
+        ep.last_ok_at_ms = st.age_ms.map(|age| st.at_ms - age).or(ep.last_ok_at_ms);
+    }
     row.status = Some(st.clone());
 }
 

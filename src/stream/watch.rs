@@ -487,6 +487,7 @@ impl Watcher {
 
     /// Each subscription's status at `now_ms`, in config order.
     fn sub_statuses(&mut self, now_ms: i64) -> Vec<StreamStatus> {
+        let down_since = self.down_since;
         let mut out = Vec::with_capacity(self.rows.len());
         for row in &mut self.rows {
             row.stats.tick(now_ms);
@@ -511,11 +512,16 @@ impl Watcher {
                         Health::Dead { silent_ms, .. } => {
                             (StreamState::Dead, Some(silent_ms), String::new())
                         }
-                        Health::Down { down_ms } => (
-                            StreamState::Down,
-                            Some(down_ms),
-                            "the connection is down".to_string(),
-                        ),
+                        // Down since the watcher's own record of it; not
+                        // connected yet is pending.
+                        Health::Down { .. } => match down_since {
+                            Some(since) => (
+                                StreamState::Down,
+                                Some(now_ms - since),
+                                "the connection is down".to_string(),
+                            ),
+                            None => (StreamState::Pending, None, String::new()),
+                        },
                     };
                     (state, age, v.expected, why)
                 }
