@@ -220,8 +220,9 @@ pub fn selected(s: &str) -> Option<String> {
 }
 
 pub fn dashboard_visible(s: &str) -> bool {
-    // All 15 endpoints watched: `Exchanges 15 ·`, or `rows 1–11 of 15` when they do not fit.
+    // All 30 rows watched (15 REST endpoints, 5 stream connections and their
+    // 10 subscriptions): `rows 1–11 of 30` (they never all fit).
     s.contains("LIVE")
-        && (s.contains("Exchanges 15 ") || s.contains(" of 15 "))
+        && (s.contains("Exchanges 30 ") || s.contains(" of 30 "))
         && s.contains("Alerts")
 }
