@@ -410,3 +410,39 @@ fn an_unconfirmed_delivery_is_said_in_the_feed() {
         ("UNCONFIRMED hook".to_string(), true)
     );
 }
+
+#[test]
+fn stream_rows_beside_the_rest_endpoints() {
+    let snap = ui_fixtures::streams();
+    both("stream_rows", &snap, &mut view(), |s| {
+        // Problems first: the zombie connection and the broken book lead.
+        assert!(s.contains("✖ ZOMBIE"), "{s}");
+        assert!(s.contains("no data for 34s"), "{s}");
+        assert!(s.contains("ws:book:BTC-USDT"), "{s}");
+        assert!(s.contains("gap: expected update id"), "{s}");
+        assert!(s.contains("FIRING 1 cri 1 wrn"), "{s}");
+    });
+    // The detail pane of the broken book: its figures, in words.
+    let mut v = view();
+    select_endpoint(&mut v, &snap, "okx", "ws:book:BTC-USDT");
+    press(&mut v, &snap, "enter");
+    let s = screen(&snap, &v, 120, 40);
+    insta::assert_snapshot!("stream_book_detail_120x40", s);
+    for want in [
+        "WebSocket subscription on okx",
+        "p50 38 ms  p99 95 ms",
+        "1 gaps, 0 resyncs, 0 reconnects",
+        "invalid",
+    ] {
+        assert!(s.contains(want), "{want}: {s}");
+    }
+    // A stream has no breaker: `o` sends nothing and says why.
+    assert_eq!(press(&mut v, &snap, "esc"), ui::Reaction::Redraw);
+    let r = press(&mut v, &snap, "o");
+    assert_eq!(r, ui::Reaction::Redraw, "nothing sent");
+    let s = screen(&snap, &v, 120, 40);
+    assert!(
+        s.contains("is a WebSocket stream: it has no breaker"),
+        "{s}"
+    );
+}

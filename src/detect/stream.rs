@@ -212,12 +212,11 @@ impl StreamDetector {
     }
 
     fn firing(&self, kind: AlertKind, st: &StreamStatus) -> Firing {
-        let row = format!("{} {}", self.exchange, self.endpoint);
         let secs = |v: Option<i64>| format!("{:.0}s", v.unwrap_or(0) as f64 / 1000.0);
         let (severity, title, description) = match kind {
             AlertKind::StreamDown => (
                 Severity::Critical,
-                format!("{row}: stream down for {}", secs(st.age_ms)),
+                format!("stream down for {}", secs(st.age_ms)),
                 format!(
                     "The WebSocket connection is down and reconnecting ({} reconnects so far). \
                      Market data from it has stopped. {}",
@@ -226,7 +225,7 @@ impl StreamDetector {
             ),
             AlertKind::StreamDead => (
                 Severity::Critical,
-                format!("{row}: socket open, no frame for {}", secs(st.age_ms)),
+                format!("socket open, no frame for {}", secs(st.age_ms)),
                 format!(
                     "The socket is open but nothing arrived, not even a ping or a heartbeat, \
                      for {} (threshold {}).",
@@ -236,7 +235,7 @@ impl StreamDetector {
             ),
             AlertKind::StreamPlanned => (
                 Severity::Info,
-                format!("{row}: planned disconnect announced"),
+                "planned disconnect announced".to_string(),
                 format!(
                     "The exchange announced this disconnect; exwatch reconnects and resubscribes. {}",
                     st.detail
@@ -244,10 +243,7 @@ impl StreamDetector {
             ),
             AlertKind::ReconnectStorm => (
                 Severity::Warning,
-                format!(
-                    "{row}: reconnect storm ({} attempts)",
-                    st.storm.unwrap_or(0)
-                ),
+                format!("reconnect storm ({} attempts)", st.storm.unwrap_or(0)),
                 format!(
                     "{} connection attempts within the storm window. {}",
                     st.storm.unwrap_or(0),
@@ -256,10 +252,7 @@ impl StreamDetector {
             ),
             AlertKind::StreamZombie => (
                 Severity::Critical,
-                format!(
-                    "{row}: subscribed, no data for {} (zombie)",
-                    secs(st.age_ms)
-                ),
+                format!("subscribed, no data for {} (zombie)", secs(st.age_ms)),
                 format!(
                     "The subscription was acked and the socket is alive (pings and heartbeats \
                      arrive), but no data message came for {} (silent_after {}).",
@@ -269,7 +262,7 @@ impl StreamDetector {
             ),
             AlertKind::StreamRefused => (
                 Severity::Warning,
-                format!("{row}: subscription {}", st.state.as_str()),
+                format!("subscription {}", st.state.as_str()),
                 format!(
                     "The exchange did not accept the subscription: {}",
                     st.detail
@@ -277,7 +270,7 @@ impl StreamDetector {
             ),
             _ => (
                 Severity::Warning,
-                format!("{row}: order book invalid ({})", short(&st.detail)),
+                format!("order book invalid ({})", short(&st.detail)),
                 format!(
                     "The local book broke and is not served until a snapshot resyncs it: {} \
                      ({} gaps, {} resyncs so far).",

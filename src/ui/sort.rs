@@ -98,7 +98,8 @@ fn severity_rank(s: Severity) -> u8 {
 /// How bad an endpoint row looks: 0 healthy; 1..=4 as the worst of its open
 /// alerts (an exchange-wide alert counts for every endpoint of the
 /// exchange), its breaker (open or hung: as a critical; half-open: as a
-/// warning) and its last poll (failed, or held by the limiter: as a warning).
+/// warning), its last poll (failed, or held by the limiter: as a warning)
+/// and, for a stream row, its state (not live, or a broken book: as a warning).
 pub fn problem_rank(ex: &ExchangeView, ep: &EndpointView, alerts: &[Alert], now_ms: i64) -> u8 {
     let from_alerts = alerts
         .iter()
@@ -121,7 +122,13 @@ pub fn problem_rank(ex: &ExchangeView, ep: &EndpointView, alerts: &[Alert], now_
         _ => 0,
     };
     let held = if ep.held_at(now_ms).is_some() { 2 } else { 0 };
+    // A stream row not live (or its book invalid), alert or not: as a warning.
+    let stream = match &ep.stream {
+        Some(sv) if !sv.healthy() => 2,
+        _ => 0,
+    };
     from_alerts
+        .max(stream)
         .max(from_breaker)
         .max(hung)
         .max(failing)

@@ -23,7 +23,7 @@ pub(super) fn cell<'a>(
 ) -> Option<Line<'a>> {
     let st = sv.status.as_ref();
     Some(match c {
-        Col::Breaker => state(sv, t),
+        Col::Breaker => state(sv, w, t),
         Col::Spark => {
             let style = if sv.healthy() { t.accent() } else { t.warn() };
             Line::styled(fmt::sparkline(&sv.recent_rate, w, t), style)
@@ -61,8 +61,9 @@ pub(super) fn cell<'a>(
     })
 }
 
-/// Symbol and word, coloured: never colour alone.
-fn state<'a>(sv: &StreamView, t: &Theme) -> Line<'a> {
+/// Symbol and word, coloured: never colour alone. The time in the state
+/// (`DOWN 12s`) only where it fits `w`; AGE has it anyway.
+fn state<'a>(sv: &StreamView, w: usize, t: &Theme) -> Line<'a> {
     let Some(st) = &sv.status else {
         return Line::styled("… pending", t.dim());
     };
@@ -71,6 +72,9 @@ fn state<'a>(sv: &StreamView, t: &Theme) -> Line<'a> {
         .map(|a| format!(" {}", fmt::duration_ms(a)))
         .unwrap_or_default();
     let (sym, word, style) = match st.state {
+        StreamState::Live | StreamState::Zombie if st.book == Some(BookState::Invalid) => {
+            (t.sym_open(), "INVALID".to_string(), t.bad())
+        }
         StreamState::Live if st.expected => (t.sym_half_open(), "planned".to_string(), t.warn()),
         StreamState::Live => (t.sym_closed(), "live".to_string(), t.ok()),
         StreamState::Pending => (t.sym_half_open(), "pending".to_string(), t.dim()),
@@ -80,6 +84,11 @@ fn state<'a>(sv: &StreamView, t: &Theme) -> Line<'a> {
         StreamState::Dead => (t.sym_open(), format!("DEAD{age}"), t.bad()),
         StreamState::Refused => (t.sym_open(), "REFUSED".to_string(), t.bad()),
         StreamState::Unacked => (t.sym_half_open(), "unacked".to_string(), t.warn()),
+    };
+    let word = if word.chars().count() + 2 > w {
+        word.split(' ').next().unwrap_or_default().to_string()
+    } else {
+        word
     };
     Line::from(vec![
         Span::styled(sym, style),
@@ -92,6 +101,19 @@ fn last<'a>(name: &str, sv: &StreamView, w: usize, t: &Theme) -> Line<'a> {
     let Some(st) = &sv.status else {
         return Line::styled("waiting for the first status", t.dim());
     };
+    if st.detail.is_empty() && st.state == StreamState::Zombie {
+        let whole = if st.connection_wide {
+            ", like every subscription of its connection"
+        } else {
+            ""
+        };
+        let text = format!(
+            "no data for {} (silent after {}){whole}",
+            fmt::duration_ms(st.age_ms.unwrap_or(0)),
+            fmt::duration_ms(st.threshold_ms)
+        );
+        return Line::styled(fmt::truncate(&text, w, t), t.bad());
+    }
     if !st.detail.is_empty() {
         let style = if sv.healthy() { t.warn() } else { t.bad() };
         return Line::styled(fmt::truncate(&st.detail, w, t), style);

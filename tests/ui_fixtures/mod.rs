@@ -515,3 +515,123 @@ pub fn held_endpoint() -> Snapshot {
     st.apply(&Event::AlertChanged { alert: a });
     st.snapshot()
 }
+
+/// A stream row's status at `NOW`.
+fn stream_status(
+    exchange: &str,
+    row: &str,
+    connection: &str,
+    state: exwatch::model::StreamState,
+) -> exwatch::model::StreamStatus {
+    exwatch::model::StreamStatus {
+        id: EndpointId::new(exchange, row),
+        connection: connection.into(),
+        at_ms: NOW,
+        state,
+        expected: false,
+        age_ms: Some(120),
+        threshold_ms: 30_000,
+        msgs_per_s: 10.0,
+        messages: 6_000,
+        lag_p50_ms: (row != connection).then_some(38),
+        lag_p99_ms: (row != connection).then_some(95),
+        gaps: 0,
+        resyncs: 0,
+        reconnects: 0,
+        storm: None,
+        book: None,
+        bid: None,
+        ask: None,
+        connection_wide: false,
+        detail: String::new(),
+    }
+}
+
+/// Healthy REST everywhere; OKX streams its ticker (live) and book (a gap
+/// just broke it: invalid, its alert firing); Kraken's socket is open but
+/// silent on every subscription (a zombie, paged on its connection row).
+pub fn streams() -> Snapshot {
+    use exwatch::model::{BookState, StreamState};
+    let mut st = State::new();
+    for (i, (name, kind)) in EXCHANGES.iter().enumerate() {
+        healthy_exchange(&mut st, i, name, *kind);
+    }
+    let rows = [
+        (
+            "okx",
+            ExchangeKind::Okx,
+            "okx-ws",
+            ["ws:ticker:BTC-USDT", "ws:book:BTC-USDT"],
+        ),
+        (
+            "kraken",
+            ExchangeKind::Kraken,
+            "kraken-ws",
+            ["ws:ticker:BTC-USD", "ws:book:BTC-USD"],
+        ),
+    ];
+    for (ex, kind, conn, subs) in rows {
+        for row in std::iter::once(conn).chain(subs) {
+            st.apply(&Event::StreamWatching {
+                id: EndpointId::new(ex, row),
+                exchange_kind: kind,
+                connection: conn.into(),
+                url: format!("ws://127.0.0.1:9901/{ex}/ws"),
+            });
+        }
+    }
+    for s in 0..30i64 {
+        let at = NOW - (30 - s) * 1000;
+        for (ex, conn, row) in [
+            ("okx", "okx-ws", "okx-ws"),
+            ("okx", "okx-ws", "ws:ticker:BTC-USDT"),
+            ("okx", "okx-ws", "ws:book:BTC-USDT"),
+        ] {
+            let mut status = stream_status(ex, row, conn, StreamState::Live);
+            status.at_ms = at;
+            status.msgs_per_s = 8.0 + (s % 5) as f64;
+            status.book = row.starts_with("ws:book").then_some(BookState::Valid);
+            status.bid = Some("91234.5".into());
+            status.ask = Some("91235.0".into());
+            st.apply(&Event::StreamStatus(status));
+        }
+    }
+    let mut book = stream_status("okx", "ws:book:BTC-USDT", "okx-ws", StreamState::Live);
+    book.book = Some(BookState::Invalid);
+    book.gaps = 1;
+    book.detail = "gap: expected update id 1050, received 1051".into();
+    st.apply(&Event::StreamStatus(book));
+    let mut conn = stream_status("kraken", "kraken-ws", "kraken-ws", StreamState::Zombie);
+    conn.age_ms = Some(34_000);
+    conn.msgs_per_s = 1.0;
+    conn.detail = "every subscription silent; 9120 frames, all control".into();
+    st.apply(&Event::StreamStatus(conn));
+    for row in ["ws:ticker:BTC-USD", "ws:book:BTC-USD"] {
+        let mut sub = stream_status("kraken", row, "kraken-ws", StreamState::Zombie);
+        sub.age_ms = Some(34_000);
+        sub.msgs_per_s = 0.0;
+        sub.connection_wide = true;
+        st.apply(&Event::StreamStatus(sub));
+    }
+    for a in [
+        alert(
+            ("kraken", Some("kraken-ws"), "stream_zombie"),
+            Severity::Critical,
+            "subscribed, no data for 34s (zombie)",
+            NOW - 31_000,
+            1,
+            AlertState::Firing,
+        ),
+        alert(
+            ("okx", Some("ws:book:BTC-USDT"), "book_invalid"),
+            Severity::Warning,
+            "order book invalid (gap: expected update id 1050, received 1051)",
+            NOW - 800,
+            1,
+            AlertState::Firing,
+        ),
+    ] {
+        st.apply(&Event::AlertChanged { alert: a });
+    }
+    st.snapshot()
+}
