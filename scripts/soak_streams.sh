@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Soak: N stream connections (ticker + book each) against a local `exwatch sim`
+# for a while, sampling exwatch's resident memory (VmRSS) and CPU time from
+# /proc every INTERVAL seconds. Prints one CSV line per sample and a summary:
+# RSS first/last/max, CPU seconds per second, and CPU per 1,000 messages/s
+# (messages counted by exwatch's own metrics).
+#
+#   scripts/soak_streams.sh [connections=50] [seconds=3600] [interval=60]
+#
+# Uses target/release/exwatch (cargo build --release first). Everything on 127.0.0.1.
+set -euo pipefail
+N=${1:-50}
+SECS=${2:-3600}
+EVERY=${3:-60}
+BIN=${BIN:-target/release/exwatch}
+DIR=$(mktemp -d)
+PORT=${PORT:-19900}
+MPORT=$((PORT + 10))
+kinds=(binance bybit okx coinbase kraken)
+{
+  echo "[instance]"; echo "name = \"soak\""
+  echo "[journal]"; echo "path = \"$DIR/journal.jsonl\""; echo "samples = false"
+  echo "[metrics]"; echo "listen = \"127.0.0.1:$MPORT\""
+  for k in "${kinds[@]}"; do
+    echo "[[exchanges]]"; echo "name = \"$k\""; echo "kind = \"$k\""
+    for i in $(seq 1 $((N / ${#kinds[@]}))); do
+      echo "[[exchanges.streams]]"; echo "name = \"$k-ws$i\""
+      echo "url = \"ws://127.0.0.1:$((PORT + 1))/$k/ws\""
+      echo "feeds = [\"ticker\", \"book\"]"
+    done
+  done
+} > "$DIR/soak.toml"
+"$BIN" sim --listen "127.0.0.1:$PORT" > "$DIR/sim.log" 2>&1 &
+SIM=$!
+sleep 1
+"$BIN" run --headless -c "$DIR/soak.toml" > /dev/null 2> "$DIR/run.log" &
+RUN=$!
+trap 'kill $RUN $SIM 2>/dev/null || true' EXIT
+TCK=$(getconf CLK_TCK)
+msgs() {
+  curl -s "http://127.0.0.1:$MPORT/metrics" \
+    | awk '/^exwatch_stream_messages_total\{.*stream="ws:/ {s += $NF} END {printf "%d", s}'
+}
+cpu() { awk -v t="$TCK" '{printf "%.2f", ($14 + $15) / t}' "/proc/$RUN/stat"; }
+rss() { awk '/VmRSS/ {print $2}' "/proc/$RUN/status"; }
+sleep 5
+echo "elapsed_s,rss_kib,cpu_s,data_msgs"
+t0=$(date +%s); c0=$(cpu); m0=$(msgs); first=$(rss); max=$first
+while :; do
+  now=$(date +%s); e=$((now - t0))
+  r=$(rss); c=$(cpu); m=$(msgs)
+  [ "$r" -gt "$max" ] && max=$r
+  echo "$e,$r,$c,$m"
+  [ "$e" -ge "$SECS" ] && break
+  sleep "$EVERY"
+done
+awk -v c0="$c0" -v c="$c" -v m0="$m0" -v m="$m" -v e="$e" -v f="$first" -v r="$r" -v x="$max" -v n="$N" 'BEGIN {
+  cps = (c - c0) / e; mps = (m - m0) / e;
+  printf "connections %d, %d s: RSS %d KiB at start, %d KiB at end, %d KiB max; CPU %.3f s/s; %.0f data msgs/s; CPU per 1,000 msgs/s: %.1f%% of a core\n",
+    n, e, f, r, x, cps, mps, (mps > 0 ? 100 * cps * 1000 / mps : 0)
+}'
