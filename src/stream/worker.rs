@@ -116,6 +116,9 @@ struct End {
     error: Option<String>,
     planned: bool,
     stop: bool,
+    /// Ended by the worker itself to resync a book: reconnect at once
+    /// (the connection budget still paces it), no backoff.
+    resync: bool,
 }
 
 impl End {
@@ -126,6 +129,7 @@ impl End {
             error: None,
             planned,
             stop: false,
+            resync: false,
         }
     }
 }
@@ -226,7 +230,7 @@ pub async fn run(spec: StreamSpec, io: WorkerIo) {
                     retries = spec.reconnect.start(Instant::now());
                     attempt = 0;
                 }
-                end.planned
+                end.planned || end.resync
             }
             Ok(Err(e)) => {
                 let r = ReportKind::Disconnected {
@@ -331,6 +335,7 @@ async fn read_loop(
                     error: None,
                     planned: false,
                     stop: false,
+                    resync: false,
                 };
             }
             Ok(Message::Frame(_)) => {}
@@ -341,6 +346,7 @@ async fn read_loop(
                     error: Some(e.to_string()),
                     planned: false,
                     stop: false,
+                    resync: false,
                 };
             }
         }
@@ -351,6 +357,7 @@ async fn read_loop(
         error: Some("end of stream without a close frame".into()),
         planned: false,
         stop: false,
+        resync: false,
     }
 }
 
@@ -396,6 +403,7 @@ async fn write_loop(
                             error: Some(format!("no pong {} ms after the ping", now - sent)),
                             planned: false,
                             stop: false,
+                            resync: false,
                         };
                     }
                 }
@@ -421,6 +429,7 @@ async fn write_loop(
                     error: Some(e.to_string()),
                     planned: false,
                     stop: false,
+                    resync: false,
                 };
             }
             Err(_) => return End::ours("write timed out", false),
@@ -542,7 +551,10 @@ async fn session_loop(
                     reason,
                     planned: false,
                 } => {
-                    break 'session End::ours(reason, false);
+                    break 'session End {
+                        resync: true,
+                        ..End::ours(reason, false)
+                    };
                 }
             }
         }
