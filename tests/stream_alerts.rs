@@ -445,3 +445,55 @@ async fn check_waits_for_each_subscriptions_first_data_and_names_a_dead_url() {
     assert!(rows[0].first_data_ms.is_some());
     assert!(rows[2].reason.contains("connect"), "{table}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_say_which_stream_is_live_and_count_its_messages() {
+    let sim = sim(vec![fault(StreamFaultKind::Gap, Bybit, 2_000, 200)]).await;
+    let port = common::free_port();
+    let text = format!(
+        "[metrics]\nlisten = \"127.0.0.1:{port}\"\n\
+         [[exchanges]]\nname = \"bybit\"\nkind = \"bybit\"\n\
+         [[exchanges.streams]]\nurl = \"{}\"\nfeeds = [\"ticker\", \"book\"]\n",
+        sim.ws_url(Bybit)
+    );
+    let cfg = exwatch::config::parse("(metrics)", &text).expect("config");
+    let monitor = Monitor::start(&cfg, 0).await.expect("monitor");
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut body = String::new();
+    while Instant::now() < deadline {
+        body = match reqwest::get(&url).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if body.contains(
+            "exwatch_stream_book_resyncs_total{exchange=\"bybit\",stream=\"ws:book:BTCUSDT\"} 1",
+        ) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    monitor.stop().await;
+    sim.stop().await;
+    for want in [
+        "exwatch_stream_live{exchange=\"bybit\",stream=\"bybit-ws\"} 1",
+        "exwatch_stream_live{exchange=\"bybit\",stream=\"ws:ticker:BTCUSDT\"} 1",
+        "exwatch_stream_book_valid{exchange=\"bybit\",stream=\"ws:book:BTCUSDT\"} 1",
+        "exwatch_stream_book_gaps_total{exchange=\"bybit\",stream=\"ws:book:BTCUSDT\"} 1",
+        "exwatch_stream_book_resyncs_total{exchange=\"bybit\",stream=\"ws:book:BTCUSDT\"} 1",
+        "exwatch_stream_lag_seconds{exchange=\"bybit\",stream=\"ws:book:BTCUSDT\",quantile=\"0.99\"}",
+    ] {
+        assert!(body.contains(want), "{want} missing from:\n{body}");
+    }
+    let messages: u64 = body
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "exwatch_stream_messages_total{exchange=\"bybit\",stream=\"ws:book:BTCUSDT\"}",
+            )
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0);
+    // 50 ms data ticks for over 2 s.
+    assert!(messages >= 20, "{messages} book messages counted:\n{body}");
+}
