@@ -179,8 +179,18 @@ fn config_check(file: PathBuf) -> anyhow::Result<u8> {
     match load_config(Some(file.clone())) {
         Ok(cfg) => {
             let eps = cfg.endpoints();
+            let streams = cfg.streams();
+            let subs: usize = streams.iter().map(|s| s.spec.subscriptions.len()).sum();
+            let with_streams = if streams.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {} stream connection(s), {subs} subscription(s)",
+                    streams.len()
+                )
+            };
             outln!(
-                "{}: ok ({} exchange(s), {} endpoint(s))",
+                "{}: ok ({} exchange(s), {} endpoint(s){with_streams})",
                 file.display(),
                 cfg.exchanges.len(),
                 eps.len()
@@ -194,6 +204,22 @@ fn config_check(file: PathBuf) -> anyhow::Result<u8> {
                     ep.interval,
                     ep.limit.weight,
                     ep.timeout
+                )?;
+            }
+            for s in streams {
+                let feeds: Vec<String> = (s.spec.subscriptions.iter())
+                    .map(|x| {
+                        let feed = exwatch::stream::watch::feed_name(x.feed);
+                        format!("{feed} {}", x.symbol)
+                    })
+                    .collect();
+                outln!(
+                    "  {}/{}: WebSocket {} ({}; silent after {:?})",
+                    s.exchange,
+                    s.spec.name,
+                    s.spec.url,
+                    feeds.join(", "),
+                    s.silent_after
                 )?;
             }
             Ok(exit::OK)

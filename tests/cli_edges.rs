@@ -304,7 +304,9 @@ fn the_printed_offline_config_passes_config_check_and_check_against_exwatch_sim(
     let checked = exwatch(&["config", "check", file]);
     assert_eq!(checked.status.code(), Some(0), "{}", text(&checked.stderr));
     assert!(
-        text(&checked.stdout).contains("ok (5 exchange(s), 15 endpoint(s))"),
+        text(&checked.stdout).contains(
+            "ok (5 exchange(s), 15 endpoint(s), 5 stream connection(s), 10 subscription(s))"
+        ),
         "{}",
         text(&checked.stdout)
     );
@@ -320,6 +322,12 @@ fn the_printed_offline_config_passes_config_check_and_check_against_exwatch_sim(
         table.contains("15 endpoint(s), 15 healthy, 0 unhealthy"),
         "{table}"
     );
+    // The streams, on the simulator's next port, each got its first data.
+    let streams_ok = table
+        .lines()
+        .filter(|l| l.contains(" ws:") && l.contains(" OK ") && l.contains("first data after"))
+        .count();
+    assert_eq!(streams_ok, 10, "{table}");
     // --sim only with --print-config.
     assert_eq!(exwatch(&["demo", "--sim", &addr]).status.code(), Some(2));
 }
