@@ -497,3 +497,132 @@ async fn metrics_say_which_stream_is_live_and_count_its_messages() {
     // 50 ms data ticks for over 2 s.
     assert!(messages >= 20, "{messages} book messages counted:\n{body}");
 }
+
+/// Every book fault of the simulator is a `book_invalid` alert naming its
+/// figures, on the right row, within two heartbeat intervals of the
+/// statuses (each second), and the book is valid again after its resync;
+/// a duplicate is ignored (the book stays valid, nothing fires).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_book_fault_alerts_with_its_figures_and_duplicates_do_not() {
+    let cases = [
+        (
+            Kraken,
+            StreamFaultKind::ChecksumMismatch,
+            "ws:book:BTC-USDT",
+            Some("checksum mismatch"),
+        ),
+        (
+            Okx,
+            StreamFaultKind::OutOfOrder,
+            "ws:book:BTC-USDT",
+            Some("gap: expected update id"),
+        ),
+        (Bybit, StreamFaultKind::Duplicate, "ws:book:BTCUSDT", None),
+    ];
+    let runs = cases
+        .iter()
+        .map(|(kind, fault_kind, row, words)| async move {
+            let w = watch(*kind, vec![fault(*fault_kind, *kind, 2_000, 300)]).await;
+            let (fired, snap) = w
+                .until(Duration::from_secs(6), |s| {
+                    s.alerts.iter().any(|a| a.kind.name() == "book_invalid")
+                })
+                .await;
+            let result = match words {
+                Some(words) => {
+                    let a = snap.alerts.iter().find(|a| a.kind.name() == "book_invalid");
+                    let ok = fired
+                        && a.is_some_and(|a| {
+                            a.endpoint.as_deref() == Some(*row) && a.title.contains(words)
+                        });
+                    let (valid, _) = w
+                        .until(Duration::from_secs(8), |s| {
+                            row_book(s, row) == Some(BookState::Valid)
+                                && open(s, "book_invalid").is_empty()
+                        })
+                        .await;
+                    (
+                        ok && valid,
+                        format!(
+                            "{kind:?} {fault_kind:?}:\n{}\n{}",
+                            rows(&snap),
+                            alerts(&snap)
+                        ),
+                    )
+                }
+                None => {
+                    let valid = row_book(&snap, row) == Some(BookState::Valid);
+                    let stale_ignored = !fired && valid;
+                    (
+                        stale_ignored,
+                        format!(
+                            "{kind:?} {fault_kind:?}:\n{}\n{}",
+                            rows(&snap),
+                            alerts(&snap)
+                        ),
+                    )
+                }
+            };
+            w.stop().await;
+            result
+        });
+    let results = futures::future::join_all(runs).await;
+    let failed: Vec<&String> = results
+        .iter()
+        .filter(|(ok, _)| !ok)
+        .map(|(_, why)| why)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{}",
+        failed
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    );
+}
+
+fn row_book(snap: &Snapshot, name: &str) -> Option<BookState> {
+    row(snap, name)?.stream.as_ref()?.status.as_ref()?.book
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_pong_reconnects_and_is_journaled_without_a_page() {
+    // Bybit: the server stops answering the client's pings (every 1 s); the
+    // worker gives up after its pong timeout and reconnects.
+    let w = watch(
+        Bybit,
+        vec![fault(StreamFaultKind::NoPong, Bybit, 1_500, 14_000)],
+    )
+    .await;
+    let (reconnected, snap) = w
+        .until(Duration::from_secs(20), |s| {
+            row(s, "bybit-ws")
+                .and_then(|r| r.stream.as_ref()?.status.as_ref())
+                .is_some_and(|st| st.reconnects >= 1 && st.state == StreamState::Live)
+        })
+        .await;
+    assert!(
+        reconnected,
+        "no reconnect after the missed pongs:\n{}",
+        rows(&snap)
+    );
+    let loud: Vec<&Alert> = snap
+        .alerts
+        .iter()
+        .filter(|a| a.severity >= Severity::Critical)
+        .collect();
+    assert!(
+        loud.is_empty(),
+        "a reconnect within down_after paged:\n{}",
+        alerts(&snap)
+    );
+    let journal = w.stop().await;
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.contains("\"what\":\"pong_missed\"")),
+        "the missed pong is in the journal"
+    );
+}
