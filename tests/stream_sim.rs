@@ -187,6 +187,27 @@ impl Run {
         }
     }
 
+    /// The next book verdict matching `want` within `within`, and whether
+    /// the book was valid after it.
+    async fn until_verdict(
+        &mut self,
+        within: Duration,
+        what: &str,
+        want: impl Fn(&Verdict) -> bool,
+    ) -> (Verdict, bool) {
+        let r = self
+            .until(
+                within,
+                what,
+                |r| matches!(r, ReportKind::Book { verdict, .. } if want(verdict)),
+            )
+            .await;
+        match r.kind {
+            ReportKind::Book { verdict, valid, .. } => (verdict, valid),
+            other => panic!("{what}: not a book verdict: {other:?}"),
+        }
+    }
+
     fn dump(&self) -> String {
         let n = self.seen.len().saturating_sub(40);
         self.seen[n..]
@@ -591,24 +612,13 @@ async fn a_sequence_gap_invalidates_the_book_until_it_is_resynced() {
             served_book(r, ch)
         })
         .await;
-        let v = run
-            .until(Duration::from_secs(3), "gap verdict", |r| {
-                matches!(
-                    r,
-                    ReportKind::Book {
-                        verdict: Verdict::Gap { .. },
-                        ..
-                    }
-                )
+        let (v, valid) = run
+            .until_verdict(Duration::from_secs(3), "gap verdict", |v| {
+                matches!(v, Verdict::Gap { .. })
             })
             .await;
-        if let ReportKind::Book {
-            verdict: Verdict::Gap { expected, received },
-            valid,
-            ..
-        } = v.kind
-        {
-            assert!(!valid);
+        assert!(!valid);
+        if let Verdict::Gap { expected, received } = v {
             assert!(received > expected, "{kind:?}: {expected} {received}");
         }
         // The invalidation is the very next report of the same frame.
@@ -656,22 +666,12 @@ async fn a_kraken_checksum_mismatch_invalidates_the_book_until_resynced() {
         served_book(r, "book")
     })
     .await;
-    let v = run
-        .until(Duration::from_secs(3), "checksum verdict", |r| {
-            matches!(
-                r,
-                ReportKind::Book {
-                    verdict: Verdict::ChecksumMismatch { .. },
-                    ..
-                }
-            )
+    let (v, _) = run
+        .until_verdict(Duration::from_secs(3), "checksum verdict", |v| {
+            matches!(v, Verdict::ChecksumMismatch { .. })
         })
         .await;
-    if let ReportKind::Book {
-        verdict: Verdict::ChecksumMismatch { expected, computed },
-        ..
-    } = v.kind
-    {
+    if let Verdict::ChecksumMismatch { expected, computed } = v {
         assert_ne!(expected, computed);
         assert_eq!(expected ^ computed, 0x5a5a_5a5a);
     }
