@@ -106,6 +106,7 @@ book_depth = 5000
 silent_after = "1m 30s"
 
 [[exchanges.streams]]
+symbols = ["BNBUSDT"]
 
 [[exchanges]]
 name = "by"
@@ -184,10 +185,16 @@ fn every_bad_value_is_one_error_naming_its_line_and_field() {
                      [[exchanges.streams]]\nname = \"md\"\n\
                      [[exchanges]]\nname = \"b\"\nkind = \"bybit\"\n\
                      [[exchanges.streams]]\n\
-                     [[exchanges.streams]]\nname = \"md\"\n";
+                     [[exchanges.streams]]\nname = \"md\"\nsymbols = [\"ETHUSDT\"]\n";
     let default_clash = "[[exchanges]]\nname = \"a\"\nkind = \"okx\"\n\
                          [[exchanges.streams]]\n\
-                         [[exchanges.streams]]\nname = \"a-ws\"\n";
+                         [[exchanges.streams]]\nname = \"a-ws\"\nsymbols = [\"ETH-USDT\"]\n";
+    let same_sub = "[[exchanges]]\nname = \"b\"\nkind = \"bybit\"\n\
+                    [[exchanges.streams]]\nfeeds = [\"book\"]\n\
+                    [[exchanges.streams]]\nfeeds = [\"book\", \"ticker\"]\nsymbols = [\"BTCUSDT\"]\n";
+    let endpoint_clash = "[[exchanges]]\nname = \"c\"\nkind = \"okx\"\n\
+                          [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\n\
+                          [[exchanges.streams]]\nname = \"ticker\"\n";
     let cases: Vec<(String, usize, &str, &[&str])> = vec![
         (
             one_stream("binance", "feeds = [\"book\", \"nope\"]\n"),
@@ -326,6 +333,18 @@ fn every_bad_value_is_one_error_naming_its_line_and_field() {
             6,
             "exchanges[0].streams[1].name",
             &["duplicate connection name \"a-ws\""],
+        ),
+        (
+            same_sub.to_string(),
+            8,
+            "exchanges[0].streams[1].symbols",
+            &["ws:book:BTCUSDT is also subscribed by exchanges[0].streams[0]"],
+        ),
+        (
+            endpoint_clash.to_string(),
+            8,
+            "exchanges[0].streams[0].name",
+            &["also an endpoint"],
         ),
     ];
     for (text, line, field, words) in cases {

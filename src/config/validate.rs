@@ -184,6 +184,39 @@ impl Config {
                     );
                 }
                 validate_stream(s, ex.kind, &at, p);
+                if ex.endpoints.iter().any(|e| e.name == name) {
+                    p.push(
+                        format!("{at}.name"),
+                        format!(
+                            "{name:?} is also an endpoint of this exchange: the connection's \
+                             row, alerts and metrics are named by it"
+                        ),
+                    );
+                }
+            }
+            // Rows, alerts and metrics are named `ws:<feed>:<symbol>`: one
+            // subscription of each per exchange.
+            let mut rows: BTreeMap<String, String> = BTreeMap::new();
+            for (j, s) in ex.streams.iter().enumerate() {
+                let resolved = s.resolve(&ex.name, ex.kind, j);
+                for sub in &resolved.spec.subscriptions {
+                    let feed = crate::stream::watch::feed_name(sub.feed);
+                    let row = crate::model::stream::subscription_id(&ex.name, feed, &sub.symbol);
+                    let here = format!("{at}[{j}]");
+                    if let Some(prev) = rows.insert(row.endpoint.clone(), here.clone())
+                        && prev != here
+                    {
+                        p.push(
+                            format!("{here}.symbols"),
+                            format!(
+                                "{} is also subscribed by {prev}: one subscription per feed \
+                                 and symbol on an exchange (its row, alerts and metrics are \
+                                 named by them)",
+                                row.endpoint
+                            ),
+                        );
+                    }
+                }
             }
         }
     }
