@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Soak: N stream connections (ticker + book each) against a local `exwatch sim`
+# Soak: N stream connections (ticker + book of a symbol each, N/5 per
+# exchange kind) against a local `exwatch sim`
 # for a while, sampling exwatch's resident memory (VmRSS) and CPU time from
 # /proc every INTERVAL seconds. Prints one CSV line per sample and a summary:
 # RSS first/last/max, CPU seconds per second, and CPU per 1,000 messages/s
@@ -24,8 +25,17 @@ kinds=(binance bybit okx coinbase kraken)
   for k in "${kinds[@]}"; do
     echo "[[exchanges]]"; echo "name = \"$k\""; echo "kind = \"$k\""
     for i in $(seq 1 $((N / ${#kinds[@]}))); do
+      # One symbol per connection (one subscription per feed and symbol on
+      # an exchange), in the exchange's spelling; the simulator serves any.
+      case $k in
+        binance | bybit) sym="X${i}USDT" ;;
+        okx) sym="X${i}-USDT" ;;
+        coinbase) sym="X${i}-USD" ;;
+        kraken) sym="X${i}/USD" ;;
+      esac
       echo "[[exchanges.streams]]"; echo "name = \"$k-ws$i\""
       echo "url = \"ws://127.0.0.1:$((PORT + 1))/$k/ws\""
+      echo "symbols = [\"$sym\"]"
       echo "feeds = [\"ticker\", \"book\"]"
     done
   done
