@@ -117,6 +117,14 @@ impl Watched {
         }
     }
 
+    /// Wait (up to `within`) for an open alert of `kind`; fails saying
+    /// `why`, with the rows and alerts seen.
+    async fn fired(&self, kind: &str, within: Duration, why: &str) -> Arc<Snapshot> {
+        let (fired, snap) = self.until(within, |s| !open(s, kind).is_empty()).await;
+        assert!(fired, "{why}:\n{}\n{}", rows(&snap), alerts(&snap));
+        snap
+    }
+
     async fn stop(self) -> String {
         self.monitor.stop().await;
         self.sim.stop().await;
@@ -183,17 +191,9 @@ async fn a_stalled_connection_is_one_zombie_page_and_clears_when_data_returns() 
         })
         .await;
     assert!(live, "the book never went live:\n{}", rows(&snap));
-    let (fired, snap) = w
-        .until(Duration::from_secs(8), |s| {
-            !open(s, "stream_zombie").is_empty()
-        })
+    let snap = w
+        .fired("stream_zombie", Duration::from_secs(8), "no zombie alert")
         .await;
-    assert!(
-        fired,
-        "no zombie alert:\n{}\n{}",
-        rows(&snap),
-        alerts(&snap)
-    );
     // silent_after (1.5 s) after the stall began, plus a status tick or two.
     let at = w.t0.elapsed();
     assert!(
@@ -309,12 +309,9 @@ async fn a_drop_with_reconnects_refused_pages_stream_down_and_recovers() {
         ],
     )
     .await;
-    let (fired, snap) = w
-        .until(Duration::from_secs(9), |s| {
-            !open(s, "stream_down").is_empty()
-        })
+    let snap = w
+        .fired("stream_down", Duration::from_secs(9), "no stream_down")
         .await;
-    assert!(fired, "no stream_down:\n{}\n{}", rows(&snap), alerts(&snap));
     let down = open(&snap, "stream_down");
     assert_eq!(down.len(), 1, "{}", alerts(&snap));
     assert_eq!(down[0].endpoint.as_deref(), Some("coinbase-ws"));
@@ -394,17 +391,13 @@ async fn heartbeats_alone_never_count_as_data() {
         )],
     )
     .await;
-    let (fired, snap) = w
-        .until(Duration::from_secs(8), |s| {
-            !open(s, "stream_zombie").is_empty()
-        })
+    let snap = w
+        .fired(
+            "stream_zombie",
+            Duration::from_secs(8),
+            "heartbeats were taken for data",
+        )
         .await;
-    assert!(
-        fired,
-        "heartbeats were taken for data:\n{}\n{}",
-        rows(&snap),
-        alerts(&snap)
-    );
     let conn = row(&snap, "kraken-ws")
         .and_then(|r| r.stream.as_ref()?.status.clone())
         .unwrap();
