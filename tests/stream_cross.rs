@@ -30,7 +30,11 @@ fn config(sim: &exwatch::sim::SimHandle, journal: &std::path::Path) -> exwatch::
     );
     for kind in EXCHANGES {
         let k = kind.as_str();
-        let ping = if kind == Okx { "ping_every = \"1s\"\n" } else { "" };
+        let ping = if kind == Okx {
+            "ping_every = \"1s\"\n"
+        } else {
+            ""
+        };
         text.push_str(&format!(
             "[[exchanges]]\nname = \"{k}\"\nkind = \"{k}\"\nbase_url = \"{}\"\n\
              [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\n\
@@ -52,7 +56,12 @@ fn cross(snap: &Snapshot) -> Vec<&Alert> {
 fn show(alerts: &[&Alert]) -> String {
     alerts
         .iter()
-        .map(|a| format!("{} {:?} {:?} {}", a.fingerprint, a.state, a.severity, a.title))
+        .map(|a| {
+            format!(
+                "{} {:?} {:?} {}",
+                a.fingerprint, a.state, a.severity, a.title
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -131,7 +140,8 @@ async fn a_stream_off_the_market_diverges_from_its_rest_ticker_and_is_an_outlier
     assert!(o.title.contains("above"), "{}", o.title);
 
     // The fault ends at 19 s: both resolve within clear_for and a few polls.
-    let deadline = Instant::now() + Duration::from_secs(10).max(Duration::from_secs(24).saturating_sub(t0.elapsed()));
+    let deadline = Instant::now()
+        + Duration::from_secs(10).max(Duration::from_secs(24).saturating_sub(t0.elapsed()));
     let s = loop {
         let s = snap();
         if cross(&s).iter().all(|a| !a.state.is_open()) || Instant::now() > deadline {

@@ -32,7 +32,12 @@ impl Config {
         self.endpoints()
             .into_iter()
             .filter(|e| e.kind == EndpointKind::Ticker)
-            .map(|e| (crate::model::EndpointId::new(&e.exchange, &e.endpoint), e.symbol))
+            .map(|e| {
+                (
+                    crate::model::EndpointId::new(&e.exchange, &e.endpoint),
+                    e.symbol,
+                )
+            })
             .collect()
     }
 

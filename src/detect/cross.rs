@@ -168,6 +168,9 @@ struct Check {
     last_ms: Option<i64>,
 }
 
+/// One market's fresh figures: exchange → (stream mids, REST mids).
+type Sources = BTreeMap<String, (Vec<f64>, Vec<f64>)>;
+
 /// Both cross-checks, over every exchange.
 #[derive(Debug, Clone)]
 pub struct CrossDetector {
@@ -372,9 +375,7 @@ impl CrossDetector {
     /// is fresh), then each against the market's median.
     fn outliers(&mut self, now_ms: i64) -> Vec<Finding> {
         let oldest = now_ms - ms(self.s.max_age);
-        // market → exchange → (stream mids, REST mids)
-        let mut markets: BTreeMap<String, BTreeMap<String, (Vec<f64>, Vec<f64>)>> =
-            BTreeMap::new();
+        let mut markets: BTreeMap<String, Sources> = BTreeMap::new();
         for (from_stream, map) in [(true, &self.streams), (false, &self.rest)] {
             for (id, q) in map.iter().filter(|(_, q)| q.at_ms >= oldest) {
                 let e = markets
@@ -638,7 +639,10 @@ mod tests {
         let mut d = CrossDetector::new(settings());
         let mut fired_at = None;
         for t in 0..40 {
-            if fired(&second(&mut d, t * 1000, 98_000.0, 97_000.0), AlertKind::StreamDiverges) {
+            if fired(
+                &second(&mut d, t * 1000, 98_000.0, 97_000.0),
+                AlertKind::StreamDiverges,
+            ) {
                 fired_at.get_or_insert(t);
             }
         }
@@ -712,7 +716,9 @@ mod tests {
         for t in 60..90 {
             let f = market(&mut d, t * 1000, &healthy(97_970.0));
             for x in &f {
-                let Finding::Firing(x) = x else { panic!("{x:?}") };
+                let Finding::Firing(x) = x else {
+                    panic!("{x:?}")
+                };
                 assert_eq!(x.exchange, "okx");
                 assert_eq!(x.endpoint.as_deref(), Some("mid:BTC-USD"));
                 assert_eq!(x.severity, Severity::Warning);

@@ -179,7 +179,11 @@ mod tests {
             let fair = fair_price("BTCUSDT", now);
             moved = moved.max(bps(fair, 97_000.0));
             assert!(bps(fair, 97_000.0) < 70.0, "{fair}");
-            for kind in [ExchangeKind::Binance, ExchangeKind::Kraken, ExchangeKind::Coinbase] {
+            for kind in [
+                ExchangeKind::Binance,
+                ExchangeKind::Kraken,
+                ExchangeKind::Coinbase,
+            ] {
                 for sym in ["BTCUSDT", "BTC-USD", "XBTUSDT"] {
                     assert!(bps(venue_price(kind, sym, now), fair) < 4.0);
                 }

@@ -76,7 +76,11 @@ mod tests {
                 assert_eq!(d.rule, kind.name());
             }
         }
-        let d = decide(&AlertKind::PriceOutlier, Severity::Critical, "okx/mid:BTC-USD");
+        let d = decide(
+            &AlertKind::PriceOutlier,
+            Severity::Critical,
+            "okx/mid:BTC-USD",
+        );
         assert!(d.is_some_and(|d| d.requires_human));
     }
 }
