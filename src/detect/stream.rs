@@ -87,7 +87,7 @@ impl StreamAlertSettings {
 }
 
 /// The kinds a stream row raises.
-const KINDS: [AlertKind; 7] = [
+pub const KINDS: [AlertKind; 7] = [
     AlertKind::StreamDown,
     AlertKind::StreamDead,
     AlertKind::StreamPlanned,
