@@ -165,3 +165,66 @@ async fn a_stream_off_the_market_diverges_from_its_rest_ticker_and_is_an_outlier
     monitor.stop().await;
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lasting_rest_lie_diverges_from_the_stream_but_is_no_outlier() {
+    // Coinbase's REST ticker 50% high from 5 s to 17 s: the validator
+    // refuses three answers, then follows the new level (a lasting move),
+    // so only the cross-check can tell it lies. Its streams are right, so
+    // its mid (the streams') is no outlier.
+    let jump = common::sim::fault(
+        exwatch::sim::scenario::FaultKind::Jump,
+        Coinbase,
+        Some(exwatch::model::EndpointKind::Ticker),
+        Duration::from_secs(5),
+        Duration::from_secs(12),
+    );
+    let sim = common::sim::start(Scenario {
+        stream: StreamScenario {
+            data_every: Duration::from_millis(50),
+            ..StreamScenario::default()
+        },
+        ..common::sim::scenario(vec![jump])
+    })
+    .await;
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, &dir.path().join("journal.jsonl"));
+    let monitor = Monitor::start(&cfg, 0).await.expect("monitor");
+    let snap = || monitor.snapshots.borrow().clone();
+
+    let mut diverged = None;
+    let mut resolved = false;
+    while t0.elapsed() < Duration::from_secs(26) && !resolved {
+        let s = snap();
+        for a in cross(&s) {
+            assert_eq!(
+                a.fingerprint,
+                "coinbase/ticker/stream_diverges",
+                "only the REST lie:\n{}",
+                show(&cross(&s))
+            );
+            diverged.get_or_insert((t0.elapsed(), a.clone()));
+            resolved = !a.state.is_open();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (at, a) = diverged.expect("stream_diverges fires");
+    assert!(
+        (Duration::from_secs(8)..Duration::from_secs(17)).contains(&at),
+        "within the fault, after `for`: {at:?}"
+    );
+    assert!(a.metrics["divergence_bps"] > 3_000.0, "{}", a.title);
+    assert!(
+        resolved,
+        "resolved after the fault: {}",
+        show(&cross(&snap()))
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_secs(17),
+        "{:?}",
+        t0.elapsed()
+    );
+    monitor.stop().await;
+    sim.stop().await;
+}
