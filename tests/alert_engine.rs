@@ -627,7 +627,7 @@ fn a_triage_result_lands_on_the_current_state_of_its_episode() {
 #[test]
 fn every_detector_kind_is_an_alert_kind() {
     use exwatch::detect::{
-        backend, breaker, error_rate, hang, latency, limits, payload, staleness, stream,
+        backend, breaker, cross, error_rate, hang, latency, limits, payload, staleness, stream,
     };
     use exwatch::model::{AlertKind, InvalidReason};
     use strum::VariantNames;
@@ -645,6 +645,7 @@ fn every_detector_kind_is_an_alert_kind() {
         backend::KIND,
     ];
     raised.extend(stream::KINDS);
+    raised.extend(cross::KINDS);
     // Each name reads back as its kind (journals, webhooks and config use names).
     for kind in &raised {
         assert_eq!(AlertKind::parse(&kind.name()).as_ref(), Some(kind));

@@ -41,6 +41,7 @@ fn fault(kind: StreamFaultKind, exchange: ExchangeKind, at_ms: u64, for_ms: u64)
         duration: Duration::from_millis(for_ms),
         fault: kind,
         exchange: Some(exchange),
+        bps: None,
     }
 }
 

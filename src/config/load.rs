@@ -101,7 +101,12 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
         }
     }
     match config {
-        Some(config) if errors.is_empty() => Ok(config),
+        Some(mut config) if errors.is_empty() => {
+            // The cross-checks learn each REST ticker's symbol from here:
+            // the poll events do not carry it.
+            config.alerts.detect.cross.rest_symbols = config.ticker_symbols();
+            Ok(config)
+        }
         _ => {
             errors.sort_by_key(|e| (e.line, e.column));
             errors.dedup();

@@ -26,6 +26,21 @@ impl Config {
         out
     }
 
+    /// The symbol of every REST ticker endpoint (the exchange's spelling),
+    /// for the cross-checks of `detect::cross`.
+    pub fn ticker_symbols(&self) -> std::collections::BTreeMap<crate::model::EndpointId, String> {
+        self.endpoints()
+            .into_iter()
+            .filter(|e| e.kind == EndpointKind::Ticker)
+            .map(|e| {
+                (
+                    crate::model::EndpointId::new(&e.exchange, &e.endpoint),
+                    e.symbol,
+                )
+            })
+            .collect()
+    }
+
     /// Every WebSocket connection to keep, defaults applied, in config
     /// order. Connections of the generic kind (which validation refuses)
     /// are skipped.

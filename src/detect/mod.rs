@@ -10,6 +10,7 @@
 
 pub mod backend;
 pub mod breaker;
+pub mod cross;
 pub mod error_rate;
 pub mod hang;
 pub mod latency;
@@ -181,6 +182,8 @@ pub struct DetectSettings {
     pub backend: backend::BackendSettings,
     /// `[alerts.detect.stream]`: WebSocket stream alerts.
     pub stream: stream::StreamAlertSettings,
+    /// `[alerts.detect.cross]`: streamed prices against REST and other exchanges.
+    pub cross: cross::CrossSettings,
     /// Poll pacing (`alerts.detect.adaptive`): owned by [`crate::pacing`],
     /// configured here for compatibility with existing config files.
     pub adaptive: crate::pacing::AdaptiveSettings,
@@ -197,6 +200,7 @@ impl DetectSettings {
         self.breaker.validate(&format!("{at}.breaker"), p);
         self.backend.validate(&format!("{at}.backend"), p);
         self.stream.validate(&format!("{at}.stream"), p);
+        self.cross.validate(&format!("{at}.cross"), p);
         self.adaptive.validate(&format!("{at}.adaptive"), p);
     }
 }
@@ -245,7 +249,9 @@ impl EndpointDetectors {
             | AlertKind::StreamPlanned
             | AlertKind::StreamRefused
             | AlertKind::ReconnectStorm
-            | AlertKind::BookInvalid => false,
+            | AlertKind::BookInvalid
+            | AlertKind::StreamDiverges
+            | AlertKind::PriceOutlier => false,
         }
     }
 }
@@ -259,6 +265,8 @@ pub struct Detectors {
     backends: backend::BackendDetector,
     /// One detector per stream row (connection or subscription).
     streams: HashMap<EndpointId, stream::StreamDetector>,
+    /// Prices compared across sources and exchanges.
+    cross: cross::CrossDetector,
     /// Restored alerts of endpoints not watched yet: handed to their
     /// detectors when the endpoint appears (a restart restores before the
     /// workers announce what they watch).
@@ -270,6 +278,7 @@ impl Detectors {
         Detectors {
             outages: breaker::OutageDetector::new(settings.breaker.clone()),
             backends: backend::BackendDetector::new(settings.backend.clone()),
+            cross: cross::CrossDetector::new(settings.cross.clone()),
             settings,
             endpoints: HashMap::new(),
             streams: HashMap::new(),
@@ -332,6 +341,9 @@ impl Detectors {
                 (AlertKind::Outage, _) => self.outages.assume_firing(&a.exchange),
                 (AlertKind::Backend, Some(c)) => self.backends.assume_firing(c),
                 (AlertKind::Payload(name), Some(_)) if !payload::knows(name) => false,
+                (kind, Some(ep)) if cross::raises(kind) => {
+                    self.cross.assume_firing(kind, &a.exchange, ep)
+                }
                 (kind, Some(ep)) if stream::raises(kind) => {
                     let id = EndpointId::new(&a.exchange, ep);
                     self.stream_row(&id).assume_firing(kind)
@@ -380,6 +392,7 @@ impl Detectors {
                 out.extend(d.breaker.on_sample(s));
                 out.extend(d.limits.on_sample(s));
                 out.extend(self.outages.on_sample(s));
+                out.extend(self.cross.on_sample(s));
             }
             Event::Stalled {
                 id, in_flight_ms, ..
@@ -434,7 +447,10 @@ impl Detectors {
             Event::StreamWatching { id, .. } => {
                 self.stream_row(id);
             }
-            Event::StreamStatus(st) => out.extend(self.stream_row(&st.id).on_status(st)),
+            Event::StreamStatus(st) => {
+                self.cross.on_status(st);
+                out.extend(self.stream_row(&st.id).on_status(st));
+            }
             Event::ClockOffset { .. }
             | Event::StreamNote(_)
             | Event::AlertChanged { .. }
@@ -476,6 +492,7 @@ impl Detectors {
     /// Time-driven conditions (no data for too long).
     pub fn tick(&mut self, now_ms: i64) -> Vec<Finding> {
         let mut out = self.backends.tick(now_ms);
+        out.extend(self.cross.tick(now_ms));
         for d in self.endpoints.values_mut() {
             out.extend(d.stale.tick(now_ms));
             out.extend(d.limits.tick(now_ms));

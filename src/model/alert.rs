@@ -305,6 +305,12 @@ pub enum AlertKind {
     /// A streamed order book is invalid (a sequence gap, a checksum
     /// mismatch, messages dropped) until a snapshot resyncs it.
     BookInvalid,
+    /// A stream's best bid/ask and the REST ticker of the same symbol on
+    /// the same exchange disagree: one of the two is lying.
+    StreamDiverges,
+    /// An exchange's mid departs from the median of the exchanges quoting
+    /// the same market.
+    PriceOutlier,
     /// A payload was not trusted; the data is the [`InvalidReason`] name
     /// (`payload:crossed_book`).
     Payload(String),
@@ -312,7 +318,7 @@ pub enum AlertKind {
 
 impl AlertKind {
     /// Every kind without data, in the order the docs list them.
-    pub const SIMPLE: [AlertKind; 18] = [
+    pub const SIMPLE: [AlertKind; 20] = [
         AlertKind::Latency,
         AlertKind::ErrorRate,
         AlertKind::Hung,
@@ -331,6 +337,8 @@ impl AlertKind {
         AlertKind::StreamRefused,
         AlertKind::ReconnectStorm,
         AlertKind::BookInvalid,
+        AlertKind::StreamDiverges,
+        AlertKind::PriceOutlier,
     ];
 
     /// The prefix of payload kinds.
@@ -364,6 +372,8 @@ impl AlertKind {
             AlertKind::StreamRefused => "stream_refused",
             AlertKind::ReconnectStorm => "reconnect_storm",
             AlertKind::BookInvalid => "book_invalid",
+            AlertKind::StreamDiverges => "stream_diverges",
+            AlertKind::PriceOutlier => "price_outlier",
             AlertKind::Payload(_) => return None,
         })
     }

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod outcome;
 pub mod silence;
 pub mod stream;
+pub mod symbol;
 
 pub use alert::{
     Alert, AlertKind, AlertState, Delivery, Severity, Triage, TriageSource, TriageTotals,
@@ -22,3 +23,4 @@ pub use limits::{Tier, TierFill};
 pub use outcome::{ApiError, InvalidReason, Outcome, OutcomeClass, RateLimitSignal, Sample};
 pub use silence::{AckInfo, SilenceInfo};
 pub use stream::{BookState, StreamNote, StreamNoteKind, StreamState, StreamStatus};
+pub use symbol::Pair;

@@ -208,7 +208,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         let seed = (kind as u64) * 7919 + symbol.len() as u64;
         walks
             .entry((kind, symbol.clone()))
-            .or_insert_with(|| Walk::new(seed, start_price(&symbol), now))
+            .or_insert_with(|| Walk::new(kind, seed, market::start_price(&symbol), now))
             .quote(&symbol, now, DEPTH)
     };
     let Some(f) = fault else {
@@ -355,17 +355,6 @@ fn other_instrument(kind: ExchangeKind) -> &'static str {
         ExchangeKind::Okx => "CANDY-USDT",
         ExchangeKind::Kraken => "CANDYUSD",
         ExchangeKind::Coinbase | ExchangeKind::Generic => "CANDY-USD",
-    }
-}
-
-fn start_price(symbol: &str) -> f64 {
-    let s = symbol.to_ascii_uppercase();
-    if s.contains("ETH") {
-        3500.0
-    } else if s.contains("SOL") {
-        180.0
-    } else {
-        97_000.0
     }
 }
 

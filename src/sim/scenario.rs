@@ -179,6 +179,7 @@ impl Scenario {
             duration: Duration::from_secs(dur),
             fault,
             exchange: Some(ex),
+            bps: None,
         };
         Scenario {
             // Stream faults between the REST faults of the same exchange,

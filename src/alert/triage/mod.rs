@@ -16,6 +16,7 @@
 //! them. An alert the model left out gets the rules' answer, marked as such.
 
 pub mod context;
+pub mod cross_rules;
 pub mod prompt;
 pub mod provider;
 pub mod rules;

@@ -284,6 +284,9 @@ fn base(ctx: &AlertContext) -> Decision {
     if let Some(d) = super::stream_rules::decide(&a.kind, &where_) {
         return d;
     }
+    if let Some(d) = super::cross_rules::decide(&a.kind, a.severity, &where_) {
+        return d;
+    }
 
     if a.kind == AlertKind::Hung {
         // The error rate (and its own rule) takes over if the requests then

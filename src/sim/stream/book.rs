@@ -102,6 +102,60 @@ impl SimBook {
         changes
     }
 
+    /// Move the book's centre to `mid_ticks` (the market moved), then
+    /// [`SimBook::step`]: levels now on the wrong side go, the best level
+    /// of each side is put one tick from the centre (the worst dropped to
+    /// stay within [`LEVELS`]). One change per (side, price), the last.
+    pub fn step_to(&mut self, mid_ticks: u64) -> Vec<Change> {
+        let mut changes = Vec::new();
+        let target = mid_ticks.max(LEVELS as u64 + 100);
+        if target != self.mid {
+            self.mid = target;
+            let crossed_bids: Vec<u64> = self.bids.range(target..).map(|(p, _)| *p).collect();
+            for p in crossed_bids {
+                self.bids.remove(&p);
+                changes.push((Side::Buy, p, 0));
+            }
+            let crossed_asks: Vec<u64> = self.asks.range(..=target).map(|(p, _)| *p).collect();
+            for p in crossed_asks {
+                self.asks.remove(&p);
+                changes.push((Side::Sell, p, 0));
+            }
+            for (side, best) in [(Side::Buy, target - 1), (Side::Sell, target + 1)] {
+                let q = self.qty();
+                let map = match side {
+                    Side::Buy => &mut self.bids,
+                    Side::Sell => &mut self.asks,
+                };
+                if map.contains_key(&best) {
+                    continue;
+                }
+                if map.len() >= LEVELS {
+                    let worst = match side {
+                        Side::Buy => map.keys().next().copied(),
+                        Side::Sell => map.keys().next_back().copied(),
+                    };
+                    if let Some(w) = worst {
+                        map.remove(&w);
+                        changes.push((side, w, 0));
+                    }
+                }
+                map.insert(best, q);
+                changes.push((side, best, q));
+            }
+        }
+        changes.extend(self.step());
+        // The last change of each level wins (a level removed, then re-added).
+        let mut out: Vec<Change> = Vec::with_capacity(changes.len());
+        for c in changes.into_iter().rev() {
+            if !out.iter().any(|o| o.0 == c.0 && o.1 == c.1) {
+                out.push(c);
+            }
+        }
+        out.reverse();
+        out
+    }
+
     /// Bids (price ticks, quantity units), best first.
     pub fn bids(&self) -> Vec<(u64, u64)> {
         self.bids.iter().rev().map(|(p, q)| (*p, *q)).collect()
@@ -155,6 +209,35 @@ mod tests {
             assert!(b.bids().len() <= LEVELS && b.asks().len() <= LEVELS);
         }
         assert_eq!(price(970_001).to_string(), "97000.1");
+    }
+
+    #[test]
+    fn the_book_follows_the_market_uncrossed() {
+        let mut b = SimBook::new(7, 970_000);
+        let mut mirror = SimBook::new(7, 970_000);
+        for i in 0..2_000u64 {
+            // Up 300 ticks, then down 600, in steps of 0 to 40.
+            let target = 970_000 + (i % 40) * 10 - if i > 1_000 { 600 } else { 0 };
+            let changes = b.step_to(target);
+            // Applying the changes to a copy gives the same book.
+            for (side, p, q) in &changes {
+                let m = match side {
+                    Side::Buy => &mut mirror.bids,
+                    Side::Sell => &mut mirror.asks,
+                };
+                if *q == 0 {
+                    m.remove(p);
+                } else {
+                    m.insert(*p, *q);
+                }
+            }
+            assert_eq!((b.bids(), b.asks()), (mirror.bids(), mirror.asks()));
+            let (bid, ask) = b.best();
+            assert!(bid < ask);
+            assert!(b.bids().len() <= LEVELS && b.asks().len() <= LEVELS);
+            let mid = (bid + ask) / 2;
+            assert!(mid.abs_diff(target) <= 16, "{mid} vs {target}");
+        }
         assert_eq!(qty(150_000_000).to_string(), "1.5");
     }
 }

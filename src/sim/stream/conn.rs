@@ -38,15 +38,13 @@ fn seed(kind: ExchangeKind, symbol: &str) -> u64 {
     h.finish()
 }
 
-fn mid_ticks(symbol: &str) -> u64 {
-    let s = symbol.to_ascii_uppercase();
-    if s.contains("ETH") {
-        35_000
-    } else if s.contains("SOL") {
-        1_800
-    } else {
-        970_000
-    }
+/// Where `kind`'s book of `symbol` is centred now, in ticks of 0.1: the
+/// exchange's price in the common market (`sim::market::venue_price`),
+/// moved by a `price_offset` fault if one is active.
+fn mid_ticks(shared: &Shared, kind: ExchangeKind, symbol: &str, now_ms: i64) -> u64 {
+    let price = crate::sim::market::venue_price(kind, symbol, now_ms)
+        * (1.0 + shared.offset_bps(kind) / 10_000.0);
+    (price * 10.0).round().max(1.0) as u64
 }
 
 fn close(code: CloseCode, reason: &str) -> Message {
@@ -212,7 +210,8 @@ impl Conn {
         depth: u16,
         now: i64,
     ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
-        let book = SimBook::new(seed(self.kind, &symbol), mid_ticks(&symbol));
+        let mid = mid_ticks(&self.shared, self.kind, &symbol, now);
+        let book = SimBook::new(seed(self.kind, &symbol), mid);
         let cell = Arc::new(Mutex::new((book, 1_000u64)));
         if self.kind == ExchangeKind::Binance {
             self.shared
@@ -308,7 +307,7 @@ impl Conn {
         let now = wall_ms();
         for (feed, symbol) in self.others.clone() {
             self.counter += 1;
-            let book = SimBook::new(seed(kind, &symbol), mid_ticks(&symbol));
+            let book = SimBook::new(seed(kind, &symbol), mid_ticks(&shared, kind, &symbol, now));
             let text = match feed {
                 SimFeed::Ticker => frames::ticker(kind, &symbol, &book, self.counter, now),
                 SimFeed::Trades => frames::trade(kind, &symbol, &book, self.counter, now),
@@ -327,9 +326,10 @@ impl Conn {
         let (kind, shared) = (self.kind, self.shared.clone());
         let now = wall_ms();
         let b = &mut self.books[i];
+        let mid = mid_ticks(&shared, kind, &b.symbol, now);
         let text = {
             let mut g = b.book.lock().unwrap_or_else(|p| p.into_inner());
-            let changes = g.0.step();
+            let changes = g.0.step_to(mid);
             let mut ids = Ids::default();
             match kind {
                 ExchangeKind::Binance => {

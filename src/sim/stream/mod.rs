@@ -74,6 +74,10 @@ pub enum StreamFaultKind {
     /// Bursts of `flood` book updates per data tick, for a consumer that
     /// cannot keep up.
     SlowConsumer,
+    /// The exchange's streamed prices (books and tickers) are `bps` basis
+    /// points (default 100) off the market its REST endpoints and the
+    /// other exchanges quote: a feed that lies without breaking sequence.
+    PriceOffset,
 }
 
 /// One stream fault of a scenario.
@@ -87,6 +91,10 @@ pub struct StreamFault {
     pub fault: StreamFaultKind,
     /// Every exchange when absent.
     pub exchange: Option<ExchangeKind>,
+    /// `price_offset`: how far off, in basis points (negative: below);
+    /// 100 when absent.
+    #[serde(default)]
+    pub bps: Option<f64>,
 }
 
 /// The `[stream]` table of a scenario: intervals of the simulated streams
@@ -199,6 +207,23 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert((i, n, exchange))
+    }
+
+    /// The price offset active for `exchange` now, in basis points (the
+    /// sum of its active `price_offset` faults).
+    pub(crate) fn offset_bps(&self, exchange: ExchangeKind) -> f64 {
+        let (t, _) = self.window();
+        self.scenario
+            .faults
+            .iter()
+            .filter(|f| {
+                f.fault == StreamFaultKind::PriceOffset
+                    && f.exchange.is_none_or(|e| e == exchange)
+                    && t >= f.at
+                    && t < f.at + f.duration
+            })
+            .map(|f| f.bps.unwrap_or(100.0))
+            .sum()
     }
 
     pub(crate) fn count(&self, f: impl FnOnce(&mut StreamStats)) {
