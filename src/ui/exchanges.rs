@@ -3,6 +3,7 @@
 //! last outcome. Columns are dropped by priority when the panel is narrow,
 //! so 80 columns stays readable and 200 shows everything.
 
+use super::col::Col;
 use super::fmt;
 use super::theme::Theme;
 use super::view::{Panel, ViewState};
@@ -14,41 +15,6 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{HighlightSpacing, Paragraph, Row, Table, TableState};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Col {
-    Exchange,
-    Endpoint,
-    Breaker,
-    Spark,
-    P50,
-    P99,
-    Err,
-    Limit,
-    Wait,
-    Age,
-    Poll,
-    Last,
-}
-
-impl Col {
-    fn title(self) -> &'static str {
-        match self {
-            Col::Exchange => "EXCHANGE",
-            Col::Endpoint => "ENDPOINT",
-            Col::Breaker => "BREAKER",
-            Col::Spark => "LATENCY",
-            Col::P50 => "P50",
-            Col::P99 => "P99",
-            Col::Err => "ERR",
-            Col::Limit => "LIMITER",
-            Col::Wait => "WAITED",
-            Col::Age => "AGE",
-            Col::Poll => "POLL",
-            Col::Last => "LAST",
-        }
-    }
-}
 
 /// Columns in display order with their width. The exchange's own error
 /// (`LAST`) comes right after the essential columns: it keeps a third of

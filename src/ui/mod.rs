@@ -20,6 +20,7 @@
 //! one of them changed something.
 
 pub mod alerts;
+mod col;
 pub mod detail;
 pub mod exchanges;
 pub mod fmt;

@@ -5,7 +5,7 @@
 //! AGE the last data's age, POLL `ws`, LAST the book's verdict or what went
 //! wrong.
 
-use super::exchanges::Col;
+use super::col::Col;
 use super::fmt;
 use super::theme::Theme;
 use crate::model::{BookState, StreamState};

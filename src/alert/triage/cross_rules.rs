@@ -1,7 +1,7 @@
 //! The rule-based triage of price cross-check alerts (see `detect::cross`):
 //! two sources of one price that disagree, and what to check first.
 
-use super::rules::Decision;
+use super::decision::Decision;
 use crate::model::{AlertKind, Severity};
 
 /// The decision for a cross-check alert, `None` for any other kind.

@@ -17,6 +17,7 @@
 
 pub mod context;
 pub mod cross_rules;
+pub mod decision;
 pub mod prompt;
 pub mod provider;
 pub mod rules;

@@ -15,20 +15,7 @@ pub const EXCHANGE_WIDE_AT: usize = 3;
 /// A recent error rate from which an endpoint counts as down rather than flaky.
 pub const DOWN_ERROR_RATE: f64 = 0.5;
 
-/// The decision of one rule, before it becomes a [`Triage`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
-    /// Stable rule name: `ban`, `breaker_open`, `latency_spike`...
-    pub rule: &'static str,
-    /// Why this rule matched, in one line.
-    pub why: String,
-    pub escalation: u8,
-    pub requires_human: bool,
-    pub summary: String,
-    pub likely_cause: String,
-    pub suggested_actions: Vec<String>,
-    pub auto_resolve: bool,
-}
+pub use super::decision::Decision;
 
 /// Triage `ctx` by rules. `fallback_reason` says why the model was not used
 /// (`None` when rules are the configured source).

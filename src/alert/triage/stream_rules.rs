@@ -1,7 +1,7 @@
 //! The rule-based triage of WebSocket stream alerts (see `detect::stream`):
 //! what each means for a trading desk and what to do first.
 
-use super::rules::Decision;
+use super::decision::Decision;
 use crate::model::AlertKind;
 
 /// The decision for a stream alert, `None` for any other kind.
