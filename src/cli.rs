@@ -179,6 +179,37 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 120)]
         control: u64,
     },
+    /// Book messages parsed, applied and integrity-checked per second on one
+    /// core, per exchange shape, from a local WebSocket server on 127.0.0.1.
+    Stream {
+        /// Exchange shape to measure, or `all`.
+        #[arg(long, value_name = "KIND|all", default_value = "all", value_parser = stream_exchanges)]
+        exchange: StreamExchanges,
+        /// Book updates per run (after the snapshot).
+        #[arg(long, value_name = "N", default_value_t = 200_000)]
+        messages: usize,
+        /// Most seconds one run may take (a run stopped early counts what it processed).
+        #[arg(long, value_name = "S", default_value_t = 30)]
+        seconds: u64,
+        /// Runs per shape; the figures are the median run's.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+}
+
+/// `--exchange` of `bench stream`: the shapes to measure.
+#[derive(Debug, Clone)]
+pub struct StreamExchanges(pub Vec<ExchangeKind>);
+
+/// `--exchange` of `bench stream`: a built-in kind or `all`.
+fn stream_exchanges(s: &str) -> Result<StreamExchanges, String> {
+    if s == "all" {
+        let all = ExchangeKind::VARIANTS.iter().copied();
+        return Ok(StreamExchanges(
+            all.filter(|k| *k != ExchangeKind::Generic).collect(),
+        ));
+    }
+    bench_exchange(s).map(|k| StreamExchanges(vec![k]))
 }
 
 /// `exwatch config ...`.

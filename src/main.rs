@@ -132,6 +132,24 @@ fn main() -> ExitCode {
                     .await;
                     print_figures(&figures)
                 }
+                BenchCmd::Stream {
+                    exchange,
+                    messages,
+                    seconds,
+                    runs,
+                } => {
+                    let opts = exwatch::bench::stream::StreamBenchOptions {
+                        exchanges: exchange.0,
+                        messages,
+                        seconds: Duration::from_secs(seconds),
+                        runs,
+                    };
+                    let figures = tokio::task::spawn_blocking(move || {
+                        exwatch::bench::stream::bench_stream(&opts)
+                    })
+                    .await?;
+                    print_figures(&figures)
+                }
                 BenchCmd::Detect { poll_ms, control } => {
                     let figures = exwatch::bench::detect::bench_detect(
                         Duration::from_millis(poll_ms),

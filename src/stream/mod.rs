@@ -64,6 +64,7 @@ pub mod okx;
 pub mod report;
 pub mod session;
 pub mod spec;
+pub mod tally;
 pub mod watch;
 pub mod wire;
 pub mod worker;
@@ -78,6 +79,7 @@ pub use message::{
     Ack, BookKind, BookMsg, BookSeq, Heartbeat, Instrument, Level, Notice, NoticeKind, Quote, Side,
     StreamError, StreamMsg, Trade,
 };
+pub use tally::VerdictTally;
 pub use wire::ParseError;
 
 /// What a subscription asks for, in exchange-neutral terms. Each protocol

@@ -87,6 +87,7 @@ pub struct Session {
     msgs: Vec<StreamMsg>,
     reports: Vec<ReportKind>,
     actions: Vec<Action>,
+    verdicts: super::VerdictTally,
 }
 
 impl Session {
@@ -128,6 +129,7 @@ impl Session {
             msgs: Vec::new(),
             reports: Vec::new(),
             actions: Vec::new(),
+            verdicts: super::VerdictTally::default(),
         }
     }
 
@@ -208,6 +210,11 @@ impl Session {
             std::mem::take(&mut self.reports),
             std::mem::take(&mut self.actions),
         )
+    }
+
+    /// Verdicts of every book message so far (`exwatch bench stream`).
+    pub fn verdicts(&self) -> &super::VerdictTally {
+        &self.verdicts
     }
 
     /// Control frames the read task saw (ping and pong frames).
@@ -356,10 +363,15 @@ impl Session {
         Some(LocalBook::new(rule))
     }
 
-    fn on_book(&mut self, b: BookMsg, bytes: usize, now: i64) {
-        let key = (b.channel.clone(), b.symbol.clone());
+    fn on_book(&mut self, mut b: BookMsg, bytes: usize, now: i64) {
+        // The message's names become the key, then its data report: no
+        // copies on the hot path (the rule reads ids and levels only).
+        let key = (
+            std::mem::take(&mut b.channel),
+            std::mem::take(&mut b.symbol),
+        );
         if !self.books.contains_key(&key) {
-            let Some(book) = self.new_book(&b.symbol) else {
+            let Some(book) = self.new_book(&key.1) else {
                 return;
             };
             self.books.insert(
@@ -376,6 +388,7 @@ impl Session {
             return;
         };
         let verdict = entry.book.apply(&b);
+        self.verdicts.count(verdict, &b);
         let (bid, ask) = (
             entry.book.best_bid().map(|l| l.price),
             entry.book.best_ask().map(|l| l.price),
@@ -383,18 +396,19 @@ impl Session {
         // Verdict reports first: a resynced book's top follows its
         // `BookResynced`, an invalid book's message follows its `BookInvalid`.
         self.after_verdict(&key, verdict, now, ResyncVia::StreamSnapshot);
+        if exchange == ExchangeKind::Binance && verdict == Verdict::Buffered {
+            self.want_snapshot(&key.1, Duration::ZERO);
+        }
+        let (channel, symbol) = key;
         self.reports.push(ReportKind::Data {
-            channel: b.channel.clone(),
-            symbol: b.symbol.clone(),
+            channel,
+            symbol,
             received_ms: now,
             event_time_ms: b.event_time_ms,
             bytes,
             bid,
             ask,
         });
-        if exchange == ExchangeKind::Binance && verdict == Verdict::Buffered {
-            self.want_snapshot(&b.symbol, Duration::ZERO);
-        }
     }
 
     /// Report a verdict, track validity, ask for the resync it needs.
@@ -409,7 +423,7 @@ impl Session {
             return;
         };
         let valid = entry.book.is_valid();
-        let (channel, symbol) = key.clone();
+        let (channel, symbol) = key;
         if !matches!(
             verdict,
             Verdict::Applied | Verdict::Buffered | Verdict::AwaitingSnapshot | Verdict::Keepalive
@@ -435,26 +449,26 @@ impl Session {
             }
             entry.failed = true;
             self.reports.push(ReportKind::BookInvalid {
-                channel,
+                channel: channel.clone(),
                 symbol: symbol.clone(),
                 reason,
             });
-            self.resync(&symbol);
+            self.resync(symbol);
             return;
         }
         if valid {
             if let Some(since) = entry.invalid_since.take() {
                 if entry.failed {
                     self.reports.push(ReportKind::BookResynced {
-                        channel,
+                        channel: channel.clone(),
                         symbol: symbol.clone(),
                         via,
                         invalid_ms: now - since,
                     });
                 }
                 entry.failed = false;
-                self.fetching.remove(&symbol);
-                self.snapshot_attempts.remove(&symbol);
+                self.fetching.remove(symbol.as_str());
+                self.snapshot_attempts.remove(symbol.as_str());
             }
         }
     }
@@ -518,6 +532,7 @@ impl Session {
             return;
         };
         let verdict = entry.book.apply(&snap);
+        self.verdicts.count(verdict, &snap);
         if let Verdict::SnapshotTooOld {
             last_update_id,
             first_buffered,
