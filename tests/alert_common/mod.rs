@@ -126,6 +126,19 @@ fn respond(r: &Receiver, uri: Uri, body: Value, echo: String) -> Response {
 impl Receiver {
     pub async fn start(behaviour: Behaviour) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, behaviour)
+    }
+
+    /// A receiver on a listener bound beforehand (non-blocking), e.g. one
+    /// whose URL was put in the environment before any test ran.
+    pub async fn start_on(listener: std::net::TcpListener, behaviour: Behaviour) -> Receiver {
+        Self::serve(
+            tokio::net::TcpListener::from_std(listener).unwrap(),
+            behaviour,
+        )
+    }
+
+    fn serve(listener: tokio::net::TcpListener, behaviour: Behaviour) -> Receiver {
         let addr = listener.local_addr().unwrap();
         let r = Receiver {
             url: format!("http://{addr}"),

@@ -18,10 +18,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod alert_common;
-mod common;
-
-use alert_common::{Behaviour, Hit, Receiver};
+use crate::alert_common::{Behaviour, Hit, Receiver};
+use crate::common;
 use exwatch::model::{Command, EndpointId, Event, ExchangeKind};
 use exwatch::monitor::Monitor;
 use exwatch::sim::scenario::Scenario;
@@ -87,9 +85,12 @@ fn root_place(incident: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_cycle_gives_one_notified_incident_per_fault_episode() {
-    let hook = Receiver::start(Behaviour::default()).await;
-    // SAFETY: the only test of this binary, before any other thread reads the environment.
-    unsafe { std::env::set_var("EXW_INCIDENTS_HOOK", format!("{}/hook", hook.url)) };
+    // The receiver listens where EXW_INCIDENTS_HOOK (set before any test ran) points.
+    let hook = Receiver::start_on(
+        crate::hook_listener("EXW_INCIDENTS_HOOK"),
+        Behaviour::default(),
+    )
+    .await;
     let mut scenario = Scenario::default_cycle();
     scenario.cycle = None;
     let faults = scenario.faults.clone();

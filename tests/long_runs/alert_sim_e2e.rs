@@ -5,11 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod alert_common;
-mod common;
-
-use alert_common::{Behaviour, Hit, Receiver};
-use common::sim::{count, fault, scenario, start};
+use crate::alert_common::{Behaviour, Hit, Receiver};
+use crate::common::sim::{count, fault, scenario, start};
 use exwatch::model::{EndpointKind, ExchangeKind};
 use exwatch::sim::SimHandle;
 use exwatch::sim::scenario::FaultKind;
@@ -136,6 +133,7 @@ async fn wait_until(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storm_of_failures_pages_once_per_group_per_interval() {
+    crate::setup();
     // Every Binance endpoint answers 503 from 1 s to 9 s.
     let sim = start(scenario(vec![fault(
         FaultKind::ServerError,
@@ -230,6 +228,7 @@ async fn a_storm_of_failures_pages_once_per_group_per_interval() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_down_for_two_minutes_gets_every_notification_afterwards() {
+    crate::setup();
     let outage = Duration::from_secs(120);
     let t0 = Instant::now();
     // Six incidents on two exchanges, all while the webhook is down.
@@ -398,6 +397,7 @@ fn screens_of(journal: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_echoed_by_sinks_and_the_model_reach_no_log_journal_screen_or_report() {
+    crate::setup();
     const TOKEN: &str = "tok-7f3kq9zz81";
     const ROUTING_KEY: &str = "rk-4hd8sl2p0q";
     const LLM_KEY: &str = "sk-9xq2mw71zt5kP3";

@@ -3,20 +3,14 @@
 //! against the simulator, a webhook receiver and a chat-completions server on
 //! 127.0.0.1 whose answers are held until the test releases them, so the
 //! order "alert changes, then the triage lands" is certain, not timed.
-//!
-//! One test in this binary: it sets the webhook URL variable before anything
-//! else runs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-mod alert_common;
-mod common;
-
-use alert_common::{Behaviour, Receiver};
+use crate::alert_common::{Behaviour, Receiver};
+use crate::common::sim::{fault, scenario, start};
 use axum::Router;
 use axum::extract::State as AxState;
 use axum::routing::post;
-use common::sim::{fault, scenario, start};
 use exwatch::config;
 use exwatch::journal;
 use exwatch::model::{Alert, AlertState, Command, EndpointKind, Event, ExchangeKind};
@@ -112,9 +106,8 @@ fn journal_last(path: &std::path::Path, fp: &str) -> Option<Alert> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_triage_never_reverts_a_resolve_or_an_acknowledgement() {
-    let hook = Receiver::start(Behaviour::default()).await;
-    // SAFETY: the only test of this binary, before any other thread reads the environment.
-    unsafe { std::env::set_var("EXW_SW_HOOK", format!("{}/hook", hook.url)) };
+    // The receiver listens where EXW_SW_HOOK (set before any test ran) points.
+    let hook = Receiver::start_on(crate::hook_listener("EXW_SW_HOOK"), Behaviour::default()).await;
     let (model_url, model) = model().await;
     // Binance's ticker fails for 4 s and recovers; OKX's ticker fails for good.
     let sim = start(scenario(vec![
