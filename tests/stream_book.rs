@@ -1158,3 +1158,51 @@ proptest! {
         }
     }
 }
+
+/// Every fixture of every exchange (each file of
+/// `tests/fixtures/streams/<exchange>/`, sources in its SOURCES.md) parses
+/// through the one entry point the worker uses, into at least one message;
+/// frames that are no message of the exchange are errors, never panics.
+#[test]
+fn every_fixture_of_every_exchange_parses_and_garbage_is_an_error() {
+    use exwatch::model::ExchangeKind;
+    let kinds = [
+        ExchangeKind::Binance,
+        ExchangeKind::Bybit,
+        ExchangeKind::Okx,
+        ExchangeKind::Coinbase,
+        ExchangeKind::Kraken,
+    ];
+    let mut parsed = 0;
+    let mut out = Vec::new();
+    for kind in kinds {
+        let dir = format!(
+            "{}/tests/fixtures/streams/{}",
+            env!("CARGO_MANIFEST_DIR"),
+            kind.as_str()
+        );
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.file_name().is_some_and(|n| n != "SOURCES.md"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 8, "{dir}: {} fixtures", files.len());
+        for path in files {
+            let text = std::fs::read_to_string(&path).expect("fixture");
+            out.clear();
+            exwatch::stream::parse_into(kind, text.trim_end(), &mut out)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(!out.is_empty(), "{}", path.display());
+            parsed += 1;
+        }
+        for garbage in ["", "{}", "[1,2]", "\"x\"", "{\"a\":1}", "{\"data\":[]}"] {
+            out.clear();
+            assert!(
+                exwatch::stream::parse_into(kind, garbage, &mut out).is_err(),
+                "{kind:?}: {garbage:?}"
+            );
+        }
+    }
+    assert_eq!(parsed, 47, "every fixture file was read");
+}
