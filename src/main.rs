@@ -196,50 +196,9 @@ fn load_config(path: Option<PathBuf>) -> Result<Config, u8> {
 fn config_check(file: PathBuf) -> anyhow::Result<u8> {
     match load_config(Some(file.clone())) {
         Ok(cfg) => {
-            let eps = cfg.endpoints();
-            let streams = cfg.streams();
-            let subs: usize = streams.iter().map(|s| s.spec.subscriptions.len()).sum();
-            let with_streams = if streams.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    ", {} stream connection(s), {subs} subscription(s)",
-                    streams.len()
-                )
-            };
-            outln!(
-                "{}: ok ({} exchange(s), {} endpoint(s){with_streams})",
-                file.display(),
-                cfg.exchanges.len(),
-                eps.len()
-            )?;
-            for ep in eps {
-                outln!(
-                    "  {}/{}: GET {} every {:?} (weight {}, timeout {:?})",
-                    ep.exchange,
-                    ep.endpoint,
-                    ep.url,
-                    ep.interval,
-                    ep.limit.weight,
-                    ep.timeout
-                )?;
-            }
-            for s in streams {
-                let feeds: Vec<String> = (s.spec.subscriptions.iter())
-                    .map(|x| {
-                        let feed = exwatch::stream::watch::feed_name(x.feed);
-                        format!("{feed} {}", x.symbol)
-                    })
-                    .collect();
-                outln!(
-                    "  {}/{}: WebSocket {} ({}; silent after {:?})",
-                    s.exchange,
-                    s.spec.name,
-                    s.spec.url,
-                    feeds.join(", "),
-                    s.silent_after
-                )?;
-            }
+            let listing =
+                exwatch::check::listing::config_listing(&file.display().to_string(), &cfg);
+            out!("{listing}")?;
             Ok(exit::OK)
         }
         Err(code) => Ok(code),

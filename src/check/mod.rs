@@ -8,6 +8,7 @@
 //! request). An endpoint held before its turn is not probed; every endpoint
 //! held when check ends says `held until HH:MM:SS (why)`.
 
+pub mod listing;
 pub mod streams;
 
 use crate::config::{Config, ResolvedEndpoint};
