@@ -15,3 +15,28 @@ pub struct Decision {
     pub suggested_actions: Vec<String>,
     pub auto_resolve: bool,
 }
+
+impl Decision {
+    /// A decision whose `requires_human` (escalation 4 or more) and
+    /// `auto_resolve` (escalation 2 or less) follow from its escalation
+    /// (1..=5), as the stream and cross-check rules have them.
+    pub fn by_escalation(
+        rule: &'static str,
+        why: &str,
+        escalation: u8,
+        summary: String,
+        likely_cause: &str,
+        actions: &[&str],
+    ) -> Decision {
+        Decision {
+            rule,
+            why: why.to_string(),
+            escalation,
+            requires_human: escalation >= 4,
+            summary,
+            likely_cause: likely_cause.to_string(),
+            suggested_actions: actions.iter().map(|s| s.to_string()).collect(),
+            auto_resolve: escalation <= 2,
+        }
+    }
+}

@@ -7,16 +7,9 @@ use crate::model::AlertKind;
 /// The decision for a stream alert, `None` for any other kind.
 pub fn decide(kind: &AlertKind, where_: &str) -> Option<Decision> {
     let d = |rule, why: &str, escalation, summary: String, cause: &str, actions: &[&str]| {
-        Some(Decision {
-            rule,
-            why: why.to_string(),
-            escalation,
-            requires_human: escalation >= 4,
-            summary,
-            likely_cause: cause.to_string(),
-            suggested_actions: actions.iter().map(|s| s.to_string()).collect(),
-            auto_resolve: escalation <= 2,
-        })
+        Some(Decision::by_escalation(
+            rule, why, escalation, summary, cause, actions,
+        ))
     };
     match kind {
         AlertKind::StreamZombie => d(
