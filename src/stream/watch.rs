@@ -445,7 +445,7 @@ impl Watcher {
             StreamState::Live => String::new(),
             StreamState::Zombie => {
                 format!(
-                    "every subscription silent; {} frames, all control",
+                    "every subscription silent, the socket open ({} frames so far)",
                     self.conn.messages
                 )
             }

@@ -604,7 +604,7 @@ pub fn streams() -> Snapshot {
     let mut conn = stream_status("kraken", "kraken-ws", "kraken-ws", StreamState::Zombie);
     conn.age_ms = Some(34_000);
     conn.msgs_per_s = 1.0;
-    conn.detail = "every subscription silent; 9120 frames, all control".into();
+    conn.detail = "every subscription silent, the socket open (9120 frames so far)".into();
     st.apply(&Event::StreamStatus(conn));
     for row in ["ws:ticker:BTC-USD", "ws:book:BTC-USD"] {
         let mut sub = stream_status("kraken", row, "kraken-ws", StreamState::Zombie);
