@@ -264,6 +264,19 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port free a moment ago whose next port was free too: the
+/// simulator serves its streams on the REST port + 1.
+fn free_port_pair() -> u16 {
+    for _ in 0..100 {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = a.local_addr().expect("addr").port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no two free loopback ports in a row")
+}
+
 /// `exwatch sim` as its own process, ready; killed when dropped.
 struct SimProcess(std::process::Child);
 
@@ -293,7 +306,7 @@ impl Drop for SimProcess {
 
 #[test]
 fn the_printed_offline_config_passes_config_check_and_check_against_exwatch_sim() {
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", free_port_pair());
     let _sim = SimProcess::start(&addr);
     let printed = exwatch(&["demo", "--print-config", "--sim", &addr]);
     assert_eq!(printed.status.code(), Some(0), "{}", text(&printed.stderr));
