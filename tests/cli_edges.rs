@@ -255,15 +255,6 @@ async fn checks_table_in_a_pipe_keeps_every_cause_whole() {
     sim.stop().await;
 }
 
-/// A loopback port free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// A loopback port free a moment ago whose next port was free too: the
 /// simulator serves its streams on the REST port + 1.
 fn free_port_pair() -> u16 {
