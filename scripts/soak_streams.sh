@@ -9,6 +9,9 @@
 #   scripts/soak_streams.sh [connections=50] [seconds=3600] [interval=60]
 #
 # Uses target/release/exwatch (cargo build --release first). Everything on 127.0.0.1.
+# Environment: BIN (the binary), PORT (the simulator's; +1 its streams, +10
+# metrics), FEEDS (default `"ticker", "book"`, e.g. FEEDS='"ticker"'),
+# KEEP=1 keeps the temporary directory (config, logs, journal).
 set -euo pipefail
 N=${1:-50}
 SECS=${2:-3600}
@@ -17,6 +20,7 @@ BIN=${BIN:-target/release/exwatch}
 DIR=$(mktemp -d)
 PORT=${PORT:-19900}
 MPORT=$((PORT + 10))
+FEEDS=${FEEDS:-'"ticker", "book"'}
 kinds=(binance bybit okx coinbase kraken)
 {
   echo "[instance]"; echo "name = \"soak\""
@@ -36,7 +40,7 @@ kinds=(binance bybit okx coinbase kraken)
       echo "[[exchanges.streams]]"; echo "name = \"$k-ws$i\""
       echo "url = \"ws://127.0.0.1:$((PORT + 1))/$k/ws\""
       echo "symbols = [\"$sym\"]"
-      echo "feeds = [\"ticker\", \"book\"]"
+      echo "feeds = [$FEEDS]"
     done
   done
 } > "$DIR/soak.toml"
@@ -45,7 +49,7 @@ SIM=$!
 sleep 1
 "$BIN" run --headless -c "$DIR/soak.toml" > /dev/null 2> "$DIR/run.log" &
 RUN=$!
-trap 'kill $RUN $SIM 2>/dev/null || true' EXIT
+trap 'kill $RUN $SIM 2>/dev/null || true; [ -n "${KEEP:-}" ] && echo "kept $DIR" >&2 || rm -rf "$DIR"' EXIT
 TCK=$(getconf CLK_TCK)
 msgs() {
   curl -s "http://127.0.0.1:$MPORT/metrics" \

@@ -118,6 +118,8 @@ kind = "time"
 
 [[exchanges.streams]]
 ping_every = "15s"
+pong_timeout = "4s"
+dead_after = "45s"
 book_depth = 200
 "#;
     let cfg = parse(text);
@@ -140,8 +142,12 @@ book_depth = 200
     want.extend(subs(&[book, Feed::Trades], "ETHUSDT"));
     assert_eq!(md.spec.subscriptions, want);
     assert_eq!(md.spec.timing.ping_every, None);
+    assert_eq!(md.dead_after, Duration::from_secs(60));
+    assert_eq!(md.spec.timing.pong_timeout, Duration::from_secs(10));
+    assert_eq!(s[2].dead_after, Duration::from_secs(45));
     let by = &s[2].spec;
     assert_eq!(by.timing.ping_every, Some(Duration::from_secs(15)));
+    assert_eq!(by.timing.pong_timeout, Duration::from_secs(4));
     assert_eq!(
         by.subscriptions,
         subs(
@@ -288,6 +294,36 @@ fn every_bad_value_is_one_error_naming_its_line_and_field() {
             6,
             "exchanges[0].streams[0].ping_every",
             &["must be between 1s and 25s, not 40s"],
+        ),
+        (
+            one_stream("coinbase", "pong_timeout = \"5s\"\n"),
+            6,
+            "exchanges[0].streams[0].pong_timeout",
+            &["heartbeat", "remove pong_timeout"],
+        ),
+        (
+            one_stream("bybit", "pong_timeout = \"10m\"\n"),
+            6,
+            "exchanges[0].streams[0].pong_timeout",
+            &["must be between 1s and 5m, not 10m"],
+        ),
+        (
+            one_stream("binance", "dead_after = \"30s\"\n"),
+            6,
+            "exchanges[0].streams[0].dead_after",
+            &["twice the keepalive interval", "40s or more, not 30s"],
+        ),
+        (
+            one_stream("okx", "ping_every = \"25s\"\ndead_after = \"45s\"\n"),
+            7,
+            "exchanges[0].streams[0].dead_after",
+            &["50s or more, not 45s"],
+        ),
+        (
+            one_stream("kraken", "dead_after = \"2h\"\n"),
+            6,
+            "exchanges[0].streams[0].dead_after",
+            &["must be between 2s and 1h, not 2h"],
         ),
         (
             one_stream("kraken", "silent_after = \"0s\"\n"),

@@ -56,7 +56,7 @@ fn config(
 ) -> exwatch::config::Config {
     let k = kind.as_str();
     let ping = match kind {
-        Bybit | Okx | Kraken => "ping_every = \"1s\"\n",
+        Bybit | Okx | Kraken => "ping_every = \"1s\"\npong_timeout = \"3s\"\n",
         _ => "",
     };
     let text = format!(
@@ -264,7 +264,8 @@ async fn a_sequence_gap_invalidates_the_book_at_once_alerts_with_the_ids_and_res
         .unwrap();
     assert_eq!(a.endpoint.as_deref(), Some("ws:book:BTCUSDT"));
     assert!(a.title.contains("gap: expected update id"), "{}", a.title);
-    // Resynced from the stream's snapshot: valid again, counted, resolved.
+    // Resynced from the snapshot of the resubscribed book: valid again,
+    // counted, resolved, on the same connection.
     let (resynced, snap) = w
         .until(Duration::from_secs(8), |s| {
             let st = row(s, "ws:book:BTCUSDT").and_then(|r| r.stream.as_ref()?.status.clone());
@@ -279,6 +280,13 @@ async fn a_sequence_gap_invalidates_the_book_at_once_alerts_with_the_ids_and_res
         rows(&snap),
         alerts(&snap)
     );
+    let conn = row(&snap, "bybit-ws").and_then(|r| r.stream.as_ref()?.status.clone());
+    assert_eq!(
+        conn.map(|c| c.reconnects),
+        Some(0),
+        "the connection was dropped to resync:\n{}",
+        rows(&snap)
+    );
     let journal = w.stop().await;
     let notes: Vec<&str> = journal
         .lines()
@@ -292,7 +300,9 @@ async fn a_sequence_gap_invalidates_the_book_at_once_alerts_with_the_ids_and_res
         notes.join("\n")
     );
     assert!(
-        notes.iter().any(|l| l.contains("book_resynced")),
+        notes
+            .iter()
+            .any(|l| l.contains("book_resynced") && l.contains("resubscribed")),
         "{}",
         notes.join("\n")
     );
@@ -584,7 +594,7 @@ fn row_book(snap: &Snapshot, name: &str) -> Option<BookState> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_pong_reconnects_and_is_journaled_without_a_page() {
     // Bybit: the server stops answering the client's pings (every 1 s); the
-    // worker gives up after its pong timeout and reconnects.
+    // worker gives up after its configured pong_timeout (3 s) and reconnects.
     let w = watch(
         Bybit,
         vec![fault(StreamFaultKind::NoPong, Bybit, 1_500, 14_000)],
@@ -616,7 +626,7 @@ async fn a_missed_pong_reconnects_and_is_journaled_without_a_page() {
     assert!(
         journal
             .lines()
-            .any(|l| l.contains("\"what\":\"pong_missed\"")),
-        "the missed pong is in the journal"
+            .any(|l| l.contains("\"what\":\"pong_missed\"") && l.contains("within 3000 ms")),
+        "the missed pong is in the journal, after the configured pong_timeout"
     );
 }

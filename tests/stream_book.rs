@@ -8,7 +8,7 @@
 use exwatch::model::ExchangeKind;
 use exwatch::stream::{
     self, BookKind, BookMsg, BookSeq, Check, Continuity, Crossing, Dec, Feed, Level, LocalBook,
-    NoticeKind, Rule, Side, Step, StreamMsg, Verdict, binance, bybit, coinbase, kraken, okx,
+    NoticeKind, Op, Rule, Side, Step, StreamMsg, Verdict, binance, bybit, coinbase, kraken, okx,
 };
 use proptest::prelude::*;
 
@@ -869,6 +869,9 @@ fn control_messages_never_count_as_data() {
         (ExchangeKind::Binance, "binance/server_shutdown.json"),
         (ExchangeKind::Bybit, "bybit/pong_spot.json"),
         (ExchangeKind::Bybit, "bybit/subscribe_ack.json"),
+        (ExchangeKind::Bybit, "bybit/unsubscribe_ack.json"),
+        (ExchangeKind::Okx, "okx/unsubscribe_ack.json"),
+        (ExchangeKind::Kraken, "kraken/unsubscribe_ack.json"),
         (ExchangeKind::Okx, "okx/pong.txt"),
         (ExchangeKind::Okx, "okx/subscribe_ack.json"),
         (ExchangeKind::Okx, "okx/notice_64008.json"),
@@ -929,35 +932,94 @@ fn garbage_frames_are_errors() {
     }
 }
 
+/// Unsubscribe answers are acks marked as such, whatever they name, so a
+/// resync's unsubscribe is never read as a new subscription.
 #[test]
-fn subscribe_requests_and_pings() {
+fn unsubscribe_answers_are_marked() {
+    for (ex, f, subscribe) in [
+        (
+            ExchangeKind::Bybit,
+            "bybit/unsubscribe_ack.json",
+            "bybit/subscribe_ack.json",
+        ),
+        (
+            ExchangeKind::Okx,
+            "okx/unsubscribe_ack.json",
+            "okx/subscribe_ack.json",
+        ),
+        (
+            ExchangeKind::Kraken,
+            "kraken/unsubscribe_ack.json",
+            "kraken/subscribe_ack.json",
+        ),
+    ] {
+        match one(stream::parse(ex, &fixture(f)).unwrap()) {
+            StreamMsg::Ack(a) => assert!(a.success && a.unsubscribe, "{f}: {a:?}"),
+            other => panic!("{f}: {other:?}"),
+        }
+        match one(stream::parse(ex, &fixture(subscribe)).unwrap()) {
+            StreamMsg::Ack(a) => assert!(a.success && !a.unsubscribe, "{subscribe}: {a:?}"),
+            other => panic!("{subscribe}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn subscribe_and_unsubscribe_requests_and_pings() {
     let subs = [
         (Feed::Book { depth: 50 }, "BTCUSDT"),
         (Feed::Trades, "BTCUSDT"),
     ];
     assert_eq!(
-        binance::subscribe(1, &subs),
+        binance::request(Op::Subscribe, 1, &subs),
         r#"{"id":1,"method":"SUBSCRIBE","params":["btcusdt@depth@100ms","btcusdt@trade"]}"#
     );
     assert_eq!(
-        bybit::subscribe("a", &subs),
+        binance::request(Op::Unsubscribe, 312, &subs[..1]),
+        r#"{"id":312,"method":"UNSUBSCRIBE","params":["btcusdt@depth@100ms"]}"#
+    );
+    assert_eq!(
+        bybit::request(Op::Subscribe, "a", &subs),
         r#"{"args":["orderbook.50.BTCUSDT","publicTrade.BTCUSDT"],"op":"subscribe","req_id":"a"}"#
     );
     assert_eq!(
-        okx::subscribe("1", &[(Feed::Book { depth: 400 }, "BTC-USDT")]),
+        bybit::request(Op::Unsubscribe, "b", &subs[..1]),
+        r#"{"args":["orderbook.50.BTCUSDT"],"op":"unsubscribe","req_id":"b"}"#
+    );
+    let okx_book = [(Feed::Book { depth: 400 }, "BTC-USDT")];
+    assert_eq!(
+        okx::request(Op::Subscribe, "1", &okx_book),
         r#"{"args":[{"channel":"books","instId":"BTC-USDT"}],"id":"1","op":"subscribe"}"#
     );
     assert_eq!(
-        coinbase::subscribe(&[
-            (Feed::Book { depth: 0 }, "BTC-USD"),
-            (Feed::Heartbeat, "BTC-USD")
-        ]),
+        okx::request(Op::Unsubscribe, "2", &okx_book),
+        r#"{"args":[{"channel":"books","instId":"BTC-USDT"}],"id":"2","op":"unsubscribe"}"#
+    );
+    assert_eq!(
+        coinbase::request(
+            Op::Subscribe,
+            &[
+                (Feed::Book { depth: 0 }, "BTC-USD"),
+                (Feed::Heartbeat, "BTC-USD")
+            ]
+        ),
         r#"{"channels":[{"name":"level2_batch","product_ids":["BTC-USD"]},{"name":"heartbeat","product_ids":["BTC-USD"]}],"type":"subscribe"}"#
     );
     assert_eq!(
-        kraken::subscribe(7, &[(Feed::Book { depth: 10 }, "BTC/USD")]),
+        coinbase::request(Op::Unsubscribe, &[(Feed::Book { depth: 0 }, "BTC-USD")]),
+        r#"{"channels":[{"name":"level2_batch","product_ids":["BTC-USD"]}],"type":"unsubscribe"}"#
+    );
+    let kraken_book = [(Feed::Book { depth: 10 }, "BTC/USD")];
+    assert_eq!(
+        kraken::request(Op::Subscribe, 7, &kraken_book),
         vec![
             r#"{"method":"subscribe","params":{"channel":"book","depth":10,"snapshot":true,"symbol":["BTC/USD"]},"req_id":7}"#
+        ]
+    );
+    assert_eq!(
+        kraken::request(Op::Unsubscribe, 8, &kraken_book),
+        vec![
+            r#"{"method":"unsubscribe","params":{"channel":"book","depth":10,"symbol":["BTC/USD"]},"req_id":8}"#
         ]
     );
     assert_eq!(
@@ -1204,5 +1266,5 @@ fn every_fixture_of_every_exchange_parses_and_garbage_is_an_error() {
             );
         }
     }
-    assert_eq!(parsed, 47, "every fixture file was read");
+    assert_eq!(parsed, 50, "every fixture file was read");
 }

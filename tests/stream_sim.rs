@@ -603,8 +603,8 @@ fn never_served_while_invalid(run: &Run, channel: &str) {
 async fn a_sequence_gap_invalidates_the_book_until_it_is_resynced() {
     for (kind, via) in [
         (Binance, ResyncVia::RestSnapshot),
-        (Bybit, ResyncVia::StreamSnapshot),
-        (Okx, ResyncVia::StreamSnapshot),
+        (Bybit, ResyncVia::Resubscribe),
+        (Okx, ResyncVia::Resubscribe),
     ] {
         let (sim, _) = start_sim(vec![fault(StreamFaultKind::Gap, kind, 700, 2_000)]).await;
         let mut run = start(&sim, spec(&sim, kind, &[book_feed(kind)]), 4096);
@@ -650,7 +650,25 @@ async fn a_sequence_gap_invalidates_the_book_until_it_is_resynced() {
         })
         .await;
         never_served_while_invalid(&run, ch);
+        assert_one_connection(&run, &sim, kind, (kind != Binance) as u64);
     }
+}
+
+/// The book was resynced on its first connection: no reconnect, and
+/// `unsubscribes` unsubscribe requests reached the simulator.
+fn assert_one_connection(run: &Run, sim: &SimHandle, kind: ExchangeKind, unsubscribes: u64) {
+    assert!(
+        !run.saw(|r| matches!(r, ReportKind::Disconnected { .. })),
+        "{kind:?}: {}",
+        run.dump()
+    );
+    let stats = sim.streams().stats();
+    assert_eq!(
+        stats.connections.values().sum::<u64>(),
+        1,
+        "{kind:?}: {stats:?}"
+    );
+    assert_eq!(stats.unsubscribes, unsubscribes, "{kind:?}: {stats:?}");
 }
 
 #[tokio::test]
@@ -690,13 +708,14 @@ async fn a_kraken_checksum_mismatch_invalidates_the_book_until_resynced() {
         matches!(
             r,
             ReportKind::BookResynced {
-                via: ResyncVia::StreamSnapshot,
+                via: ResyncVia::Resubscribe,
                 ..
             }
         )
     })
     .await;
     never_served_while_invalid(&run, "book");
+    assert_one_connection(&run, &sim, Kraken, 1);
     assert!(!run.saw(|r| matches!(
         r,
         ReportKind::Book {

@@ -528,7 +528,8 @@ mod tests {
         let mut f = make_frames(ExchangeKind::Bybit, 50);
         f.updates.remove(10);
         let runs = bench_shape(&f, 1, Duration::from_secs(60));
-        // The gap asks for a reconnect: the session's action ends the run.
-        assert!(runs.is_err_and(|e| e.contains("Reconnect")));
+        // The gap asks to resubscribe the book: the session's action ends
+        // the run.
+        assert!(runs.is_err_and(|e| e.contains("Send")));
     }
 }

@@ -38,12 +38,13 @@ pub fn config_listing(file: &str, cfg: &Config) -> String {
             })
             .collect();
         out.push_str(&format!(
-            "  {}/{}: WebSocket {} ({}; silent after {:?})\n",
+            "  {}/{}: WebSocket {} ({}; silent after {:?}, dead after {:?})\n",
             s.exchange,
             s.spec.name,
             s.spec.url,
             feeds.join(", "),
-            s.silent_after
+            s.silent_after,
+            s.dead_after
         ));
     }
     out

@@ -29,6 +29,21 @@ pub const MIN_SILENT_AFTER: Duration = Duration::from_secs(1);
 /// Longest `silent_after`.
 pub const MAX_SILENT_AFTER: Duration = Duration::from_secs(24 * 3600);
 
+/// How long a socket may deliver no frame at all (data, ping, pong,
+/// heartbeat) before it is dead, when `dead_after` is not set: 60 s, as
+/// `stream::liveness`'s default (Binance pings every 20 s; Kraken and
+/// Coinbase heartbeat each second; exwatch pings Bybit, OKX and Kraken
+/// every 20 s).
+pub const DEFAULT_DEAD_AFTER: Duration = Duration::from_secs(60);
+
+/// Longest `dead_after`.
+pub const MAX_DEAD_AFTER: Duration = Duration::from_secs(3600);
+
+/// Range of `pong_timeout`: 1 s to 5 min (a pong later than that is a dead
+/// gateway anyway).
+pub const PONG_TIMEOUT_BOUNDS: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(300));
+
 /// One `[[exchanges.streams]]` table: a WebSocket connection to the
 /// exchange it sits under. Every field is optional; see each for its
 /// default.
@@ -63,6 +78,17 @@ pub struct StreamConfig {
     /// Coinbase (the `heartbeat` channel is the keepalive).
     #[serde(default, with = "humantime_serde")]
     pub ping_every: Option<Duration>,
+    /// An application ping unanswered this long drops the connection, which
+    /// is then reconnected (journaled, not paged unless it stays down).
+    /// Default 10 s ([`PONG_TIMEOUT_BOUNDS`]). Only where the client pings
+    /// (Bybit, OKX, Kraken), like `ping_every`.
+    #[serde(default, with = "humantime_serde")]
+    pub pong_timeout: Option<Duration>,
+    /// A connected socket with no frame at all this long is `stream_dead`.
+    /// Default [`DEFAULT_DEAD_AFTER`]; at least twice the keepalive
+    /// interval ([`keepalive_every`]), at most [`MAX_DEAD_AFTER`].
+    #[serde(default, with = "humantime_serde")]
+    pub dead_after: Option<Duration>,
 }
 
 /// A feed name of `feeds`: `ticker`, `trades`, `book`, `heartbeat`,
@@ -198,6 +224,25 @@ pub fn ping_bounds(kind: ExchangeKind) -> Option<(Duration, Duration)> {
     Some((Duration::from_secs(1), Duration::from_secs(max)))
 }
 
+/// How often a healthy connection of `kind` gets a frame even with no data,
+/// given its `ping_every`: Binance's server ping every 20 s
+/// (`web-socket-streams.md`, "WebSocket Limits"), Coinbase's `heartbeat`
+/// and Kraken's `heartbeat` about once a second, the pong of the client's
+/// ping on Bybit and OKX. `None` for generic.
+pub fn keepalive_every(kind: ExchangeKind, ping_every: Option<Duration>) -> Option<Duration> {
+    let ping = || {
+        ping_every
+            .or(stream::spec::Timing::for_exchange(kind).ping_every)
+            .unwrap_or(Duration::from_secs(20))
+    };
+    Some(match kind {
+        ExchangeKind::Binance => Duration::from_secs(20),
+        ExchangeKind::Coinbase | ExchangeKind::Kraken => Duration::from_secs(1),
+        ExchangeKind::Bybit | ExchangeKind::Okx => ping(),
+        ExchangeKind::Generic => return None,
+    })
+}
+
 /// One connection ready for a stream worker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedStream {
@@ -210,6 +255,8 @@ pub struct ResolvedStream {
     pub spec: StreamSpec,
     /// An acked subscription silent this long is a zombie (`silent_after`).
     pub silent_after: Duration,
+    /// A socket with no frame this long is dead (`dead_after`).
+    pub dead_after: Duration,
 }
 
 impl StreamConfig {
@@ -249,6 +296,9 @@ impl StreamConfig {
         if let Some(d) = self.ping_every {
             spec.timing.ping_every = Some(d);
         }
+        if let Some(d) = self.pong_timeout {
+            spec.timing.pong_timeout = d;
+        }
         if kind == ExchangeKind::Binance {
             spec.depth_limit = depth;
         }
@@ -256,6 +306,7 @@ impl StreamConfig {
             exchange: exchange.to_string(),
             spec,
             silent_after: self.silent_after.unwrap_or(DEFAULT_SILENT_AFTER),
+            dead_after: self.dead_after.unwrap_or(DEFAULT_DEAD_AFTER),
         }
     }
 }

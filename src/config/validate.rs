@@ -333,21 +333,51 @@ fn validate_stream(s: &super::StreamConfig, kind: ExchangeKind, at: &str, p: &mu
             MAX_SILENT_AFTER,
         );
     }
-    if let Some(d) = s.ping_every {
-        let at = format!("{at}.ping_every");
-        match streams::ping_bounds(kind) {
+    for (key, d) in [
+        ("ping_every", s.ping_every),
+        ("pong_timeout", s.pong_timeout),
+    ] {
+        let Some(d) = d else { continue };
+        let at = format!("{at}.{key}");
+        let bounds = streams::ping_bounds(kind).map(|b| {
+            if key == "ping_every" {
+                b
+            } else {
+                streams::PONG_TIMEOUT_BOUNDS
+            }
+        });
+        match bounds {
             Some((lo, hi)) => check_duration(p, &at, d, lo, hi),
             None if kind == ExchangeKind::Binance => p.push(
                 at,
-                "Binance has no client ping: its server pings every 20 s and exwatch answers; remove ping_every",
+                format!("Binance has no client ping: its server pings every 20 s and exwatch answers; remove {key}"),
             ),
             None => p.push(
                 at,
                 format!(
-                    "{} has no client ping: its `heartbeat` channel is the keepalive; remove ping_every",
+                    "{} has no client ping: its `heartbeat` channel is the keepalive; remove {key}",
                     label(kind)
                 ),
             ),
+        }
+    }
+    if let (Some(d), Some(keepalive)) = (s.dead_after, streams::keepalive_every(kind, s.ping_every))
+    {
+        let at = format!("{at}.dead_after");
+        let lo = keepalive * 2;
+        if d < lo {
+            p.push(
+                at,
+                format!(
+                    "must be at least twice the keepalive interval ({}: a frame every {}), so a quiet healthy socket is not called dead: {} or more, not {}",
+                    label(kind),
+                    humantime::format_duration(keepalive),
+                    humantime::format_duration(lo),
+                    humantime::format_duration(d)
+                ),
+            );
+        } else {
+            check_duration(p, &at, d, lo, streams::MAX_DEAD_AFTER);
         }
     }
 }

@@ -337,6 +337,7 @@ fn stream_jobs(cfg: &Config) -> Vec<streams::StreamJob> {
                 exchange: r.exchange,
                 spec: r.spec,
                 silent_after: r.silent_after,
+                dead_after: r.dead_after,
                 snapshot,
             }
         })

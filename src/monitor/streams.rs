@@ -36,6 +36,8 @@ pub struct StreamJob {
     pub spec: StreamSpec,
     /// A subscription silent this long is a zombie.
     pub silent_after: Duration,
+    /// A socket without any frame this long is dead.
+    pub dead_after: Duration,
     /// Binance: the REST depth URL prefix (`<base>/api/v3/depth`) and the
     /// limiter request of the exchange's shared tiers (weight set per call).
     pub snapshot: Option<(String, LimitRequest)>,
@@ -67,6 +69,7 @@ pub async fn spawn(tasks: &mut JoinSet<()>, jobs: Vec<StreamJob>, deps: StreamDe
             &job.exchange,
             &job.spec,
             i64::try_from(job.silent_after.as_millis()).unwrap_or(i64::MAX),
+            i64::try_from(job.dead_after.as_millis()).unwrap_or(i64::MAX),
         );
         for ev in watcher.watching() {
             let _ = deps.events.send(ev).await;

@@ -22,12 +22,12 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
-use super::Feed;
 use super::message::{
     Ack, BookKind, BookMsg, BookSeq, Level, Notice, NoticeKind, Quote, Side, StreamError,
     StreamMsg, Trade,
 };
 use super::wire::{self, IdText, Levels, ParseError, Seen, missing};
+use super::{Feed, Op};
 
 /// Default public URL (raw streams are under `/ws/`, combined under
 /// `/stream?streams=`).
@@ -58,10 +58,11 @@ pub fn channel(feed: Feed) -> Option<&'static str> {
     }
 }
 
-/// `{"method":"SUBSCRIBE","params":[streams],"id":n}`.
-pub fn subscribe(id: u64, subs: &[(Feed, &str)]) -> String {
+/// `{"method":"SUBSCRIBE","params":[streams],"id":n}` (or `UNSUBSCRIBE`).
+pub fn request(op: Op, id: u64, subs: &[(Feed, &str)]) -> String {
     let params: Vec<String> = subs.iter().filter_map(|(f, s)| topic(*f, s)).collect();
-    serde_json::json!({"method": "SUBSCRIBE", "params": params, "id": id}).to_string()
+    let method = op.as_str().to_ascii_uppercase();
+    serde_json::json!({"method": method, "params": params, "id": id}).to_string()
 }
 
 /// `b` and `a` mean different things per event: level arrays in
@@ -186,6 +187,8 @@ fn event(r: Raw<'_>, text: &str) -> Result<StreamMsg, ParseError> {
             symbol: None,
             req_id: r.id.map(|i| i.0),
             message: None,
+            // `{"result":null,"id":n}` answers both verbs alike.
+            unsubscribe: false,
         })),
         None if r.u.is_some() && r.s.is_some() && r.bid_qty.is_some() => book_ticker(r),
         None => Err(ParseError::Unknown(wire::excerpt(text))),

@@ -21,11 +21,11 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::Feed;
 use super::message::{
     Ack, BookKind, BookMsg, BookSeq, Level, Quote, Side, StreamError, StreamMsg, Trade,
 };
 use super::wire::{self, FlexInt, Levels, ParseError, missing};
+use super::{Feed, Op};
 
 /// Default public spot URL.
 pub const URL: &str = "wss://stream.bybit.com/v5/public/spot";
@@ -56,11 +56,12 @@ pub fn channel(feed: Feed) -> Option<String> {
     }
 }
 
-/// `{"req_id":"…","op":"subscribe","args":[topics]}`. Callers split
-/// subscriptions into requests of at most [`MAX_ARGS_PER_REQUEST`].
-pub fn subscribe(req_id: &str, subs: &[(Feed, &str)]) -> String {
+/// `{"req_id":"…","op":"subscribe","args":[topics]}` (or `unsubscribe`).
+/// Callers split subscriptions into requests of at most
+/// [`MAX_ARGS_PER_REQUEST`].
+pub fn request(op: Op, req_id: &str, subs: &[(Feed, &str)]) -> String {
     let args: Vec<String> = subs.iter().filter_map(|(f, s)| topic(*f, s)).collect();
-    serde_json::json!({"req_id": req_id, "op": "subscribe", "args": args}).to_string()
+    serde_json::json!({"req_id": req_id, "op": op.as_str(), "args": args}).to_string()
 }
 
 #[derive(Deserialize)]
@@ -189,6 +190,7 @@ pub fn parse_into(text: &str, out: &mut Vec<StreamMsg>) -> Result<(), ParseError
             symbol: None,
             req_id: r.req_id.map(Cow::into_owned).filter(|s| !s.is_empty()),
             message: m.map(str::to_string).or_else(|| Some(op.to_string())),
+            unsubscribe: op == "unsubscribe",
         }),
         (_, Some(false), m) => StreamMsg::Error(StreamError {
             code: None,

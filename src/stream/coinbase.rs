@@ -22,12 +22,12 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::Feed;
 use super::message::{
     Ack, BookKind, BookMsg, BookSeq, Heartbeat, Level, Notice, NoticeKind, Quote, Side,
     StreamError, StreamMsg, Trade,
 };
 use super::wire::{self, Levels, ParseError, SidedLevels, missing};
+use super::{Feed, Op};
 
 /// Default keyless feed URL.
 pub const URL: &str = "wss://ws-feed.exchange.coinbase.com";
@@ -47,9 +47,10 @@ pub fn channel(feed: Feed) -> Option<&'static str> {
     }
 }
 
-/// `{"type":"subscribe","channels":[{"name","product_ids"}]}`, one channel
-/// object per feed with its products (the `status` channel takes none).
-pub fn subscribe(subs: &[(Feed, &str)]) -> String {
+/// `{"type":"subscribe","channels":[{"name","product_ids"}]}` (or
+/// `unsubscribe`), one channel object per feed with its products (the
+/// `status` channel takes none).
+pub fn request(op: Op, subs: &[(Feed, &str)]) -> String {
     let mut channels: Vec<(&'static str, Vec<&str>)> = Vec::new();
     for (feed, product) in subs {
         let Some(name) = channel(*feed) else { continue };
@@ -68,7 +69,7 @@ pub fn subscribe(subs: &[(Feed, &str)]) -> String {
             }
         })
         .collect();
-    serde_json::json!({"type": "subscribe", "channels": channels}).to_string()
+    serde_json::json!({"type": op.as_str(), "channels": channels}).to_string()
 }
 
 #[derive(Deserialize)]
@@ -243,6 +244,7 @@ fn ack(channel: &str, symbol: Option<String>) -> StreamMsg {
         symbol,
         req_id: None,
         message: None,
+        unsubscribe: false,
     })
 }
 

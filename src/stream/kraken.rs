@@ -24,13 +24,13 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::Feed;
 use super::decimal::RawDec;
 use super::message::{
     Ack, BookKind, BookMsg, BookSeq, Heartbeat, Instrument, Level, Notice, NoticeKind, Quote, Side,
     StreamError, StreamMsg, Trade,
 };
 use super::wire::{self, IdText, ParseError, missing};
+use super::{Feed, Op};
 
 /// Default public URL.
 pub const URL: &str = "wss://ws.kraken.com/v2";
@@ -53,11 +53,14 @@ pub fn channel(feed: Feed) -> Option<&'static str> {
     }
 }
 
-/// One subscribe request per channel (v2 `params` name a single channel):
+/// One subscribe (or unsubscribe) request per channel (v2 `params` name a
+/// single channel):
 /// `{"method":"subscribe","params":{"channel","symbol":[...],"depth"?},"req_id"}`.
+/// A book subscription asks for its snapshot, so unsubscribing and
+/// subscribing again is Kraken's documented resync.
 /// `status` and `heartbeat` need no subscription (sent on connect / once
 /// any subscription exists); the `instrument` channel takes no symbols.
-pub fn subscribe(req_id: u64, subs: &[(Feed, &str)]) -> Vec<String> {
+pub fn request(op: Op, req_id: u64, subs: &[(Feed, &str)]) -> Vec<String> {
     let mut groups: Vec<(Feed, Vec<&str>)> = Vec::new();
     for (feed, symbol) in subs {
         if channel(*feed).is_none() || *feed == Feed::Status {
@@ -72,15 +75,21 @@ pub fn subscribe(req_id: u64, subs: &[(Feed, &str)]) -> Vec<String> {
         .into_iter()
         .filter_map(|(feed, symbols)| {
             let name = channel(feed)?;
-            let params = match feed {
+            let mut params = match feed {
                 Feed::Book { depth } => serde_json::json!({
                     "channel": name, "symbol": symbols, "depth": depth, "snapshot": true
                 }),
                 Feed::Instrument => serde_json::json!({ "channel": name, "snapshot": true }),
                 _ => serde_json::json!({ "channel": name, "symbol": symbols }),
             };
+            if op == Op::Unsubscribe {
+                // `snapshot` is a subscribe parameter only.
+                if let Some(p) = params.as_object_mut() {
+                    p.remove("snapshot");
+                }
+            }
             Some(
-                serde_json::json!({"method": "subscribe", "params": params, "req_id": req_id})
+                serde_json::json!({"method": op.as_str(), "params": params, "req_id": req_id})
                     .to_string(),
             )
         })
@@ -260,6 +269,7 @@ fn method_msg(method: &str, r: Raw<'_>, text: &str) -> Result<StreamMsg, ParseEr
                 symbol: result_symbol.or(r.symbol.map(Cow::into_owned)),
                 req_id: r.req_id.map(|i| i.0),
                 message: r.error.map(Cow::into_owned),
+                unsubscribe: method == "unsubscribe",
             })
         }
         _ if r.error.is_some() || r.success == Some(false) => StreamMsg::Error(StreamError {

@@ -210,6 +210,11 @@ pub struct Ack {
     pub req_id: Option<String>,
     /// Exchange text (Bybit `ret_msg`, Kraken `error`).
     pub message: Option<String>,
+    /// An answer to an unsubscribe request (Bybit `op`, OKX `event`, Kraken
+    /// `method`). Coinbase answers both with its `subscriptions` list, so
+    /// its acks are never marked.
+    #[serde(default)]
+    pub unsubscribe: bool,
 }
 
 /// An error frame: a rejected request or a server-side problem.
@@ -365,6 +370,7 @@ mod tests {
             symbol: Some("BTC/USD".into()),
             req_id: None,
             message: None,
+            unsubscribe: false,
         });
         assert!(!ack.is_data());
         assert_eq!(ack.subscription(), None);

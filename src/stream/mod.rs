@@ -12,8 +12,10 @@
 //!   streams (`src/sim/stream/`).
 //!
 //! Configured by the `[[exchanges.streams]]` table (`config::StreamConfig`;
-//! `Config::streams()` gives one [`spec::StreamSpec`] per connection). Not
-//! wired into the monitor, detectors and dashboard yet.
+//! `Config::streams()` gives one [`spec::StreamSpec`] per connection);
+//! `monitor::streams` runs a worker and a [`watch::Watcher`] per connection
+//! and turns their reports into events for the detectors, the dashboard,
+//! the journal and the metrics.
 //!
 //! ```text
 //! text frame ──<exchange>::parse──▶ Vec<StreamMsg> ──is_data()──▶ liveness per (channel, symbol)
@@ -25,7 +27,7 @@
 //! What the worker does with each frame (sketch; the code is [`session`]):
 //!
 //! ```text
-//! send <exchange>::subscribe(..); every keepalive interval send app_ping(exchange) if Some
+//! send <exchange>::request(Op::Subscribe, ..); every keepalive interval send app_ping(exchange) if Some
 //! for each text frame:
 //!     out.clear(); stream::parse_into(exchange, &text, &mut out)   // Err → count + log, keep going
 //!     for msg in &out:
@@ -33,7 +35,8 @@
 //!         match msg {
 //!             Book(b)   => match books[b.symbol].apply(b) {         // LocalBook::new(default_rule(..))
 //!                            v if v.is_failure() => event(v) + resync (Binance: REST depth →
-//!                                                   binance::parse_rest_depth → apply),
+//!                                                   binance::parse_rest_depth → apply; others:
+//!                                                   unsubscribe + subscribe that one book),
 //!                            SnapshotTooOld{..}  => refetch the REST snapshot, ..}
 //!             Notice(n) if n.kind.is_planned_disconnect() => expect the close,
 //!             Ack{success: false} | Error(_) => alert, ..
@@ -104,6 +107,26 @@ pub enum Feed {
     Status,
     /// Instrument reference data (Kraken `instrument`: book precisions).
     Instrument,
+}
+
+/// A subscription request's verb; each protocol module's `request` spells
+/// it (Binance `SUBSCRIBE`/`UNSUBSCRIBE`, the others lowercase).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Start the subscriptions (the exchange sends a book snapshot first).
+    Subscribe,
+    /// Stop them (before subscribing again to get a fresh snapshot).
+    Unsubscribe,
+}
+
+impl Op {
+    /// `subscribe` or `unsubscribe`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Subscribe => "subscribe",
+            Op::Unsubscribe => "unsubscribe",
+        }
+    }
 }
 
 /// Parse one text frame of `exchange`'s protocol, appending the messages to

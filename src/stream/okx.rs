@@ -21,12 +21,12 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::Feed;
 use super::message::{
     Ack, BookKind, BookMsg, BookSeq, Level, Notice, NoticeKind, Quote, Side, StreamError,
     StreamMsg, Trade,
 };
 use super::wire::{self, FlexInt, Levels, ParseError, missing};
+use super::{Feed, Op};
 
 /// Default public URL (port 443; see the module doc).
 pub const URL: &str = "wss://ws.okx.com/ws/v5/public";
@@ -47,13 +47,15 @@ pub fn channel(feed: Feed) -> Option<&'static str> {
     }
 }
 
-/// `{"id":"…","op":"subscribe","args":[{"channel","instId"}]}`.
-pub fn subscribe(id: &str, subs: &[(Feed, &str)]) -> String {
+/// `{"id":"…","op":"subscribe","args":[{"channel","instId"}]}` (or
+/// `unsubscribe`). Subscribe and unsubscribe requests together are limited
+/// to 480 per hour per connection (OKX API v5, "WebSocket" overview).
+pub fn request(op: Op, id: &str, subs: &[(Feed, &str)]) -> String {
     let args: Vec<serde_json::Value> = subs
         .iter()
         .filter_map(|(f, s)| channel(*f).map(|c| serde_json::json!({"channel": c, "instId": s})))
         .collect();
-    serde_json::json!({"id": id, "op": "subscribe", "args": args}).to_string()
+    serde_json::json!({"id": id, "op": op.as_str(), "args": args}).to_string()
 }
 
 #[derive(Deserialize)]
@@ -161,6 +163,7 @@ fn event_msg(event: &str, r: Raw<'_>, text: &str) -> Result<StreamMsg, ParseErro
             symbol: r.arg.and_then(|a| a.inst_id).map(str::to_string),
             req_id: r.id.map(Cow::into_owned),
             message: Some(event.to_string()),
+            unsubscribe: event == "unsubscribe",
         }),
         "error" => StreamMsg::Error(StreamError {
             code,

@@ -82,11 +82,15 @@ pub enum InvalidReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResyncVia {
-    /// A stream snapshot (after a reconnect, or the exchange's own).
+    /// A stream snapshot (after a reconnect, or one the exchange sent on
+    /// its own).
     StreamSnapshot,
     /// Binance: a REST `/api/v3/depth` snapshot chained to the buffered
     /// diff events.
     RestSnapshot,
+    /// The snapshot sent when exwatch unsubscribed and subscribed the book
+    /// again on the same connection (Bybit, OKX, Coinbase, Kraken).
+    Resubscribe,
 }
 
 /// What happened.

@@ -4,19 +4,25 @@
 //! invalid on one connection is not served on the next before its snapshot.
 //!
 //! Resync policy: Binance books resync from a REST `/api/v3/depth` snapshot
-//! ([`Action::FetchSnapshot`], the worker calls the injected fetcher); the
-//! other four exchanges only send a snapshot on subscribe, and the worker
-//! sends nothing but subscribe and ping, so their resync is a reconnect
-//! ([`Action::Reconnect`]) that is paced by the exchange's connection budget.
+//! ([`Action::FetchSnapshot`], the worker calls the injected fetcher). The
+//! other four exchanges only send a snapshot on subscribe, so their books
+//! resync by unsubscribing and subscribing that one book again
+//! ([`Action::Send`]; the documented resync of OKX, Kraken and Coinbase,
+//! `../shared/research/websocket.md` §"Resync"): the connection and its
+//! other subscriptions carry on. One resubscription per book at a time, at
+//! most [`MAX_RESUBSCRIBES`] per [`RESUBSCRIBE_WINDOW`] per connection; past
+//! that, or when no snapshot comes within [`RESUBSCRIBE_DEADLINE`], the
+//! worker reconnects instead ([`Action::Reconnect`], paced by the
+//! exchange's connection budget).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use super::integrity::{LocalBook, Verdict};
 use super::message::{BookMsg, StreamMsg};
 use super::report::{ControlKind, InvalidReason, ReportKind, ResyncVia};
 use super::spec::{StreamSpec, Subscription, data_channel, data_symbol};
-use super::{Feed, binance, bybit, coinbase, kraken, okx};
+use super::{Feed, Op, binance, bybit, coinbase, kraken, okx};
 use crate::model::ExchangeKind;
 
 /// Kraken precisions used until the `instrument` channel names the pair's
@@ -25,6 +31,22 @@ pub const KRAKEN_FALLBACK_PRECISION: (u8, u8) = (1, 8);
 
 /// Binance snapshot fetches per resync before the worker reconnects instead.
 pub const MAX_SNAPSHOT_ATTEMPTS: u32 = 5;
+
+/// Resyncs by resubscribing a connection may make in
+/// [`RESUBSCRIBE_WINDOW`] before it reconnects instead. Each costs two
+/// requests; OKX allows 480 subscribe and unsubscribe requests per hour per
+/// connection, so at most 60 an hour stays far inside it, and a book that
+/// keeps breaking gets a new connection rather than a resubscription storm
+/// (thrasher-corp/gocryptotrader PR #2337).
+pub const MAX_RESUBSCRIBES: usize = 5;
+
+/// See [`MAX_RESUBSCRIBES`]: 10 minutes.
+pub const RESUBSCRIBE_WINDOW: Duration = Duration::from_secs(600);
+
+/// A resubscribed book with no snapshot after this (10 s) reconnects: an
+/// exchange may deduplicate an unsubscribe and subscribe pair and send no
+/// new snapshot (nautechsystems/nautilus_trader#4643).
+pub const RESUBSCRIBE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// What the worker must do for the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +59,12 @@ pub enum Action {
         attempt: u32,
         /// Wait before fetching.
         delay: Duration,
+    },
+    /// Send these requests, in order, on the connection (a resync:
+    /// unsubscribe, then subscribe the one book again).
+    Send {
+        /// The frames' text.
+        requests: Vec<String>,
     },
     /// End this connection and reconnect (a resync, or a planned drop).
     Reconnect {
@@ -62,6 +90,8 @@ struct Sub {
     symbol: String,
     acked: bool,
     request: usize,
+    /// Its slot in `request_ids` for resync requests, once it has one.
+    resync_slot: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -83,6 +113,13 @@ pub struct Session {
     precisions: HashMap<String, (u8, u8)>,
     fetching: HashSet<String>,
     snapshot_attempts: HashMap<String, u32>,
+    /// Books being resubscribed (data symbol → when, unix ms).
+    resubscribing: HashMap<String, i64>,
+    /// When this connection's resubscriptions went out (unix ms), within
+    /// [`RESUBSCRIBE_WINDOW`].
+    resubscribes: VecDeque<i64>,
+    /// Requests sent for resyncs, for their ids.
+    resync_requests: u64,
     planned: bool,
     msgs: Vec<StreamMsg>,
     reports: Vec<ReportKind>,
@@ -103,6 +140,7 @@ impl Session {
                     symbol: data_symbol(spec.exchange, &s.symbol),
                     acked: false,
                     request: 0,
+                    resync_slot: None,
                 });
             }
         };
@@ -125,6 +163,9 @@ impl Session {
             precisions: HashMap::new(),
             fetching: HashSet::new(),
             snapshot_attempts: HashMap::new(),
+            resubscribing: HashMap::new(),
+            resubscribes: VecDeque::new(),
+            resync_requests: 0,
             planned: false,
             msgs: Vec::new(),
             reports: Vec::new(),
@@ -140,8 +181,11 @@ impl Session {
         self.planned = false;
         self.fetching.clear();
         self.snapshot_attempts.clear();
+        self.resubscribing.clear();
+        self.resubscribes.clear();
         for s in &mut self.subs {
             s.acked = false;
+            s.resync_slot = None;
         }
         self.requests()
     }
@@ -159,7 +203,7 @@ impl Session {
             ExchangeKind::Binance => {
                 let p = pairs(&self.subs, &all);
                 let refs: Vec<(Feed, &str)> = p.iter().map(|(f, s)| (*f, s.as_str())).collect();
-                out.push(binance::subscribe(1, &refs));
+                out.push(binance::request(Op::Subscribe, 1, &refs));
                 assign(&mut self.subs, &mut self.request_ids, &all, "1".into());
             }
             ExchangeKind::Bybit => {
@@ -167,20 +211,20 @@ impl Session {
                     let id = format!("exwatch-{}", n + 1);
                     let p = pairs(&self.subs, chunk);
                     let refs: Vec<(Feed, &str)> = p.iter().map(|(f, s)| (*f, s.as_str())).collect();
-                    out.push(bybit::subscribe(&id, &refs));
+                    out.push(bybit::request(Op::Subscribe, &id, &refs));
                     assign(&mut self.subs, &mut self.request_ids, chunk, id);
                 }
             }
             ExchangeKind::Okx => {
                 let p = pairs(&self.subs, &all);
                 let refs: Vec<(Feed, &str)> = p.iter().map(|(f, s)| (*f, s.as_str())).collect();
-                out.push(okx::subscribe("1", &refs));
+                out.push(okx::request(Op::Subscribe, "1", &refs));
                 assign(&mut self.subs, &mut self.request_ids, &all, "1".into());
             }
             ExchangeKind::Coinbase => {
                 let p = pairs(&self.subs, &all);
                 let refs: Vec<(Feed, &str)> = p.iter().map(|(f, s)| (*f, s.as_str())).collect();
-                out.push(coinbase::subscribe(&refs));
+                out.push(coinbase::request(Op::Subscribe, &refs));
             }
             ExchangeKind::Kraken => {
                 let has_book = self
@@ -188,11 +232,11 @@ impl Session {
                     .iter()
                     .any(|s| matches!(s.sub.feed, Feed::Book { .. }));
                 if has_book && !self.subs.iter().any(|s| s.sub.feed == Feed::Instrument) {
-                    out.extend(kraken::subscribe(1, &[(Feed::Instrument, "")]));
+                    out.extend(kraken::request(Op::Subscribe, 1, &[(Feed::Instrument, "")]));
                 }
                 let p = pairs(&self.subs, &all);
                 let refs: Vec<(Feed, &str)> = p.iter().map(|(f, s)| (*f, s.as_str())).collect();
-                out.extend(kraken::subscribe(2, &refs));
+                out.extend(kraken::request(Op::Subscribe, 2, &refs));
             }
             ExchangeKind::Generic => {}
         }
@@ -306,6 +350,16 @@ impl Session {
     }
 
     fn on_ack(&mut self, a: super::message::Ack) {
+        if a.unsubscribe {
+            // Half of a resync: the subscribe that follows is what counts.
+            if !a.success {
+                self.reports.push(ReportKind::ExchangeError {
+                    code: None,
+                    message: a.message.unwrap_or_else(|| "unsubscribe refused".into()),
+                });
+            }
+            return;
+        }
         let request = a
             .req_id
             .as_ref()
@@ -453,11 +507,15 @@ impl Session {
                 symbol: symbol.clone(),
                 reason,
             });
-            self.resync(symbol);
+            self.resync(symbol, now);
             return;
         }
         if valid {
             if let Some(since) = entry.invalid_since.take() {
+                let via = match self.resubscribing.remove(symbol.as_str()) {
+                    Some(_) => ResyncVia::Resubscribe,
+                    None => via,
+                };
                 if entry.failed {
                     self.reports.push(ReportKind::BookResynced {
                         channel: channel.clone(),
@@ -473,15 +531,116 @@ impl Session {
         }
     }
 
-    fn resync(&mut self, symbol: &str) {
+    /// Resync the book of `symbol` (its data spelling): Binance from a REST
+    /// snapshot, the others by resubscribing it (see the module doc).
+    fn resync(&mut self, symbol: &str, now: i64) {
         if self.exchange == ExchangeKind::Binance {
             self.want_snapshot(symbol, Duration::ZERO);
-        } else {
-            self.actions.push(Action::Reconnect {
-                reason: format!("resync the {symbol} book"),
-                planned: false,
-            });
+            return;
         }
+        if self.resubscribing.contains_key(symbol) {
+            return;
+        }
+        let window = RESUBSCRIBE_WINDOW.as_millis() as i64;
+        while self.resubscribes.front().is_some_and(|t| now - t >= window) {
+            self.resubscribes.pop_front();
+        }
+        let book = self
+            .subs
+            .iter()
+            .position(|s| matches!(s.sub.feed, Feed::Book { .. }) && s.symbol == symbol);
+        let reason = match book {
+            Some(i) if self.resubscribes.len() < MAX_RESUBSCRIBES => {
+                let requests = self.resubscribe(i);
+                self.resubscribes.push_back(now);
+                self.resubscribing.insert(symbol.to_string(), now);
+                self.actions.push(Action::Send { requests });
+                return;
+            }
+            Some(_) => format!(
+                "resync the {symbol} book: {MAX_RESUBSCRIBES} resubscriptions in {} min already",
+                RESUBSCRIBE_WINDOW.as_secs() / 60
+            ),
+            None => format!("resync the {symbol} book"),
+        };
+        self.actions.push(Action::Reconnect {
+            reason,
+            planned: false,
+        });
+    }
+
+    /// Unsubscribe and subscribe requests for subscription `i` alone. The
+    /// subscribe's id is the subscription's request from now on, so a
+    /// refusal maps back to it.
+    fn resubscribe(&mut self, i: usize) -> Vec<String> {
+        self.resync_requests += 1;
+        let n = self.resync_requests;
+        let (feed, symbol) = (self.subs[i].sub.feed, self.subs[i].sub.symbol.clone());
+        let one = [(feed, symbol.as_str())];
+        let (unsub_id, sub_id) = (format!("exwatch-u{n}"), format!("exwatch-r{n}"));
+        let requests = match self.exchange {
+            ExchangeKind::Bybit => vec![
+                bybit::request(Op::Unsubscribe, &unsub_id, &one),
+                bybit::request(Op::Subscribe, &sub_id, &one),
+            ],
+            ExchangeKind::Okx => vec![
+                okx::request(Op::Unsubscribe, &unsub_id, &one),
+                okx::request(Op::Subscribe, &sub_id, &one),
+            ],
+            ExchangeKind::Coinbase => vec![
+                coinbase::request(Op::Unsubscribe, &one),
+                coinbase::request(Op::Subscribe, &one),
+            ],
+            ExchangeKind::Kraken => {
+                // Numeric ids, above the two of `requests`.
+                let mut r = kraken::request(Op::Unsubscribe, 2 * n + 1, &one);
+                r.extend(kraken::request(Op::Subscribe, 2 * n + 2, &one));
+                return self.note_request(i, (2 * n + 2).to_string(), r);
+            }
+            ExchangeKind::Binance | ExchangeKind::Generic => Vec::new(),
+        };
+        self.note_request(i, sub_id, requests)
+    }
+
+    /// Map acks of request `id` to subscription `i`, reusing its resync
+    /// slot so ids do not pile up on a long-lived connection.
+    fn note_request(&mut self, i: usize, id: String, requests: Vec<String>) -> Vec<String> {
+        let slot = match self.subs[i].resync_slot {
+            Some(slot) => {
+                self.request_ids[slot] = id;
+                slot
+            }
+            None => {
+                self.request_ids.push(id);
+                self.request_ids.len() - 1
+            }
+        };
+        self.subs[i].resync_slot = Some(slot);
+        self.subs[i].request = slot;
+        requests
+    }
+
+    /// Time passes (the worker calls this every 50 ms): a book resubscribed
+    /// more than [`RESUBSCRIBE_DEADLINE`] ago and still without its snapshot
+    /// makes the worker reconnect.
+    pub fn on_tick(&mut self, now: i64) {
+        let deadline = RESUBSCRIBE_DEADLINE.as_millis() as i64;
+        let Some(symbol) = self
+            .resubscribing
+            .iter()
+            .find(|(_, at)| now - **at > deadline)
+            .map(|(s, _)| s.clone())
+        else {
+            return;
+        };
+        self.resubscribing.clear();
+        self.actions.push(Action::Reconnect {
+            reason: format!(
+                "resync the {symbol} book: no snapshot {} s after resubscribing",
+                RESUBSCRIBE_DEADLINE.as_secs()
+            ),
+            planned: false,
+        });
     }
 
     fn want_snapshot(&mut self, symbol: &str, delay: Duration) {
@@ -563,6 +722,7 @@ impl Session {
     pub fn end(&mut self, now: i64) {
         self.invalidate_all(InvalidReason::Disconnected, now, false);
         self.fetching.clear();
+        self.resubscribing.clear();
     }
 
     fn invalidate_all(&mut self, reason: InvalidReason, now: i64, resync: bool) {
@@ -583,7 +743,7 @@ impl Session {
         }
         if resync {
             for s in symbols {
-                self.resync(&s);
+                self.resync(&s, now);
             }
         }
     }
@@ -657,23 +817,33 @@ mod tests {
         assert!(reqs[1].contains("\"depth\":10"), "{}", reqs[1]);
     }
 
-    #[test]
-    fn a_bybit_gap_is_reported_with_figures_and_asks_for_a_reconnect() {
+    fn bybit_frame(kind: &str, u: u64) -> String {
+        format!(
+            r#"{{"topic":"orderbook.50.BTCUSDT","type":"{kind}","ts":1,"data":{{"s":"BTCUSDT","b":[["100","1"]],"a":[["101","1"]],"u":{u},"seq":{u}}},"cts":1}}"#
+        )
+    }
+
+    /// A Bybit session with a ticker and a valid book of BTCUSDT, drained.
+    fn bybit_valid_book() -> Session {
         let mut s = session(
             ExchangeKind::Bybit,
-            vec![Subscription::new(Feed::Book { depth: 50 }, "BTCUSDT")],
+            vec![
+                Subscription::new(Feed::Ticker, "BTCUSDT"),
+                Subscription::new(Feed::Book { depth: 50 }, "BTCUSDT"),
+            ],
         );
         s.begin();
-        let frame = |kind: &str, u: u64| {
-            format!(
-                r#"{{"topic":"orderbook.50.BTCUSDT","type":"{kind}","ts":1,"data":{{"s":"BTCUSDT","b":[["100","1"]],"a":[["101","1"]],"u":{u},"seq":{u}}},"cts":1}}"#
-            )
-        };
-        s.on_text(&frame("snapshot", 10), 100);
-        s.on_text(&frame("delta", 11), 110);
+        s.on_text(&bybit_frame("snapshot", 10), 100);
+        s.on_text(&bybit_frame("delta", 11), 110);
         assert!(s.book_valid("orderbook.50", "BTCUSDT"));
         s.drain();
-        s.on_text(&frame("delta", 13), 120);
+        s
+    }
+
+    #[test]
+    fn a_bybit_gap_is_reported_with_figures_and_resubscribes_that_book_alone() {
+        let mut s = bybit_valid_book();
+        s.on_text(&bybit_frame("delta", 13), 120);
         let (reports, actions) = s.drain();
         assert!(!s.book_valid("orderbook.50", "BTCUSDT"));
         assert!(reports.contains(&ReportKind::BookInvalid {
@@ -693,22 +863,188 @@ mod tests {
                 ..
             })
         ));
-        assert!(matches!(
-            actions.as_slice(),
-            [Action::Reconnect { planned: false, .. }]
-        ));
-        // Next connection: the snapshot resyncs, with the time it took.
-        s.end(130);
-        s.begin();
-        s.on_text(&frame("snapshot", 1), 170);
+        // Unsubscribe then subscribe the book's topic, not the ticker's.
+        let [Action::Send { requests }] = actions.as_slice() else {
+            panic!("{actions:?}");
+        };
+        let sent: Vec<serde_json::Value> = requests
+            .iter()
+            .map(|r| serde_json::from_str(r).unwrap())
+            .collect();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[0]["op"], "unsubscribe");
+        assert_eq!(sent[1]["op"], "subscribe");
+        for r in &sent {
+            assert_eq!(r["args"], serde_json::json!(["orderbook.50.BTCUSDT"]));
+        }
+        // Deltas still in flight and the unsubscribe's ack change nothing.
+        s.on_text(&bybit_frame("delta", 14), 125);
+        s.on_text(
+            r#"{"success":true,"ret_msg":"","conn_id":"c","req_id":"exwatch-u1","op":"unsubscribe"}"#,
+            126,
+        );
+        let (reports, actions) = s.drain();
+        assert!(actions.is_empty(), "{actions:?}");
+        assert!(
+            !reports.iter().any(|r| matches!(
+                r,
+                ReportKind::BookInvalid { .. }
+                    | ReportKind::Subscribed { .. }
+                    | ReportKind::SubscribeRefused { .. }
+                    | ReportKind::ExchangeError { .. }
+            )),
+            "{reports:?}"
+        );
+        // The new subscription's snapshot resyncs, with the time it took.
+        s.on_text(&bybit_frame("snapshot", 1), 170);
         let (reports, _) = s.drain();
-        assert!(reports.iter().any(|r| matches!(
-            r,
-            ReportKind::BookResynced {
-                via: ResyncVia::StreamSnapshot,
-                invalid_ms: 50,
-                ..
+        assert!(
+            reports.iter().any(|r| matches!(
+                r,
+                ReportKind::BookResynced {
+                    via: ResyncVia::Resubscribe,
+                    invalid_ms: 50,
+                    ..
+                }
+            )),
+            "{reports:?}"
+        );
+        assert!(s.book_valid("orderbook.50", "BTCUSDT"));
+        // No deadline is left running.
+        s.on_tick(170 + 60_000);
+        assert!(s.drain().1.is_empty());
+    }
+
+    #[test]
+    fn a_refused_resubscription_names_the_book() {
+        let mut s = bybit_valid_book();
+        s.on_text(&bybit_frame("delta", 13), 120);
+        s.drain();
+        s.on_text(
+            r#"{"success":false,"ret_msg":"error:too many requests","conn_id":"c","req_id":"exwatch-r1","op":"subscribe"}"#,
+            130,
+        );
+        let (reports, _) = s.drain();
+        assert!(
+            matches!(reports.as_slice(), [ReportKind::SubscribeRefused { channel: Some(c), .. }] if c == "orderbook.50"),
+            "{reports:?}"
+        );
+    }
+
+    #[test]
+    fn without_a_snapshot_within_the_deadline_the_worker_reconnects() {
+        let mut s = bybit_valid_book();
+        s.on_text(&bybit_frame("delta", 13), 120);
+        s.drain();
+        let deadline = RESUBSCRIBE_DEADLINE.as_millis() as i64;
+        s.on_tick(120 + deadline);
+        assert!(s.drain().1.is_empty());
+        s.on_tick(121 + deadline);
+        let (_, actions) = s.drain();
+        assert!(
+            matches!(actions.as_slice(), [Action::Reconnect { planned: false, reason }]
+            if reason.contains("no snapshot")),
+            "{actions:?}"
+        );
+        // Said once.
+        s.on_tick(200 + deadline);
+        assert!(s.drain().1.is_empty());
+    }
+
+    #[test]
+    fn a_book_that_keeps_breaking_reconnects_instead_of_resubscribing_again() {
+        let mut s = bybit_valid_book();
+        let mut t = 1_000;
+        for n in 0..MAX_RESUBSCRIBES {
+            s.on_text(&bybit_frame("delta", 100), t);
+            let (_, actions) = s.drain();
+            assert!(
+                matches!(actions.as_slice(), [Action::Send { .. }]),
+                "{n}: {actions:?}"
+            );
+            s.on_text(&bybit_frame("snapshot", 10), t + 10);
+            s.on_text(&bybit_frame("delta", 11), t + 20);
+            assert!(s.book_valid("orderbook.50", "BTCUSDT"));
+            s.drain();
+            t += 1_000;
+        }
+        s.on_text(&bybit_frame("delta", 100), t);
+        let (_, actions) = s.drain();
+        assert!(
+            matches!(actions.as_slice(), [Action::Reconnect { planned: false, reason }]
+            if reason.contains("resubscriptions")),
+            "{actions:?}"
+        );
+        // Once the window has passed, resubscribing is allowed again.
+        s.on_text(&bybit_frame("snapshot", 10), t + 10);
+        s.on_text(&bybit_frame("delta", 11), t + 20);
+        s.drain();
+        s.on_text(
+            &bybit_frame("delta", 100),
+            1_000 + RESUBSCRIBE_WINDOW.as_millis() as i64,
+        );
+        let (_, actions) = s.drain();
+        assert!(
+            matches!(actions.as_slice(), [Action::Send { .. }]),
+            "{actions:?}"
+        );
+    }
+
+    #[test]
+    fn okx_kraken_and_coinbase_resubscribe_in_their_own_words() {
+        let cases = [
+            (ExchangeKind::Okx, "BTC-USDT"),
+            (ExchangeKind::Kraken, "BTC/USD"),
+            (ExchangeKind::Coinbase, "BTC-USD"),
+        ];
+        for (kind, symbol) in cases {
+            let mut s = session(
+                kind,
+                vec![
+                    Subscription::new(Feed::Ticker, symbol),
+                    Subscription::new(Feed::Book { depth: 10 }, symbol),
+                ],
+            );
+            s.begin();
+            s.resync(&data_symbol(kind, symbol), 10);
+            let (_, actions) = s.drain();
+            let [Action::Send { requests }] = actions.as_slice() else {
+                panic!("{kind:?}: {actions:?}");
+            };
+            let sent: Vec<serde_json::Value> = requests
+                .iter()
+                .map(|r| serde_json::from_str(r).unwrap())
+                .collect();
+            assert_eq!(sent.len(), 2, "{kind:?}: {requests:?}");
+            let text = |v: &serde_json::Value| v.to_string();
+            match kind {
+                ExchangeKind::Okx => {
+                    assert_eq!(sent[0]["op"], "unsubscribe");
+                    assert_eq!(sent[1]["op"], "subscribe");
+                    assert_eq!(
+                        sent[1]["args"],
+                        serde_json::json!([{"channel": "books", "instId": "BTC-USDT"}])
+                    );
+                }
+                ExchangeKind::Kraken => {
+                    assert_eq!(sent[0]["method"], "unsubscribe");
+                    assert_eq!(sent[0]["params"].get("snapshot"), None);
+                    assert_eq!(sent[1]["method"], "subscribe");
+                    assert_eq!(
+                        sent[1]["params"],
+                        serde_json::json!({"channel": "book", "symbol": ["BTC/USD"], "depth": 10, "snapshot": true})
+                    );
+                }
+                _ => {
+                    assert_eq!(sent[0]["type"], "unsubscribe");
+                    assert_eq!(sent[1]["type"], "subscribe");
+                    assert_eq!(
+                        sent[1]["channels"],
+                        serde_json::json!([{"name": "level2_batch", "product_ids": ["BTC-USD"]}])
+                    );
+                }
             }
-        )));
+            assert!(!text(&sent[1]).contains("ticker"), "{kind:?}");
+        }
     }
 }

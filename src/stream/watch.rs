@@ -126,10 +126,17 @@ pub struct Watcher {
 
 impl Watcher {
     /// The watcher of `spec` on the exchange configured as `exchange`; a
-    /// subscription silent past `silent_after_ms` is a zombie.
-    pub fn new(exchange: &str, spec: &StreamSpec, silent_after_ms: i64) -> Watcher {
+    /// subscription silent past `silent_after_ms` is a zombie, a socket
+    /// without any frame past `dead_after_ms` is dead.
+    pub fn new(
+        exchange: &str,
+        spec: &StreamSpec,
+        silent_after_ms: i64,
+        dead_after_ms: i64,
+    ) -> Watcher {
         let config = LivenessConfig {
             zombie_after_ms: silent_after_ms,
+            dead_after_ms,
             ..LivenessConfig::default()
         };
         let mut liveness = Liveness::new(config);
@@ -370,6 +377,7 @@ impl Watcher {
                     let how = match via {
                         ResyncVia::StreamSnapshot => "stream snapshot",
                         ResyncVia::RestSnapshot => "REST snapshot",
+                        ResyncVia::Resubscribe => "resubscribed book's snapshot",
                     };
                     let detail = format!(
                         "from a {how} after {invalid_ms} ms invalid (was: {})",
@@ -671,7 +679,7 @@ mod tests {
 
     #[test]
     fn rows_rate_lag_and_a_gap_then_resync() {
-        let mut w = Watcher::new("bybit", &spec(), 5_000);
+        let mut w = Watcher::new("bybit", &spec(), 5_000, 60_000);
         let ids: Vec<String> = w
             .watching()
             .iter()
@@ -775,7 +783,7 @@ mod tests {
 
     #[test]
     fn a_drop_is_down_with_its_age_and_an_announced_one_is_expected() {
-        let mut w = Watcher::new("bybit", &spec(), 5_000);
+        let mut w = Watcher::new("bybit", &spec(), 5_000, 60_000);
         assert_eq!(statuses(&w.tick(0))[0].state, StreamState::Pending);
         connected(&mut w, 0);
         w.on_report(&rep(500, book_data(500)), 0);
@@ -815,5 +823,21 @@ mod tests {
         );
         let ev = w.tick(4_400);
         assert!(statuses(&ev)[0].expected);
+    }
+
+    #[test]
+    fn a_socket_without_frames_is_dead_after_its_configured_threshold() {
+        let mut w = Watcher::new("bybit", &spec(), 60_000, 2_000);
+        connected(&mut w, 0);
+        w.on_report(&rep(100, book_data(100)), 0);
+        let ev = w.tick(2_000);
+        assert_eq!(statuses(&ev)[0].state, StreamState::Live);
+        let ev = w.tick(2_200);
+        let conn = statuses(&ev)[0];
+        assert_eq!(
+            (conn.state, conn.threshold_ms),
+            (StreamState::Dead, 2_000),
+            "{conn:?}"
+        );
     }
 }

@@ -496,7 +496,7 @@ async fn session_loop(
                 let _ = out.send(r).await;
                 break 'session End::ours("age limit: reconnecting", true);
             }
-            _ = lag_check.tick() => {}
+            _ = lag_check.tick() => session.on_tick(now_ms()),
         }
         if let Some(end) = reader_end {
             let mut end =
@@ -542,6 +542,13 @@ async fn session_loop(
                         let r = fetcher.fetch(symbol.clone(), limit).await;
                         let _ = tx.send((symbol, r)).await;
                     });
+                }
+                Action::Send { requests } => {
+                    for text in requests {
+                        if outbox.send(text).await.is_err() {
+                            break;
+                        }
+                    }
                 }
                 Action::Reconnect { planned: true, .. } => {
                     let at = tokio::time::Instant::now() + spec.timing.planned_grace;

@@ -198,6 +198,24 @@ impl Conn {
                     }
                 }
             }
+            ClientRequest::Unsubscribe { subs, id } => {
+                self.shared.count(|s| s.unsubscribes += 1);
+                for (feed, symbol) in &subs {
+                    match feed {
+                        SimFeed::Book(_) => self.books.retain(|b| b.symbol != *symbol),
+                        _ => self.others.retain(|(f, s)| !(f == feed && s == symbol)),
+                    }
+                }
+                let mut remaining: Vec<(SimFeed, String)> = self
+                    .books
+                    .iter()
+                    .map(|b| (SimFeed::Book(b.depth), b.symbol.clone()))
+                    .collect();
+                remaining.extend(self.others.iter().cloned());
+                for a in frames::unsubscribe_answers(self.kind, &subs, &id, &remaining) {
+                    tx.send(Message::text(a)).await?;
+                }
+            }
             ClientRequest::Other => {}
         }
         Ok(())

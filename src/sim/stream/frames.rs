@@ -30,6 +30,11 @@ pub enum Request {
         subs: Vec<(SimFeed, String)>,
         id: Value,
     },
+    /// The same shape with the unsubscribe verb.
+    Unsubscribe {
+        subs: Vec<(SimFeed, String)>,
+        id: Value,
+    },
     /// An application ping (`{"op":"ping"}`, `ping`, `{"method":"ping"}`).
     Ping { id: Value },
     /// Anything else (ignored, as exchanges ignore or error on it).
@@ -57,7 +62,24 @@ pub fn parse_request(kind: ExchangeKind, text: &str) -> Request {
         .or_else(|| v.get("method"))
         .or_else(|| v.get("type"))
         .and_then(Value::as_str)
-        .unwrap_or("");
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    // Both verbs share each exchange's shape (Binance spells them in
+    // capitals).
+    let unsubscribe = op == "unsubscribe";
+    let op = if unsubscribe {
+        "subscribe"
+    } else {
+        op.as_str()
+    };
+    let request = parse_shape(kind, op, &v, id);
+    match request {
+        Request::Subscribe { subs, id } if unsubscribe => Request::Unsubscribe { subs, id },
+        r => r,
+    }
+}
+
+fn parse_shape(kind: ExchangeKind, op: &str, v: &Value, id: Value) -> Request {
     let strs = |x: Option<&Value>| -> Vec<String> {
         x.and_then(Value::as_array)
             .map(|a| {
@@ -70,7 +92,7 @@ pub fn parse_request(kind: ExchangeKind, text: &str) -> Request {
     };
     match (kind, op) {
         (_, "ping") => Request::Ping { id },
-        (ExchangeKind::Binance, "SUBSCRIBE") => {
+        (ExchangeKind::Binance, "subscribe") => {
             let subs = strs(v.get("params"))
                 .into_iter()
                 .filter_map(|p| {
@@ -262,6 +284,47 @@ pub fn subscribe_answers(
         }
         ExchangeKind::Generic => {}
     }
+    out.into_iter().map(|v| v.to_string()).collect()
+}
+
+/// Answers to an unsubscribe request, in each exchange's shape. Coinbase
+/// answers with the subscriptions left (`remaining`).
+pub fn unsubscribe_answers(
+    kind: ExchangeKind,
+    subs: &[(SimFeed, String)],
+    id: &Value,
+    remaining: &[(SimFeed, String)],
+) -> Vec<String> {
+    let out: Vec<Value> = match kind {
+        ExchangeKind::Binance => vec![json!({"result": null, "id": id})],
+        ExchangeKind::Bybit => vec![
+            json!({"success": true, "ret_msg": "", "conn_id": "sim", "req_id": id, "op": "unsubscribe"}),
+        ],
+        ExchangeKind::Okx => subs
+            .iter()
+            .map(|(f, s)| json!({"id": id, "event": "unsubscribe", "arg": {"channel": channel(kind, *f, s), "instId": s}, "connId": "sim"}))
+            .collect(),
+        ExchangeKind::Coinbase => {
+            let mut channels: Vec<(String, Vec<String>)> = Vec::new();
+            for (f, s) in remaining {
+                let name = channel(kind, *f, s);
+                match channels.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, p)) => p.push(s.clone()),
+                    None => channels.push((name, vec![s.clone()])),
+                }
+            }
+            let channels: Vec<Value> = channels
+                .into_iter()
+                .map(|(n, p)| json!({"name": n, "product_ids": p}))
+                .collect();
+            vec![json!({"type": "subscriptions", "channels": channels})]
+        }
+        ExchangeKind::Kraken => subs
+            .iter()
+            .map(|(f, s)| json!({"method": "unsubscribe", "result": {"channel": channel(kind, *f, s), "symbol": s}, "success": true, "req_id": id, "time_in": "2026-11-30T00:00:00.000000Z", "time_out": "2026-11-30T00:00:00.000100Z"}))
+            .collect(),
+        ExchangeKind::Generic => Vec::new(),
+    };
     out.into_iter().map(|v| v.to_string()).collect()
 }
 

@@ -151,6 +151,8 @@ pub struct StreamStats {
     pub pongs: u64,
     /// Subscribe requests received.
     pub subscribes: u64,
+    /// Unsubscribe requests received (a client's resync by resubscribing).
+    pub unsubscribes: u64,
 }
 
 /// A book and its last update id, shared by its connection and the
