@@ -630,3 +630,82 @@ async fn a_missed_pong_reconnects_and_is_journaled_without_a_page() {
         "the missed pong is in the journal, after the configured pong_timeout"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crossed_book_that_passes_every_check_pages_and_clears() {
+    // Kraken's checksum covers the crossed book (it is computed on it), and
+    // Coinbase's `level2_batch` has no check at all: the crossing is what
+    // is left to catch. Crossed from 2 s for 4 s.
+    let cases = [(Kraken, "ws:book:BTC-USDT"), (Coinbase, "ws:book:BTC-USD")];
+    let runs = cases.iter().map(|(kind, row_name)| async move {
+        let w = watch(
+            *kind,
+            vec![fault(StreamFaultKind::CrossedBook, *kind, 2_000, 4_000)],
+        )
+        .await;
+        let (fired, snap) = w
+            .until(Duration::from_secs(6), |s| {
+                !open(s, "book_crossed").is_empty()
+            })
+            .await;
+        let mut why = Vec::new();
+        if fired {
+            let a = open(&snap, "book_crossed")[0];
+            if a.severity != Severity::Critical
+                || a.endpoint.as_deref() != Some(*row_name)
+                || !a.title.contains("crossed: best bid")
+            {
+                why.push(format!(
+                    "wrong alert: {} {:?} {:?}",
+                    a.title, a.severity, a.endpoint
+                ));
+            }
+            if !open(&snap, "book_invalid").is_empty() {
+                why.push("a crossed book is not a broken sequence".to_string());
+            }
+            if row_book(&snap, row_name) != Some(BookState::Valid) {
+                why.push("the book stays valid".to_string());
+            }
+            let (cleared, s2) = w
+                .until(Duration::from_secs(8), |s| {
+                    open(s, "book_crossed").is_empty()
+                })
+                .await;
+            if !cleared {
+                why.push(format!("not cleared once uncrossed:\n{}", alerts(&s2)));
+            }
+        } else {
+            why.push("no book_crossed".to_string());
+        }
+        let journal = w.stop().await;
+        for what in ["\"what\":\"book_crossed\"", "\"what\":\"book_uncrossed\""] {
+            if !journal.lines().any(|l| l.contains(what)) {
+                why.push(format!("no {what} note in the journal"));
+            }
+        }
+        (
+            why.is_empty(),
+            format!(
+                "{kind:?}: {}\n{}\n{}",
+                why.join("; "),
+                rows(&snap),
+                alerts(&snap)
+            ),
+        )
+    });
+    let results = futures::future::join_all(runs).await;
+    let failed: Vec<&String> = results
+        .iter()
+        .filter(|(ok, _)| !ok)
+        .map(|(_, w)| w)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{}",
+        failed
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    );
+}

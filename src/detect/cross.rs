@@ -520,6 +520,7 @@ mod tests {
             book: row.starts_with("ws:book").then_some(BookState::Valid),
             bid: Some(format!("{:.1}", mid - 0.1)),
             ask: Some(format!("{:.1}", mid + 0.1)),
+            crossed: None,
             connection_wide: false,
             detail: String::new(),
         }

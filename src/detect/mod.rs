@@ -250,6 +250,7 @@ impl EndpointDetectors {
             | AlertKind::StreamRefused
             | AlertKind::ReconnectStorm
             | AlertKind::BookInvalid
+            | AlertKind::BookCrossed
             | AlertKind::StreamDiverges
             | AlertKind::PriceOutlier => false,
         }

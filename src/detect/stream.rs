@@ -10,6 +10,7 @@
 //! | `stream_zombie` | subscription, or the connection when all its subscriptions are | acked, socket alive, no data past `silent_after` | critical |
 //! | `stream_refused` | subscription | refused, or not acked in time | warning |
 //! | `book_invalid` | subscription | the book broke (gap, checksum, dropped messages); a drop of the connection is not a break | warning |
+//! | `book_crossed` | subscription | a valid book's top locked or crossed for [`CROSSED_FOR`] (two statuses) | critical |
 //!
 //! The thresholds themselves (`silent_after`, the dead threshold, the storm
 //! window) are applied by the watcher's liveness tracker; this detector
@@ -86,8 +87,14 @@ impl StreamAlertSettings {
     }
 }
 
+/// How long a streamed book's top must stay locked or crossed before
+/// `book_crossed` fires: 1 s, two statuses in a row, as REST's
+/// `payload:crossed_book` wants two answers of five. A book that crosses
+/// for one message between two statuses is journaled, not paged.
+pub const CROSSED_FOR: Duration = Duration::from_secs(1);
+
 /// The kinds a stream row raises.
-pub const KINDS: [AlertKind; 7] = [
+pub const KINDS: [AlertKind; 8] = [
     AlertKind::StreamDown,
     AlertKind::StreamDead,
     AlertKind::StreamPlanned,
@@ -95,6 +102,7 @@ pub const KINDS: [AlertKind; 7] = [
     AlertKind::StreamZombie,
     AlertKind::StreamRefused,
     AlertKind::BookInvalid,
+    AlertKind::BookCrossed,
 ];
 
 /// Whether a detector of this module raises `kind`.
@@ -183,6 +191,11 @@ impl StreamDetector {
                 st.book == Some(BookState::Invalid),
                 0,
             ));
+            checks.push((
+                AlertKind::BookCrossed,
+                st.crossed.is_some() && st.book == Some(BookState::Valid),
+                ms(CROSSED_FOR),
+            ));
         }
         for (kind, bad, fire_for) in checks {
             // stream_down's `for` is the time down, which the status
@@ -268,6 +281,20 @@ impl StreamDetector {
                     st.detail
                 ),
             ),
+            AlertKind::BookCrossed => {
+                let what = st.crossed.as_deref().unwrap_or("crossed");
+                (
+                    Severity::Critical,
+                    format!("order book {what}"),
+                    format!(
+                        "The streamed book passed every sequence and checksum check, yet its \
+                         best bid is at or above its best ask ({what}). No real market shows \
+                         that for long: the exchange's feed (or its matching engine) is \
+                         sending bad data, and anything trading on this book sees prices \
+                         that cannot be traded."
+                    ),
+                )
+            }
             _ => (
                 Severity::Warning,
                 format!("order book invalid ({})", short(&st.detail)),
@@ -325,6 +352,7 @@ mod tests {
             book: None,
             bid: None,
             ask: None,
+            crossed: None,
             connection_wide: false,
             detail: String::new(),
         }
@@ -412,5 +440,34 @@ mod tests {
             ..bad
         });
         assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn a_valid_book_crossed_for_two_statuses_is_critical_and_clears() {
+        let mut d =
+            StreamDetector::new("kraken", "ws:book:BTC-USD", StreamAlertSettings::default());
+        let crossed = |at| StreamStatus {
+            book: Some(BookState::Valid),
+            crossed: Some("crossed: best bid 101.5 > best ask 101.0".into()),
+            ..st("ws:book:BTC-USD", at, StreamState::Live)
+        };
+        // One status crossed: held, not fired (a one-message crossing).
+        assert!(d.on_status(&crossed(1_000)).is_empty());
+        let f = d.on_status(&crossed(2_000));
+        assert_eq!(kinds(&f), [("book_crossed".to_string(), true)]);
+        let Finding::Firing(x) = &f[0] else { panic!() };
+        assert_eq!(x.severity, Severity::Critical);
+        assert!(
+            x.title.contains("best bid 101.5 > best ask 101.0"),
+            "{}",
+            x.title
+        );
+        let ok = |at| StreamStatus {
+            book: Some(BookState::Valid),
+            ..st("ws:book:BTC-USD", at, StreamState::Live)
+        };
+        d.on_status(&ok(3_000));
+        let f = d.on_status(&ok(6_500));
+        assert_eq!(kinds(&f), [("book_crossed".to_string(), false)]);
     }
 }

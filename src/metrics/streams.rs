@@ -106,7 +106,8 @@ impl Streams {
 
 /// Per stream row: `exwatch_stream_live`, `exwatch_stream_data_age_seconds`,
 /// `exwatch_stream_messages_per_second`, `exwatch_stream_lag_seconds`
-/// (quantile 0.5 and 0.99), `exwatch_stream_book_valid`.
+/// (quantile 0.5 and 0.99), `exwatch_stream_book_valid`,
+/// `exwatch_stream_book_crossed`.
 #[derive(Debug)]
 struct StreamGauges;
 
@@ -176,6 +177,17 @@ impl SnapshotGauges for StreamGauges {
         for (labels, st) in rows() {
             if let Some(b) = st.book {
                 book.series(&labels, i64::from(b == BookState::Valid))?;
+            }
+        }
+        let mut crossed = GaugeFamily::new(
+            encoder,
+            "exwatch_stream_book_crossed",
+            "1 while a valid streamed order book's best bid is at or above its best ask, else 0",
+            None,
+        );
+        for (labels, st) in rows() {
+            if st.book.is_some() {
+                crossed.series(&labels, i64::from(st.crossed.is_some()))?;
             }
         }
         Ok(())

@@ -305,6 +305,10 @@ pub enum AlertKind {
     /// A streamed order book is invalid (a sequence gap, a checksum
     /// mismatch, messages dropped) until a snapshot resyncs it.
     BookInvalid,
+    /// A streamed order book's top is locked or crossed (best bid at or
+    /// above best ask): like the REST `payload:crossed_book`, data a
+    /// consumer would trade on that no real market shows.
+    BookCrossed,
     /// A stream's best bid/ask and the REST ticker of the same symbol on
     /// the same exchange disagree: one of the two is lying.
     StreamDiverges,
@@ -318,7 +322,7 @@ pub enum AlertKind {
 
 impl AlertKind {
     /// Every kind without data, in the order the docs list them.
-    pub const SIMPLE: [AlertKind; 20] = [
+    pub const SIMPLE: [AlertKind; 21] = [
         AlertKind::Latency,
         AlertKind::ErrorRate,
         AlertKind::Hung,
@@ -337,6 +341,7 @@ impl AlertKind {
         AlertKind::StreamRefused,
         AlertKind::ReconnectStorm,
         AlertKind::BookInvalid,
+        AlertKind::BookCrossed,
         AlertKind::StreamDiverges,
         AlertKind::PriceOutlier,
     ];
@@ -372,6 +377,7 @@ impl AlertKind {
             AlertKind::StreamRefused => "stream_refused",
             AlertKind::ReconnectStorm => "reconnect_storm",
             AlertKind::BookInvalid => "book_invalid",
+            AlertKind::BookCrossed => "book_crossed",
             AlertKind::StreamDiverges => "stream_diverges",
             AlertKind::PriceOutlier => "price_outlier",
             AlertKind::Payload(_) => return None,

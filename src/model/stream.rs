@@ -133,6 +133,10 @@ pub struct StreamStatus {
     /// See `bid`.
     #[serde(default)]
     pub ask: Option<String>,
+    /// The top of the book is locked or crossed, in words with both prices
+    /// (`crossed: best bid 101.5 > best ask 101.0`); `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossed: Option<String>,
     /// This subscription's verdict is its whole connection's (every
     /// subscription of the connection is a zombie): the connection row
     /// carries the alert, so one silent socket is one page.
@@ -165,6 +169,10 @@ pub enum StreamNoteKind {
     BookInvalid,
     /// A book was resynced from a snapshot (detail: how, and how long it was invalid).
     BookResynced,
+    /// A valid book's top became locked or crossed (detail: both prices).
+    BookCrossed,
+    /// A locked or crossed book is no longer (detail: for how long it was).
+    BookUncrossed,
     /// A REST snapshot for a book resync failed.
     SnapshotFailed,
     /// No pong within the deadline: the connection is dropped.

@@ -28,15 +28,19 @@ impl StreamView {
         self.connection == row
     }
 
-    /// Live (or still connecting) and, for a book, not invalid. A planned
-    /// disconnect is healthy too: it was announced.
+    /// Live (or still connecting) and, for a book, neither invalid nor
+    /// locked or crossed. A planned disconnect is healthy too: it was
+    /// announced.
     pub fn healthy(&self) -> bool {
         let Some(st) = &self.status else {
             return true;
         };
         let state_ok = matches!(st.state, StreamState::Live | StreamState::Pending)
             || (st.expected && st.state == StreamState::Down);
-        state_ok && st.book != Some(BookState::Invalid) && st.storm.is_none()
+        state_ok
+            && st.book != Some(BookState::Invalid)
+            && st.crossed.is_none()
+            && st.storm.is_none()
     }
 }
 

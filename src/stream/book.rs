@@ -42,6 +42,19 @@ pub enum Crossing {
     },
 }
 
+impl std::fmt::Display for Crossing {
+    /// `locked: best bid = best ask = 101.0`, `crossed: best bid 101.5 >
+    /// best ask 101.0`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Crossing::Locked { bid, .. } => write!(f, "locked: best bid = best ask = {bid}"),
+            Crossing::Crossed { bid, ask } => {
+                write!(f, "crossed: best bid {bid} > best ask {ask}")
+            }
+        }
+    }
+}
+
 impl OrderBook {
     /// An empty book.
     pub fn new() -> OrderBook {

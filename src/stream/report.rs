@@ -181,6 +181,20 @@ pub enum ReportKind {
         /// Why (gap, checksum, lag, disconnect).
         reason: InvalidReason,
     },
+    /// The top of a valid book became locked or crossed (`crossing` in
+    /// words with both prices), or stopped being (`None`). Sent on change,
+    /// not per message. The book stays valid: the exchange's own data may
+    /// be crossed (knowm/XChange PR #4239 saw crossed Kraken books that
+    /// passed the checksum), and no snapshot would fix it.
+    BookCrossed {
+        /// The book's channel.
+        channel: String,
+        /// The book's symbol.
+        symbol: String,
+        /// `crossed: best bid 101.5 > best ask 101.0`, or `None` once
+        /// uncrossed.
+        crossing: Option<String>,
+    },
     /// The book is valid again, `invalid_ms` after it became invalid.
     BookResynced {
         /// The book's channel.

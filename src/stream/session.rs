@@ -25,28 +25,16 @@ use super::spec::{StreamSpec, Subscription, data_channel, data_symbol};
 use super::{Feed, Op, binance, bybit, coinbase, kraken, okx};
 use crate::model::ExchangeKind;
 
+mod resync;
+
+pub use resync::{MAX_RESUBSCRIBES, RESUBSCRIBE_DEADLINE, RESUBSCRIBE_WINDOW};
+
 /// Kraken precisions used until the `instrument` channel names the pair's
 /// (BTC/USD: price 1, qty 8).
 pub const KRAKEN_FALLBACK_PRECISION: (u8, u8) = (1, 8);
 
 /// Binance snapshot fetches per resync before the worker reconnects instead.
 pub const MAX_SNAPSHOT_ATTEMPTS: u32 = 5;
-
-/// Resyncs by resubscribing a connection may make in
-/// [`RESUBSCRIBE_WINDOW`] before it reconnects instead. Each costs two
-/// requests; OKX allows 480 subscribe and unsubscribe requests per hour per
-/// connection, so at most 60 an hour stays far inside it, and a book that
-/// keeps breaking gets a new connection rather than a resubscription storm
-/// (thrasher-corp/gocryptotrader PR #2337).
-pub const MAX_RESUBSCRIBES: usize = 5;
-
-/// See [`MAX_RESUBSCRIBES`]: 10 minutes.
-pub const RESUBSCRIBE_WINDOW: Duration = Duration::from_secs(600);
-
-/// A resubscribed book with no snapshot after this (10 s) reconnects: an
-/// exchange may deduplicate an unsubscribe and subscribe pair and send no
-/// new snapshot (nautechsystems/nautilus_trader#4643).
-pub const RESUBSCRIBE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// What the worker must do for the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +88,9 @@ struct Book {
     invalid_since: Option<i64>,
     /// A failure made it invalid (not just the start or a reconnect).
     failed: bool,
+    /// Its top at the last message: 0 fine, 1 locked, 2 crossed (reported
+    /// when this changes, with the prices of that moment).
+    crossed: u8,
 }
 
 /// One worker's subscriptions and books.
@@ -434,6 +425,7 @@ impl Session {
                     book,
                     invalid_since: Some(now),
                     failed: false,
+                    crossed: 0,
                 },
             );
         }
@@ -447,9 +439,29 @@ impl Session {
             entry.book.best_bid().map(|l| l.price),
             entry.book.best_ask().map(|l| l.price),
         );
+        // Locked or crossed: only a valid book has a top to compare.
+        let crossed = match (bid, ask) {
+            (Some(b), Some(a)) if b > a => 2,
+            (Some(b), Some(a)) if b == a => 1,
+            _ => 0,
+        };
+        let crossing_changed = crossed != entry.crossed;
+        entry.crossed = crossed;
         // Verdict reports first: a resynced book's top follows its
         // `BookResynced`, an invalid book's message follows its `BookInvalid`.
         self.after_verdict(&key, verdict, now, ResyncVia::StreamSnapshot);
+        if crossing_changed {
+            let crossing = self
+                .books
+                .get(&key)
+                .and_then(|e| e.book.crossing())
+                .map(|c| c.to_string());
+            self.reports.push(ReportKind::BookCrossed {
+                channel: key.0.clone(),
+                symbol: key.1.clone(),
+                crossing,
+            });
+        }
         if exchange == ExchangeKind::Binance && verdict == Verdict::Buffered {
             self.want_snapshot(&key.1, Duration::ZERO);
         }
@@ -531,143 +543,6 @@ impl Session {
         }
     }
 
-    /// Resync the book of `symbol` (its data spelling): Binance from a REST
-    /// snapshot, the others by resubscribing it (see the module doc).
-    fn resync(&mut self, symbol: &str, now: i64) {
-        if self.exchange == ExchangeKind::Binance {
-            self.want_snapshot(symbol, Duration::ZERO);
-            return;
-        }
-        if self.resubscribing.contains_key(symbol) {
-            return;
-        }
-        let window = RESUBSCRIBE_WINDOW.as_millis() as i64;
-        while self.resubscribes.front().is_some_and(|t| now - t >= window) {
-            self.resubscribes.pop_front();
-        }
-        let book = self
-            .subs
-            .iter()
-            .position(|s| matches!(s.sub.feed, Feed::Book { .. }) && s.symbol == symbol);
-        let reason = match book {
-            Some(i) if self.resubscribes.len() < MAX_RESUBSCRIBES => {
-                let requests = self.resubscribe(i);
-                self.resubscribes.push_back(now);
-                self.resubscribing.insert(symbol.to_string(), now);
-                self.actions.push(Action::Send { requests });
-                return;
-            }
-            Some(_) => format!(
-                "resync the {symbol} book: {MAX_RESUBSCRIBES} resubscriptions in {} min already",
-                RESUBSCRIBE_WINDOW.as_secs() / 60
-            ),
-            None => format!("resync the {symbol} book"),
-        };
-        self.actions.push(Action::Reconnect {
-            reason,
-            planned: false,
-        });
-    }
-
-    /// Unsubscribe and subscribe requests for subscription `i` alone. The
-    /// subscribe's id is the subscription's request from now on, so a
-    /// refusal maps back to it.
-    fn resubscribe(&mut self, i: usize) -> Vec<String> {
-        self.resync_requests += 1;
-        let n = self.resync_requests;
-        let (feed, symbol) = (self.subs[i].sub.feed, self.subs[i].sub.symbol.clone());
-        let one = [(feed, symbol.as_str())];
-        let (unsub_id, sub_id) = (format!("exwatch-u{n}"), format!("exwatch-r{n}"));
-        let requests = match self.exchange {
-            ExchangeKind::Bybit => vec![
-                bybit::request(Op::Unsubscribe, &unsub_id, &one),
-                bybit::request(Op::Subscribe, &sub_id, &one),
-            ],
-            ExchangeKind::Okx => vec![
-                okx::request(Op::Unsubscribe, &unsub_id, &one),
-                okx::request(Op::Subscribe, &sub_id, &one),
-            ],
-            ExchangeKind::Coinbase => vec![
-                coinbase::request(Op::Unsubscribe, &one),
-                coinbase::request(Op::Subscribe, &one),
-            ],
-            ExchangeKind::Kraken => {
-                // Numeric ids, above the two of `requests`.
-                let mut r = kraken::request(Op::Unsubscribe, 2 * n + 1, &one);
-                r.extend(kraken::request(Op::Subscribe, 2 * n + 2, &one));
-                return self.note_request(i, (2 * n + 2).to_string(), r);
-            }
-            ExchangeKind::Binance | ExchangeKind::Generic => Vec::new(),
-        };
-        self.note_request(i, sub_id, requests)
-    }
-
-    /// Map acks of request `id` to subscription `i`, reusing its resync
-    /// slot so ids do not pile up on a long-lived connection.
-    fn note_request(&mut self, i: usize, id: String, requests: Vec<String>) -> Vec<String> {
-        let slot = match self.subs[i].resync_slot {
-            Some(slot) => {
-                self.request_ids[slot] = id;
-                slot
-            }
-            None => {
-                self.request_ids.push(id);
-                self.request_ids.len() - 1
-            }
-        };
-        self.subs[i].resync_slot = Some(slot);
-        self.subs[i].request = slot;
-        requests
-    }
-
-    /// Time passes (the worker calls this every 50 ms): a book resubscribed
-    /// more than [`RESUBSCRIBE_DEADLINE`] ago and still without its snapshot
-    /// makes the worker reconnect.
-    pub fn on_tick(&mut self, now: i64) {
-        let deadline = RESUBSCRIBE_DEADLINE.as_millis() as i64;
-        let Some(symbol) = self
-            .resubscribing
-            .iter()
-            .find(|(_, at)| now - **at > deadline)
-            .map(|(s, _)| s.clone())
-        else {
-            return;
-        };
-        self.resubscribing.clear();
-        self.actions.push(Action::Reconnect {
-            reason: format!(
-                "resync the {symbol} book: no snapshot {} s after resubscribing",
-                RESUBSCRIBE_DEADLINE.as_secs()
-            ),
-            planned: false,
-        });
-    }
-
-    fn want_snapshot(&mut self, symbol: &str, delay: Duration) {
-        if !self.fetching.insert(symbol.to_string()) {
-            return;
-        }
-        let attempt = self
-            .snapshot_attempts
-            .entry(symbol.to_string())
-            .or_insert(0);
-        *attempt += 1;
-        if *attempt > MAX_SNAPSHOT_ATTEMPTS {
-            self.actions.push(Action::Reconnect {
-                reason: format!(
-                    "{symbol}: no usable depth snapshot in {MAX_SNAPSHOT_ATTEMPTS} tries"
-                ),
-                planned: false,
-            });
-            return;
-        }
-        self.actions.push(Action::FetchSnapshot {
-            symbol: symbol.to_string(),
-            attempt: *attempt,
-            delay,
-        });
-    }
-
     /// Binance: the fetcher's answer for `symbol` (a
     /// [`super::message::BookSeq::BinanceRest`] snapshot, or the error).
     pub fn on_snapshot(&mut self, symbol: &str, result: Result<BookMsg, String>, now: i64) {
@@ -730,6 +605,8 @@ impl Session {
         for ((channel, symbol), b) in self.books.iter_mut() {
             let was_valid = b.book.is_valid();
             b.book.invalidate();
+            // The watcher forgets a crossing with the book's validity.
+            b.crossed = 0;
             if was_valid {
                 b.invalid_since = Some(now);
                 b.failed = true;
@@ -1046,5 +923,43 @@ mod tests {
             }
             assert!(!text(&sent[1]).contains("ticker"), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn a_crossed_top_is_reported_on_change_and_the_book_stays_valid() {
+        let mut s = bybit_valid_book();
+        let delta = |u: u64, bids: &str, asks: &str| {
+            format!(
+                r#"{{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1,"data":{{"s":"BTCUSDT","b":{bids},"a":{asks},"u":{u},"seq":{u}}},"cts":1}}"#
+            )
+        };
+        let crossings = |reports: &[ReportKind]| -> Vec<Option<String>> {
+            reports
+                .iter()
+                .filter_map(|r| match r {
+                    ReportKind::BookCrossed { crossing, .. } => Some(crossing.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        // A bid at 102 over the ask at 101: crossed, in sequence.
+        s.on_text(&delta(12, r#"[["102","1"]]"#, "[]"), 200);
+        let (reports, actions) = s.drain();
+        assert!(actions.is_empty(), "{actions:?}");
+        assert_eq!(
+            crossings(&reports),
+            [Some("crossed: best bid 102 > best ask 101".to_string())]
+        );
+        assert!(s.book_valid("orderbook.50", "BTCUSDT"));
+        // Still crossed: nothing new. Locked is reported as its own words.
+        s.on_text(&delta(13, r#"[["102","2"]]"#, "[]"), 210);
+        assert!(crossings(&s.drain().0).is_empty());
+        s.on_text(&delta(14, r#"[["102","0"]]"#, r#"[["100","1"]]"#), 220);
+        assert_eq!(
+            crossings(&s.drain().0),
+            [Some("locked: best bid = best ask = 100".to_string())]
+        );
+        s.on_text(&delta(15, "[]", r#"[["100","0"]]"#), 230);
+        assert_eq!(crossings(&s.drain().0), [None]);
     }
 }

@@ -61,6 +61,8 @@ struct Stats {
     /// invalid even if it was resynced meanwhile, so a gap is never lost
     /// between two statuses.
     broke_since_tick: Option<String>,
+    /// Locked or crossed top (in words) and since when (ms).
+    crossed: Option<(String, i64)>,
 }
 
 impl Stats {
@@ -348,6 +350,8 @@ impl Watcher {
                 if let Some(row) = self.row_mut(channel, symbol) {
                     // A book dropped with its connection waits for the next
                     // snapshot: syncing, the drop is the connection's alert.
+                    // An invalid book has no top: no crossing either.
+                    row.stats.crossed = None;
                     if *reason == InvalidReason::Disconnected {
                         row.stats.book = Some(BookState::Syncing);
                         return out;
@@ -363,6 +367,29 @@ impl Watcher {
                     row.stats.broke_since_tick = Some(detail.clone());
                     let id = row.id.clone();
                     out.push(self.note(&id, at, StreamNoteKind::BookInvalid, detail));
+                }
+            }
+            ReportKind::BookCrossed {
+                channel,
+                symbol,
+                crossing,
+            } => {
+                if let Some(row) = self.row_mut(channel, symbol) {
+                    let (what, detail) = match (crossing, row.stats.crossed.take()) {
+                        (Some(c), before) => {
+                            // Locked then crossed is one crossing, since its start.
+                            let since = before.map_or(at, |(_, since)| since);
+                            row.stats.crossed = Some((c.clone(), since));
+                            (StreamNoteKind::BookCrossed, c.clone())
+                        }
+                        (None, Some((c, since))) => (
+                            StreamNoteKind::BookUncrossed,
+                            format!("no longer {c}, after {} ms", at - since),
+                        ),
+                        (None, None) => return out,
+                    };
+                    let id = row.id.clone();
+                    out.push(self.note(&id, at, what, detail));
                 }
             }
             ReportKind::BookResynced {
@@ -486,6 +513,7 @@ impl Watcher {
             book: None,
             bid: None,
             ask: None,
+            crossed: None,
             connection_wide: false,
             detail,
         }));
@@ -543,6 +571,7 @@ impl Watcher {
                 _ => None,
             };
             // The book's fault first: it names the alert.
+            let book_why = book_why.or_else(|| s.crossed.as_ref().map(|(c, _)| c.clone()));
             if let Some(b) = book_why.filter(|b| !b.is_empty()) {
                 detail = if detail.is_empty() {
                     b
@@ -574,6 +603,7 @@ impl Watcher {
                 book,
                 bid: s.bid.clone(),
                 ask: s.ask.clone(),
+                crossed: s.crossed.as_ref().map(|(c, _)| c.clone()),
                 connection_wide: false,
                 detail,
             });

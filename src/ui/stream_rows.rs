@@ -75,6 +75,7 @@ fn state<'a>(sv: &StreamView, w: usize, t: &Theme) -> Line<'a> {
         StreamState::Live | StreamState::Zombie if st.book == Some(BookState::Invalid) => {
             (t.sym_open(), "INVALID".to_string(), t.bad())
         }
+        StreamState::Live if st.crossed.is_some() => (t.sym_open(), "CROSSED".to_string(), t.bad()),
         StreamState::Live if st.expected => (t.sym_half_open(), "planned".to_string(), t.warn()),
         StreamState::Live => (t.sym_closed(), "live".to_string(), t.ok()),
         StreamState::Pending => (t.sym_half_open(), "pending".to_string(), t.dim()),

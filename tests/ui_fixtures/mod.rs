@@ -542,6 +542,7 @@ fn stream_status(
         book: None,
         bid: None,
         ask: None,
+        crossed: None,
         connection_wide: false,
         detail: String::new(),
     }

@@ -87,6 +87,18 @@ pub fn decide(kind: &AlertKind, where_: &str) -> Option<Decision> {
                 "If it repeats, look for lag (slow consumer) or a faulty exchange feed",
             ],
         ),
+        AlertKind::BookCrossed => d(
+            "book_crossed",
+            "the streamed order book is locked or crossed while every integrity check passes",
+            3,
+            format!("{where_}: order book crossed"),
+            "The exchange's own feed is wrong (a matching or publishing fault), or a level \
+             the exchange never deleted; a snapshot would carry the same data",
+            &[
+                "Stop trusting this exchange's book for pricing until it uncrosses",
+                "Compare with the REST book and the other exchanges (price_outlier)",
+            ],
+        ),
         _ => None,
     }
 }

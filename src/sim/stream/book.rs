@@ -156,6 +156,39 @@ impl SimBook {
         out
     }
 
+    /// Cross the book: a bid one tick above the best ask, the worst bid
+    /// dropped to stay within [`LEVELS`]. Nothing if already crossed.
+    pub fn cross(&mut self) -> Vec<Change> {
+        let (bid, ask) = self.best();
+        if bid >= ask {
+            return Vec::new();
+        }
+        let mut changes = Vec::with_capacity(2);
+        if self.bids.len() >= LEVELS {
+            if let Some(w) = self.bids.keys().next().copied() {
+                self.bids.remove(&w);
+                changes.push((Side::Buy, w, 0));
+            }
+        }
+        let q = self.qty();
+        self.bids.insert(ask + 1, q);
+        changes.push((Side::Buy, ask + 1, q));
+        changes
+    }
+
+    /// Delete every bid at or above the best ask ([`SimBook::cross`] undone).
+    pub fn uncross(&mut self) -> Vec<Change> {
+        let (_, ask) = self.best();
+        let crossing: Vec<u64> = self.bids.range(ask..).map(|(p, _)| *p).collect();
+        crossing
+            .into_iter()
+            .map(|p| {
+                self.bids.remove(&p);
+                (Side::Buy, p, 0)
+            })
+            .collect()
+    }
+
     /// Bids (price ticks, quantity units), best first.
     pub fn bids(&self) -> Vec<(u64, u64)> {
         self.bids.iter().rev().map(|(p, q)| (*p, *q)).collect()
@@ -209,6 +242,19 @@ mod tests {
             assert!(b.bids().len() <= LEVELS && b.asks().len() <= LEVELS);
         }
         assert_eq!(price(970_001).to_string(), "97000.1");
+    }
+
+    #[test]
+    fn cross_and_uncross_keep_the_depth() {
+        let mut b = SimBook::new(7, 970_000);
+        let changes = b.cross();
+        let (bid, ask) = b.best();
+        assert_eq!(bid, ask + 1, "{changes:?}");
+        assert!(b.bids().len() <= LEVELS);
+        assert!(b.cross().is_empty(), "crossed once");
+        assert_eq!(b.uncross(), vec![(Side::Buy, ask + 1, 0)]);
+        let (bid, ask) = b.best();
+        assert!(bid < ask);
     }
 
     #[test]

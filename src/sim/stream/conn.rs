@@ -28,6 +28,8 @@ struct BookSub {
     book: super::SharedBook,
     /// OKX `seqId` (the other exchanges keep their id in the tuple's u64).
     seq: i64,
+    /// A `crossed_book` fault crossed it.
+    crossed: bool,
     last_frame: Option<String>,
     held: Option<String>,
 }
@@ -265,6 +267,7 @@ impl Conn {
             depth,
             book: cell,
             seq: 1_000,
+            crossed: false,
             last_frame: None,
             held: None,
         });
@@ -347,7 +350,14 @@ impl Conn {
         let mid = mid_ticks(&shared, kind, &b.symbol, now);
         let text = {
             let mut g = b.book.lock().unwrap_or_else(|p| p.into_inner());
-            let changes = g.0.step_to(mid);
+            let mut changes = g.0.step_to(mid);
+            if shared.active(kind, F::CrossedBook) {
+                changes.extend(g.0.cross());
+                b.crossed = true;
+            } else if b.crossed {
+                changes.extend(g.0.uncross());
+                b.crossed = false;
+            }
             let mut ids = Ids::default();
             match kind {
                 ExchangeKind::Binance => {

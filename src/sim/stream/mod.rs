@@ -78,6 +78,12 @@ pub enum StreamFaultKind {
     /// points (default 100) off the market its REST endpoints and the
     /// other exchanges quote: a feed that lies without breaking sequence.
     PriceOffset,
+    /// A bid one tick above the best ask is added to the book (the worst
+    /// bid dropped to stay within the depth) and kept there for the window,
+    /// in sequence and, for Kraken, with the right checksum: a crossed book
+    /// that passes every integrity check (knowm/XChange PR #4239). It is
+    /// deleted when the window ends.
+    CrossedBook,
 }
 
 /// One stream fault of a scenario.
