@@ -570,21 +570,17 @@ async fn every_book_fault_alerts_with_its_figures_and_duplicates_do_not() {
             w.stop().await;
             result
         });
-    let results = futures::future::join_all(runs).await;
-    let failed: Vec<&String> = results
+    all_passed(futures::future::join_all(runs).await);
+}
+
+/// Every case of a table-driven test passed; else all their stories.
+fn all_passed(results: Vec<(bool, String)>) {
+    let failed: Vec<&str> = results
         .iter()
         .filter(|(ok, _)| !ok)
-        .map(|(_, why)| why)
+        .map(|(_, why)| why.as_str())
         .collect();
-    assert!(
-        failed.is_empty(),
-        "{}",
-        failed
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    );
+    assert!(failed.is_empty(), "{}", failed.join("\n---\n"));
 }
 
 fn row_book(snap: &Snapshot, name: &str) -> Option<BookState> {
@@ -693,19 +689,5 @@ async fn a_crossed_book_that_passes_every_check_pages_and_clears() {
             ),
         )
     });
-    let results = futures::future::join_all(runs).await;
-    let failed: Vec<&String> = results
-        .iter()
-        .filter(|(ok, _)| !ok)
-        .map(|(_, w)| w)
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{}",
-        failed
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    );
+    all_passed(futures::future::join_all(runs).await);
 }

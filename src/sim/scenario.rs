@@ -185,7 +185,8 @@ impl Scenario {
             // Stream faults between the REST faults of the same exchange,
             // so each is its own incident: a zombie socket (Kraken), a
             // sequence gap (Bybit), a drop with reconnects refused
-            // (Coinbase), an announced disconnect (OKX).
+            // (Coinbase), an announced disconnect (OKX), a crossed book that
+            // passes the checksum (Kraken).
             stream: StreamScenario {
                 faults: vec![
                     sf(20, 10, StreamFaultKind::Stall, Kraken),
@@ -193,6 +194,7 @@ impl Scenario {
                     sf(48, 1, StreamFaultKind::ServerClose, Coinbase),
                     sf(48, 12, StreamFaultKind::RefuseConnections, Coinbase),
                     sf(84, 1, StreamFaultKind::PlannedDisconnect, Okx),
+                    sf(99, 6, StreamFaultKind::CrossedBook, Kraken),
                 ],
                 ..StreamScenario::default()
             },

@@ -256,19 +256,7 @@ pub fn subscribe_answers(
             if let Some((_, s)) = refused.first() {
                 out.push(json!({"type": "error", "message": "Failed to subscribe", "reason": format!("{s} is not a valid product")}));
             }
-            let mut channels: Vec<(String, Vec<String>)> = Vec::new();
-            for (f, s) in &ok {
-                let name = channel(kind, *f, s);
-                match channels.iter_mut().find(|(n, _)| *n == name) {
-                    Some((_, p)) => p.push(s.clone()),
-                    None => channels.push((name, vec![s.clone()])),
-                }
-            }
-            let channels: Vec<Value> = channels
-                .into_iter()
-                .map(|(n, p)| json!({"name": n, "product_ids": p}))
-                .collect();
-            out.push(json!({"type": "subscriptions", "channels": channels}));
+            out.push(coinbase_subscriptions(ok.into_iter()));
         }
         ExchangeKind::Kraken => {
             for (f, s) in &ok {
@@ -285,6 +273,24 @@ pub fn subscribe_answers(
         ExchangeKind::Generic => {}
     }
     out.into_iter().map(|v| v.to_string()).collect()
+}
+
+/// Coinbase's `subscriptions` message: the channels subscribed now, each
+/// with its products, as it answers both subscribe and unsubscribe.
+fn coinbase_subscriptions<'a>(subs: impl Iterator<Item = &'a (SimFeed, String)>) -> Value {
+    let mut channels: Vec<(String, Vec<String>)> = Vec::new();
+    for (f, s) in subs {
+        let name = channel(ExchangeKind::Coinbase, *f, s);
+        match channels.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, p)) => p.push(s.clone()),
+            None => channels.push((name, vec![s.clone()])),
+        }
+    }
+    let channels: Vec<Value> = channels
+        .into_iter()
+        .map(|(n, p)| json!({"name": n, "product_ids": p}))
+        .collect();
+    json!({"type": "subscriptions", "channels": channels})
 }
 
 /// Answers to an unsubscribe request, in each exchange's shape. Coinbase
@@ -304,21 +310,7 @@ pub fn unsubscribe_answers(
             .iter()
             .map(|(f, s)| json!({"id": id, "event": "unsubscribe", "arg": {"channel": channel(kind, *f, s), "instId": s}, "connId": "sim"}))
             .collect(),
-        ExchangeKind::Coinbase => {
-            let mut channels: Vec<(String, Vec<String>)> = Vec::new();
-            for (f, s) in remaining {
-                let name = channel(kind, *f, s);
-                match channels.iter_mut().find(|(n, _)| *n == name) {
-                    Some((_, p)) => p.push(s.clone()),
-                    None => channels.push((name, vec![s.clone()])),
-                }
-            }
-            let channels: Vec<Value> = channels
-                .into_iter()
-                .map(|(n, p)| json!({"name": n, "product_ids": p}))
-                .collect();
-            vec![json!({"type": "subscriptions", "channels": channels})]
-        }
+        ExchangeKind::Coinbase => vec![coinbase_subscriptions(remaining.iter())],
         ExchangeKind::Kraken => subs
             .iter()
             .map(|(f, s)| json!({"method": "unsubscribe", "result": {"channel": channel(kind, *f, s), "symbol": s}, "success": true, "req_id": id, "time_in": "2026-11-30T00:00:00.000000Z", "time_out": "2026-11-30T00:00:00.000100Z"}))
