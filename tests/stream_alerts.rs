@@ -19,15 +19,7 @@ use exwatch::sim::scenario::Scenario;
 use exwatch::sim::stream::{StreamFault, StreamFaultKind, StreamScenario};
 use exwatch::state::{EndpointView, Snapshot};
 
-fn fault(kind: StreamFaultKind, exchange: ExchangeKind, at_ms: u64, for_ms: u64) -> StreamFault {
-    StreamFault {
-        at: Duration::from_millis(at_ms),
-        duration: Duration::from_millis(for_ms),
-        fault: kind,
-        exchange: Some(exchange),
-        bps: None,
-    }
-}
+use common::sim::stream_fault as fault;
 
 /// The simulator with fast streams (data every 50 ms, heartbeats every
 /// 200 ms) and these stream faults.

@@ -10,6 +10,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,15 +37,7 @@ fn wall_ms() -> i64 {
     exwatch::clock::wall_ms()
 }
 
-fn fault(kind: StreamFaultKind, exchange: ExchangeKind, at_ms: u64, for_ms: u64) -> StreamFault {
-    StreamFault {
-        at: Duration::from_millis(at_ms),
-        duration: Duration::from_millis(for_ms),
-        fault: kind,
-        exchange: Some(exchange),
-        bps: None,
-    }
-}
+use common::sim::stream_fault as fault;
 
 /// The simulator with short stream intervals and `faults`; returns it with
 /// its start time (unix ms, taken just before it started: fault windows

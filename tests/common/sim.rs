@@ -55,3 +55,19 @@ pub async fn count(sim: &exwatch::sim::SimHandle, key: &str) -> u64 {
     let v: serde_json::Value = serde_json::from_slice(&body).expect("stats json");
     v["endpoints"][key].as_u64().unwrap_or(0)
 }
+
+/// One stream fault of `kind` on `exchange`, from `at_ms` for `for_ms`.
+pub fn stream_fault(
+    kind: exwatch::sim::stream::StreamFaultKind,
+    exchange: ExchangeKind,
+    at_ms: u64,
+    for_ms: u64,
+) -> exwatch::sim::stream::StreamFault {
+    exwatch::sim::stream::StreamFault {
+        at: Duration::from_millis(at_ms),
+        duration: Duration::from_millis(for_ms),
+        fault: kind,
+        exchange: Some(exchange),
+        bps: None,
+    }
+}
