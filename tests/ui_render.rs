@@ -430,7 +430,7 @@ fn stream_rows_beside_the_rest_endpoints() {
     insta::assert_snapshot!("stream_book_detail_120x40", s);
     for want in [
         "WebSocket subscription on okx",
-        "p50 38 ms  p99 95 ms",
+        "p50 38ms  p99 95ms",
         "1 gaps, 0 resyncs, 0 reconnects",
         "invalid",
     ] {

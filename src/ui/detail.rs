@@ -476,7 +476,7 @@ fn stream_lines<'a>(
         t,
     ));
     l.push(kv("recent", fmt::sparkline(&sv.recent_rate, 40, t), t));
-    let lag = |v: Option<i64>| v.map_or("-".to_string(), |ms| format!("{ms} ms"));
+    let lag = |v: Option<i64>| v.map_or("-".to_string(), fmt::lag_ms);
     l.push(kv(
         "lag",
         format!(

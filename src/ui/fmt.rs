@@ -3,6 +3,17 @@
 use super::theme::Theme;
 
 /// `850µs`, `12ms`, `1.25s`.
+/// A stream lag, measured in whole ms (exchange event times carry ms):
+/// `<1ms` at 0 or below (below the resolution, or a clock offset slightly
+/// over-corrected), `42ms`, `1.25s`.
+pub fn lag_ms(ms: i64) -> String {
+    match ms {
+        i64::MIN..=0 => "<1ms".to_string(),
+        1..=999 => format!("{ms}ms"),
+        _ => format!("{:.2}s", ms as f64 / 1_000.0),
+    }
+}
+
 pub fn latency_us(us: u64, theme: &Theme) -> String {
     if us < 1_000 {
         if theme.ascii {
@@ -131,6 +142,15 @@ pub fn metric(name: &str, v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn stream_lags_show_their_millisecond_resolution() {
+        assert_eq!(lag_ms(0), "<1ms");
+        assert_eq!(lag_ms(-3), "<1ms");
+        assert_eq!(lag_ms(42), "42ms");
+        assert_eq!(lag_ms(1_250), "1.25s");
+    }
+
     use super::*;
 
     #[test]

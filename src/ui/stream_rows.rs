@@ -37,7 +37,7 @@ pub(super) fn cell<'a>(
                 }
             });
             match v {
-                Some(ms) => Line::raw(fmt::latency_us(ms.max(0) as u64 * 1000, t)),
+                Some(ms) => Line::raw(fmt::lag_ms(ms)),
                 None => Line::styled("-", t.dim()),
             }
             .right_aligned()
