@@ -2,9 +2,12 @@
 # Soak: N stream connections (ticker + book of a symbol each, N/5 per
 # exchange kind) against a local `exwatch sim`
 # for a while, sampling exwatch's resident memory (VmRSS) and CPU time from
-# /proc every INTERVAL seconds. Prints one CSV line per sample and a summary:
-# RSS first/last/max, CPU seconds per second, and CPU per 1,000 messages/s
-# (messages counted by exwatch's own metrics).
+# /proc, and its live heap (`exwatch_heap_allocated_bytes`, what the
+# allocator handed out and got no free for), every INTERVAL seconds. Prints
+# one CSV line per sample and a summary: RSS and heap first/last/max, CPU
+# seconds per second, and CPU per 1,000 messages/s (messages counted by
+# exwatch's own metrics). A leak grows the heap; allocator retention grows
+# RSS only.
 #
 #   scripts/soak_streams.sh [connections=50] [seconds=3600] [interval=60]
 #
@@ -55,21 +58,28 @@ msgs() {
   curl -s "http://127.0.0.1:$MPORT/metrics" \
     | awk '/^exwatch_stream_messages_total\{.*stream="ws:/ {s += $NF} END {printf "%d", s}'
 }
+heap() {
+  curl -s "http://127.0.0.1:$MPORT/metrics" \
+    | awk '/^exwatch_heap_allocated_bytes / {printf "%d", $NF / 1024}'
+}
 cpu() { awk -v t="$TCK" '{printf "%.2f", ($14 + $15) / t}' "/proc/$RUN/stat"; }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$RUN/status"; }
 sleep 5
-echo "elapsed_s,rss_kib,cpu_s,data_msgs"
+echo "elapsed_s,rss_kib,cpu_s,data_msgs,heap_kib"
 t0=$(date +%s); c0=$(cpu); m0=$(msgs); first=$(rss); max=$first
+h0=$(heap); hmax=${h0:-0}
 while :; do
   now=$(date +%s); e=$((now - t0))
-  r=$(rss); c=$(cpu); m=$(msgs)
+  r=$(rss); c=$(cpu); m=$(msgs); h=$(heap)
   [ "$r" -gt "$max" ] && max=$r
-  echo "$e,$r,$c,$m"
+  [ "${h:-0}" -gt "$hmax" ] && hmax=$h
+  echo "$e,$r,$c,$m,$h"
   [ "$e" -ge "$SECS" ] && break
   sleep "$EVERY"
 done
-awk -v c0="$c0" -v c="$c" -v m0="$m0" -v m="$m" -v e="$e" -v f="$first" -v r="$r" -v x="$max" -v n="$N" 'BEGIN {
+awk -v c0="$c0" -v c="$c" -v m0="$m0" -v m="$m" -v e="$e" -v f="$first" -v r="$r" -v x="$max" -v n="$N" \
+  -v h0="${h0:-0}" -v h="${h:-0}" -v hx="$hmax" 'BEGIN {
   cps = (c - c0) / e; mps = (m - m0) / e;
-  printf "connections %d, %d s: RSS %d KiB at start, %d KiB at end, %d KiB max; CPU %.3f s/s; %.0f data msgs/s; CPU per 1,000 msgs/s: %.1f%% of a core\n",
-    n, e, f, r, x, cps, mps, (mps > 0 ? 100 * cps * 1000 / mps : 0)
+  printf "connections %d, %d s: RSS %d KiB at start, %d KiB at end, %d KiB max; heap %d KiB at start, %d KiB at end, %d KiB max; CPU %.3f s/s; %.0f data msgs/s; CPU per 1,000 msgs/s: %.1f%% of a core\n",
+    n, e, f, r, x, h0, h, hx, cps, mps, (mps > 0 ? 100 * cps * 1000 / mps : 0)
 }'

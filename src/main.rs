@@ -12,8 +12,10 @@ use std::time::Duration;
 
 // The probe path allocates per response (JSON tree, level texts); mimalloc
 // keeps that cheap on the hot path (measured with `exwatch bench pipeline`).
+// `cap` counts the bytes live on the heap for `exwatch_heap_allocated_bytes`
+// (no limit is set), so a soak tells a leak from allocator retention.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: cap::Cap<mimalloc::MiMalloc> = cap::Cap::new(mimalloc::MiMalloc, usize::MAX);
 
 /// Exit codes (documented in the README).
 mod exit {
@@ -63,6 +65,7 @@ macro_rules! outln {
 }
 
 fn main() -> ExitCode {
+    exwatch::metrics::set_heap_probe(|| GLOBAL.allocated());
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

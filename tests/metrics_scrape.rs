@@ -651,3 +651,45 @@ async fn alert_families_and_every_dashboard_metric_are_exported() {
     let _ = exporter.await;
     sim.stop().await;
 }
+
+/// The binary's allocator counts the heap: `exwatch_heap_allocated_bytes`
+/// is exported by `exwatch run`, above zero and below the resident set
+/// (the soak of the README reads both to tell a leak from allocator
+/// retention).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_exports_its_live_heap_below_its_resident_set() {
+    let sim = start(scenario(vec![])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let cfg = common::headless::write_config(
+        dir.path(),
+        &format!(
+            "[journal]\npath = \"{logs}/journal.jsonl\"\n\
+             [metrics]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[exchanges]]\nname = \"binance\"\nkind = \"binance\"\nbase_url = \"{base}\"\n\
+             [[exchanges.endpoints]]\nname = \"ticker\"\nkind = \"ticker\"\ninterval = \"100ms\"\n",
+            logs = dir.path().display(),
+            base = sim.base_url(ExchangeKind::Binance),
+        ),
+    );
+    let _child = common::headless::Headless::run(&cfg, &[]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let client = reqwest::Client::new();
+    while client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "no /metrics on {addr}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (text, exp) = scrape(addr).await;
+    let heap = value(&exp, "exwatch_heap_allocated_bytes", &[]);
+    let rss = value(&exp, "process_resident_memory_bytes", &[]);
+    let (Some(heap), Some(rss)) = (heap, rss) else {
+        panic!("heap {heap:?}, rss {rss:?}:\n{text}");
+    };
+    assert!(heap > 100_000.0 && heap < rss, "heap {heap} B, rss {rss} B");
+}

@@ -14,7 +14,7 @@
 //! | `alerts.rs` | `alerts_sent`, `exwatch_alerts_raised`, `exwatch_alerts_open`, `exwatch_alert_delivery_failures`, `exwatch_sink_up`, `anomaly_score` |
 //! | `triage.rs` | `exwatch_triage`, `exwatch_triage_model_calls`, `exwatch_triage_tokens`, `exwatch_triage_cost_usd` |
 //! | `backends.rs` | `exwatch_backend_up` |
-//! | `process.rs` | `process_cpu_seconds`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_threads`, `process_start_time_seconds` |
+//! | `process.rs` | `process_cpu_seconds`, `process_resident_memory_bytes`, `exwatch_heap_allocated_bytes` (the binary's allocator), `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_threads`, `process_start_time_seconds` |
 //! | `mod.rs` (this file: bind, serve, the run loop) | `exwatch_events` |
 //!
 //! Two feeds, so counters are exact and gauges are fresh:
@@ -44,7 +44,7 @@ mod streams;
 mod tests;
 mod triage;
 
-pub use process::ProcessStats;
+pub use process::{ProcessStats, set_heap_probe};
 pub use settings::{MetricsError, MetricsSettings};
 
 use crate::model::{EndpointId, Event};

@@ -6,6 +6,17 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
+/// Bytes the program's allocator has handed out and not taken back, as the
+/// binary's global allocator counts them (`cap::Cap` around mimalloc);
+/// set once by `main`. Unset (tests, other embedders): no heap gauge.
+static HEAP_ALLOCATED: std::sync::OnceLock<fn() -> usize> = std::sync::OnceLock::new();
+
+/// Export `exwatch_heap_allocated_bytes` from `probe` (bytes live on the
+/// heap). Set once; later calls are ignored.
+pub fn set_heap_probe(probe: fn() -> usize) {
+    let _ = HEAP_ALLOCATED.set(probe);
+}
+
 /// exwatch's own process figures ([`ProcessStats`]), read on each scrape
 /// (nothing is exported where `/proc` is missing).
 #[derive(Debug)]
@@ -102,6 +113,15 @@ impl Collector for ProcessCollector {
             "process_resident_memory_bytes",
             "Resident memory size",
             as_f(s.resident_bytes),
+        )?;
+        // RSS minus this is what the allocator keeps mapped but unused
+        // (free pages not returned yet, fragmentation), plus code and
+        // stacks: a leak grows this, allocator retention does not.
+        encode_gauge(
+            &mut encoder,
+            "exwatch_heap_allocated_bytes",
+            "Heap bytes allocated and not freed, as the global allocator counts them",
+            HEAP_ALLOCATED.get().map(|probe| probe() as f64),
         )?;
         encode_gauge(
             &mut encoder,
