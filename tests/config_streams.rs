@@ -143,6 +143,9 @@ book_depth = 200
     assert_eq!(md.spec.subscriptions, want);
     assert_eq!(md.spec.timing.ping_every, None);
     assert_eq!(md.dead_after, Duration::from_secs(60));
+    // A long ping: the default dead threshold follows it.
+    let slow = parse(&one_stream("bybit", "ping_every = \"5m\"\n"));
+    assert_eq!(slow.streams()[0].dead_after, Duration::from_secs(600));
     assert_eq!(md.spec.timing.pong_timeout, Duration::from_secs(10));
     assert_eq!(s[2].dead_after, Duration::from_secs(45));
     let by = &s[2].spec;

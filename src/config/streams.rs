@@ -85,8 +85,10 @@ pub struct StreamConfig {
     #[serde(default, with = "humantime_serde")]
     pub pong_timeout: Option<Duration>,
     /// A connected socket with no frame at all this long is `stream_dead`.
-    /// Default [`DEFAULT_DEAD_AFTER`]; at least twice the keepalive
-    /// interval ([`keepalive_every`]), at most [`MAX_DEAD_AFTER`].
+    /// Default [`DEFAULT_DEAD_AFTER`], or twice the keepalive interval
+    /// ([`keepalive_every`]) when that is longer (a Bybit `ping_every` of
+    /// 5 min); at least twice the keepalive interval, at most
+    /// [`MAX_DEAD_AFTER`].
     #[serde(default, with = "humantime_serde")]
     pub dead_after: Option<Duration>,
 }
@@ -306,7 +308,10 @@ impl StreamConfig {
             exchange: exchange.to_string(),
             spec,
             silent_after: self.silent_after.unwrap_or(DEFAULT_SILENT_AFTER),
-            dead_after: self.dead_after.unwrap_or(DEFAULT_DEAD_AFTER),
+            dead_after: self.dead_after.unwrap_or_else(|| {
+                let keepalive = keepalive_every(kind, self.ping_every).unwrap_or_default();
+                DEFAULT_DEAD_AFTER.max(keepalive * 2)
+            }),
         }
     }
 }

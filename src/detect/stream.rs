@@ -10,7 +10,7 @@
 //! | `stream_zombie` | subscription, or the connection when all its subscriptions are | acked, socket alive, no data past `silent_after` | critical |
 //! | `stream_refused` | subscription | refused, or not acked in time | warning |
 //! | `book_invalid` | subscription | the book broke (gap, checksum, dropped messages); a drop of the connection is not a break | warning |
-//! | `book_crossed` | subscription | a valid book's top locked or crossed for [`CROSSED_FOR`] (two statuses) | critical |
+//! | `book_crossed` | subscription | a valid book's top locked or crossed in two statuses in a row ([`CROSSED_FOR`]) | critical |
 //!
 //! The thresholds themselves (`silent_after`, the dead threshold, the storm
 //! window) are applied by the watcher's liveness tracker; this detector
@@ -88,10 +88,12 @@ impl StreamAlertSettings {
 }
 
 /// How long a streamed book's top must stay locked or crossed before
-/// `book_crossed` fires: 1 s, two statuses in a row, as REST's
-/// `payload:crossed_book` wants two answers of five. A book that crosses
-/// for one message between two statuses is journaled, not paged.
-pub const CROSSED_FOR: Duration = Duration::from_secs(1);
+/// `book_crossed` fires: half a status period, so it fires on the second
+/// status in a row that says crossed (about 1 s apart, a few ms less when a
+/// tick runs late), as REST's `payload:crossed_book` wants two answers of
+/// five. A book that crosses between two statuses only is journaled, not
+/// paged.
+pub const CROSSED_FOR: Duration = Duration::from_millis(500);
 
 /// The kinds a stream row raises.
 pub const KINDS: [AlertKind; 8] = [
@@ -453,7 +455,8 @@ mod tests {
         };
         // One status crossed: held, not fired (a one-message crossing).
         assert!(d.on_status(&crossed(1_000)).is_empty());
-        let f = d.on_status(&crossed(2_000));
+        // The next one, even from a tick a few ms late, fires.
+        let f = d.on_status(&crossed(1_990));
         assert_eq!(kinds(&f), [("book_crossed".to_string(), true)]);
         let Finding::Firing(x) = &f[0] else { panic!() };
         assert_eq!(x.severity, Severity::Critical);

@@ -18,6 +18,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
+use super::book::Crossing;
 use super::integrity::{LocalBook, Verdict};
 use super::message::{BookMsg, StreamMsg};
 use super::report::{ControlKind, InvalidReason, ReportKind, ResyncVia};
@@ -66,7 +67,7 @@ pub enum Action {
 /// Note that the subscriptions at `idx` went out in request number `ids.len()`.
 fn assign(subs: &mut [Sub], ids: &mut Vec<String>, idx: &[usize], id: String) {
     for i in idx {
-        subs[*i].request = ids.len();
+        subs[*i].request = Some(ids.len());
     }
     ids.push(id);
 }
@@ -77,7 +78,10 @@ struct Sub {
     channel: Option<String>,
     symbol: String,
     acked: bool,
-    request: usize,
+    /// Index in `request_ids` of the request that asked for it; `None`
+    /// where acks name their channel instead (Kraken, Coinbase) until a
+    /// resync sends one with an id.
+    request: Option<usize>,
     /// Its slot in `request_ids` for resync requests, once it has one.
     resync_slot: Option<usize>,
 }
@@ -130,7 +134,7 @@ impl Session {
                     channel: data_channel(spec.exchange, s.feed),
                     symbol: data_symbol(spec.exchange, &s.symbol),
                     acked: false,
-                    request: 0,
+                    request: None,
                     resync_slot: None,
                 });
             }
@@ -176,6 +180,7 @@ impl Session {
         self.resubscribes.clear();
         for s in &mut self.subs {
             s.acked = false;
+            s.request = None;
             s.resync_slot = None;
         }
         self.requests()
@@ -363,7 +368,7 @@ impl Session {
                 (Some(c), Some(sym)) => s.channel.as_deref() == Some(c) && s.symbol == *sym,
                 (Some(c), None) => s.channel.as_deref() == Some(c),
                 (None, Some(sym)) => s.symbol == *sym,
-                (None, None) => request.is_some_and(|r| r == s.request),
+                (None, None) => request.is_some() && request == s.request,
             })
             .map(|(i, _)| i)
             .collect();
@@ -583,6 +588,23 @@ impl Session {
             return;
         }
         self.after_verdict(&key, verdict, now, ResyncVia::RestSnapshot);
+        // A snapshot may cross the book too (its diff events check on_book).
+        if let Some(entry) = self.books.get_mut(&key) {
+            let crossing = entry.book.crossing();
+            let state = match crossing {
+                Some(Crossing::Crossed { .. }) => 2,
+                Some(Crossing::Locked { .. }) => 1,
+                None => 0,
+            };
+            if state != entry.crossed {
+                entry.crossed = state;
+                self.reports.push(ReportKind::BookCrossed {
+                    channel: key.0.clone(),
+                    symbol: key.1.clone(),
+                    crossing: crossing.map(|c| c.to_string()),
+                });
+            }
+        }
     }
 
     /// The read task dropped `dropped` frames: every valid book may have
@@ -757,7 +779,7 @@ mod tests {
         // Deltas still in flight and the unsubscribe's ack change nothing.
         s.on_text(&bybit_frame("delta", 14), 125);
         s.on_text(
-            r#"{"success":true,"ret_msg":"","conn_id":"c","req_id":"exwatch-u1","op":"unsubscribe"}"#,
+            r#"{"success":true,"ret_msg":"","conn_id":"c","req_id":"u1","op":"unsubscribe"}"#,
             126,
         );
         let (reports, actions) = s.drain();
@@ -798,7 +820,7 @@ mod tests {
         s.on_text(&bybit_frame("delta", 13), 120);
         s.drain();
         s.on_text(
-            r#"{"success":false,"ret_msg":"error:too many requests","conn_id":"c","req_id":"exwatch-r1","op":"subscribe"}"#,
+            r#"{"success":false,"ret_msg":"error:too many requests","conn_id":"c","req_id":"r1","op":"subscribe"}"#,
             130,
         );
         let (reports, _) = s.drain();
@@ -898,14 +920,27 @@ mod tests {
                 ExchangeKind::Okx => {
                     assert_eq!(sent[0]["op"], "unsubscribe");
                     assert_eq!(sent[1]["op"], "subscribe");
-                    assert_eq!(
-                        sent[1]["args"],
-                        serde_json::json!([{"channel": "books", "instId": "BTC-USDT"}])
-                    );
+                    for r in &sent {
+                        assert_eq!(
+                            r["args"],
+                            serde_json::json!([{"channel": "books", "instId": "BTC-USDT"}])
+                        );
+                        // OKX ids: letters and digits only, up to 32.
+                        let id = r["id"].as_str().unwrap_or_default();
+                        assert!(
+                            !id.is_empty()
+                                && id.len() <= 32
+                                && id.chars().all(|c| c.is_ascii_alphanumeric()),
+                            "{id}"
+                        );
+                    }
                 }
                 ExchangeKind::Kraken => {
                     assert_eq!(sent[0]["method"], "unsubscribe");
-                    assert_eq!(sent[0]["params"].get("snapshot"), None);
+                    assert_eq!(
+                        sent[0]["params"],
+                        serde_json::json!({"channel": "book", "symbol": ["BTC/USD"], "depth": 10})
+                    );
                     assert_eq!(sent[1]["method"], "subscribe");
                     assert_eq!(
                         sent[1]["params"],
@@ -915,10 +950,12 @@ mod tests {
                 _ => {
                     assert_eq!(sent[0]["type"], "unsubscribe");
                     assert_eq!(sent[1]["type"], "subscribe");
-                    assert_eq!(
-                        sent[1]["channels"],
-                        serde_json::json!([{"name": "level2_batch", "product_ids": ["BTC-USD"]}])
-                    );
+                    for r in &sent {
+                        assert_eq!(
+                            r["channels"],
+                            serde_json::json!([{"name": "level2_batch", "product_ids": ["BTC-USD"]}])
+                        );
+                    }
                 }
             }
             assert!(!text(&sent[1]).contains("ticker"), "{kind:?}");
@@ -961,5 +998,37 @@ mod tests {
         );
         s.on_text(&delta(15, "[]", r#"[["100","0"]]"#), 230);
         assert_eq!(crossings(&s.drain().0), [None]);
+    }
+
+    #[test]
+    fn a_kraken_refusal_by_request_id_names_only_the_resubscribed_book() {
+        let mut s = session(
+            ExchangeKind::Kraken,
+            vec![
+                Subscription::new(Feed::Ticker, "BTC/USD"),
+                Subscription::new(Feed::Book { depth: 10 }, "BTC/USD"),
+            ],
+        );
+        s.begin();
+        s.resync("BTC/USD", 10);
+        let (_, actions) = s.drain();
+        let [Action::Send { requests }] = actions.as_slice() else {
+            panic!("{actions:?}");
+        };
+        let sub: serde_json::Value = serde_json::from_str(&requests[1]).unwrap();
+        let id = sub["req_id"].as_u64().unwrap();
+        s.on_text(
+            &format!(r#"{{"error":"Exceeded msg rate","method":"subscribe","success":false,"req_id":{id}}}"#),
+            20,
+        );
+        let (reports, _) = s.drain();
+        let refused: Vec<Option<&str>> = reports
+            .iter()
+            .filter_map(|r| match r {
+                ReportKind::SubscribeRefused { channel, .. } => Some(channel.as_deref()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(refused, [Some("book")], "{reports:?}");
     }
 }

@@ -2,18 +2,19 @@
 
 use super::theme::Theme;
 
-/// `850µs`, `12ms`, `1.25s`.
 /// A stream lag, measured in whole ms (exchange event times carry ms):
-/// `<1ms` at 0 or below (below the resolution, or a clock offset slightly
-/// over-corrected), `42ms`, `1.25s`.
+/// `<1ms` from -49 to 0 ms (below the resolution, or a clock offset a
+/// little over-corrected), `42ms`, `1.25s`, and a larger negative lag as it
+/// is (`-320ms`: the exchange's clock, or the offset, is off).
 pub fn lag_ms(ms: i64) -> String {
     match ms {
-        i64::MIN..=0 => "<1ms".to_string(),
-        1..=999 => format!("{ms}ms"),
+        -49..=0 => "<1ms".to_string(),
+        1..=999 | -999..=-50 => format!("{ms}ms"),
         _ => format!("{:.2}s", ms as f64 / 1_000.0),
     }
 }
 
+/// `850µs`, `12ms`, `1.25s`.
 pub fn latency_us(us: u64, theme: &Theme) -> String {
     if us < 1_000 {
         if theme.ascii {
@@ -147,6 +148,8 @@ mod tests {
     fn stream_lags_show_their_millisecond_resolution() {
         assert_eq!(lag_ms(0), "<1ms");
         assert_eq!(lag_ms(-3), "<1ms");
+        assert_eq!(lag_ms(-320), "-320ms");
+        assert_eq!(lag_ms(-2_500), "-2.50s");
         assert_eq!(lag_ms(42), "42ms");
         assert_eq!(lag_ms(1_250), "1.25s");
     }

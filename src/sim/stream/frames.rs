@@ -62,15 +62,16 @@ pub fn parse_request(kind: ExchangeKind, text: &str) -> Request {
         .or_else(|| v.get("method"))
         .or_else(|| v.get("type"))
         .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    // Both verbs share each exchange's shape (Binance spells them in
-    // capitals).
-    let unsubscribe = op == "unsubscribe";
-    let op = if unsubscribe {
-        "subscribe"
-    } else {
-        op.as_str()
+        .unwrap_or("");
+    // Both verbs share each exchange's shape, spelled as the exchange
+    // spells them (Binance in capitals, the others in lowercase): another
+    // spelling is ignored, as exchanges refuse it.
+    let (unsubscribe, op) = match (kind, op) {
+        (ExchangeKind::Binance, "SUBSCRIBE") => (false, "subscribe"),
+        (ExchangeKind::Binance, "UNSUBSCRIBE") => (true, "subscribe"),
+        (ExchangeKind::Binance, _) => (false, ""),
+        (_, "unsubscribe") => (true, "subscribe"),
+        (_, op) => (false, op),
     };
     let request = parse_shape(kind, op, &v, id);
     match request {

@@ -73,7 +73,9 @@ impl Session {
         let n = self.resync_requests;
         let (feed, symbol) = (self.subs[i].sub.feed, self.subs[i].sub.symbol.clone());
         let one = [(feed, symbol.as_str())];
-        let (unsub_id, sub_id) = (format!("exwatch-u{n}"), format!("exwatch-r{n}"));
+        // OKX ids are up to 32 letters and digits, nothing else (OKX API v5,
+        // "WebSocket" overview, `id`); the same suits Bybit's `req_id`.
+        let (unsub_id, sub_id) = (format!("u{n}"), format!("r{n}"));
         let requests = match self.exchange {
             ExchangeKind::Bybit => vec![
                 bybit::request(Op::Unsubscribe, &unsub_id, &one),
@@ -112,7 +114,7 @@ impl Session {
             }
         };
         self.subs[i].resync_slot = Some(slot);
-        self.subs[i].request = slot;
+        self.subs[i].request = Some(slot);
         requests
     }
 
