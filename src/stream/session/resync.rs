@@ -93,16 +93,18 @@ impl Session {
                 // Numeric ids, above the two of `requests`.
                 let mut r = kraken::request(Op::Unsubscribe, 2 * n + 1, &one);
                 r.extend(kraken::request(Op::Subscribe, 2 * n + 2, &one));
-                return self.note_request(i, (2 * n + 2).to_string(), r);
+                self.note_request(i, (2 * n + 2).to_string());
+                return r;
             }
             ExchangeKind::Binance | ExchangeKind::Generic => Vec::new(),
         };
-        self.note_request(i, sub_id, requests)
+        self.note_request(i, sub_id);
+        requests
     }
 
     /// Map acks of request `id` to subscription `i`, reusing its resync
     /// slot so ids do not pile up on a long-lived connection.
-    fn note_request(&mut self, i: usize, id: String, requests: Vec<String>) -> Vec<String> {
+    fn note_request(&mut self, i: usize, id: String) {
         let slot = match self.subs[i].resync_slot {
             Some(slot) => {
                 self.request_ids[slot] = id;
@@ -115,7 +117,6 @@ impl Session {
         };
         self.subs[i].resync_slot = Some(slot);
         self.subs[i].request = Some(slot);
-        requests
     }
 
     /// Time passes (the worker calls this every 50 ms): a book resubscribed
