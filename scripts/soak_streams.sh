@@ -11,7 +11,9 @@
 #
 #   scripts/soak_streams.sh [connections=50] [seconds=3600] [interval=60]
 #
-# Uses target/release/exwatch (cargo build --release first). Everything on 127.0.0.1.
+# Uses target/release/exwatch (cargo build --release --features heap-stats
+# first; without the feature the heap column stays empty). Everything on
+# 127.0.0.1.
 # Environment: BIN (the binary), PORT (the simulator's; +1 its streams, +10
 # metrics), FEEDS (default `"ticker", "book"`, e.g. FEEDS='"ticker"'),
 # KEEP=1 keeps the temporary directory (config, logs, journal).

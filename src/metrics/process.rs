@@ -7,8 +7,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 /// Bytes the program's allocator has handed out and not taken back, as the
-/// binary's global allocator counts them (`cap::Cap` around mimalloc);
-/// set once by `main`. Unset (tests, other embedders): no heap gauge.
+/// binary's global allocator counts them (`cap::Cap` around mimalloc, with
+/// the `heap-stats` feature); set once by `main`. Unset (the default
+/// build, tests, other embedders): no heap gauge.
 static HEAP_ALLOCATED: std::sync::OnceLock<fn() -> usize> = std::sync::OnceLock::new();
 
 /// Export `exwatch_heap_allocated_bytes` from `probe` (bytes live on the
