@@ -158,16 +158,7 @@ fn rows(snap: &Snapshot) -> String {
 }
 
 fn alerts(snap: &Snapshot) -> String {
-    snap.alerts
-        .iter()
-        .map(|a| {
-            format!(
-                "{} {:?} {:?} {}",
-                a.fingerprint, a.state, a.severity, a.title
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    common::alert_lines(&snap.alerts)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -54,16 +54,7 @@ fn cross(snap: &Snapshot) -> Vec<&Alert> {
 }
 
 fn show(alerts: &[&Alert]) -> String {
-    alerts
-        .iter()
-        .map(|a| {
-            format!(
-                "{} {:?} {:?} {}",
-                a.fingerprint, a.state, a.severity, a.title
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    common::alert_lines(alerts.iter().copied())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

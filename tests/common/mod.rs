@@ -16,3 +16,18 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("no free loopback port")
 }
+
+/// Alerts one per line (`fingerprint state severity title`), for failure
+/// messages.
+pub fn alert_lines<'a>(alerts: impl IntoIterator<Item = &'a exwatch::model::Alert>) -> String {
+    alerts
+        .into_iter()
+        .map(|a| {
+            format!(
+                "{} {:?} {:?} {}",
+                a.fingerprint, a.state, a.severity, a.title
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

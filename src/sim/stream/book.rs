@@ -28,6 +28,17 @@ pub struct SimBook {
     rng: SmallRng,
 }
 
+/// Remove the worst level of one side's `map` (the lowest bid, the highest
+/// ask), as the change that says so.
+fn drop_worst(map: &mut std::collections::BTreeMap<u64, u64>, side: Side) -> Option<Change> {
+    let worst = match side {
+        Side::Buy => map.keys().next().copied(),
+        Side::Sell => map.keys().next_back().copied(),
+    }?;
+    map.remove(&worst);
+    Some((side, worst, 0))
+}
+
 /// A price in ticks of 0.1 as a decimal.
 pub fn price(ticks: u64) -> Dec {
     Dec::new(ticks, PRICE_SCALE).unwrap_or(Dec::ZERO)
@@ -83,14 +94,7 @@ impl SimBook {
         let mut changes = Vec::with_capacity(2);
         if replace && !map.contains_key(&target) && map.len() >= LEVELS {
             // Drop the worst level to make room.
-            let worst = match side {
-                Side::Buy => map.keys().next().copied(),
-                Side::Sell => map.keys().next_back().copied(),
-            };
-            if let Some(w) = worst {
-                map.remove(&w);
-                changes.push((side, w, 0));
-            }
+            changes.extend(drop_worst(map, side));
         }
         if map.contains_key(&target) || map.len() < LEVELS {
             map.insert(target, q);
@@ -131,14 +135,7 @@ impl SimBook {
                     continue;
                 }
                 if map.len() >= LEVELS {
-                    let worst = match side {
-                        Side::Buy => map.keys().next().copied(),
-                        Side::Sell => map.keys().next_back().copied(),
-                    };
-                    if let Some(w) = worst {
-                        map.remove(&w);
-                        changes.push((side, w, 0));
-                    }
+                    changes.extend(drop_worst(map, side));
                 }
                 map.insert(best, q);
                 changes.push((side, best, q));
@@ -165,10 +162,7 @@ impl SimBook {
         }
         let mut changes = Vec::with_capacity(2);
         if self.bids.len() >= LEVELS {
-            if let Some(w) = self.bids.keys().next().copied() {
-                self.bids.remove(&w);
-                changes.push((Side::Buy, w, 0));
-            }
+            changes.extend(drop_worst(&mut self.bids, Side::Buy));
         }
         let q = self.qty();
         self.bids.insert(ask + 1, q);
